@@ -1,0 +1,244 @@
+//! Topic and broker configs: the keys Silt knows, their validation, and how a
+//! topic's effective value is resolved: topic override, then dynamic broker
+//! config, then the static config file, then the built-in default.
+
+use std::collections::BTreeMap;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// Where an effective config value comes from (Kafka's `ConfigSource`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    DynamicTopic = 1,
+    DynamicDefaultBroker = 3,
+    StaticBroker = 4,
+}
+
+/// A config as DescribeConfigs reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: String,
+    pub source: ConfigSource,
+    pub read_only: bool,
+    /// Kafka's config type: 3 = INT, 5 = LONG, 6 = STRING, 7 = LIST, 1 = BOOLEAN.
+    pub config_type: i8,
+    pub documentation: &'static str,
+}
+
+/// A topic config and the broker config that supplies its default.
+struct TopicKey {
+    topic: &'static str,
+    broker: &'static str,
+    config_type: i8,
+    documentation: &'static str,
+}
+
+const TYPE_BOOLEAN: i8 = 1;
+const TYPE_INT: i8 = 3;
+const TYPE_LONG: i8 = 5;
+const TYPE_LIST: i8 = 7;
+
+const TOPIC_KEYS: &[TopicKey] = &[
+    TopicKey {
+        topic: "cleanup.policy",
+        broker: "log.cleanup.policy",
+        config_type: TYPE_LIST,
+        documentation: "delete, compact, or both (stored; enforced by the retention and compaction issues)",
+    },
+    TopicKey {
+        topic: "max.message.bytes",
+        broker: "message.max.bytes",
+        config_type: TYPE_INT,
+        documentation: "The largest record batch the topic accepts",
+    },
+    TopicKey {
+        topic: "retention.bytes",
+        broker: "log.retention.bytes",
+        config_type: TYPE_LONG,
+        documentation: "Bytes kept per partition before old data is deleted (-1: unlimited)",
+    },
+    TopicKey {
+        topic: "retention.ms",
+        broker: "log.retention.ms",
+        config_type: TYPE_LONG,
+        documentation: "How long data is kept (-1: forever)",
+    },
+];
+
+/// Checks a topic config; returns the value as stored.
+pub fn validate_topic_config(name: &str, value: &str) -> Result<String> {
+    let key = TOPIC_KEYS
+        .iter()
+        .find(|k| k.topic == name)
+        .ok_or_else(|| Error::InvalidConfig(format!("unknown topic config '{name}'")))?;
+    validate_value(name, key.config_type, value)
+}
+
+/// Checks a dynamic broker config; only the topic defaults can change at runtime.
+pub fn validate_broker_config(name: &str, value: &str) -> Result<String> {
+    let key = TOPIC_KEYS.iter().find(|k| k.broker == name).ok_or_else(|| {
+        Error::InvalidConfig(format!("broker config '{name}' cannot be changed dynamically"))
+    })?;
+    validate_value(name, key.config_type, value)
+}
+
+fn validate_value(name: &str, config_type: i8, value: &str) -> Result<String> {
+    let invalid = |why: &str| Err(Error::InvalidConfig(format!("{name}={value}: {why}")));
+    match config_type {
+        TYPE_LONG => match value.trim().parse::<i64>() {
+            Ok(v) if v >= -1 => Ok(v.to_string()),
+            _ => invalid("expected an integer >= -1"),
+        },
+        TYPE_INT => match value.trim().parse::<i32>() {
+            Ok(v) if v >= 1 => Ok(v.to_string()),
+            _ => invalid("expected a positive integer"),
+        },
+        _ => {
+            let mut policies: Vec<&str> = value.split(',').map(str::trim).collect();
+            policies.sort_unstable();
+            policies.dedup();
+            if policies.is_empty() || policies.iter().any(|p| !matches!(*p, "delete" | "compact")) {
+                return invalid("expected delete, compact or delete,compact");
+            }
+            Ok(policies.join(","))
+        }
+    }
+}
+
+/// The static (config file) value of the broker config behind `topic_key`.
+fn static_default(config: &Config, topic_key: &str) -> String {
+    let t = &config.topics;
+    match topic_key {
+        "cleanup.policy" => t.cleanup_policy.clone(),
+        "max.message.bytes" => t.max_message_bytes.to_string(),
+        "retention.bytes" => t.retention_bytes.to_string(),
+        _ => t.retention_ms.to_string(),
+    }
+}
+
+/// Every topic config with its effective value and source.
+pub fn describe_topic(
+    config: &Config,
+    dynamic_broker: &BTreeMap<String, String>,
+    topic: &BTreeMap<String, String>,
+) -> Vec<ConfigEntry> {
+    TOPIC_KEYS
+        .iter()
+        .map(|key| {
+            let (value, source) = if let Some(v) = topic.get(key.topic) {
+                (v.clone(), ConfigSource::DynamicTopic)
+            } else if let Some(v) = dynamic_broker.get(key.broker) {
+                (v.clone(), ConfigSource::DynamicDefaultBroker)
+            } else {
+                (static_default(config, key.topic), ConfigSource::StaticBroker)
+            };
+            ConfigEntry {
+                name: key.topic.to_string(),
+                value,
+                source,
+                read_only: false,
+                config_type: key.config_type,
+                documentation: key.documentation,
+            }
+        })
+        .collect()
+}
+
+/// Every broker config with its effective value and source.
+pub fn describe_broker(config: &Config, dynamic_broker: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+    let mut entries: Vec<ConfigEntry> = TOPIC_KEYS
+        .iter()
+        .map(|key| {
+            let (value, source) = match dynamic_broker.get(key.broker) {
+                Some(v) => (v.clone(), ConfigSource::DynamicDefaultBroker),
+                None => (static_default(config, key.topic), ConfigSource::StaticBroker),
+            };
+            ConfigEntry {
+                name: key.broker.to_string(),
+                value,
+                source,
+                read_only: false,
+                config_type: key.config_type,
+                documentation: key.documentation,
+            }
+        })
+        .collect();
+    let read_only = |name: &str, value: String, config_type, documentation| ConfigEntry {
+        name: name.to_string(),
+        value,
+        source: ConfigSource::StaticBroker,
+        read_only: true,
+        config_type,
+        documentation,
+    };
+    entries.push(read_only(
+        "auto.create.topics.enable",
+        config.topics.auto_create.to_string(),
+        TYPE_BOOLEAN,
+        "Create unknown topics requested in Metadata",
+    ));
+    entries.push(read_only(
+        "broker.id",
+        config.broker.id.to_string(),
+        TYPE_INT,
+        "This broker's node id",
+    ));
+    entries.push(read_only(
+        "num.partitions",
+        config.topics.default_partitions.to_string(),
+        TYPE_INT,
+        "Partitions of auto-created topics",
+    ));
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    entries
+}
+
+/// The effective `max.message.bytes` of a topic.
+pub fn max_message_bytes(
+    config: &Config,
+    dynamic_broker: &BTreeMap<String, String>,
+    topic: &BTreeMap<String, String>,
+) -> usize {
+    topic
+        .get("max.message.bytes")
+        .or_else(|| dynamic_broker.get("message.max.bytes"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(config.topics.max_message_bytes as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_validated_and_normalized() {
+        assert_eq!(validate_topic_config("retention.ms", " 1000").unwrap(), "1000");
+        assert!(validate_topic_config("retention.ms", "-2").is_err());
+        assert!(validate_topic_config("max.message.bytes", "0").is_err());
+        assert_eq!(
+            validate_topic_config("cleanup.policy", "delete, compact").unwrap(),
+            "compact,delete"
+        );
+        assert!(validate_topic_config("cleanup.policy", "shred").is_err());
+        assert!(validate_topic_config("segment.bytes", "1").is_err());
+        assert!(validate_broker_config("log.retention.ms", "5").is_ok());
+        assert!(validate_broker_config("broker.id", "5").is_err());
+    }
+
+    #[test]
+    fn resolution_prefers_topic_then_dynamic_broker_then_static() {
+        let config = Config::default();
+        let dynamic = BTreeMap::from([("log.retention.ms".to_string(), "10".to_string())]);
+        let topic = BTreeMap::from([("retention.bytes".to_string(), "20".to_string())]);
+        let entries = describe_topic(&config, &dynamic, &topic);
+        let find = |n: &str| entries.iter().find(|e| e.name == n).unwrap().clone();
+        assert_eq!(find("retention.ms").value, "10");
+        assert_eq!(find("retention.ms").source, ConfigSource::DynamicDefaultBroker);
+        assert_eq!(find("retention.bytes").source, ConfigSource::DynamicTopic);
+        assert_eq!(find("cleanup.policy").value, "delete");
+        assert_eq!(find("cleanup.policy").source, ConfigSource::StaticBroker);
+        assert_eq!(max_message_bytes(&config, &dynamic, &topic), 1_048_588);
+    }
+}

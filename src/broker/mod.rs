@@ -1,0 +1,358 @@
+//! The broker: the shared handle every request handler receives. It owns the
+//! topic registry, the partition log, the metadata store and the settings,
+//! and performs the admin operations (create/delete topics, partitions,
+//! configs) that must change metadata and the log together.
+//!
+//! Start-up order: metadata store, bucket, log (WAL recovery), topics and
+//! partitions from metadata, WAL replay, upload of what was replayed, then
+//! the uploader task. Shutdown is the reverse: uploader (final upload), WAL,
+//! cache.
+
+pub mod configs;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::sync::{Arc, RwLock};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::log::partition::Partition;
+use crate::log::{Log, LogSettings};
+use crate::meta::embedded::EmbeddedStore;
+use crate::meta::{MetaStore, TopicMeta};
+use crate::storage::Bucket;
+
+/// The most partitions one topic may have; bounds what a request can allocate.
+pub const MAX_PARTITIONS: i32 = 10_000;
+
+/// A topic with its partitions. Immutable: changes replace the whole value.
+#[derive(Clone)]
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: Vec<Arc<Partition>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl Topic {
+    /// The partition with this index, if it exists.
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+    }
+}
+
+#[derive(Default)]
+struct Topics {
+    by_name: HashMap<String, Arc<Topic>>,
+    by_id: HashMap<Uuid, Arc<Topic>>,
+}
+
+/// A change to one config key (IncrementalAlterConfigs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChange {
+    Set(String, String),
+    Delete(String),
+}
+
+/// Shared state of a running broker.
+pub struct Broker {
+    pub config: Config,
+    pub log: Arc<Log>,
+    meta: Arc<dyn MetaStore>,
+    topics: RwLock<Topics>,
+    dynamic_configs: RwLock<BTreeMap<String, String>>,
+    /// Serializes admin changes so check-then-act on topics is atomic.
+    admin: tokio::sync::Mutex<()>,
+    tasks: TaskTracker,
+    stop_tasks: CancellationToken,
+    _data_dir_lock: File,
+}
+
+impl Broker {
+    /// Opens the data dir, recovers, and starts the background tasks.
+    pub async fn open(config: Config) -> Result<Arc<Broker>> {
+        let data_dir = config.broker.data_dir.clone();
+        std::fs::create_dir_all(&data_dir)?;
+        let lock = File::create(data_dir.join("lock"))?;
+        lock.try_lock().map_err(|_| {
+            Error::Io(std::io::Error::other(format!(
+                "data dir {} is in use by another broker",
+                data_dir.display()
+            )))
+        })?;
+        let meta: Arc<dyn MetaStore> = Arc::new(EmbeddedStore::open(&data_dir.join("meta"))?);
+        let bucket = Bucket::local(&data_dir.join("objects"))?;
+        let settings = LogSettings::from_config(&config);
+        let (log, wal_records) = Log::open(settings, &config, meta.clone(), bucket).await?;
+        let log = Arc::new(log);
+        let mut topics = Topics::default();
+        for topic in meta.topics().await? {
+            let loaded = load_topic(&log, meta.as_ref(), topic).await?;
+            topics.by_id.insert(loaded.id, loaded.clone());
+            topics.by_name.insert(loaded.name.clone(), loaded);
+        }
+        log.replay(wal_records);
+        log.flush_all().await?;
+        let dynamic_configs = meta.broker_configs().await?;
+        let broker = Arc::new(Broker {
+            config,
+            log: log.clone(),
+            meta,
+            topics: RwLock::new(topics),
+            dynamic_configs: RwLock::new(dynamic_configs),
+            admin: tokio::sync::Mutex::new(()),
+            tasks: TaskTracker::new(),
+            stop_tasks: CancellationToken::new(),
+            _data_dir_lock: lock,
+        });
+        broker
+            .tasks
+            .spawn(log.run_uploader(broker.stop_tasks.clone()));
+        Ok(broker)
+    }
+
+    /// Stops the uploader after a final upload, then closes the log.
+    pub async fn shutdown(&self) {
+        self.stop_tasks.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.log.close().await;
+    }
+
+    /// The topic named `name`.
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read_topics().by_name.get(name).cloned()
+    }
+
+    /// The topic with id `id`.
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.read_topics().by_id.get(&id).cloned()
+    }
+
+    /// All topics, by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut all: Vec<_> = self.read_topics().by_name.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, Topics> {
+        self.topics.read().expect("topic registry poisoned")
+    }
+
+    fn install(&self, topic: Arc<Topic>) {
+        let mut topics = self.topics.write().expect("topic registry poisoned");
+        topics.by_id.insert(topic.id, topic.clone());
+        topics.by_name.insert(topic.name.clone(), topic);
+    }
+
+    /// Dynamic broker config overrides.
+    pub fn dynamic_configs(&self) -> BTreeMap<String, String> {
+        self.dynamic_configs
+            .read()
+            .expect("config lock poisoned")
+            .clone()
+    }
+
+    /// The effective `max.message.bytes` of `topic`.
+    pub fn max_message_bytes(&self, topic: &Topic) -> usize {
+        let dynamic = self.dynamic_configs.read().expect("config lock poisoned");
+        configs::max_message_bytes(&self.config, &dynamic, &topic.configs)
+    }
+
+    /// Creates a topic (or only checks that it could be, if `validate_only`).
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Uuid> {
+        validate_topic_name(name)?;
+        validate_partition_count(partitions)?;
+        let configs = configs
+            .into_iter()
+            .map(|(k, v)| Ok((k.clone(), configs::validate_topic_config(&k, &v)?)))
+            .collect::<Result<BTreeMap<_, _>>>()?;
+        let _admin = self.admin.lock().await;
+        if self.topic(name).is_some() {
+            return Err(Error::TopicAlreadyExists(name.to_string()));
+        }
+        if validate_only {
+            return Ok(Uuid::nil());
+        }
+        let meta = TopicMeta {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions,
+            configs,
+        };
+        self.meta.create_topic(meta.clone()).await?;
+        let topic = load_topic(&self.log, self.meta.as_ref(), meta).await?;
+        tracing::info!(topic = name, partitions, "created topic");
+        let id = topic.id;
+        self.install(topic);
+        Ok(id)
+    }
+
+    /// Creates `name` with the default partition count unless it exists;
+    /// used by Metadata's auto-creation.
+    pub async fn ensure_topic(&self, name: &str) -> Result<Arc<Topic>> {
+        let partitions = self.config.topics.default_partitions;
+        match self.create_topic(name, partitions, BTreeMap::new(), false).await {
+            Ok(_) | Err(Error::TopicAlreadyExists(_)) => {
+                self.topic(name).ok_or(Error::UnknownTopicOrPartition)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a topic and its data.
+    pub async fn delete_topic(&self, name: &str) -> Result<Uuid> {
+        let _admin = self.admin.lock().await;
+        let topic = self.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
+        self.meta.delete_topic(name).await?;
+        {
+            let mut topics = self.topics.write().expect("topic registry poisoned");
+            topics.by_name.remove(name);
+            topics.by_id.remove(&topic.id);
+        }
+        self.log.remove_topic(topic.id);
+        tracing::info!(topic = name, "deleted topic");
+        Ok(topic.id)
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub async fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<()> {
+        validate_partition_count(count)?;
+        let _admin = self.admin.lock().await;
+        let topic = self.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            return Err(Error::InvalidPartitions(format!(
+                "topic '{name}' has {current} partitions; the new count must be larger"
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.meta.add_partitions(name, count).await?;
+        let mut grown = (*topic).clone();
+        for index in current..count {
+            let state = self.meta.partition(topic.id, index).await?;
+            grown.partitions.push(self.log.add_partition(topic.id, index, state));
+        }
+        self.install(Arc::new(grown));
+        Ok(())
+    }
+
+    /// Applies config changes to a topic.
+    pub async fn alter_topic_configs(&self, name: &str, changes: &[ConfigChange], validate_only: bool) -> Result<()> {
+        let _admin = self.admin.lock().await;
+        let topic = self.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
+        let configs = apply_changes(&topic.configs, changes, configs::validate_topic_config)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.meta.set_topic_configs(name, configs.clone()).await?;
+        self.install(Arc::new(Topic {
+            configs,
+            ..(*topic).clone()
+        }));
+        Ok(())
+    }
+
+    /// Applies dynamic broker config changes (cluster-wide defaults).
+    pub async fn alter_broker_configs(&self, changes: &[ConfigChange], validate_only: bool) -> Result<()> {
+        let _admin = self.admin.lock().await;
+        let configs = apply_changes(&self.dynamic_configs(), changes, configs::validate_broker_config)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.meta.set_broker_configs(configs.clone()).await?;
+        *self.dynamic_configs.write().expect("config lock poisoned") = configs;
+        Ok(())
+    }
+
+    /// A new producer id for InitProducerId.
+    pub async fn allocate_producer_id(&self) -> Result<i64> {
+        self.meta.allocate_producer_ids(1).await
+    }
+}
+
+async fn load_topic(log: &Log, meta: &dyn MetaStore, topic: TopicMeta) -> Result<Arc<Topic>> {
+    let mut partitions = Vec::with_capacity(topic.partitions as usize);
+    for index in 0..topic.partitions {
+        let state = meta.partition(topic.id, index).await?;
+        partitions.push(log.add_partition(topic.id, index, state));
+    }
+    Ok(Arc::new(Topic {
+        name: topic.name,
+        id: topic.id,
+        partitions,
+        configs: topic.configs,
+    }))
+}
+
+fn apply_changes(
+    current: &BTreeMap<String, String>,
+    changes: &[ConfigChange],
+    validate: fn(&str, &str) -> Result<String>,
+) -> Result<BTreeMap<String, String>> {
+    let mut next = current.clone();
+    for change in changes {
+        match change {
+            ConfigChange::Set(key, value) => {
+                next.insert(key.clone(), validate(key, value)?);
+            }
+            ConfigChange::Delete(key) => {
+                next.remove(key);
+            }
+        }
+    }
+    Ok(next)
+}
+
+/// Kafka's rule: 1-249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    let invalid = |why: &str| Err(Error::InvalidTopic(format!("'{name}' {why}")));
+    if name.is_empty() || name.len() > 249 {
+        return invalid("must have 1 to 249 characters");
+    }
+    if name == "." || name == ".." {
+        return invalid("is reserved");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return invalid("may only contain ASCII letters, digits, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+fn validate_partition_count(count: i32) -> Result<()> {
+    if !(1..=MAX_PARTITIONS).contains(&count) {
+        return Err(Error::InvalidPartitions(format!(
+            "{count} is not between 1 and {MAX_PARTITIONS}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_eu-west").is_ok());
+        for bad in ["", ".", "..", "has space", "ünïcode", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad}");
+        }
+    }
+}

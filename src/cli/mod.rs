@@ -1,0 +1,120 @@
+//! The console and admin commands (`silt topic`, `silt produce`,
+//! `silt consume`): Kafka clients built on `silt::client`, so they work
+//! against any Kafka-compatible broker.
+
+pub mod consume;
+pub mod produce;
+pub mod topic;
+
+use std::collections::HashMap;
+
+use anyhow::{Context, bail};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use silt::client::Client;
+
+/// Connections to the brokers of a cluster, found from one bootstrap server.
+pub struct Cluster {
+    bootstrap: Client,
+    brokers: HashMap<i32, String>,
+    leaders: HashMap<i32, Client>,
+}
+
+/// A topic's partitions and their leaders, from Metadata.
+pub struct TopicInfo {
+    pub name: String,
+    pub id: uuid::Uuid,
+    /// `(partition, leader node id)`, by partition.
+    pub partitions: Vec<(i32, i32)>,
+}
+
+impl Cluster {
+    /// Connects to the bootstrap server.
+    pub async fn connect(bootstrap: &str) -> anyhow::Result<Cluster> {
+        Ok(Cluster {
+            bootstrap: Client::connect(bootstrap).await?,
+            brokers: HashMap::new(),
+            leaders: HashMap::new(),
+        })
+    }
+
+    /// The bootstrap connection, for cluster-wide requests.
+    pub fn any(&mut self) -> &mut Client {
+        &mut self.bootstrap
+    }
+
+    /// Metadata for `topics` (all topics when `None`), remembering brokers.
+    pub async fn metadata(&mut self, topics: Option<&[String]>) -> anyhow::Result<MetadataResponse> {
+        let request = MetadataRequest::default()
+            .with_topics(topics.map(|names| {
+                names
+                    .iter()
+                    .map(|n| {
+                        MetadataRequestTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string(n.clone()))))
+                    })
+                    .collect()
+            }))
+            .with_allow_auto_topic_creation(false);
+        let response = self.bootstrap.call(request, 12).await?;
+        for broker in &response.brokers {
+            self.brokers
+                .insert(broker.node_id.0, format!("{}:{}", broker.host.as_str(), broker.port));
+        }
+        Ok(response)
+    }
+
+    /// One existing topic's partitions and leaders.
+    pub async fn topic(&mut self, name: &str) -> anyhow::Result<TopicInfo> {
+        let response = self.metadata(Some(&[name.to_string()])).await?;
+        let topic = response
+            .topics
+            .into_iter()
+            .next()
+            .context("the broker returned no metadata for the topic")?;
+        check(topic.error_code, &format!("topic '{name}'"))?;
+        let mut partitions: Vec<(i32, i32)> = topic
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.leader_id.0))
+            .collect();
+        partitions.sort_unstable();
+        Ok(TopicInfo {
+            name: name.to_string(),
+            id: topic.topic_id,
+            partitions,
+        })
+    }
+
+    /// A connection to broker `node_id` (the leader of some partition).
+    pub async fn leader(&mut self, node_id: i32) -> anyhow::Result<&mut Client> {
+        if !self.leaders.contains_key(&node_id) {
+            let Some(addr) = self.brokers.get(&node_id) else {
+                bail!("partition leader {node_id} is not among the brokers the cluster listed");
+            };
+            let client = Client::connect(addr).await?;
+            self.leaders.insert(node_id, client);
+        }
+        Ok(self.leaders.get_mut(&node_id).expect("inserted above"))
+    }
+}
+
+/// Turns a Kafka error code into an error naming `what` failed.
+pub fn check(code: i16, what: &str) -> anyhow::Result<()> {
+    match ResponseError::try_from_code(code) {
+        None => Ok(()),
+        Some(error) => bail!("{what}: {error} ({})", describe(error)),
+    }
+}
+
+/// A short explanation for the errors users meet most.
+fn describe(error: ResponseError) -> String {
+    match error {
+        ResponseError::UnknownTopicOrPartition => "the topic or partition does not exist".into(),
+        ResponseError::TopicAlreadyExists => "a topic with this name exists".into(),
+        ResponseError::InvalidTopicException => "the name is not a valid topic name".into(),
+        other => format!("Kafka error code {}", other.code()),
+    }
+}

@@ -1,0 +1,426 @@
+//! Broker settings: one serde tree, `Default` as the single source of
+//! defaults, layered as file < `SILT_SECTION__KEY` environment < flags.
+//!
+//! `config/silt.toml` documents every setting; a test parses it and checks it
+//! against `Config::default()`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a produce request is acknowledged (DESIGN section 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Acknowledged once fsynced in the broker's local WAL.
+    Local,
+    /// Acknowledged once the data object is in the bucket and its extents are committed.
+    Object,
+}
+
+/// The disk cache stores entries in 16 MiB blocks and needs a few of them.
+const MIN_DISK_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Every broker setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where a produce request is acknowledged.
+    pub durability: Durability,
+    pub broker: BrokerConfig,
+    pub topics: TopicDefaults,
+    pub flush: FlushConfig,
+    pub wal: WalConfig,
+    pub cache: CacheConfig,
+    pub limits: Limits,
+}
+
+/// Identity and network addresses of this broker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Kafka node id reported in Metadata.
+    pub id: i32,
+    /// Address the Kafka listener binds.
+    pub listen: String,
+    /// `host:port` clients are told to connect to; defaults to `listen`.
+    pub advertised_listener: Option<String>,
+    /// Directory holding the WAL, the embedded metadata, the disk cache and
+    /// (by default) the local object store.
+    pub data_dir: PathBuf,
+    /// Cluster id reported to clients.
+    pub cluster_id: String,
+}
+
+/// Defaults for topics: auto-creation and the topic-level configs a topic
+/// inherits unless it overrides them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicDefaults {
+    /// Create a topic when a client asks Metadata for an unknown one.
+    pub auto_create: bool,
+    /// Partition count of auto-created topics and of CreateTopics with -1.
+    pub default_partitions: i32,
+    /// `retention.ms` of topics that do not set it (-1: forever).
+    pub retention_ms: i64,
+    /// `retention.bytes` of topics that do not set it (-1: unlimited).
+    pub retention_bytes: i64,
+    /// `max.message.bytes`: the largest record batch a topic accepts.
+    pub max_message_bytes: i32,
+    /// `cleanup.policy`: `delete`, `compact` or `delete,compact`.
+    pub cleanup_policy: String,
+}
+
+/// When the uploader seals buffered data into an object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlushConfig {
+    /// Upload at least this often (milliseconds); unset means 250 in
+    /// `object` durability and 1000 in `local`.
+    pub interval_ms: Option<u64>,
+    /// Upload as soon as this many bytes are buffered.
+    pub bytes: u64,
+}
+
+/// The local write-ahead log (used in `local` durability).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalConfig {
+    /// A WAL segment file is closed and a new one started past this size.
+    pub segment_bytes: u64,
+}
+
+/// The read cache of object sections (foyer: memory + disk).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Memory tier capacity in bytes.
+    pub memory_bytes: usize,
+    /// Disk tier capacity in bytes (0 disables the disk tier).
+    pub disk_bytes: usize,
+}
+
+/// Bounds that keep memory finite under any load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request frame accepted (`socket.request.max.bytes`).
+    pub socket_request_max_bytes: u32,
+    /// Data accepted but not yet uploaded; producers wait beyond it.
+    pub max_unflushed_bytes: u64,
+    /// Requests read ahead on one connection while earlier ones complete.
+    pub max_in_flight_per_connection: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            durability: Durability::Local,
+            broker: BrokerConfig::default(),
+            topics: TopicDefaults::default(),
+            flush: FlushConfig::default(),
+            wal: WalConfig::default(),
+            cache: CacheConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            id: 1,
+            listen: "127.0.0.1:9092".into(),
+            advertised_listener: None,
+            data_dir: PathBuf::from("./silt-data"),
+            cluster_id: "silt-cluster".into(),
+        }
+    }
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        TopicDefaults {
+            auto_create: true,
+            default_partitions: 1,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            max_message_bytes: 1_048_588,
+            cleanup_policy: "delete".into(),
+        }
+    }
+}
+
+impl Default for FlushConfig {
+    fn default() -> Self {
+        FlushConfig {
+            interval_ms: None,
+            bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig {
+            segment_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            memory_bytes: 256 * 1024 * 1024,
+            disk_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            max_unflushed_bytes: 256 * 1024 * 1024,
+            max_in_flight_per_connection: 16,
+        }
+    }
+}
+
+/// A setting that cannot be used, named so the operator can fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid environment variable {name}: {reason}")]
+    Env { name: String, reason: String },
+    #[error("invalid setting {setting}: {reason}")]
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+/// Overrides given on the command line; `None` leaves the layered value.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub advertised_listener: Option<String>,
+    pub durability: Option<Durability>,
+}
+
+impl Config {
+    /// Builds the configuration: defaults, then `file`, then `SILT_*`
+    /// variables from `env`, then `overrides`; validates the result.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|source| ConfigError::Parse {
+                        path: path.to_owned(),
+                        source: Box::new(source),
+                    })?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            if let Some(key) = name.strip_prefix("SILT_") {
+                apply_env(&mut table, &name, key, &value)?;
+            }
+        }
+        let mut config: Config =
+            table
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Env {
+                    name: "SILT_*".into(),
+                    reason: e.to_string(),
+                })?;
+        if let Some(dir) = overrides.data_dir {
+            config.broker.data_dir = dir;
+        }
+        if let Some(listen) = overrides.listen {
+            config.broker.listen = listen;
+        }
+        if let Some(adv) = overrides.advertised_listener {
+            config.broker.advertised_listener = Some(adv);
+        }
+        if let Some(d) = overrides.durability {
+            config.durability = d;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the settings that serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, reason: &str| {
+            Err(ConfigError::Invalid {
+                setting,
+                reason: reason.to_string(),
+            })
+        };
+        if self.broker.listen.parse::<SocketAddr>().is_err() {
+            return invalid("broker.listen", "expected HOST:PORT with a numeric IP");
+        }
+        if let Some(adv) = &self.broker.advertised_listener {
+            if split_host_port(adv).is_none() {
+                return invalid("broker.advertised_listener", "expected HOST:PORT");
+            }
+        }
+        if self.topics.default_partitions < 1 {
+            return invalid("topics.default_partitions", "must be at least 1");
+        }
+        if self.topics.max_message_bytes < 1 {
+            return invalid("topics.max_message_bytes", "must be positive");
+        }
+        if self.flush.bytes == 0 || self.flush.interval_ms == Some(0) {
+            return invalid("flush", "interval_ms and bytes must be positive");
+        }
+        if self.limits.max_unflushed_bytes < self.flush.bytes {
+            return invalid(
+                "limits.max_unflushed_bytes",
+                "must be at least flush.bytes, or producers would stall before a flush",
+            );
+        }
+        if self.cache.disk_bytes != 0 && self.cache.disk_bytes < MIN_DISK_CACHE_BYTES {
+            return invalid(
+                "cache.disk_bytes",
+                "must be 0 (no disk tier) or at least 64 MiB (four 16 MiB cache blocks)",
+            );
+        }
+        if self.limits.max_in_flight_per_connection == 0 {
+            return invalid("limits.max_in_flight_per_connection", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The upload cadence for the configured durability mode.
+    pub fn flush_interval(&self) -> Duration {
+        let default = match self.durability {
+            Durability::Object => 250,
+            Durability::Local => 1000,
+        };
+        Duration::from_millis(self.flush.interval_ms.unwrap_or(default))
+    }
+
+    /// `(host, port)` clients should connect to.
+    pub fn advertised(&self) -> (String, i32) {
+        let addr = self
+            .broker
+            .advertised_listener
+            .as_deref()
+            .unwrap_or(&self.broker.listen);
+        split_host_port(addr).expect("validated in Config::validate")
+    }
+}
+
+/// Splits `host:port`, accepting `[v6]:port`.
+pub fn split_host_port(addr: &str) -> Option<(String, i32)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| (host.to_string(), i32::from(port)))
+}
+
+/// `SILT_BROKER__DATA_DIR=x` sets `[broker] data_dir = x`; the value is read
+/// as a TOML value when it parses as one, else as a string.
+fn apply_env(
+    table: &mut toml::Table,
+    name: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    let path: Vec<String> = key.split("__").map(|p| p.to_ascii_lowercase()).collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(ConfigError::Env {
+            name: name.into(),
+            reason: "expected SILT_SECTION__KEY or SILT_KEY".into(),
+        });
+    }
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let (last, sections) = path.split_last().expect("split yields at least one part");
+    let mut cursor = table;
+    for section in sections {
+        let entry = cursor
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cursor = entry.as_table_mut().ok_or_else(|| ConfigError::Env {
+            name: name.into(),
+            reason: format!("{section} is not a section"),
+        })?;
+    }
+    cursor.insert(last.clone(), parsed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotated_example_matches_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/silt.toml");
+        let config = Config::load(Some(&path), [], Overrides::default()).unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn env_overrides_file_and_flags_override_env() {
+        let env = [
+            ("SILT_BROKER__DATA_DIR".to_string(), "/tmp/a".to_string()),
+            ("SILT_DURABILITY".to_string(), "object".to_string()),
+            ("SILT_FLUSH__BYTES".to_string(), "1048576".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:1234".into()),
+            ..Overrides::default()
+        };
+        let config = Config::load(None, env, overrides).unwrap();
+        assert_eq!(config.broker.data_dir, PathBuf::from("/tmp/a"));
+        assert_eq!(config.durability, Durability::Object);
+        assert_eq!(config.flush.bytes, 1 << 20);
+        assert_eq!(config.broker.listen, "127.0.0.1:1234");
+        assert_eq!(config.flush_interval(), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn unknown_settings_are_named() {
+        let env = [("SILT_BROKER__NO_SUCH".to_string(), "1".to_string())];
+        let err = Config::load(None, env, Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("no_such"), "{err}");
+    }
+
+    #[test]
+    fn invalid_listen_is_rejected() {
+        let overrides = Overrides {
+            listen: Some("nonsense".into()),
+            ..Overrides::default()
+        };
+        let err = Config::load(None, [], overrides).unwrap_err();
+        assert!(err.to_string().contains("broker.listen"), "{err}");
+    }
+}

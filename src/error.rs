@@ -1,0 +1,98 @@
+//! The library's error type and its one mapping to Kafka error codes.
+//!
+//! Every layer below the handlers returns [`Error`]; handlers turn it into a
+//! per-partition or per-topic error code with [`Error::code`]. The mapping is
+//! one exhaustive `match` so a new variant forces a decision.
+
+use kafka_protocol::error::ResponseError;
+
+/// Shorthand for results carrying [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong serving a request, phrased for the operator or client.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("topic '{0}' already exists")]
+    TopicAlreadyExists(String),
+    #[error("invalid topic name: {0}")]
+    InvalidTopic(String),
+    #[error("invalid partition count: {0}")]
+    InvalidPartitions(String),
+    #[error("invalid replication factor: {0}")]
+    InvalidReplicationFactor(String),
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("corrupt record batch: {0}")]
+    CorruptMessage(String),
+    #[error("invalid record batch: {0}")]
+    InvalidRecord(String),
+    #[error("record batch of {size} bytes exceeds max.message.bytes ({max})")]
+    MessageTooLarge { size: usize, max: usize },
+    #[error("offset {offset} is outside the log range [{start}, {end}]")]
+    OffsetOutOfRange { offset: i64, start: i64, end: i64 },
+    #[error("the request's leader epoch is older than the partition's")]
+    FencedLeaderEpoch,
+    #[error("the request's leader epoch is newer than the partition's")]
+    UnknownLeaderEpoch,
+    #[error("producer {producer_id}: expected sequence {expected}, got {got}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
+    #[error("producer {producer_id}: epoch {got} is older than the current {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        got: i16,
+        current: i16,
+    },
+    #[error("not acknowledged within the request timeout")]
+    RequestTimedOut,
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+    #[error("the write-ahead log failed: {0}")]
+    WalFailed(String),
+    #[error("metadata store: {0}")]
+    Meta(String),
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// The Kafka error a client receives for this error.
+    pub fn response_error(&self) -> ResponseError {
+        match self {
+            Error::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            Error::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            Error::InvalidTopic(_) => ResponseError::InvalidTopicException,
+            Error::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            Error::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            Error::InvalidConfig(_) => ResponseError::InvalidConfig,
+            Error::InvalidRequest(_) => ResponseError::InvalidRequest,
+            Error::CorruptMessage(_) => ResponseError::CorruptMessage,
+            Error::InvalidRecord(_) => ResponseError::InvalidRecord,
+            Error::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+            Error::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            Error::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+            Error::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
+            Error::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+            Error::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            Error::RequestTimedOut => ResponseError::RequestTimedOut,
+            Error::ShuttingDown => ResponseError::NotLeaderOrFollower,
+            Error::WalFailed(_) | Error::Meta(_) | Error::ObjectStore(_) | Error::Io(_) => {
+                ResponseError::KafkaStorageError
+            }
+        }
+    }
+
+    /// The numeric Kafka error code.
+    pub fn code(&self) -> i16 {
+        self.response_error().code()
+    }
+}

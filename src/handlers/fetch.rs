@@ -1,0 +1,171 @@
+//! Fetch: whole batches from each requested partition, within the request's
+//! and each partition's byte limits; long-polls (woken by new durable data)
+//! until `min_bytes` are available or `max_wait_ms` passes. Fetch sessions
+//! are declined (session id 0), so clients send full requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use uuid::Uuid;
+
+use crate::broker::Broker;
+use crate::error::Error;
+use crate::log::partition::Partition;
+
+/// One requested partition, resolved.
+struct Target {
+    topic: usize,
+    partition: Result<Arc<Partition>, ResponseError>,
+    index: i32,
+    offset: i64,
+    max_bytes: usize,
+    leader_epoch: i32,
+}
+
+pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> FetchResponse {
+    if version >= 7 && request.session_id != 0 {
+        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+    }
+    if version >= 7 && request.session_epoch > 0 {
+        return FetchResponse::default().with_error_code(ResponseError::InvalidFetchSessionEpoch.code());
+    }
+    let read_committed = request.isolation_level == 1;
+    let mut topics: Vec<(TopicName, Uuid)> = Vec::new();
+    let mut targets = Vec::new();
+    for fetch_topic in request.topics {
+        let topic = if version >= 13 {
+            broker.topic_by_id(fetch_topic.topic_id)
+        } else {
+            broker.topic(fetch_topic.topic.as_str())
+        };
+        let unknown = if version >= 13 {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        for p in fetch_topic.partitions {
+            let partition = match &topic {
+                None => Err(unknown),
+                Some(t) => t
+                    .partition(p.partition)
+                    .cloned()
+                    .ok_or(ResponseError::UnknownTopicOrPartition),
+            };
+            targets.push(Target {
+                topic: topics.len(),
+                partition,
+                index: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+                leader_epoch: p.current_leader_epoch,
+            });
+        }
+        topics.push((fetch_topic.topic, fetch_topic.topic_id));
+    }
+
+    let max_bytes = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let deadline = tokio::time::Instant::now() + max_wait;
+    let mut changes = broker.log.changes();
+    let partitions = loop {
+        changes.borrow_and_update();
+        let (partitions, bytes, errors) = read_all(broker, &targets, max_bytes).await;
+        if bytes >= min_bytes || errors || tokio::time::Instant::now() >= deadline {
+            break partitions;
+        }
+        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+            let (partitions, _, _) = read_all(broker, &targets, max_bytes).await;
+            break partitions;
+        }
+    };
+
+    let mut responses: Vec<FetchableTopicResponse> = topics
+        .into_iter()
+        .map(|(name, id)| {
+            let response = FetchableTopicResponse::default();
+            if version >= 13 { response.with_topic_id(id) } else { response.with_topic(name) }
+        })
+        .collect();
+    for (target, mut data) in targets.iter().zip(partitions) {
+        if read_committed {
+            data.aborted_transactions = Some(Vec::new());
+        }
+        responses[target.topic].partitions.push(data);
+    }
+    FetchResponse::default().with_responses(responses)
+}
+
+/// Reads every target once; returns the partition responses, the record
+/// bytes found and whether any partition had an error.
+async fn read_all(broker: &Broker, targets: &[Target], max_bytes: usize) -> (Vec<PartitionData>, usize, bool) {
+    let mut out = Vec::with_capacity(targets.len());
+    let mut total = 0;
+    let mut errors = false;
+    for target in targets {
+        let budget = target.max_bytes.min(max_bytes.saturating_sub(total));
+        let data = match read_one(broker, target, budget, total == 0).await {
+            Ok(data) => data,
+            Err(error) => {
+                errors = true;
+                PartitionData::default()
+                    .with_error_code(error.code())
+                    .with_high_watermark(-1)
+                    .with_last_stable_offset(-1)
+                    .with_log_start_offset(-1)
+                    .with_records(Some(Bytes::new()))
+            }
+        };
+        total += data.records.as_ref().map_or(0, Bytes::len);
+        out.push(data.with_partition_index(target.index));
+    }
+    (out, total, errors)
+}
+
+async fn read_one(
+    broker: &Broker,
+    target: &Target,
+    budget: usize,
+    first: bool,
+) -> Result<PartitionData, ResponseError> {
+    let partition = target.partition.as_ref().map_err(|e| *e)?;
+    let offsets = broker.log.offsets(partition);
+    if target.leader_epoch >= 0 && target.leader_epoch != offsets.leader_epoch {
+        return Err(if target.leader_epoch < offsets.leader_epoch {
+            ResponseError::FencedLeaderEpoch
+        } else {
+            ResponseError::UnknownLeaderEpoch
+        });
+    }
+    // Past the request's byte budget only the first partition with data may
+    // still return (one whole batch); the rest wait for the next fetch.
+    let records = if budget == 0 && !first {
+        if target.offset < offsets.log_start || target.offset > offsets.high_watermark {
+            return Err(out_of_range(target.offset, offsets.log_start, offsets.high_watermark));
+        }
+        None
+    } else {
+        match broker.log.read(partition, target.offset, budget).await {
+            Ok(read) => read.records,
+            Err(e @ Error::OffsetOutOfRange { .. }) => return Err(e.response_error()),
+            Err(e) => {
+                tracing::warn!(partition = target.index, error = %e, "fetch read failed");
+                return Err(e.response_error());
+            }
+        }
+    };
+    let offsets = broker.log.offsets(partition);
+    Ok(PartitionData::default()
+        .with_high_watermark(offsets.high_watermark)
+        .with_last_stable_offset(offsets.high_watermark)
+        .with_log_start_offset(offsets.log_start)
+        .with_records(Some(records.unwrap_or_default())))
+}
+
+fn out_of_range(offset: i64, start: i64, end: i64) -> ResponseError {
+    Error::OffsetOutOfRange { offset, start, end }.response_error()
+}

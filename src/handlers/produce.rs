@@ -1,0 +1,125 @@
+//! Produce: validates each partition's record batch, appends it (offsets
+//! assigned now, in request order), then waits until the batches are durable
+//! under the broker's durability mode before answering. `acks=0` gets no
+//! response at all, as in Kafka.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+
+use super::{Reply, str_bytes};
+use crate::broker::{Broker, Topic};
+use crate::error::{Error, Result};
+use crate::log::partition::{Appended, Partition};
+use crate::protocol::batch;
+
+/// Appends now; the returned reply waits for durability.
+pub fn handle(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> Reply {
+    let acks = request.acks;
+    let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+    let refusal = if request.transactional_id.is_some() {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !matches!(acks, -1..=1) {
+        Some(ResponseError::InvalidRequiredAcks)
+    } else {
+        None
+    };
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    let mut pending: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
+    for topic_data in request.topic_data {
+        let topic = if version >= 13 {
+            broker.topic_by_id(topic_data.topic_id)
+        } else {
+            broker.topic(topic_data.name.as_str())
+        };
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for data in topic_data.partition_data {
+            let outcome = match (refusal, &topic) {
+                (Some(error), _) => Err(error),
+                (None, None) if version >= 13 => Err(ResponseError::UnknownTopicId),
+                (None, None) => Err(ResponseError::UnknownTopicOrPartition),
+                (None, Some(topic)) => append(broker, topic, data.index, data.records.as_ref())
+                    .map_err(|e| {
+                        tracing::debug!(topic = %topic.name, partition = data.index, error = %e, "produce refused");
+                        e.response_error()
+                    }),
+            };
+            let response = PartitionProduceResponse::default().with_index(data.index);
+            partitions.push(match outcome {
+                Ok((partition, appended)) => {
+                    let log_start = broker.log.offsets(&partition).log_start;
+                    pending.push((responses.len(), partitions.len(), partition, appended.end_offset));
+                    response
+                        .with_base_offset(appended.base_offset)
+                        .with_log_start_offset(log_start)
+                }
+                Err(error) => response
+                    .with_error_code(error.code())
+                    .with_base_offset(-1)
+                    .with_error_message((version >= 8).then(|| str_bytes(&error.to_string()))),
+            });
+        }
+        let mut topic_response = TopicProduceResponse::default().with_partition_responses(partitions);
+        if version >= 13 {
+            topic_response.topic_id = topic_data.topic_id;
+        } else {
+            topic_response.name = topic_data.name;
+        }
+        responses.push(topic_response);
+    }
+    if acks == 0 {
+        return futures::future::ready(None).boxed();
+    }
+    let broker = broker.clone();
+    async move {
+        for (t, p, partition, end_offset) in pending {
+            if let Err(e) = broker.log.wait_durable(&partition, end_offset, timeout).await {
+                let response = &mut responses[t].partition_responses[p];
+                response.error_code = e.code();
+                response.base_offset = -1;
+            }
+        }
+        Some(ResponseKind::Produce(ProduceResponse::default().with_responses(responses)))
+    }
+    .boxed()
+}
+
+/// Validates and appends one partition's records.
+fn append(
+    broker: &Broker,
+    topic: &Topic,
+    index: i32,
+    records: Option<&bytes::Bytes>,
+) -> Result<(Arc<Partition>, Appended)> {
+    let partition = topic.partition(index).ok_or(Error::UnknownTopicOrPartition)?;
+    let records = records
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| Error::InvalidRecord("no records".into()))?;
+    let max = broker.max_message_bytes(topic);
+    if records.len() > max {
+        return Err(Error::MessageTooLarge {
+            size: records.len(),
+            max,
+        });
+    }
+    let mut batches =
+        batch::split_and_validate(records).map_err(|e| Error::CorruptMessage(e.to_string()))?;
+    if batches.len() != 1 {
+        return Err(Error::InvalidRecord(format!(
+            "expected exactly one record batch per partition, got {}",
+            batches.len()
+        )));
+    }
+    let (header, data) = batches.remove(0);
+    if header.is_transactional() || header.is_control() {
+        return Err(Error::InvalidRecord(
+            "transactional and control batches are not supported".into(),
+        ));
+    }
+    let appended = broker.log.append(partition, &header, &data)?;
+    Ok((partition.clone(), appended))
+}

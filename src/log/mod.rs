@@ -1,0 +1,353 @@
+//! The partition log of a broker: appends go to a partition's in-memory tail
+//! (and, in `local` durability, the WAL); the uploader seals tails into data
+//! objects and commits their extents; reads come from the tail, the section
+//! cache or the object store.
+//!
+//! Acknowledgement and visibility follow one rule: a batch is acknowledged
+//! and readable once the partition's high watermark passes it. In `local`
+//! durability the high watermark follows the WAL's fsyncs, in `object`
+//! durability the uploader's commits.
+
+pub mod cache;
+pub mod object;
+pub mod partition;
+pub mod producer;
+mod uploader;
+pub mod wal;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{Notify, watch};
+use uuid::Uuid;
+
+use crate::config::{Config, Durability};
+use crate::error::{Error, Result};
+use crate::meta::{MetaStore, PartitionMeta};
+use crate::protocol::batch::{self, BatchHeader};
+use crate::storage::Bucket;
+use cache::SectionCache;
+use partition::{Appended, Offsets, Partition, ReadSource};
+use wal::{Wal, WalRecord};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Settings the log needs, taken from [`Config`].
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub durability: Durability,
+    pub flush_interval: Duration,
+    pub flush_bytes: u64,
+    pub max_unflushed_bytes: u64,
+}
+
+impl LogSettings {
+    /// The log settings of a broker configuration.
+    pub fn from_config(config: &Config) -> Self {
+        LogSettings {
+            durability: config.durability,
+            flush_interval: config.flush_interval(),
+            flush_bytes: config.flush.bytes,
+            max_unflushed_bytes: config.limits.max_unflushed_bytes,
+        }
+    }
+}
+
+/// All partitions of this broker with their WAL, uploader state and cache.
+pub struct Log {
+    settings: LogSettings,
+    wal: Wal,
+    bucket: Bucket,
+    cache: SectionCache,
+    meta: Arc<dyn MetaStore>,
+    partitions: RwLock<HashMap<(Uuid, i32), Arc<Partition>>>,
+    /// Bytes in tails, not yet committed to the object store.
+    unflushed: AtomicU64,
+    flush_wanted: Notify,
+    space_freed: Notify,
+    /// Bumped after every commit.
+    commits: watch::Sender<u64>,
+}
+
+/// What a fetch of one partition found.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    pub records: Option<Bytes>,
+    pub offsets: Offsets,
+}
+
+impl Log {
+    /// Opens the WAL and cache under `data_dir`; returns the log and the WAL
+    /// records to [`Log::replay`] once partitions are added.
+    pub async fn open(
+        settings: LogSettings,
+        config: &Config,
+        meta: Arc<dyn MetaStore>,
+        bucket: Bucket,
+    ) -> Result<(Log, Vec<WalRecord>)> {
+        let data_dir = &config.broker.data_dir;
+        let (wal, records) = Wal::open(&data_dir.join("wal"), config.wal.segment_bytes)?;
+        let cache = SectionCache::open(&config.cache, &data_dir.join("cache"), bucket.clone()).await?;
+        let (commits, _) = watch::channel(0);
+        let log = Log {
+            settings,
+            wal,
+            bucket,
+            cache,
+            meta,
+            partitions: RwLock::new(HashMap::new()),
+            unflushed: AtomicU64::new(0),
+            flush_wanted: Notify::new(),
+            space_freed: Notify::new(),
+            commits,
+        };
+        Ok((log, records))
+    }
+
+    /// Registers a partition restored from its committed state.
+    pub fn add_partition(&self, topic: Uuid, index: i32, meta: PartitionMeta) -> Arc<Partition> {
+        let partition = Arc::new(Partition::new(topic, index, meta));
+        self.partitions
+            .write()
+            .expect("partition map poisoned")
+            .insert((topic, index), partition.clone());
+        partition
+    }
+
+    /// Forgets a deleted topic's partitions and their unflushed data.
+    pub fn remove_topic(&self, topic: Uuid) {
+        let removed: Vec<Arc<Partition>> = {
+            let mut map = self.partitions.write().expect("partition map poisoned");
+            let keys: Vec<_> = map.keys().filter(|(t, _)| *t == topic).copied().collect();
+            keys.iter().filter_map(|k| map.remove(k)).collect()
+        };
+        for partition in removed {
+            self.release(partition.clear_tail());
+        }
+    }
+
+    /// Re-appends WAL records to their partitions (skipping committed ones
+    /// and deleted topics).
+    pub fn replay(&self, records: Vec<WalRecord>) {
+        let now = now_ms();
+        let mut replayed = 0usize;
+        for record in records {
+            let Some(partition) = self.partition(record.topic, record.partition) else {
+                continue;
+            };
+            let bytes = partition.replay(record.batch, record.position, now);
+            if bytes > 0 {
+                replayed += 1;
+                self.unflushed.fetch_add(bytes, Ordering::Relaxed);
+            }
+        }
+        if replayed > 0 {
+            tracing::info!(batches = replayed, "replayed uncommitted batches from the WAL");
+        }
+    }
+
+    fn partition(&self, topic: Uuid, index: i32) -> Option<Arc<Partition>> {
+        self.partitions
+            .read()
+            .expect("partition map poisoned")
+            .get(&(topic, index))
+            .cloned()
+    }
+
+    fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .expect("partition map poisoned")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The WAL position the high watermark follows, in `local` durability.
+    fn wal_durable(&self) -> Option<u64> {
+        match self.settings.durability {
+            Durability::Local => Some(self.wal.durable()),
+            Durability::Object => None,
+        }
+    }
+
+    /// A receiver that changes whenever high watermarks may have moved.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        match self.settings.durability {
+            Durability::Local => self.wal.subscribe(),
+            Durability::Object => self.commits.subscribe(),
+        }
+    }
+
+    /// Waits while more than `limits.max_unflushed_bytes` await upload.
+    pub async fn wait_for_capacity(&self) {
+        loop {
+            let freed = self.space_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.unflushed.load(Ordering::Relaxed) < self.settings.max_unflushed_bytes {
+                return;
+            }
+            self.flush_wanted.notify_one();
+            freed.await;
+        }
+    }
+
+    /// Appends one validated batch to `partition`.
+    pub fn append(&self, partition: &Partition, header: &BatchHeader, data: &Bytes) -> Result<Appended> {
+        let wal = match self.settings.durability {
+            Durability::Local => Some(&self.wal),
+            Durability::Object => None,
+        };
+        let appended = partition.append(header, data, wal, now_ms())?;
+        let before = self.unflushed.fetch_add(appended.bytes, Ordering::Relaxed);
+        if before + appended.bytes >= self.settings.flush_bytes {
+            self.flush_wanted.notify_one();
+        }
+        Ok(appended)
+    }
+
+    /// Waits until `partition`'s high watermark reaches `end_offset`.
+    pub async fn wait_durable(&self, partition: &Partition, end_offset: i64, timeout: Duration) -> Result<()> {
+        let mut changes = self.changes();
+        let wait = async {
+            loop {
+                if partition.offsets(self.wal_durable()).high_watermark >= end_offset {
+                    return Ok(());
+                }
+                if let Some(failure) = self.wal.failure() {
+                    return Err(Error::WalFailed(failure));
+                }
+                if changes.changed().await.is_err() {
+                    return Err(Error::ShuttingDown);
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .unwrap_or(Err(Error::RequestTimedOut))
+    }
+
+    /// The partition's offsets as clients see them.
+    pub fn offsets(&self, partition: &Partition) -> Offsets {
+        partition.offsets(self.wal_durable())
+    }
+
+    /// Reads whole batches from `offset`, about `max_bytes` at most (at
+    /// least one batch, so a consumer always progresses).
+    pub async fn read(&self, partition: &Partition, offset: i64, max_bytes: usize) -> Result<ReadResult> {
+        let source = partition.read(offset, max_bytes, self.wal_durable())?;
+        let offsets = self.offsets(partition);
+        let records = match source {
+            ReadSource::Nothing => None,
+            ReadSource::Tail(bytes) => Some(bytes),
+            ReadSource::Extent(extent) => {
+                let section = self.cache.get(&extent).await?;
+                Some(batches_from(&section, offset, max_bytes))
+            }
+        };
+        Ok(ReadResult { records, offsets })
+    }
+
+    /// The offset and timestamp of the first record with a timestamp at or
+    /// after `timestamp`, if any.
+    pub async fn offset_for_timestamp(&self, partition: &Partition, timestamp: i64) -> Result<Option<(i64, i64)>> {
+        let (extents, tail) = partition.timestamp_index(self.wal_durable());
+        if let Some(extent) = extents.iter().find(|e| e.max_timestamp >= timestamp) {
+            let section = self.cache.get(extent).await?;
+            for (header, range) in batch::iter_batches(&section) {
+                if header.max_timestamp >= timestamp {
+                    return first_record_at_or_after(&section.slice(range), timestamp);
+                }
+            }
+        }
+        for (header, data) in tail {
+            if header.max_timestamp >= timestamp {
+                return first_record_at_or_after(&data, timestamp);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp.
+    pub async fn max_timestamp_offset(&self, partition: &Partition) -> Result<Option<(i64, i64)>> {
+        let (extents, tail) = partition.timestamp_index(self.wal_durable());
+        let best_extent = extents.iter().max_by_key(|e| e.max_timestamp);
+        let best_tail = tail.iter().max_by_key(|(h, _)| h.max_timestamp);
+        let extent_ts = best_extent.map_or(i64::MIN, |e| e.max_timestamp);
+        match best_tail {
+            Some((header, data)) if header.max_timestamp >= extent_ts => {
+                first_record_at_or_after(data, header.max_timestamp)
+            }
+            _ => match best_extent {
+                Some(extent) => {
+                    let section = self.cache.get(extent).await?;
+                    let best = batch::iter_batches(&section).max_by_key(|(h, _)| h.max_timestamp);
+                    match best {
+                        Some((header, range)) => {
+                            first_record_at_or_after(&section.slice(range), header.max_timestamp)
+                        }
+                        None => Ok(None),
+                    }
+                }
+                None => Ok(None),
+            },
+        }
+    }
+
+    fn release(&self, bytes: u64) {
+        if bytes > 0 {
+            self.unflushed.fetch_sub(bytes, Ordering::Relaxed);
+            self.space_freed.notify_waiters();
+        }
+    }
+
+    /// Stops accepting WAL writes and closes the cache (after the final
+    /// upload, see [`Log::run_uploader`]).
+    pub async fn close(&self) {
+        self.wal.close();
+        if let Err(e) = self.cache.close().await {
+            tracing::warn!(error = %e, "closing the section cache failed");
+        }
+    }
+}
+
+/// Whole batches of `section` from the one holding `offset`, about
+/// `max_bytes` at most but at least one batch.
+fn batches_from(section: &Bytes, offset: i64, max_bytes: usize) -> Bytes {
+    let mut start = None;
+    let mut end = 0;
+    for (header, range) in batch::iter_batches(section) {
+        if header.last_offset() < offset {
+            continue;
+        }
+        let first = *start.get_or_insert(range.start);
+        if end > first && range.end - first > max_bytes {
+            break;
+        }
+        end = range.end;
+    }
+    match start {
+        Some(start) => section.slice(start..end),
+        None => Bytes::new(),
+    }
+}
+
+/// Decodes one batch to find its first record with timestamp >= `timestamp`.
+fn first_record_at_or_after(batch: &Bytes, timestamp: i64) -> Result<Option<(i64, i64)>> {
+    let decoded = kafka_protocol::records::RecordBatchDecoder::decode(&mut batch.clone())
+        .map_err(|e| Error::CorruptMessage(format!("stored batch does not decode: {e}")))?;
+    Ok(decoded
+        .records
+        .iter()
+        .find(|r| r.timestamp >= timestamp)
+        .map(|r| (r.offset, r.timestamp)))
+}

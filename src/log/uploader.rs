@@ -1,0 +1,140 @@
+//! The uploader: seals the partitions' tails into one multi-partition data
+//! object every `flush.interval` or `flush.bytes`, PUTs it create-only,
+//! commits the extents (epoch-guarded) to the metadata store, and only then
+//! drops the tails, fills the cache and trims the WAL.
+
+use std::sync::Arc;
+
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::Log;
+use super::object::ObjectBuilder;
+use crate::error::Result;
+use crate::meta::{CommitOutcome, Extent, PartitionCommit};
+
+impl Log {
+    /// Uploads on every tick or size trigger until `shutdown`, then uploads
+    /// everything left. The broker's one uploader task.
+    pub async fn run_uploader(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.settings.flush_interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = self.flush_wanted.notified() => {}
+                () = shutdown.cancelled() => break,
+            }
+            loop {
+                match self.upload_once().await {
+                    Ok(true) if self.unflushed() >= self.settings.flush_bytes => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "upload failed; retrying at the next flush");
+                        break;
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.flush_all().await {
+            tracing::error!(error = %e, "final upload failed; the WAL keeps the data for the next start");
+        }
+    }
+
+    /// Uploads everything appended so far (once the WAL has it durable).
+    pub async fn flush_all(&self) -> Result<()> {
+        let mut durable = self.wal.subscribe();
+        let end = self.wal.end();
+        if durable.wait_for(|d| *d >= end).await.is_err() {
+            tracing::warn!("the WAL closed before everything appended was durable");
+        }
+        while self.upload_once().await? {}
+        Ok(())
+    }
+
+    fn unflushed(&self) -> u64 {
+        self.unflushed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Seals, uploads and commits one object; `false` if there was nothing.
+    async fn upload_once(&self) -> Result<bool> {
+        let wal_durable = self.wal_durable();
+        // Read before sealing: every entry appended later starts after it.
+        let trim_limit = self.wal.durable();
+        let mut partitions = self.all_partitions();
+        partitions.sort_by_key(|p| (p.topic, p.index));
+        let mut budget = self.settings.flush_bytes;
+        let mut sealed = Vec::new();
+        for partition in partitions {
+            if budget == 0 {
+                break;
+            }
+            if let Some(s) = partition.seal(wal_durable, budget) {
+                let size: u64 = s.batches.iter().map(|b| b.data.len() as u64).sum();
+                budget = budget.saturating_sub(size);
+                sealed.push((partition, s));
+            }
+        }
+        if sealed.is_empty() {
+            return Ok(false);
+        }
+        let mut builder = ObjectBuilder::with_capacity((self.settings.flush_bytes - budget) as usize);
+        for (partition, s) in &sealed {
+            builder.add_partition(partition.topic, partition.index, &s.batches);
+        }
+        let (object, sections) = builder.finish();
+        let id = Uuid::now_v7();
+        self.bucket.put_data_object(id, object.clone()).await?;
+
+        let mut commits = Vec::with_capacity(sealed.len());
+        for (partition, s) in &sealed {
+            let extents = sections
+                .iter()
+                .filter(|sec| sec.topic == partition.topic && sec.partition == partition.index)
+                .map(|sec| Extent {
+                    object: id,
+                    position: sec.position,
+                    length: sec.length,
+                    base_offset: sec.base_offset,
+                    last_offset: sec.last_offset,
+                    max_timestamp: sec.max_timestamp,
+                })
+                .collect();
+            commits.push(PartitionCommit {
+                topic: partition.topic,
+                partition: partition.index,
+                leader_epoch: s.leader_epoch,
+                extents,
+                producers: s.producers.clone(),
+            });
+        }
+        let outcomes = self.meta.commit(commits.clone()).await?;
+        for (((partition, s), commit), outcome) in sealed.iter().zip(commits).zip(outcomes) {
+            match outcome {
+                CommitOutcome::Committed => {
+                    for extent in &commit.extents {
+                        let range = extent.position as usize..(extent.position + extent.length) as usize;
+                        self.cache.insert(extent, object.slice(range));
+                    }
+                    self.release(partition.apply_commit(commit.extents, s.end));
+                }
+                CommitOutcome::Gone => {}
+                CommitOutcome::Fenced => tracing::error!(
+                    topic = %partition.topic,
+                    partition = partition.index,
+                    "extent commit fenced: another broker leads this partition"
+                ),
+            }
+        }
+        self.commits.send_modify(|n| *n += 1);
+        let oldest_needed = self
+            .all_partitions()
+            .iter()
+            .filter_map(|p| p.oldest_wal_position())
+            .min()
+            .map_or(trim_limit, |oldest| oldest.min(trim_limit));
+        self.wal.trim(oldest_needed)?;
+        Ok(true)
+    }
+}

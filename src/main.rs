@@ -1,0 +1,225 @@
+//! The `silt` binary: `silt serve` runs a broker; the other sub-commands are
+//! the console and admin tools.
+
+mod cli;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use silt::broker::Broker;
+use silt::config::{Config, Durability, Overrides};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "silt", version, about = "A Kafka-protocol broker on object storage")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker.
+    Serve(ServeArgs),
+    /// Create, list, describe and delete topics.
+    Topic {
+        #[command(flatten)]
+        server: Bootstrap,
+        #[command(subcommand)]
+        command: TopicCommand,
+    },
+    /// Send stdin lines as messages to a topic.
+    Produce {
+        #[command(flatten)]
+        server: Bootstrap,
+        topic: String,
+        /// Split each line into KEY<SEP>VALUE at the first SEP.
+        #[arg(long)]
+        key_separator: Option<String>,
+        /// Send every message to this partition.
+        #[arg(long)]
+        partition: Option<i32>,
+    },
+    /// Print a topic's messages.
+    Consume {
+        #[command(flatten)]
+        server: Bootstrap,
+        topic: String,
+        /// Start at the earliest offset (default: only new messages).
+        #[arg(long)]
+        from_beginning: bool,
+        /// Read only this partition.
+        #[arg(long)]
+        partition: Option<i32>,
+        /// Start at this offset (needs --partition).
+        #[arg(long, conflicts_with = "from_beginning")]
+        offset: Option<i64>,
+        /// Exit after this many messages.
+        #[arg(long)]
+        max_messages: Option<u64>,
+        /// Exit when no message arrives for this long (milliseconds).
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        /// Print KEY<TAB>VALUE.
+        #[arg(long)]
+        print_key: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct Bootstrap {
+    /// A broker to start from, HOST:PORT.
+    #[arg(long, global = true, default_value = "127.0.0.1:9092")]
+    bootstrap_server: String,
+}
+
+#[derive(Subcommand)]
+enum TopicCommand {
+    /// Create a topic.
+    Create {
+        name: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        /// A topic config, KEY=VALUE (repeatable).
+        #[arg(long = "config")]
+        configs: Vec<String>,
+    },
+    /// List topic names.
+    List,
+    /// Show a topic's partitions, leaders and offsets.
+    Describe { name: String },
+    /// Delete a topic.
+    Delete { name: String },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML config file (see config/silt.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (WAL, metadata, cache, local objects).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Kafka listener address, HOST:PORT (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<String>,
+    /// HOST:PORT advertised to clients.
+    #[arg(long)]
+    advertised_listener: Option<String>,
+    /// Where produce requests are acknowledged.
+    #[arg(long, value_enum)]
+    durability: Option<Durability>,
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("silt: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Topic { server, command } => {
+                let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
+                match command {
+                    TopicCommand::Create { name, partitions, configs } => {
+                        cli::topic::create(&mut cluster, &name, partitions, &configs).await
+                    }
+                    TopicCommand::List => cli::topic::list(&mut cluster).await,
+                    TopicCommand::Describe { name } => cli::topic::describe(&mut cluster, &name).await,
+                    TopicCommand::Delete { name } => cli::topic::delete(&mut cluster, &name).await,
+                }
+            }
+            Command::Produce { server, topic, key_separator, partition } => {
+                let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
+                cli::produce::run(&mut cluster, &topic, key_separator.as_deref(), partition).await
+            }
+            Command::Consume {
+                server,
+                topic,
+                from_beginning,
+                partition,
+                offset,
+                max_messages,
+                timeout_ms,
+                print_key,
+            } => {
+                let start = match (offset, from_beginning) {
+                    (Some(offset), _) => cli::consume::Start::Offset(offset),
+                    (None, true) => cli::consume::Start::Earliest,
+                    (None, false) => cli::consume::Start::Latest,
+                };
+                let options = cli::consume::Options {
+                    partition,
+                    start,
+                    max_messages,
+                    idle_timeout: timeout_ms.map(Duration::from_millis),
+                    print_key,
+                };
+                let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
+                cli::consume::run(&mut cluster, &topic, options).await
+            }
+        }
+    })
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let overrides = Overrides {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        advertised_listener: args.advertised_listener,
+        durability: args.durability,
+    };
+    let mut config = Config::load(args.config.as_deref(), std::env::vars(), overrides)?;
+    let listener = TcpListener::bind(&config.broker.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.broker.listen))?;
+    let local = listener.local_addr()?;
+    if config.broker.advertised_listener.is_none() {
+        config.broker.advertised_listener = Some(local.to_string());
+    }
+    let broker = Broker::open(config)
+        .await
+        .context("cannot open the broker")?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    tracing::info!(addr = %local, "serving Kafka clients");
+    println!("silt: listening on {local}");
+    silt::server::run(listener, broker.clone(), shutdown).await;
+    broker.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

@@ -1,0 +1,238 @@
+//! The metadata store: topics, per-partition state (leader epoch, log start,
+//! extents, producer state), producer ids and dynamic broker configs.
+//!
+//! [`MetaStore`] has two implementations: [`embedded::EmbeddedStore`] (one
+//! node, a journal in the data dir) and the etcd store of cluster mode. Both
+//! run the shared [`conformance`] suite. Every extent commit compares the
+//! partition's leader epoch, so a fenced leader can never commit.
+
+pub mod embedded;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::Result;
+
+/// A topic as stored: its name, id, partition count and config overrides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: i32,
+    /// Topic-level config overrides (`retention.ms`, ...); absent keys inherit.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The durable state of one partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionMeta {
+    pub leader_epoch: i32,
+    pub log_start_offset: i64,
+    /// Committed data, contiguous and ordered by offset.
+    pub extents: Vec<Extent>,
+    /// Idempotent producer state as of the last committed extent.
+    pub producers: BTreeMap<i64, ProducerSnapshot>,
+}
+
+impl PartitionMeta {
+    /// The offset after the last committed record.
+    pub fn committed_end(&self) -> i64 {
+        self.extents
+            .last()
+            .map_or(self.log_start_offset, |e| e.last_offset + 1)
+    }
+}
+
+/// A run of whole record batches of one partition inside a data object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extent {
+    /// The data object holding the bytes.
+    pub object: Uuid,
+    /// Byte range within the object.
+    pub position: u64,
+    pub length: u64,
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+}
+
+/// What the broker remembers of an idempotent producer on one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerSnapshot {
+    pub epoch: i16,
+    /// Wall-clock time of the producer's last write, for expiry.
+    pub last_write_ms: i64,
+    /// The most recent batches (oldest first), to answer retries.
+    pub batches: Vec<ProducedBatch>,
+}
+
+/// Sequence and offset range of one batch an idempotent producer wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducedBatch {
+    pub first_sequence: i32,
+    pub last_sequence: i32,
+    pub base_offset: i64,
+    pub last_offset: i64,
+}
+
+/// New extents and producer state for one partition, committed only if the
+/// partition still has `leader_epoch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionCommit {
+    pub topic: Uuid,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub extents: Vec<Extent>,
+    pub producers: BTreeMap<i64, ProducerSnapshot>,
+}
+
+/// The fate of one [`PartitionCommit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed,
+    /// The partition has a newer leader epoch: this broker must step down.
+    Fenced,
+    /// The topic or partition was deleted meanwhile; the data is dropped.
+    Gone,
+}
+
+/// The metadata a broker needs, shared by every broker of a cluster.
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    /// All topics.
+    async fn topics(&self) -> Result<Vec<TopicMeta>>;
+    /// Creates a topic and its partitions; `TopicAlreadyExists` if the name is taken.
+    async fn create_topic(&self, topic: TopicMeta) -> Result<()>;
+    /// Deletes a topic with its partition state; returns what was deleted.
+    async fn delete_topic(&self, name: &str) -> Result<TopicMeta>;
+    /// Replaces the topic's config overrides.
+    async fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>)
+    -> Result<()>;
+    /// Grows the topic to `count` partitions.
+    async fn add_partitions(&self, name: &str, count: i32) -> Result<()>;
+    /// The state of one partition.
+    async fn partition(&self, topic: Uuid, partition: i32) -> Result<PartitionMeta>;
+    /// Appends extents and producer state to partitions, atomically, each
+    /// guarded by its leader epoch.
+    async fn commit(&self, commits: Vec<PartitionCommit>) -> Result<Vec<CommitOutcome>>;
+    /// Reserves `count` producer ids and returns the first.
+    async fn allocate_producer_ids(&self, count: u32) -> Result<i64>;
+    /// Dynamic broker config overrides (set with IncrementalAlterConfigs).
+    async fn broker_configs(&self) -> Result<BTreeMap<String, String>>;
+    /// Replaces the dynamic broker config overrides.
+    async fn set_broker_configs(&self, configs: BTreeMap<String, String>) -> Result<()>;
+}
+
+/// The shared test suite every [`MetaStore`] implementation must pass.
+#[cfg(test)]
+pub(crate) mod conformance {
+    use super::*;
+    use crate::error::Error;
+
+    fn topic(name: &str, partitions: i32) -> TopicMeta {
+        TopicMeta {
+            name: name.into(),
+            id: Uuid::new_v4(),
+            partitions,
+            configs: BTreeMap::new(),
+        }
+    }
+
+    fn extent(base: i64, last: i64) -> Extent {
+        Extent {
+            object: Uuid::now_v7(),
+            position: 0,
+            length: 100,
+            base_offset: base,
+            last_offset: last,
+            max_timestamp: 5,
+        }
+    }
+
+    pub async fn topics_lifecycle(store: &dyn MetaStore) {
+        let t = topic("orders", 2);
+        store.create_topic(t.clone()).await.unwrap();
+        assert!(matches!(
+            store.create_topic(topic("orders", 1)).await,
+            Err(Error::TopicAlreadyExists(_))
+        ));
+        assert_eq!(store.topics().await.unwrap(), vec![t.clone()]);
+        let configs = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+        store
+            .set_topic_configs("orders", configs.clone())
+            .await
+            .unwrap();
+        store.add_partitions("orders", 5).await.unwrap();
+        let stored = store.topics().await.unwrap().remove(0);
+        assert_eq!((stored.partitions, stored.configs), (5, configs));
+        assert_eq!(
+            store.partition(t.id, 4).await.unwrap(),
+            PartitionMeta::default()
+        );
+        assert_eq!(store.delete_topic("orders").await.unwrap().id, t.id);
+        assert!(store.topics().await.unwrap().is_empty());
+        assert!(matches!(
+            store.delete_topic("orders").await,
+            Err(Error::UnknownTopicOrPartition)
+        ));
+        assert!(matches!(
+            store.partition(t.id, 0).await,
+            Err(Error::UnknownTopicOrPartition)
+        ));
+    }
+
+    pub async fn commits_are_epoch_guarded(store: &dyn MetaStore) {
+        let t = topic("events", 1);
+        store.create_topic(t.clone()).await.unwrap();
+        let snapshot = ProducerSnapshot {
+            epoch: 0,
+            last_write_ms: 1,
+            batches: vec![ProducedBatch {
+                first_sequence: 0,
+                last_sequence: 9,
+                base_offset: 0,
+                last_offset: 9,
+            }],
+        };
+        let commit = |epoch, extents| PartitionCommit {
+            topic: t.id,
+            partition: 0,
+            leader_epoch: epoch,
+            extents,
+            producers: BTreeMap::from([(7, snapshot.clone())]),
+        };
+        let outcomes = store
+            .commit(vec![
+                commit(0, vec![extent(0, 9)]),
+                PartitionCommit {
+                    topic: Uuid::new_v4(),
+                    ..commit(0, vec![extent(0, 1)])
+                },
+            ])
+            .await
+            .unwrap();
+        assert_eq!(outcomes, vec![CommitOutcome::Committed, CommitOutcome::Gone]);
+        let fenced = store.commit(vec![commit(3, vec![extent(10, 19)])]).await;
+        assert_eq!(fenced.unwrap(), vec![CommitOutcome::Fenced]);
+        let state = store.partition(t.id, 0).await.unwrap();
+        assert_eq!(state.extents.len(), 1);
+        assert_eq!(state.committed_end(), 10);
+        assert_eq!(state.producers.get(&7), Some(&snapshot));
+    }
+
+    pub async fn producer_ids_are_unique(store: &dyn MetaStore) {
+        let a = store.allocate_producer_ids(10).await.unwrap();
+        let b = store.allocate_producer_ids(1).await.unwrap();
+        assert!(a >= 0 && b >= a + 10);
+    }
+
+    pub async fn broker_configs_round_trip(store: &dyn MetaStore) {
+        assert!(store.broker_configs().await.unwrap().is_empty());
+        let configs = BTreeMap::from([("log.retention.ms".to_string(), "5".to_string())]);
+        store.set_broker_configs(configs.clone()).await.unwrap();
+        assert_eq!(store.broker_configs().await.unwrap(), configs);
+    }
+}

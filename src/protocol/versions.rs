@@ -1,0 +1,46 @@
+//! The API versions this broker serves, advertised in ApiVersions.
+//!
+//! Every range here is served completely; an API that is absent is not
+//! implemented. Adding a row means adding its handler and a test at every
+//! version in the range.
+
+use kafka_protocol::messages::ApiKey;
+
+/// `(api, min version, max version)` for every API the broker serves.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 16),
+    (ApiKey::ListOffsets, 1, 8),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The supported `(min, max)` versions of `api`, if it is served at all.
+pub fn supported(api: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(key, _, _)| *key == api)
+        .map(|&(_, min, max)| (min, max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_advertised_range_is_within_the_codec() {
+        for &(api, min, max) in SUPPORTED {
+            let codec = api.valid_versions();
+            assert!(min <= max, "{api:?}");
+            assert!(codec.min <= min && max <= codec.max, "{api:?}");
+        }
+    }
+}
