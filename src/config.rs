@@ -244,16 +244,24 @@ impl Config {
         };
         for (name, value) in env {
             if let Some(key) = name.strip_prefix("SILT_") {
+                // Checked alone first, so an error names the variable.
+                let mut alone = toml::Table::new();
+                apply_env(&mut alone, &name, key, &value)?;
+                toml::Value::Table(alone)
+                    .try_into::<Config>()
+                    .map_err(|e| ConfigError::Env {
+                        name: name.clone(),
+                        reason: e.message().to_string(),
+                    })?;
                 apply_env(&mut table, &name, key, &value)?;
             }
         }
-        let mut config: Config =
-            table
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Env {
-                    name: "SILT_*".into(),
-                    reason: e.to_string(),
-                })?;
+        let mut config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
+            ConfigError::Invalid {
+                setting: "(file and environment)",
+                reason: e.message().to_string(),
+            }
+        })?;
         if let Some(dir) = overrides.data_dir {
             config.broker.data_dir = dir;
         }
@@ -411,6 +419,7 @@ mod tests {
     fn unknown_settings_are_named() {
         let env = [("SILT_BROKER__NO_SUCH".to_string(), "1".to_string())];
         let err = Config::load(None, env, Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("SILT_BROKER__NO_SUCH"), "{err}");
         assert!(err.to_string().contains("no_such"), "{err}");
     }
 

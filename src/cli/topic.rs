@@ -114,7 +114,8 @@ async fn overrides(cluster: &mut Cluster, topic: &str) -> anyhow::Result<BTreeMa
     let request = DescribeConfigsRequest::default().with_resources(vec![
         DescribeConfigsResource::default()
             .with_resource_type(2)
-            .with_resource_name(StrBytes::from_string(topic.to_string())),
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configuration_keys(None),
     ]);
     let response = cluster.any().call(request, 4).await?;
     let result = response.results.first().context("empty DescribeConfigs response")?;

@@ -39,7 +39,11 @@ pub fn describe(broker: &Broker, version: i16, request: DescribeConfigsRequest) 
             let keys = resource.configuration_keys;
             let configs = entries
                 .into_iter()
-                .filter(|e| keys.as_ref().is_none_or(|k| k.iter().any(|k| k.as_str() == e.name)))
+                // Null or empty asks for every config, as in Kafka.
+                .filter(|e| {
+                    keys.as_ref()
+                        .is_none_or(|k| k.is_empty() || k.iter().any(|k| k.as_str() == e.name))
+                })
                 .map(|e| {
                     let mut config = DescribeConfigsResourceResult::default()
                         .with_name(str_bytes(&e.name))

@@ -37,6 +37,8 @@ pub enum DecodeError {
     Truncated,
     #[error("unknown API key {0}")]
     UnknownApiKey(i16),
+    #[error("{0:?} is not served by this broker")]
+    NotServed(ApiKey),
     #[error("{api:?} v{version} is not supported")]
     UnsupportedVersion { api: ApiKey, version: i16 },
     #[error("ApiVersions v{version} is not supported")]
@@ -54,7 +56,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, DecodeError> {
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let api_key = ApiKey::try_from(raw_key).map_err(|_| DecodeError::UnknownApiKey(raw_key))?;
-    let (min, max) = versions::supported(api_key).ok_or(DecodeError::UnknownApiKey(raw_key))?;
+    let (min, max) = versions::supported(api_key).ok_or(DecodeError::NotServed(api_key))?;
     if version < min || version > max {
         return Err(if api_key == ApiKey::ApiVersions {
             DecodeError::UnsupportedApiVersions {

@@ -93,7 +93,7 @@ async fn admit(broker: &Arc<Broker>, frame: Bytes) -> Result<Pending, DecodeErro
     }
     let Request { header, api_key, .. } = &request;
     let (api_key, version, correlation_id) = (*api_key, header.request_api_version, header.correlation_id);
-    let reply = handlers::dispatch(broker, request).ok_or(DecodeError::UnknownApiKey(api_key as i16))?;
+    let reply = handlers::dispatch(broker, request).ok_or(DecodeError::NotServed(api_key))?;
     Ok(async move {
         let Some(body) = reply.await else {
             return Outcome::Silent;

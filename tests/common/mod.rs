@@ -50,7 +50,7 @@ impl Broker {
             .arg("--listen")
             .arg(listen)
             .args(&self.args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,foyer=warn")
             .stdout(Stdio::piped())
             .spawn()
             .expect("start the silt binary");
@@ -148,14 +148,14 @@ pub fn create_topic(broker: &Broker, topic: &str, partitions: u32) {
     assert!(ok, "topic create failed: {err}");
 }
 
-/// The Python with kafka-python installed (`SILT_TEST_PYTHON`, default
+/// The Python with kafka-python installed (`KAFKA_PYTHON`, default
 /// `/var/tmp/venv-kafka/bin/python`, which `.ci/run` creates).
 pub fn python() -> PathBuf {
-    let path = std::env::var("SILT_TEST_PYTHON").unwrap_or_else(|_| "/var/tmp/venv-kafka/bin/python".into());
+    let path = std::env::var("KAFKA_PYTHON").unwrap_or_else(|_| "/var/tmp/venv-kafka/bin/python".into());
     let path = PathBuf::from(path);
     assert!(
         path.exists(),
-        "{} not found: run .ci/run or set SILT_TEST_PYTHON to a Python with kafka-python",
+        "{} not found: run .ci/run or set KAFKA_PYTHON to a Python with kafka-python",
         path.display()
     );
     path

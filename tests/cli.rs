@@ -1,0 +1,116 @@
+//! The console and admin commands against a real broker: topic create, list,
+//! describe and delete; produce from stdin and consume; errors print one
+//! line naming the problem and exit non-zero.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn produce(addr: &str, topic: &str, extra: &[&str], input: &str) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_silt"))
+        .args(["produce", topic, "--bootstrap-server", addr])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run silt produce");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn topic_lifecycle_produce_and_consume() {
+    let broker = Broker::start(&[]);
+    let b = ["--bootstrap-server", broker.addr.as_str()];
+    let run = |args: &[&str]| silt(&[args, &b[..]].concat());
+
+    let (ok, out, err) = run(&["topic", "create", "orders", "--partitions", "3", "--config", "retention.ms=60000"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Created topic orders"), "{out}");
+    let (ok, _, _) = run(&["topic", "create", "logs"]);
+    assert!(ok);
+    let (_, out, _) = run(&["topic", "list"]);
+    assert_eq!(out.lines().collect::<Vec<_>>(), vec!["logs", "orders"]);
+
+    let input: String = (0..30).map(|i| format!("user{}:event {i}\n", i % 5)).collect();
+    let (ok, err) = produce(&broker.addr, "orders", &["--key-separator", ":"], &input);
+    assert!(ok, "{err}");
+
+    let (ok, out, err) = run(&["topic", "describe", "orders"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("PartitionCount: 3"), "{out}");
+    assert!(out.contains("retention.ms=60000"), "{out}");
+    let ends: i64 = out
+        .lines()
+        .filter_map(|l| l.split("LogEndOffset: ").nth(1))
+        .map(|n| n.trim().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(ends, 30);
+    assert_eq!(out.matches("LogStartOffset: 0").count(), 3);
+
+    // Same key, same partition, in order: each user's events read in order.
+    let (ok, out, err) = run(&["consume", "orders", "--from-beginning", "--max-messages", "30", "--print-key"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 30);
+    for user in 0..5 {
+        let events: Vec<i32> = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("user{user}\t")))
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        let expected: Vec<i32> = (0..30).filter(|i| i % 5 == user).collect();
+        assert_eq!(events, expected, "user{user}");
+    }
+
+    // One partition from an offset.
+    let (ok, err) = produce(&broker.addr, "logs", &[], "a\nb\nc\nd\n");
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&["consume", "logs", "--partition", "0", "--offset", "2", "--max-messages", "2"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "c\nd\n");
+    let (ok, out, _) = run(&["consume", "logs", "--from-beginning", "--timeout-ms", "1000"]);
+    assert!(ok);
+    assert_eq!(out, "a\nb\nc\nd\n");
+
+    let (ok, out, err) = run(&["topic", "delete", "logs"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Deleted topic logs"));
+    let (_, out, _) = run(&["topic", "list"]);
+    assert_eq!(out.trim(), "orders");
+}
+
+#[test]
+fn errors_name_the_problem_on_one_line_and_exit_non_zero() {
+    let broker = Broker::start(&[]);
+    let b = ["--bootstrap-server", broker.addr.as_str()];
+    let run = |args: &[&str]| silt(&[args, &b[..]].concat());
+    let one_line_error = |(ok, _, err): (bool, String, String), needle: &str| {
+        assert!(!ok, "expected failure");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "expected '{needle}' in: {err}");
+    };
+    one_line_error(run(&["topic", "describe", "missing"]), "does not exist");
+    one_line_error(run(&["topic", "delete", "missing"]), "does not exist");
+    one_line_error(run(&["topic", "create", "bad name!"]), "bad name!");
+    assert!(run(&["topic", "create", "dup"]).0);
+    one_line_error(run(&["topic", "create", "dup"]), "exists");
+    one_line_error(run(&["topic", "create", "x", "--partitions", "0"]), "partition");
+    one_line_error(run(&["topic", "create", "y", "--config", "retention.ms=forever"]), "retention.ms");
+    one_line_error(run(&["topic", "create", "z", "--config", "no.such=1"]), "no.such");
+    one_line_error(run(&["consume", "missing", "--max-messages", "1"]), "missing");
+    one_line_error(
+        silt(&["topic", "list", "--bootstrap-server", "127.0.0.1:1"]),
+        "cannot connect to 127.0.0.1:1",
+    );
+    let (ok, err) = produce(&broker.addr, "missing", &[], "x\n");
+    assert!(!ok);
+    assert!(err.contains("missing"), "{err}");
+    let (ok, err) = produce(&broker.addr, "dup", &["--key-separator", ":"], "no separator here\n");
+    assert!(!ok);
+    assert!(err.contains("no key separator"), "{err}");
+}
