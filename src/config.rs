@@ -80,8 +80,10 @@ pub struct FlushConfig {
     /// Upload at least this often (milliseconds); unset means 250 in
     /// `object` durability and 1000 in `local`.
     pub interval_ms: Option<u64>,
-    /// Upload as soon as this many bytes are buffered.
-    pub bytes: u64,
+    /// Upload as soon as this many bytes are buffered; unset means 16 MiB
+    /// in `object` durability and 4 MiB in `local` (smaller objects keep the
+    /// fsync bursts that compete with the WAL short).
+    pub bytes: Option<u64>,
 }
 
 /// The local write-ahead log (used in `local` durability).
@@ -98,7 +100,8 @@ pub struct WalConfig {
 pub struct CacheConfig {
     /// Memory tier capacity in bytes.
     pub memory_bytes: usize,
-    /// Disk tier capacity in bytes (0 disables the disk tier).
+    /// Disk tier capacity in bytes (0 disables the disk tier; unused when
+    /// the object store is a local directory).
     pub disk_bytes: usize,
 }
 
@@ -157,7 +160,7 @@ impl Default for FlushConfig {
     fn default() -> Self {
         FlushConfig {
             interval_ms: None,
-            bytes: 16 * 1024 * 1024,
+            bytes: None,
         }
     }
 }
@@ -300,10 +303,10 @@ impl Config {
         if self.topics.max_message_bytes < 1 {
             return invalid("topics.max_message_bytes", "must be positive");
         }
-        if self.flush.bytes == 0 || self.flush.interval_ms == Some(0) {
+        if self.flush.bytes == Some(0) || self.flush.interval_ms == Some(0) {
             return invalid("flush", "interval_ms and bytes must be positive");
         }
-        if self.limits.max_unflushed_bytes < self.flush.bytes {
+        if self.limits.max_unflushed_bytes < self.flush_bytes() {
             return invalid(
                 "limits.max_unflushed_bytes",
                 "must be at least flush.bytes, or producers would stall before a flush",
@@ -328,6 +331,15 @@ impl Config {
             Durability::Local => 1000,
         };
         Duration::from_millis(self.flush.interval_ms.unwrap_or(default))
+    }
+
+    /// The upload size trigger for the configured durability mode.
+    pub fn flush_bytes(&self) -> u64 {
+        let default = match self.durability {
+            Durability::Object => 16 * 1024 * 1024,
+            Durability::Local => 4 * 1024 * 1024,
+        };
+        self.flush.bytes.unwrap_or(default)
     }
 
     /// `(host, port)` clients should connect to.
@@ -410,7 +422,7 @@ mod tests {
         let config = Config::load(None, env, overrides).unwrap();
         assert_eq!(config.broker.data_dir, PathBuf::from("/tmp/a"));
         assert_eq!(config.durability, Durability::Object);
-        assert_eq!(config.flush.bytes, 1 << 20);
+        assert_eq!(config.flush_bytes(), 1 << 20);
         assert_eq!(config.broker.listen, "127.0.0.1:1234");
         assert_eq!(config.flush_interval(), Duration::from_millis(250));
     }

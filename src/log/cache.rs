@@ -1,6 +1,10 @@
 //! The read cache of object sections: foyer's hybrid cache (memory, then
 //! disk), keyed by (object, section position), filled write-through when the
 //! uploader seals an object and read-through on a miss.
+//!
+//! When the bucket is a local directory the disk tier is left out: the
+//! objects are on local disk already, and a second copy would only double
+//! the writes.
 
 use std::path::Path;
 
@@ -74,7 +78,7 @@ impl SectionCache {
             .memory(config.memory_bytes)
             .with_weighter(|_key: &SectionKey, value: &Bytes| value.len())
             .storage();
-        let storage = if config.disk_bytes > 0 {
+        let storage = if config.disk_bytes > 0 && !bucket.is_local() {
             std::fs::create_dir_all(dir)?;
             let device = FsDeviceBuilder::new(dir)
                 .with_capacity(config.disk_bytes)

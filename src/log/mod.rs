@@ -55,7 +55,7 @@ impl LogSettings {
         LogSettings {
             durability: config.durability,
             flush_interval: config.flush_interval(),
-            flush_bytes: config.flush.bytes,
+            flush_bytes: config.flush_bytes(),
             max_unflushed_bytes: config.limits.max_unflushed_bytes,
         }
     }

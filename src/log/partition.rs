@@ -387,24 +387,36 @@ mod tests {
         }
     }
 
-    #[test]
-    fn tail_reads_return_whole_rewritten_batches() {
+    #[tokio::test]
+    async fn tail_reads_follow_the_wal_and_return_whole_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path(), 1 << 20).unwrap();
         let p = Partition::new(Uuid::new_v4(), 2, PartitionMeta::default());
         let (h, b) = validated(2, -1, -1);
+        let mut end = 0;
         for _ in 0..3 {
-            p.append(&h, &b, None, 0).unwrap();
+            p.append(&h, &b, Some(&wal), 0).unwrap();
+            end = wal.end();
         }
-        p.apply_commit(vec![], 0);
-        // Pretend the tail is durable by committing nothing and reading
-        // through a high watermark moved by a commit of the first batch.
-        let ReadSource::Tail(bytes) = ({
-            p.lock().high_watermark = 6;
-            p.read(3, b.len() + 1, None).unwrap()
-        }) else {
+        // Before the fsync nothing is visible.
+        assert_eq!(p.offsets(Some(0)).high_watermark, 0);
+        wal.subscribe().wait_for(|d| *d >= end).await.unwrap();
+        let durable = Some(wal.durable());
+        assert_eq!(p.offsets(durable).high_watermark, 6);
+        // Offset 3 lies in the second batch; one batch fits the limit.
+        let ReadSource::Tail(bytes) = p.read(3, b.len() + 1, durable).unwrap() else {
             panic!("expected tail bytes");
         };
-        let headers: Vec<i64> = batch::iter_batches(&bytes).map(|(h, _)| h.base_offset).collect();
-        assert_eq!(headers, vec![2]);
+        let bases: Vec<i64> = batch::iter_batches(&bytes).map(|(h, _)| h.base_offset).collect();
+        assert_eq!(bases, vec![2]);
+        // The WAL holds the rewritten batches, in offset order.
+        drop(wal);
+        let (_, records) = Wal::open(dir.path(), 1 << 20).unwrap();
+        let bases: Vec<i64> = records
+            .iter()
+            .map(|r| BatchHeader::parse(&r.batch).unwrap().base_offset)
+            .collect();
+        assert_eq!(bases, vec![0, 2, 4]);
     }
 
     #[test]

@@ -85,7 +85,9 @@ impl Log {
         }
         let (object, sections) = builder.finish();
         let id = Uuid::now_v7();
+        let started = std::time::Instant::now();
         self.bucket.put_data_object(id, object.clone()).await?;
+        let put_done = started.elapsed();
 
         let mut commits = Vec::with_capacity(sealed.len());
         for (partition, s) in &sealed {
@@ -110,6 +112,14 @@ impl Log {
             });
         }
         let outcomes = self.meta.commit(commits.clone()).await?;
+        tracing::debug!(
+            object = %id,
+            bytes = object.len(),
+            partitions = commits.len(),
+            put_ms = put_done.as_millis() as u64,
+            commit_ms = (started.elapsed() - put_done).as_millis() as u64,
+            "uploaded"
+        );
         for (((partition, s), commit), outcome) in sealed.iter().zip(commits).zip(outcomes) {
             match outcome {
                 CommitOutcome::Committed => {

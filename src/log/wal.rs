@@ -24,6 +24,8 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 
 const ENTRY_HEADER: usize = 8;
+/// Group commits slower than this are logged (at debug level).
+const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(5);
 const PAYLOAD_PREFIX: usize = 20;
 
 /// A batch read back from the WAL during recovery.
@@ -204,6 +206,7 @@ impl Shared {
                 (pending.buf.split().freeze(), pending.end)
             };
             let start = end - buf.len() as u64;
+            let began = std::time::Instant::now();
             let written = self
                 .roll_if_full(&mut file, &mut file_len, start)
                 .and_then(|()| file.write_all(&buf))
@@ -216,6 +219,10 @@ impl Shared {
             }
             file_len += buf.len() as u64;
             self.durable.send_replace(end);
+            let took = began.elapsed();
+            if took > SLOW_SYNC {
+                tracing::debug!(bytes = buf.len(), ms = took.as_millis() as u64, "slow WAL write");
+            }
         }
     }
 

@@ -23,6 +23,7 @@ use crate::error::Result;
 pub struct Bucket {
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
+    local: bool,
 }
 
 impl Bucket {
@@ -33,6 +34,7 @@ impl Bucket {
         Ok(Bucket {
             store: Arc::new(store),
             prefix: ObjectPath::default(),
+            local: true,
         })
     }
 
@@ -41,7 +43,13 @@ impl Bucket {
         Bucket {
             store: Arc::new(InMemory::new()),
             prefix: ObjectPath::default(),
+            local: false,
         }
+    }
+
+    /// Whether the objects live on this machine's disk.
+    pub fn is_local(&self) -> bool {
+        self.local
     }
 
     /// `<prefix>/data/<id>.silt`
