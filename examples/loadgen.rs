@@ -87,10 +87,31 @@ impl ProducerContext for Latencies {
 
 fn main() {
     match Args::parse().command {
-        Command::Produce { bootstrap, topic, messages, size, rate_mb, acks, idempotence, linger_ms } => {
-            produce(&bootstrap, &topic, messages, size, rate_mb, &acks, idempotence, linger_ms)
-        }
-        Command::Consume { bootstrap, topic, messages, partitions } => consume(&bootstrap, &topic, messages, partitions),
+        Command::Produce {
+            bootstrap,
+            topic,
+            messages,
+            size,
+            rate_mb,
+            acks,
+            idempotence,
+            linger_ms,
+        } => produce(
+            &bootstrap,
+            &topic,
+            messages,
+            size,
+            rate_mb,
+            &acks,
+            idempotence,
+            linger_ms,
+        ),
+        Command::Consume {
+            bootstrap,
+            topic,
+            messages,
+            partitions,
+        } => consume(&bootstrap, &topic, messages, partitions),
     }
 }
 
@@ -106,7 +127,9 @@ fn produce(
     linger_ms: u64,
 ) {
     let latencies = Latencies {
-        histogram: Arc::new(Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).unwrap())),
+        histogram: Arc::new(Mutex::new(
+            Histogram::new_with_bounds(1, 60_000_000, 3).unwrap(),
+        )),
         errors: Arc::new(Mutex::new(0)),
     };
     let producer: ThreadedProducer<Latencies> = ClientConfig::new()
@@ -135,9 +158,15 @@ fn produce(
         })
         .collect();
     // Warm up: metadata, connections and the producer id, before the clock starts.
-    let warm_up = BaseRecord::<(), [u8], _>::with_opaque_to(topic, Box::new(Instant::now())).payload(&payloads[0][..]);
-    producer.send(warm_up).map_err(|(e, _)| e).expect("warm-up send");
-    producer.flush(Duration::from_secs(30)).expect("warm-up flush");
+    let warm_up = BaseRecord::<(), [u8], _>::with_opaque_to(topic, Box::new(Instant::now()))
+        .payload(&payloads[0][..]);
+    producer
+        .send(warm_up)
+        .map_err(|(e, _)| e)
+        .expect("warm-up send");
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("warm-up flush");
     latencies.histogram.lock().unwrap().reset();
     let interval = rate_mb.map(|mb| Duration::from_secs_f64(size as f64 / (mb * 1_000_000.0)));
     let start = Instant::now();
@@ -155,7 +184,8 @@ fn produce(
             None => Instant::now(),
         };
         let payload = &payloads[(i % 64) as usize];
-        let mut record = BaseRecord::<(), [u8], _>::with_opaque_to(topic, Box::new(due)).payload(payload.as_slice());
+        let mut record = BaseRecord::<(), [u8], _>::with_opaque_to(topic, Box::new(due))
+            .payload(payload.as_slice());
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -168,7 +198,10 @@ fn produce(
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
             let secs = start.elapsed().as_secs_f64();
-            eprintln!("  sent {i} messages, {:.1} MB/s", i as f64 * size as f64 / secs / 1e6);
+            eprintln!(
+                "  sent {i} messages, {:.1} MB/s",
+                i as f64 * size as f64 / secs / 1e6
+            );
         }
     }
     producer.flush(Duration::from_secs(120)).expect("flush");
@@ -205,7 +238,9 @@ fn consume(bootstrap: &str, topic: &str, messages: u64, partitions: i32) {
         .expect("create consumer");
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions {
-        assignment.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&assignment).unwrap();
     let start = Instant::now();
@@ -221,6 +256,11 @@ fn consume(bootstrap: &str, topic: &str, messages: u64, partitions: i32) {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let mb_s = bytes as f64 / elapsed / 1e6;
-    println!("consume: {count} messages, {bytes} B in {elapsed:.2} s: {:.0} msg/s, {mb_s:.1} MB/s", count as f64 / elapsed);
-    println!("{{\"kind\":\"consume\",\"messages\":{count},\"bytes\":{bytes},\"seconds\":{elapsed:.3},\"mb_per_s\":{mb_s:.1}}}");
+    println!(
+        "consume: {count} messages, {bytes} B in {elapsed:.2} s: {:.0} msg/s, {mb_s:.1} MB/s",
+        count as f64 / elapsed
+    );
+    println!(
+        "{{\"kind\":\"consume\",\"messages\":{count},\"bytes\":{bytes},\"seconds\":{elapsed:.3},\"mb_per_s\":{mb_s:.1}}}"
+    );
 }

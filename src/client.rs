@@ -80,8 +80,13 @@ impl Client {
 
     /// Sends `request` at the highest version both sides support, up to
     /// `max_version`, and returns the decoded response.
-    pub async fn call<R: Request>(&mut self, request: R, max_version: i16) -> Result<R::Response, ClientError> {
-        let api = ApiKey::try_from(R::KEY).map_err(|_| ClientError::Protocol("unknown API key".into()))?;
+    pub async fn call<R: Request>(
+        &mut self,
+        request: R,
+        max_version: i16,
+    ) -> Result<R::Response, ClientError> {
+        let api = ApiKey::try_from(R::KEY)
+            .map_err(|_| ClientError::Protocol("unknown API key".into()))?;
         let (min, max) = self
             .versions
             .get(&R::KEY)
@@ -94,7 +99,11 @@ impl Client {
         self.send(request, version).await
     }
 
-    async fn send<R: Request>(&mut self, request: R, version: i16) -> Result<R::Response, ClientError> {
+    async fn send<R: Request>(
+        &mut self,
+        request: R,
+        version: i16,
+    ) -> Result<R::Response, ClientError> {
         self.correlation_id += 1;
         let header = RequestHeader::default()
             .with_request_api_key(R::KEY)
@@ -107,7 +116,8 @@ impl Client {
             header.encode(buf, R::header_version(version))?;
             request.encode(buf, version)
         };
-        encode(&mut buf).map_err(|e| ClientError::Protocol(format!("cannot encode request: {e}")))?;
+        encode(&mut buf)
+            .map_err(|e| ClientError::Protocol(format!("cannot encode request: {e}")))?;
         let size = (buf.len() - 4) as i32;
         buf[..4].copy_from_slice(&size.to_be_bytes());
         self.stream.write_all(&buf).await?;
@@ -122,7 +132,8 @@ impl Client {
         let mut frame = Bytes::from(frame);
         let decode_error = |e: anyhow::Error| ClientError::Protocol(e.to_string());
         let response_header =
-            ResponseHeader::decode(&mut frame, R::Response::header_version(version)).map_err(decode_error)?;
+            ResponseHeader::decode(&mut frame, R::Response::header_version(version))
+                .map_err(decode_error)?;
         if response_header.correlation_id != self.correlation_id {
             return Err(ClientError::Protocol("correlation id mismatch".into()));
         }
@@ -167,7 +178,8 @@ pub fn encode_batch(messages: &[Message], timestamp_ms: i64) -> Bytes {
         version: 2,
         compression: Compression::None,
     };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encoding to memory cannot fail");
+    RecordBatchEncoder::encode(&mut buf, &records, &options)
+        .expect("encoding to memory cannot fail");
     const BASE_SEQUENCE_AT: usize = 53;
     const CRC_AT: usize = 17;
     const ATTRIBUTES_AT: usize = 21;
@@ -229,8 +241,16 @@ mod tests {
         let batches = split_and_validate(&batch).unwrap();
         assert_eq!(batches.len(), 1);
         let header = batches[0].0;
-        assert_eq!((header.record_count, header.base_sequence, header.producer_id), (5, -1, -1));
-        let decoded = kafka_protocol::records::RecordBatchDecoder::decode(&mut batch.clone()).unwrap();
+        assert_eq!(
+            (
+                header.record_count,
+                header.base_sequence,
+                header.producer_id
+            ),
+            (5, -1, -1)
+        );
+        let decoded =
+            kafka_protocol::records::RecordBatchDecoder::decode(&mut batch.clone()).unwrap();
         assert_eq!(decoded.records[3].value.as_deref(), Some(&b"v3"[..]));
         assert_eq!(decoded.records[2].key.as_deref(), Some(&b"k2"[..]));
     }
@@ -246,7 +266,12 @@ mod tests {
             (b"12345", -1188365604),
         ];
         for (key, expected) in cases {
-            assert_eq!(murmur2(key) as i32, expected, "{}", String::from_utf8_lossy(key));
+            assert_eq!(
+                murmur2(key) as i32,
+                expected,
+                "{}",
+                String::from_utf8_lossy(key)
+            );
         }
     }
 }

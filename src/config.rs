@@ -76,6 +76,7 @@ pub struct TopicDefaults {
 /// When the uploader seals buffered data into an object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct FlushConfig {
     /// Upload at least this often (milliseconds); unset means 250 in
     /// `object` durability and 1000 in `local`.
@@ -152,15 +153,6 @@ impl Default for TopicDefaults {
             retention_bytes: -1,
             max_message_bytes: 1_048_588,
             cleanup_policy: "delete".into(),
-        }
-    }
-}
-
-impl Default for FlushConfig {
-    fn default() -> Self {
-        FlushConfig {
-            interval_ms: None,
-            bytes: None,
         }
     }
 }
@@ -259,12 +251,13 @@ impl Config {
                 apply_env(&mut table, &name, key, &value)?;
             }
         }
-        let mut config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
-            ConfigError::Invalid {
-                setting: "(file and environment)",
-                reason: e.message().to_string(),
-            }
-        })?;
+        let mut config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    setting: "(file and environment)",
+                    reason: e.message().to_string(),
+                })?;
         if let Some(dir) = overrides.data_dir {
             config.broker.data_dir = dir;
         }
@@ -292,10 +285,10 @@ impl Config {
         if self.broker.listen.parse::<SocketAddr>().is_err() {
             return invalid("broker.listen", "expected HOST:PORT with a numeric IP");
         }
-        if let Some(adv) = &self.broker.advertised_listener {
-            if split_host_port(adv).is_none() {
-                return invalid("broker.advertised_listener", "expected HOST:PORT");
-            }
+        if let Some(adv) = &self.broker.advertised_listener
+            && split_host_port(adv).is_none()
+        {
+            return invalid("broker.advertised_listener", "expected HOST:PORT");
         }
         if self.topics.default_partitions < 1 {
             return invalid("topics.default_partitions", "must be at least 1");

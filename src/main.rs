@@ -14,7 +14,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "silt", version, about = "A Kafka-protocol broker on object storage")]
+#[command(
+    name = "silt",
+    version,
+    about = "A Kafka-protocol broker on object storage"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -137,15 +141,24 @@ fn run() -> anyhow::Result<()> {
             Command::Topic { server, command } => {
                 let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
                 match command {
-                    TopicCommand::Create { name, partitions, configs } => {
-                        cli::topic::create(&mut cluster, &name, partitions, &configs).await
-                    }
+                    TopicCommand::Create {
+                        name,
+                        partitions,
+                        configs,
+                    } => cli::topic::create(&mut cluster, &name, partitions, &configs).await,
                     TopicCommand::List => cli::topic::list(&mut cluster).await,
-                    TopicCommand::Describe { name } => cli::topic::describe(&mut cluster, &name).await,
+                    TopicCommand::Describe { name } => {
+                        cli::topic::describe(&mut cluster, &name).await
+                    }
                     TopicCommand::Delete { name } => cli::topic::delete(&mut cluster, &name).await,
                 }
             }
-            Command::Produce { server, topic, key_separator, partition } => {
+            Command::Produce {
+                server,
+                topic,
+                key_separator,
+                partition,
+            } => {
                 let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
                 cli::produce::run(&mut cluster, &topic, key_separator.as_deref(), partition).await
             }

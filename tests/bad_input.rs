@@ -35,7 +35,9 @@ fn frame(api_key: i16, version: i16, body: &[u8]) -> Vec<u8> {
 /// (or times out, which fails the test).
 fn exchange(addr: &str, bytes: &[u8]) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     stream.write_all(bytes).expect("write");
     let mut answer = Vec::new();
     match stream.read_to_end(&mut answer) {
@@ -47,7 +49,11 @@ fn exchange(addr: &str, bytes: &[u8]) -> Vec<u8> {
 
 fn assert_closed_without_answer(addr: &str, what: &str, bytes: &[u8]) {
     let answer = exchange(addr, bytes);
-    assert!(answer.is_empty(), "{what}: expected the connection closed, got {} bytes", answer.len());
+    assert!(
+        answer.is_empty(),
+        "{what}: expected the connection closed, got {} bytes",
+        answer.len()
+    );
 }
 
 fn produce_request(topic: &str, partition: i32, records: Bytes) -> ProduceRequest {
@@ -66,7 +72,10 @@ fn produce_request(topic: &str, partition: i32, records: Bytes) -> ProduceReques
 }
 
 async fn produce_error(client: &mut Client, topic: &str, partition: i32, records: Bytes) -> i16 {
-    let response = client.call(produce_request(topic, partition, records), 9).await.expect("produce");
+    let response = client
+        .call(produce_request(topic, partition, records), 9)
+        .await
+        .expect("produce");
     response.responses[0].partition_responses[0].error_code
 }
 
@@ -99,14 +108,30 @@ fn bad_frames_close_the_connection_and_the_broker_keeps_serving() {
     assert_closed_without_answer(&addr, "negative size", &(-1i32).to_be_bytes());
     // Frames too short for a header, and with a truncated body.
     assert_closed_without_answer(&addr, "3-byte frame", &[0, 0, 0, 3, 0, 3, 0]);
-    assert_closed_without_answer(&addr, "truncated metadata body", &frame(3, 1, &[0, 0, 0, 2, 0, 5, b'a']));
+    assert_closed_without_answer(
+        &addr,
+        "truncated metadata body",
+        &frame(3, 1, &[0, 0, 0, 2, 0, 5, b'a']),
+    );
     // A tiny frame declaring a 2^31-element array must not allocate it
     // (v9 is flexible: an empty tagged-field section precedes the body).
-    assert_closed_without_answer(&addr, "huge array count", &frame(3, 1, &0x7fff_ffffi32.to_be_bytes()));
-    assert_closed_without_answer(&addr, "huge compact array", &frame(3, 9, &[0, 0xff, 0xff, 0xff, 0xff, 0x0f]));
+    assert_closed_without_answer(
+        &addr,
+        "huge array count",
+        &frame(3, 1, &0x7fff_ffffi32.to_be_bytes()),
+    );
+    assert_closed_without_answer(
+        &addr,
+        "huge compact array",
+        &frame(3, 9, &[0, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+    );
     // Unknown API keys and unsupported versions.
     assert_closed_without_answer(&addr, "unknown api key", &frame(999, 0, &[]));
-    assert_closed_without_answer(&addr, "api key not served", &frame(ApiKey::SaslHandshake as i16, 0, &[]));
+    assert_closed_without_answer(
+        &addr,
+        "api key not served",
+        &frame(ApiKey::SaslHandshake as i16, 0, &[]),
+    );
     assert_closed_without_answer(&addr, "produce v2", &frame(0, 2, &[]));
     assert_closed_without_answer(&addr, "fetch v99", &frame(1, 99, &[]));
     // Random garbage after a plausible size.
@@ -115,7 +140,13 @@ fn bad_frames_close_the_connection_and_the_broker_keeps_serving() {
     assert_closed_without_answer(&addr, "garbage", &garbage);
 
     assert!(broker.is_running());
-    let reads = read_all_rdkafka(&broker.addr, "safe", 2, acked.len(), Duration::from_secs(30));
+    let reads = read_all_rdkafka(
+        &broker.addr,
+        "safe",
+        2,
+        acked.len(),
+        Duration::from_secs(30),
+    );
     assert_exactly_once(&acked, &reads);
 }
 
@@ -129,14 +160,20 @@ fn unsupported_api_versions_version_gets_kafkas_v0_answer() {
     let _ = body.split_to(4);
     let response = ApiVersionsResponse::decode(&mut body, 0).expect("a v0 ApiVersions body");
     assert_eq!(response.error_code, 35);
-    let produce = response.api_keys.iter().find(|k| k.api_key == 0).expect("produce listed");
+    let produce = response
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == 0)
+        .expect("produce listed");
     assert!(produce.max_version >= 9);
 }
 
 /// Sends one request and reads exactly one response (without its size).
 fn exchange_one_response(addr: &str, bytes: &[u8]) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     stream.write_all(bytes).expect("write");
     let mut size = [0u8; 4];
     stream.read_exact(&mut size).expect("a response");
@@ -150,40 +187,88 @@ async fn bad_batches_and_unknown_partitions_get_kafka_error_codes() {
     let broker = Broker::start(&[]);
     create_topic(&broker, "strict", 1);
     let (ok, _, err) = silt(&[
-        "topic", "create", "small", "--partitions", "1", "--config", "max.message.bytes=200",
-        "--bootstrap-server", &broker.addr,
+        "topic",
+        "create",
+        "small",
+        "--partitions",
+        "1",
+        "--config",
+        "max.message.bytes=200",
+        "--bootstrap-server",
+        &broker.addr,
     ]);
     assert!(ok, "{err}");
     let mut client = Client::connect(&broker.addr).await.expect("connect");
 
     let good = batch(&["a", "b"]);
-    assert_eq!(produce_error(&mut client, "strict", 0, good.clone()).await, 0);
+    assert_eq!(
+        produce_error(&mut client, "strict", 0, good.clone()).await,
+        0
+    );
 
     let mut bad_crc = BytesMut::from(&good[..]);
     let last = bad_crc.len() - 1;
     bad_crc[last] ^= 0xff;
-    assert_eq!(produce_error(&mut client, "strict", 0, bad_crc.freeze()).await, 2, "CORRUPT_MESSAGE");
+    assert_eq!(
+        produce_error(&mut client, "strict", 0, bad_crc.freeze()).await,
+        2,
+        "CORRUPT_MESSAGE"
+    );
 
     let mut bad_magic = BytesMut::from(&good[..]);
     bad_magic[16] = 1;
-    assert_eq!(produce_error(&mut client, "strict", 0, bad_magic.freeze()).await, 2, "CORRUPT_MESSAGE");
+    assert_eq!(
+        produce_error(&mut client, "strict", 0, bad_magic.freeze()).await,
+        2,
+        "CORRUPT_MESSAGE"
+    );
 
     let truncated = good.slice(..good.len() - 5);
-    assert_eq!(produce_error(&mut client, "strict", 0, truncated).await, 2, "CORRUPT_MESSAGE");
+    assert_eq!(
+        produce_error(&mut client, "strict", 0, truncated).await,
+        2,
+        "CORRUPT_MESSAGE"
+    );
 
     let mut two = BytesMut::from(&good[..]);
     two.extend_from_slice(&good);
-    assert_eq!(produce_error(&mut client, "strict", 0, two.freeze()).await, 87, "INVALID_RECORD");
+    assert_eq!(
+        produce_error(&mut client, "strict", 0, two.freeze()).await,
+        87,
+        "INVALID_RECORD"
+    );
 
-    assert_eq!(produce_error(&mut client, "nope", 0, good.clone()).await, 3, "UNKNOWN_TOPIC_OR_PARTITION");
-    assert_eq!(produce_error(&mut client, "strict", 5, good.clone()).await, 3, "UNKNOWN_TOPIC_OR_PARTITION");
-    assert_eq!(produce_error(&mut client, "strict", -1, good.clone()).await, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    assert_eq!(
+        produce_error(&mut client, "nope", 0, good.clone()).await,
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    assert_eq!(
+        produce_error(&mut client, "strict", 5, good.clone()).await,
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    assert_eq!(
+        produce_error(&mut client, "strict", -1, good.clone()).await,
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
 
     let big = batch(&[&"x".repeat(300)]);
-    assert_eq!(produce_error(&mut client, "small", 0, big).await, 10, "MESSAGE_TOO_LARGE");
+    assert_eq!(
+        produce_error(&mut client, "small", 0, big).await,
+        10,
+        "MESSAGE_TOO_LARGE"
+    );
 
     // Only the good batch was appended: the log end is 2.
-    let (ok, out, err) = silt(&["topic", "describe", "strict", "--bootstrap-server", &broker.addr]);
+    let (ok, out, err) = silt(&[
+        "topic",
+        "describe",
+        "strict",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("LogEndOffset: 2"), "{out}");
 
@@ -198,7 +283,10 @@ async fn fetch_out_of_range_and_unknown_topics_get_error_codes() {
     let broker = Broker::start(&[]);
     create_topic(&broker, "reads", 1);
     let mut client = Client::connect(&broker.addr).await.expect("connect");
-    assert_eq!(produce_error(&mut client, "reads", 0, batch(&["one"])).await, 0);
+    assert_eq!(
+        produce_error(&mut client, "reads", 0, batch(&["one"])).await,
+        0
+    );
     let fetch = |topic: &str, partition: i32, offset: i64| {
         FetchRequest::default()
             .with_replica_id(BrokerId(-1))
@@ -216,9 +304,28 @@ async fn fetch_out_of_range_and_unknown_topics_get_error_codes() {
             ])
     };
     let code = |r: kafka_protocol::messages::FetchResponse| r.responses[0].partitions[0].error_code;
-    assert_eq!(code(client.call(fetch("reads", 0, 0), 12).await.unwrap()), 0);
-    assert_eq!(code(client.call(fetch("reads", 0, 5), 12).await.unwrap()), 1, "OFFSET_OUT_OF_RANGE");
-    assert_eq!(code(client.call(fetch("reads", 0, -3), 12).await.unwrap()), 1, "OFFSET_OUT_OF_RANGE");
-    assert_eq!(code(client.call(fetch("reads", 9, 0), 12).await.unwrap()), 3, "UNKNOWN_TOPIC_OR_PARTITION");
-    assert_eq!(code(client.call(fetch("gone", 0, 0), 12).await.unwrap()), 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    assert_eq!(
+        code(client.call(fetch("reads", 0, 0), 12).await.unwrap()),
+        0
+    );
+    assert_eq!(
+        code(client.call(fetch("reads", 0, 5), 12).await.unwrap()),
+        1,
+        "OFFSET_OUT_OF_RANGE"
+    );
+    assert_eq!(
+        code(client.call(fetch("reads", 0, -3), 12).await.unwrap()),
+        1,
+        "OFFSET_OUT_OF_RANGE"
+    );
+    assert_eq!(
+        code(client.call(fetch("reads", 9, 0), 12).await.unwrap()),
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    assert_eq!(
+        code(client.call(fetch("gone", 0, 0), 12).await.unwrap()),
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
 }

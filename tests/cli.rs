@@ -17,9 +17,17 @@ fn produce(addr: &str, topic: &str, extra: &[&str], input: &str) -> (bool, Strin
         .stderr(Stdio::piped())
         .spawn()
         .expect("run silt produce");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -28,7 +36,15 @@ fn topic_lifecycle_produce_and_consume() {
     let b = ["--bootstrap-server", broker.addr.as_str()];
     let run = |args: &[&str]| silt(&[args, &b[..]].concat());
 
-    let (ok, out, err) = run(&["topic", "create", "orders", "--partitions", "3", "--config", "retention.ms=60000"]);
+    let (ok, out, err) = run(&[
+        "topic",
+        "create",
+        "orders",
+        "--partitions",
+        "3",
+        "--config",
+        "retention.ms=60000",
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("Created topic orders"), "{out}");
     let (ok, _, _) = run(&["topic", "create", "logs"]);
@@ -36,7 +52,9 @@ fn topic_lifecycle_produce_and_consume() {
     let (_, out, _) = run(&["topic", "list"]);
     assert_eq!(out.lines().collect::<Vec<_>>(), vec!["logs", "orders"]);
 
-    let input: String = (0..30).map(|i| format!("user{}:event {i}\n", i % 5)).collect();
+    let input: String = (0..30)
+        .map(|i| format!("user{}:event {i}\n", i % 5))
+        .collect();
     let (ok, err) = produce(&broker.addr, "orders", &["--key-separator", ":"], &input);
     assert!(ok, "{err}");
 
@@ -53,7 +71,14 @@ fn topic_lifecycle_produce_and_consume() {
     assert_eq!(out.matches("LogStartOffset: 0").count(), 3);
 
     // Same key, same partition, in order: each user's events read in order.
-    let (ok, out, err) = run(&["consume", "orders", "--from-beginning", "--max-messages", "30", "--print-key"]);
+    let (ok, out, err) = run(&[
+        "consume",
+        "orders",
+        "--from-beginning",
+        "--max-messages",
+        "30",
+        "--print-key",
+    ]);
     assert!(ok, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 30);
@@ -70,10 +95,25 @@ fn topic_lifecycle_produce_and_consume() {
     // One partition from an offset.
     let (ok, err) = produce(&broker.addr, "logs", &[], "a\nb\nc\nd\n");
     assert!(ok, "{err}");
-    let (ok, out, err) = run(&["consume", "logs", "--partition", "0", "--offset", "2", "--max-messages", "2"]);
+    let (ok, out, err) = run(&[
+        "consume",
+        "logs",
+        "--partition",
+        "0",
+        "--offset",
+        "2",
+        "--max-messages",
+        "2",
+    ]);
     assert!(ok, "{err}");
     assert_eq!(out, "c\nd\n");
-    let (ok, out, _) = run(&["consume", "logs", "--from-beginning", "--timeout-ms", "1000"]);
+    let (ok, out, _) = run(&[
+        "consume",
+        "logs",
+        "--from-beginning",
+        "--timeout-ms",
+        "1000",
+    ]);
     assert!(ok);
     assert_eq!(out, "a\nb\nc\nd\n");
 
@@ -99,10 +139,22 @@ fn errors_name_the_problem_on_one_line_and_exit_non_zero() {
     one_line_error(run(&["topic", "create", "bad name!"]), "bad name!");
     assert!(run(&["topic", "create", "dup"]).0);
     one_line_error(run(&["topic", "create", "dup"]), "exists");
-    one_line_error(run(&["topic", "create", "x", "--partitions", "0"]), "partition");
-    one_line_error(run(&["topic", "create", "y", "--config", "retention.ms=forever"]), "retention.ms");
-    one_line_error(run(&["topic", "create", "z", "--config", "no.such=1"]), "no.such");
-    one_line_error(run(&["consume", "missing", "--max-messages", "1"]), "missing");
+    one_line_error(
+        run(&["topic", "create", "x", "--partitions", "0"]),
+        "partition",
+    );
+    one_line_error(
+        run(&["topic", "create", "y", "--config", "retention.ms=forever"]),
+        "retention.ms",
+    );
+    one_line_error(
+        run(&["topic", "create", "z", "--config", "no.such=1"]),
+        "no.such",
+    );
+    one_line_error(
+        run(&["consume", "missing", "--max-messages", "1"]),
+        "missing",
+    );
     one_line_error(
         silt(&["topic", "list", "--bootstrap-server", "127.0.0.1:1"]),
         "cannot connect to 127.0.0.1:1",
@@ -110,7 +162,12 @@ fn errors_name_the_problem_on_one_line_and_exit_non_zero() {
     let (ok, err) = produce(&broker.addr, "missing", &[], "x\n");
     assert!(!ok);
     assert!(err.contains("missing"), "{err}");
-    let (ok, err) = produce(&broker.addr, "dup", &["--key-separator", ":"], "no separator here\n");
+    let (ok, err) = produce(
+        &broker.addr,
+        "dup",
+        &["--key-separator", ":"],
+        "no separator here\n",
+    );
     assert!(!ok);
     assert!(err.contains("no key separator"), "{err}");
 }

@@ -22,7 +22,10 @@ fn acked_by_python(lines: &[String]) -> BTreeMap<String, Ack> {
         .map(|line| {
             let mut parts = line.split(' ');
             let key = parts.next().expect("key").to_string();
-            let partition = parts.next().and_then(|p| p.parse().ok()).expect("partition");
+            let partition = parts
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("partition");
             let offset = parts.next().and_then(|p| p.parse().ok()).expect("offset");
             (key, Ack { partition, offset })
         })
@@ -37,13 +40,23 @@ fn produce_read_restart(durability: &str) {
     let producer = idempotent_producer(&broker.addr, &deliveries);
     produce_keyed(&producer, "orders", 0..MESSAGES, VALUE_SIZE);
     producer.flush(Duration::from_secs(120)).expect("flush");
-    assert!(deliveries.failed.lock().unwrap().is_empty(), "deliveries failed");
+    assert!(
+        deliveries.failed.lock().unwrap().is_empty(),
+        "deliveries failed"
+    );
     let mut acked = deliveries.acked.lock().unwrap().clone();
     assert_eq!(acked.len() as u64, MESSAGES);
     let used: std::collections::BTreeSet<i32> = acked.values().map(|a| a.partition).collect();
-    assert_eq!(used.len() as i32, PARTITIONS, "keys spread over every partition");
+    assert_eq!(
+        used.len() as i32,
+        PARTITIONS,
+        "keys spread over every partition"
+    );
 
-    let python_acks = acked_by_python(&run_python("produce.py", &[&broker.addr, "orders", "py", "2000"]));
+    let python_acks = acked_by_python(&run_python(
+        "produce.py",
+        &[&broker.addr, "orders", "py", "2000"],
+    ));
     assert_eq!(python_acks.len(), 2000);
     acked.extend(python_acks);
     let total = acked.len();
@@ -81,21 +94,36 @@ fn kill9_mid_produce(durability: &str) {
         let deliveries_ref = deliveries.clone();
         std::thread::scope(|scope| {
             let handle = scope.spawn(|| produce_keyed(&producer, topic, 0..MESSAGES, VALUE_SIZE));
-            wait_until("a third of the messages acknowledged", Duration::from_secs(120), || {
-                deliveries_ref.acked.lock().unwrap().len() as u64 >= MESSAGES / 3
-            });
+            wait_until(
+                "a third of the messages acknowledged",
+                Duration::from_secs(120),
+                || deliveries_ref.acked.lock().unwrap().len() as u64 >= MESSAGES / 3,
+            );
             broker.kill9();
             broker.restart();
             handle.join()
         })
     };
     sender.expect("producer thread");
-    producer.flush(Duration::from_secs(120)).expect("flush after restart");
+    producer
+        .flush(Duration::from_secs(120))
+        .expect("flush after restart");
     let acked = deliveries.acked.lock().unwrap().clone();
     let failed = deliveries.failed.lock().unwrap().clone();
-    assert!(failed.is_empty(), "{} deliveries failed, e.g. {:?}", failed.len(), failed.first());
+    assert!(
+        failed.is_empty(),
+        "{} deliveries failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
     assert_eq!(acked.len() as u64, MESSAGES);
-    let reads = read_all_rdkafka(&broker.addr, "events", PARTITIONS, acked.len(), READ_DEADLINE);
+    let reads = read_all_rdkafka(
+        &broker.addr,
+        "events",
+        PARTITIONS,
+        acked.len(),
+        READ_DEADLINE,
+    );
     assert_exactly_once(&acked, &reads);
     let reads = read_all_kafka_python(&broker.addr, "events", acked.len(), READ_DEADLINE);
     assert_exactly_once(&acked, &reads);

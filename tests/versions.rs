@@ -40,8 +40,9 @@ fn versions(api: ApiKey) -> std::ops::RangeInclusive<i16> {
 }
 
 async fn topic_id(client: &mut Client, topic: &str) -> Uuid {
-    let request = MetadataRequest::default()
-        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(topic)))]));
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(name(topic))),
+    ]));
     client.call(request, 12).await.unwrap().topics[0].topic_id
 }
 
@@ -61,7 +62,9 @@ async fn every_advertised_version_is_served() {
             .with_name(name(&format!("topic-v{v}")))
             .with_num_partitions(2)
             .with_replication_factor(1);
-        let request = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(5000);
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(5000);
         let response = client.call(request, v).await.unwrap();
         assert_eq!(response.topics[0].error_code, 0, "CreateTopics v{v}");
     }
@@ -69,13 +72,26 @@ async fn every_advertised_version_is_served() {
 
     for v in versions(ApiKey::Metadata) {
         let topics = if v == 0 {
-            Some(vec![MetadataRequestTopic::default().with_name(Some(name("topic-v2")))])
+            Some(vec![
+                MetadataRequestTopic::default().with_name(Some(name("topic-v2"))),
+            ])
         } else {
             None
         };
-        let response = client.call(MetadataRequest::default().with_topics(topics), v).await.unwrap();
-        let topic = response.topics.iter().find(|t| t.name == Some(name("topic-v2"))).expect("listed");
-        assert_eq!((topic.error_code, topic.partitions.len()), (0, 2), "Metadata v{v}");
+        let response = client
+            .call(MetadataRequest::default().with_topics(topics), v)
+            .await
+            .unwrap();
+        let topic = response
+            .topics
+            .iter()
+            .find(|t| t.name == Some(name("topic-v2")))
+            .expect("listed");
+        assert_eq!(
+            (topic.error_code, topic.partitions.len()),
+            (0, 2),
+            "Metadata v{v}"
+        );
         if v >= 10 {
             assert_eq!(topic.topic_id, id, "Metadata v{v} topic id");
         }
@@ -83,15 +99,34 @@ async fn every_advertised_version_is_served() {
 
     let mut produced = 0;
     for v in versions(ApiKey::Produce) {
-        let batch = encode_batch(&[Message { key: None, value: format!("v{v}").into() }], 1_700_000_000_000);
+        let batch = encode_batch(
+            &[Message {
+                key: None,
+                value: format!("v{v}").into(),
+            }],
+            1_700_000_000_000,
+        );
         let data = TopicProduceData::default().with_partition_data(vec![
-            PartitionProduceData::default().with_index(0).with_records(Some(batch)),
+            PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch)),
         ]);
-        let data = if v >= 13 { data.with_topic_id(id) } else { data.with_name(name("topic-v2")) };
-        let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![data]);
+        let data = if v >= 13 {
+            data.with_topic_id(id)
+        } else {
+            data.with_name(name("topic-v2"))
+        };
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![data]);
         let response = client.call(request, v).await.unwrap();
         let partition = &response.responses[0].partition_responses[0];
-        assert_eq!((partition.error_code, partition.base_offset), (0, produced), "Produce v{v}");
+        assert_eq!(
+            (partition.error_code, partition.base_offset),
+            (0, produced),
+            "Produce v{v}"
+        );
         produced += 1;
     }
 
@@ -101,7 +136,11 @@ async fn every_advertised_version_is_served() {
             .with_fetch_offset(0)
             .with_partition_max_bytes(1 << 20);
         let topic = FetchTopic::default().with_partitions(vec![partition]);
-        let topic = if v >= 13 { topic.with_topic_id(id) } else { topic.with_topic(name("topic-v2")) };
+        let topic = if v >= 13 {
+            topic.with_topic_id(id)
+        } else {
+            topic.with_topic(name("topic-v2"))
+        };
         let mut request = FetchRequest::default()
             .with_max_wait_ms(100)
             .with_max_bytes(1 << 20)
@@ -111,33 +150,64 @@ async fn every_advertised_version_is_served() {
         }
         let response = client.call(request, v).await.unwrap();
         let data = &response.responses[0].partitions[0];
-        assert_eq!((data.error_code, data.high_watermark), (0, produced), "Fetch v{v}");
-        let records = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut data.records.clone().unwrap()).unwrap();
+        assert_eq!(
+            (data.error_code, data.high_watermark),
+            (0, produced),
+            "Fetch v{v}"
+        );
+        let records = kafka_protocol::records::RecordBatchDecoder::decode_all(
+            &mut data.records.clone().unwrap(),
+        )
+        .unwrap();
         let count: usize = records.iter().map(|b| b.records.len()).sum();
         assert_eq!(count as i64, produced, "Fetch v{v} records");
     }
 
     for v in versions(ApiKey::ListOffsets) {
-        let partition = ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1);
+        let partition = ListOffsetsPartition::default()
+            .with_partition_index(0)
+            .with_timestamp(-1);
         let request = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
-            .with_topics(vec![ListOffsetsTopic::default().with_name(name("topic-v2")).with_partitions(vec![partition])]);
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(name("topic-v2"))
+                    .with_partitions(vec![partition]),
+            ]);
         let response = client.call(request, v).await.unwrap();
         let p = &response.topics[0].partitions[0];
         assert_eq!((p.error_code, p.offset), (0, produced), "ListOffsets v{v}");
     }
 
     for v in versions(ApiKey::OffsetForLeaderEpoch) {
-        let partition = OffsetForLeaderPartition::default().with_partition(0).with_leader_epoch(0).with_current_leader_epoch(-1);
-        let request = OffsetForLeaderEpochRequest::default()
-            .with_topics(vec![OffsetForLeaderTopic::default().with_topic(name("topic-v2")).with_partitions(vec![partition])]);
+        let partition = OffsetForLeaderPartition::default()
+            .with_partition(0)
+            .with_leader_epoch(0)
+            .with_current_leader_epoch(-1);
+        let request = OffsetForLeaderEpochRequest::default().with_topics(vec![
+            OffsetForLeaderTopic::default()
+                .with_topic(name("topic-v2"))
+                .with_partitions(vec![partition]),
+        ]);
         let response = client.call(request, v).await.unwrap();
         let p = &response.topics[0].partitions[0];
-        assert_eq!((p.error_code, p.end_offset), (0, produced), "OffsetForLeaderEpoch v{v}");
+        assert_eq!(
+            (p.error_code, p.end_offset),
+            (0, produced),
+            "OffsetForLeaderEpoch v{v}"
+        );
     }
 
     for v in versions(ApiKey::InitProducerId) {
-        let response = client.call(InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(1000), v).await.unwrap();
+        let response = client
+            .call(
+                InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_transaction_timeout_ms(1000),
+                v,
+            )
+            .await
+            .unwrap();
         assert_eq!(response.error_code, 0, "InitProducerId v{v}");
         assert!(response.producer_id.0 >= 0);
     }
@@ -152,10 +222,16 @@ async fn every_advertised_version_is_served() {
             .with_resource_name(s("topic-v2"))
             .with_configs(vec![config]);
         let response = client
-            .call(IncrementalAlterConfigsRequest::default().with_resources(vec![resource]), v)
+            .call(
+                IncrementalAlterConfigsRequest::default().with_resources(vec![resource]),
+                v,
+            )
             .await
             .unwrap();
-        assert_eq!(response.responses[0].error_code, 0, "IncrementalAlterConfigs v{v}");
+        assert_eq!(
+            response.responses[0].error_code, 0,
+            "IncrementalAlterConfigs v{v}"
+        );
     }
 
     for v in versions(ApiKey::DescribeConfigs) {
@@ -164,35 +240,62 @@ async fn every_advertised_version_is_served() {
             .with_resource_name(s("topic-v2"))
             .with_configuration_keys(None);
         let response = client
-            .call(DescribeConfigsRequest::default().with_resources(vec![resource]), v)
+            .call(
+                DescribeConfigsRequest::default().with_resources(vec![resource]),
+                v,
+            )
             .await
             .unwrap();
         let result = &response.results[0];
         assert_eq!(result.error_code, 0, "DescribeConfigs v{v}");
-        let retention = result.configs.iter().find(|c| c.name.as_str() == "retention.ms").expect("listed");
-        assert_eq!(retention.value.as_deref(), Some("1001"), "DescribeConfigs v{v}");
+        let retention = result
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == "retention.ms")
+            .expect("listed");
+        assert_eq!(
+            retention.value.as_deref(),
+            Some("1001"),
+            "DescribeConfigs v{v}"
+        );
     }
 
     for v in versions(ApiKey::CreatePartitions) {
-        let topic = CreatePartitionsTopic::default().with_name(name("topic-v3")).with_count(3 + i32::from(v));
-        let request = CreatePartitionsRequest::default().with_topics(vec![topic]).with_timeout_ms(5000);
+        let topic = CreatePartitionsTopic::default()
+            .with_name(name("topic-v3"))
+            .with_count(3 + i32::from(v));
+        let request = CreatePartitionsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(5000);
         let response = client.call(request, v).await.unwrap();
         assert_eq!(response.results[0].error_code, 0, "CreatePartitions v{v}");
     }
 
     for v in versions(ApiKey::DescribeCluster) {
-        let response = client.call(DescribeClusterRequest::default(), v).await.unwrap();
-        assert_eq!((response.error_code, response.brokers.len()), (0, 1), "DescribeCluster v{v}");
+        let response = client
+            .call(DescribeClusterRequest::default(), v)
+            .await
+            .unwrap();
+        assert_eq!(
+            (response.error_code, response.brokers.len()),
+            (0, 1),
+            "DescribeCluster v{v}"
+        );
     }
 
     for v in versions(ApiKey::DeleteTopics) {
         let topic = format!("topic-v{}", v + 1);
         let request = if v >= 6 {
-            DeleteTopicsRequest::default().with_topics(vec![DeleteTopicState::default().with_name(Some(name(&topic)))])
+            DeleteTopicsRequest::default().with_topics(vec![
+                DeleteTopicState::default().with_name(Some(name(&topic))),
+            ])
         } else {
             DeleteTopicsRequest::default().with_topic_names(vec![name(&topic)])
         };
         let response = client.call(request.with_timeout_ms(5000), v).await.unwrap();
-        assert_eq!(response.responses[0].error_code, 0, "DeleteTopics v{v} ({topic})");
+        assert_eq!(
+            response.responses[0].error_code, 0,
+            "DeleteTopics v{v} ({topic})"
+        );
     }
 }

@@ -78,9 +78,14 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<String> {
 
 /// Checks a dynamic broker config; only the topic defaults can change at runtime.
 pub fn validate_broker_config(name: &str, value: &str) -> Result<String> {
-    let key = TOPIC_KEYS.iter().find(|k| k.broker == name).ok_or_else(|| {
-        Error::InvalidConfig(format!("broker config '{name}' cannot be changed dynamically"))
-    })?;
+    let key = TOPIC_KEYS
+        .iter()
+        .find(|k| k.broker == name)
+        .ok_or_else(|| {
+            Error::InvalidConfig(format!(
+                "broker config '{name}' cannot be changed dynamically"
+            ))
+        })?;
     validate_value(name, key.config_type, value)
 }
 
@@ -132,7 +137,10 @@ pub fn describe_topic(
             } else if let Some(v) = dynamic_broker.get(key.broker) {
                 (v.clone(), ConfigSource::DynamicDefaultBroker)
             } else {
-                (static_default(config, key.topic), ConfigSource::StaticBroker)
+                (
+                    static_default(config, key.topic),
+                    ConfigSource::StaticBroker,
+                )
             };
             ConfigEntry {
                 name: key.topic.to_string(),
@@ -147,13 +155,19 @@ pub fn describe_topic(
 }
 
 /// Every broker config with its effective value and source.
-pub fn describe_broker(config: &Config, dynamic_broker: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+pub fn describe_broker(
+    config: &Config,
+    dynamic_broker: &BTreeMap<String, String>,
+) -> Vec<ConfigEntry> {
     let mut entries: Vec<ConfigEntry> = TOPIC_KEYS
         .iter()
         .map(|key| {
             let (value, source) = match dynamic_broker.get(key.broker) {
                 Some(v) => (v.clone(), ConfigSource::DynamicDefaultBroker),
-                None => (static_default(config, key.topic), ConfigSource::StaticBroker),
+                None => (
+                    static_default(config, key.topic),
+                    ConfigSource::StaticBroker,
+                ),
             };
             ConfigEntry {
                 name: key.broker.to_string(),
@@ -214,7 +228,10 @@ mod tests {
 
     #[test]
     fn values_are_validated_and_normalized() {
-        assert_eq!(validate_topic_config("retention.ms", " 1000").unwrap(), "1000");
+        assert_eq!(
+            validate_topic_config("retention.ms", " 1000").unwrap(),
+            "1000"
+        );
         assert!(validate_topic_config("retention.ms", "-2").is_err());
         assert!(validate_topic_config("max.message.bytes", "0").is_err());
         assert_eq!(
@@ -235,7 +252,10 @@ mod tests {
         let entries = describe_topic(&config, &dynamic, &topic);
         let find = |n: &str| entries.iter().find(|e| e.name == n).unwrap().clone();
         assert_eq!(find("retention.ms").value, "10");
-        assert_eq!(find("retention.ms").source, ConfigSource::DynamicDefaultBroker);
+        assert_eq!(
+            find("retention.ms").source,
+            ConfigSource::DynamicDefaultBroker
+        );
         assert_eq!(find("retention.bytes").source, ConfigSource::DynamicTopic);
         assert_eq!(find("cleanup.policy").value, "delete");
         assert_eq!(find("cleanup.policy").source, ConfigSource::StaticBroker);

@@ -41,7 +41,9 @@ pub struct Topic {
 impl Topic {
     /// The partition with this index, if it exists.
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
     }
 }
 
@@ -203,7 +205,10 @@ impl Broker {
     /// used by Metadata's auto-creation.
     pub async fn ensure_topic(&self, name: &str) -> Result<Arc<Topic>> {
         let partitions = self.config.topics.default_partitions;
-        match self.create_topic(name, partitions, BTreeMap::new(), false).await {
+        match self
+            .create_topic(name, partitions, BTreeMap::new(), false)
+            .await
+        {
             Ok(_) | Err(Error::TopicAlreadyExists(_)) => {
                 self.topic(name).ok_or(Error::UnknownTopicOrPartition)
             }
@@ -227,7 +232,12 @@ impl Broker {
     }
 
     /// Grows a topic to `count` partitions.
-    pub async fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<()> {
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<()> {
         validate_partition_count(count)?;
         let _admin = self.admin.lock().await;
         let topic = self.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
@@ -244,14 +254,21 @@ impl Broker {
         let mut grown = (*topic).clone();
         for index in current..count {
             let state = self.meta.partition(topic.id, index).await?;
-            grown.partitions.push(self.log.add_partition(topic.id, index, state));
+            grown
+                .partitions
+                .push(self.log.add_partition(topic.id, index, state));
         }
         self.install(Arc::new(grown));
         Ok(())
     }
 
     /// Applies config changes to a topic.
-    pub async fn alter_topic_configs(&self, name: &str, changes: &[ConfigChange], validate_only: bool) -> Result<()> {
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        changes: &[ConfigChange],
+        validate_only: bool,
+    ) -> Result<()> {
         let _admin = self.admin.lock().await;
         let topic = self.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
         let configs = apply_changes(&topic.configs, changes, configs::validate_topic_config)?;
@@ -267,9 +284,17 @@ impl Broker {
     }
 
     /// Applies dynamic broker config changes (cluster-wide defaults).
-    pub async fn alter_broker_configs(&self, changes: &[ConfigChange], validate_only: bool) -> Result<()> {
+    pub async fn alter_broker_configs(
+        &self,
+        changes: &[ConfigChange],
+        validate_only: bool,
+    ) -> Result<()> {
         let _admin = self.admin.lock().await;
-        let configs = apply_changes(&self.dynamic_configs(), changes, configs::validate_broker_config)?;
+        let configs = apply_changes(
+            &self.dynamic_configs(),
+            changes,
+            configs::validate_broker_config,
+        )?;
         if validate_only {
             return Ok(());
         }

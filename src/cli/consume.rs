@@ -34,11 +34,13 @@ pub struct Options {
 pub async fn run(cluster: &mut Cluster, topic: &str, options: Options) -> anyhow::Result<()> {
     let info = cluster.topic(topic).await?;
     let partitions: Vec<(i32, i32)> = match options.partition {
-        Some(p) => vec![*info
-            .partitions
-            .iter()
-            .find(|(index, _)| *index == p)
-            .with_context(|| format!("topic '{topic}' has no partition {p}"))?],
+        Some(p) => vec![
+            *info
+                .partitions
+                .iter()
+                .find(|(index, _)| *index == p)
+                .with_context(|| format!("topic '{topic}' has no partition {p}"))?,
+        ],
         None => info.partitions.clone(),
     };
     let mut positions: BTreeMap<i32, i64> = match options.start {
@@ -51,10 +53,11 @@ pub async fn run(cluster: &mut Cluster, topic: &str, options: Options) -> anyhow
         Start::Earliest => offsets(cluster, topic, &partitions, -2).await?,
         Start::Latest => offsets(cluster, topic, &partitions, -1).await?,
     };
-    let leaders: BTreeMap<i32, Vec<i32>> = partitions.iter().fold(BTreeMap::new(), |mut m, (p, l)| {
-        m.entry(*l).or_default().push(*p);
-        m
-    });
+    let leaders: BTreeMap<i32, Vec<i32>> =
+        partitions.iter().fold(BTreeMap::new(), |mut m, (p, l)| {
+            m.entry(*l).or_default().push(*p);
+            m
+        });
     let mut printed = 0u64;
     let mut last_message = Instant::now();
     let stdout = std::io::stdout();
@@ -85,22 +88,38 @@ pub async fn run(cluster: &mut Cluster, topic: &str, options: Options) -> anyhow
             let mut out = stdout.lock();
             for data in response.responses.iter().flat_map(|t| &t.partitions) {
                 let partition = data.partition_index;
-                check(data.error_code, &format!("fetch from {topic}-{partition} failed"))?;
-                let Some(records) = data.records.clone() else { continue };
+                check(
+                    data.error_code,
+                    &format!("fetch from {topic}-{partition} failed"),
+                )?;
+                let Some(records) = data.records.clone() else {
+                    continue;
+                };
                 let mut records = records;
-                let batches = RecordBatchDecoder::decode_all(&mut records)
-                    .map_err(|e| anyhow::anyhow!("cannot decode records of {topic}-{partition}: {e}"))?;
+                let batches = RecordBatchDecoder::decode_all(&mut records).map_err(|e| {
+                    anyhow::anyhow!("cannot decode records of {topic}-{partition}: {e}")
+                })?;
                 for record in batches.iter().flat_map(|b| &b.records) {
-                    let position = positions.get_mut(&partition).expect("fetched partitions are tracked");
+                    let position = positions
+                        .get_mut(&partition)
+                        .expect("fetched partitions are tracked");
                     if record.offset < *position || record.control {
                         continue;
                     }
                     *position = record.offset + 1;
                     if options.print_key {
-                        let key = record.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                        let key = record
+                            .key
+                            .as_deref()
+                            .map(String::from_utf8_lossy)
+                            .unwrap_or_default();
                         write!(out, "{key}\t")?;
                     }
-                    let value = record.value.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                    let value = record
+                        .value
+                        .as_deref()
+                        .map(String::from_utf8_lossy)
+                        .unwrap_or_default();
                     writeln!(out, "{value}")?;
                     printed += 1;
                     last_message = Instant::now();
@@ -112,7 +131,10 @@ pub async fn run(cluster: &mut Cluster, topic: &str, options: Options) -> anyhow
             }
             out.flush()?;
         }
-        if options.idle_timeout.is_some_and(|t| last_message.elapsed() >= t) {
+        if options
+            .idle_timeout
+            .is_some_and(|t| last_message.elapsed() >= t)
+        {
             return Ok(());
         }
     }

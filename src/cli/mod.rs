@@ -46,7 +46,10 @@ impl Cluster {
     }
 
     /// Metadata for `topics` (all topics when `None`), remembering brokers.
-    pub async fn metadata(&mut self, topics: Option<&[String]>) -> anyhow::Result<MetadataResponse> {
+    pub async fn metadata(
+        &mut self,
+        topics: Option<&[String]>,
+    ) -> anyhow::Result<MetadataResponse> {
         let request = MetadataRequest::default()
             .with_topics(topics.map(|names| {
                 names
@@ -60,8 +63,10 @@ impl Cluster {
             .with_allow_auto_topic_creation(false);
         let response = self.bootstrap.call(request, 12).await?;
         for broker in &response.brokers {
-            self.brokers
-                .insert(broker.node_id.0, format!("{}:{}", broker.host.as_str(), broker.port));
+            self.brokers.insert(
+                broker.node_id.0,
+                format!("{}:{}", broker.host.as_str(), broker.port),
+            );
         }
         Ok(response)
     }

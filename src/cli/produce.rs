@@ -27,10 +27,10 @@ pub async fn run(
     partition: Option<i32>,
 ) -> anyhow::Result<()> {
     let info = cluster.topic(topic).await?;
-    if let Some(p) = partition {
-        if !info.partitions.iter().any(|(index, _)| *index == p) {
-            anyhow::bail!("topic '{topic}' has no partition {p}");
-        }
+    if let Some(p) = partition
+        && !info.partitions.iter().any(|(index, _)| *index == p)
+    {
+        anyhow::bail!("topic '{topic}' has no partition {p}");
     }
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut next_partition = 0usize;
@@ -59,7 +59,14 @@ pub async fn run(
             let round_robin = info.partitions[next_partition % info.partitions.len()].0;
             next_partition += 1;
             sent += batch.len() as u64;
-            send(cluster, &info, batch, partition.unwrap_or(round_robin), partition.is_some()).await?;
+            send(
+                cluster,
+                &info,
+                batch,
+                partition.unwrap_or(round_robin),
+                partition.is_some(),
+            )
+            .await?;
         }
         if eof {
             break;
@@ -129,7 +136,10 @@ async fn send(
             .first()
             .and_then(|t| t.partition_responses.first())
             .context("empty Produce response")?;
-        check(result.error_code, &format!("produce to {}-{partition} failed", info.name))?;
+        check(
+            result.error_code,
+            &format!("produce to {}-{partition} failed", info.name),
+        )?;
     }
     Ok(())
 }

@@ -24,7 +24,12 @@ fn name(s: &str) -> TopicName {
 }
 
 /// Creates a topic; `configs` are `key=value` strings.
-pub async fn create(cluster: &mut Cluster, topic: &str, partitions: i32, configs: &[String]) -> anyhow::Result<()> {
+pub async fn create(
+    cluster: &mut Cluster,
+    topic: &str,
+    partitions: i32,
+    configs: &[String],
+) -> anyhow::Result<()> {
     let configs = configs
         .iter()
         .map(|kv| {
@@ -46,9 +51,16 @@ pub async fn create(cluster: &mut Cluster, topic: &str, partitions: i32, configs
         ])
         .with_timeout_ms(30_000);
     let response = cluster.any().call(request, 7).await?;
-    let result = response.topics.first().context("empty CreateTopics response")?;
+    let result = response
+        .topics
+        .first()
+        .context("empty CreateTopics response")?;
     if result.error_code != 0 {
-        let message = result.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+        let message = result
+            .error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default();
         check(result.error_code, &format!("cannot create topic '{topic}'"))
             .with_context(|| message)?;
     }
@@ -99,12 +111,17 @@ pub async fn describe(cluster: &mut Cluster, topic: &str) -> anyhow::Result<()> 
 pub async fn delete(cluster: &mut Cluster, topic: &str) -> anyhow::Result<()> {
     let request = DeleteTopicsRequest::default()
         .with_topic_names(vec![name(topic)])
-        .with_topics(vec![DeleteTopicState::default().with_name(Some(name(topic)))])
+        .with_topics(vec![
+            DeleteTopicState::default().with_name(Some(name(topic))),
+        ])
         .with_timeout_ms(30_000);
     // Versions below 6 name topics in `topic_names`, 6 in `topics`: send
     // both, the encoder writes the one of the negotiated version.
     let response = cluster.any().call(request, 6).await?;
-    let result = response.responses.first().context("empty DeleteTopics response")?;
+    let result = response
+        .responses
+        .first()
+        .context("empty DeleteTopics response")?;
     check(result.error_code, &format!("cannot delete topic '{topic}'"))?;
     println!("Deleted topic {topic}.");
     Ok(())
@@ -118,13 +135,24 @@ async fn overrides(cluster: &mut Cluster, topic: &str) -> anyhow::Result<BTreeMa
             .with_configuration_keys(None),
     ]);
     let response = cluster.any().call(request, 4).await?;
-    let result = response.results.first().context("empty DescribeConfigs response")?;
-    check(result.error_code, &format!("cannot describe configs of '{topic}'"))?;
+    let result = response
+        .results
+        .first()
+        .context("empty DescribeConfigs response")?;
+    check(
+        result.error_code,
+        &format!("cannot describe configs of '{topic}'"),
+    )?;
     Ok(result
         .configs
         .iter()
         .filter(|c| c.config_source == TOPIC_OVERRIDE)
-        .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()).unwrap_or_default()))
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+            )
+        })
         .collect())
 }
 
@@ -140,17 +168,22 @@ pub async fn offsets(
         let request = ListOffsetsRequest::default()
             .with_replica_id(kafka_protocol::messages::BrokerId(-1))
             .with_topics(vec![
-                ListOffsetsTopic::default().with_name(name(topic)).with_partitions(vec![
-                    ListOffsetsPartition::default()
-                        .with_partition_index(partition)
-                        .with_timestamp(timestamp),
-                ]),
+                ListOffsetsTopic::default()
+                    .with_name(name(topic))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(partition)
+                            .with_timestamp(timestamp),
+                    ]),
             ]);
         let response = cluster.leader(leader).await?.call(request, 7).await?;
         let Some(p) = response.topics.first().and_then(|t| t.partitions.first()) else {
             bail!("empty ListOffsets response for {topic}-{partition}");
         };
-        check(p.error_code, &format!("cannot list offsets of {topic}-{partition}"))?;
+        check(
+            p.error_code,
+            &format!("cannot list offsets of {topic}-{partition}"),
+        )?;
         found.insert(partition, p.offset);
     }
     Ok(found)

@@ -20,7 +20,11 @@ const BROKER: i8 = 4;
 const SET: i8 = 0;
 const DELETE: i8 = 1;
 
-pub fn describe(broker: &Broker, version: i16, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub fn describe(
+    broker: &Broker,
+    version: i16,
+    request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
     let results = request
         .resources
         .into_iter()
@@ -28,7 +32,11 @@ pub fn describe(broker: &Broker, version: i16, request: DescribeConfigsRequest) 
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
-            let entries = match entries(broker, resource.resource_type, resource.resource_name.as_str()) {
+            let entries = match entries(
+                broker,
+                resource.resource_type,
+                resource.resource_name.as_str(),
+            ) {
                 Ok(entries) => entries,
                 Err(e) => {
                     return result
@@ -69,13 +77,19 @@ fn entries(broker: &Broker, resource_type: i8, name: &str) -> Result<Vec<ConfigE
     match resource_type {
         TOPIC => {
             let topic = broker.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
-            Ok(describe_topic(&broker.config, &broker.dynamic_configs(), &topic.configs))
+            Ok(describe_topic(
+                &broker.config,
+                &broker.dynamic_configs(),
+                &topic.configs,
+            ))
         }
         BROKER => {
             check_broker_name(broker, name)?;
             Ok(describe_broker(&broker.config, &broker.dynamic_configs()))
         }
-        other => Err(Error::InvalidRequest(format!("resource type {other} is not served"))),
+        other => Err(Error::InvalidRequest(format!(
+            "resource type {other} is not served"
+        ))),
     }
 }
 
@@ -88,7 +102,10 @@ fn check_broker_name(broker: &Broker, name: &str) -> Result<()> {
     }
 }
 
-pub async fn alter(broker: &Broker, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+pub async fn alter(
+    broker: &Broker,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let name = resource.resource_name.as_str().to_string();
@@ -115,10 +132,16 @@ pub async fn alter(broker: &Broker, request: IncrementalAlterConfigsRequest) -> 
                     .await
             }
             (Ok(changes), BROKER) => match check_broker_name(broker, &name) {
-                Ok(()) => broker.alter_broker_configs(&changes, request.validate_only).await,
+                Ok(()) => {
+                    broker
+                        .alter_broker_configs(&changes, request.validate_only)
+                        .await
+                }
                 Err(e) => Err(e),
             },
-            (Ok(_), other) => Err(Error::InvalidRequest(format!("resource type {other} is not served"))),
+            (Ok(_), other) => Err(Error::InvalidRequest(format!(
+                "resource type {other} is not served"
+            ))),
         };
         let response = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)

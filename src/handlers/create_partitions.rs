@@ -11,7 +11,9 @@ pub async fn handle(broker: &Broker, request: CreatePartitionsRequest) -> Create
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let outcome = if topic.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
-            Err(Error::InvalidRequest("manual replica assignment is not supported".into()))
+            Err(Error::InvalidRequest(
+                "manual replica assignment is not supported".into(),
+            ))
         } else {
             broker
                 .create_partitions(topic.name.as_str(), topic.count, request.validate_only)

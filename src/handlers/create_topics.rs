@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::str_bytes;
@@ -13,7 +15,11 @@ use crate::broker::Broker;
 use crate::broker::configs::describe_topic;
 use crate::error::Error;
 
-pub async fn handle(broker: &Broker, version: i16, request: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.as_str().to_string();
@@ -32,7 +38,9 @@ pub async fn handle(broker: &Broker, version: i16, request: CreateTopicsRequest)
                 topic.replication_factor
             )))
         } else if !topic.assignments.is_empty() {
-            Err(Error::InvalidRequest("manual replica assignment is not supported".into()))
+            Err(Error::InvalidRequest(
+                "manual replica assignment is not supported".into(),
+            ))
         } else {
             broker
                 .create_topic(&name, partitions, configs.clone(), request.validate_only)
@@ -45,7 +53,8 @@ pub async fn handle(broker: &Broker, version: i16, request: CreateTopicsRequest)
                     result.topic_id = id;
                 }
                 if version >= 5 {
-                    let entries = describe_topic(&broker.config, &broker.dynamic_configs(), &configs);
+                    let entries =
+                        describe_topic(&broker.config, &broker.dynamic_configs(), &configs);
                     result.num_partitions = partitions;
                     result.replication_factor = 1;
                     result.configs = Some(

@@ -8,11 +8,23 @@ use uuid::Uuid;
 use super::str_bytes;
 use crate::broker::Broker;
 
-pub async fn handle(broker: &Broker, version: i16, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     let wanted: Vec<(Option<TopicName>, Uuid)> = if version >= 6 {
-        request.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
+        request
+            .topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
     } else {
-        request.topic_names.into_iter().map(|n| (Some(n), Uuid::nil())).collect()
+        request
+            .topic_names
+            .into_iter()
+            .map(|n| (Some(n), Uuid::nil()))
+            .collect()
     };
     let mut responses = Vec::with_capacity(wanted.len());
     for (name, id) in wanted {
@@ -35,11 +47,19 @@ pub async fn handle(broker: &Broker, version: i16, request: DeleteTopicsRequest)
         responses.push(match outcome {
             Ok((resolved, deleted_id)) => {
                 let result = result.with_name(Some(str_bytes(&resolved).into()));
-                if version >= 6 { result.with_topic_id(deleted_id) } else { result }
+                if version >= 6 {
+                    result.with_topic_id(deleted_id)
+                } else {
+                    result
+                }
             }
             Err(error) => {
                 let result = result.with_error_code(error.code());
-                let result = if version >= 6 { result.with_topic_id(id) } else { result };
+                let result = if version >= 6 {
+                    result.with_topic_id(id)
+                } else {
+                    result
+                };
                 if version >= 5 {
                     result.with_error_message(Some(str_bytes(&error.to_string())))
                 } else {

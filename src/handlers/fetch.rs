@@ -28,10 +28,12 @@ struct Target {
 
 pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> FetchResponse {
     if version >= 7 && request.session_id != 0 {
-        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
     if version >= 7 && request.session_epoch > 0 {
-        return FetchResponse::default().with_error_code(ResponseError::InvalidFetchSessionEpoch.code());
+        return FetchResponse::default()
+            .with_error_code(ResponseError::InvalidFetchSessionEpoch.code());
     }
     let read_committed = request.isolation_level == 1;
     let mut topics: Vec<(TopicName, Uuid)> = Vec::new();
@@ -67,7 +69,11 @@ pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> Fet
         topics.push((fetch_topic.topic, fetch_topic.topic_id));
     }
 
-    let max_bytes = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
+    let max_bytes = if request.max_bytes > 0 {
+        request.max_bytes as usize
+    } else {
+        usize::MAX
+    };
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + max_wait;
@@ -78,7 +84,10 @@ pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> Fet
         if bytes >= min_bytes || errors || tokio::time::Instant::now() >= deadline {
             break partitions;
         }
-        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+        if tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_err()
+        {
             let (partitions, _, _) = read_all(broker, &targets, max_bytes).await;
             break partitions;
         }
@@ -88,7 +97,11 @@ pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> Fet
         .into_iter()
         .map(|(name, id)| {
             let response = FetchableTopicResponse::default();
-            if version >= 13 { response.with_topic_id(id) } else { response.with_topic(name) }
+            if version >= 13 {
+                response.with_topic_id(id)
+            } else {
+                response.with_topic(name)
+            }
         })
         .collect();
     for (target, mut data) in targets.iter().zip(partitions) {
@@ -102,7 +115,11 @@ pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> Fet
 
 /// Reads every target once; returns the partition responses, the record
 /// bytes found and whether any partition had an error.
-async fn read_all(broker: &Broker, targets: &[Target], max_bytes: usize) -> (Vec<PartitionData>, usize, bool) {
+async fn read_all(
+    broker: &Broker,
+    targets: &[Target],
+    max_bytes: usize,
+) -> (Vec<PartitionData>, usize, bool) {
     let mut out = Vec::with_capacity(targets.len());
     let mut total = 0;
     let mut errors = false;
@@ -145,7 +162,11 @@ async fn read_one(
     // still return (one whole batch); the rest wait for the next fetch.
     let records = if budget == 0 && !first {
         if target.offset < offsets.log_start || target.offset > offsets.high_watermark {
-            return Err(out_of_range(target.offset, offsets.log_start, offsets.high_watermark));
+            return Err(out_of_range(
+                target.offset,
+                offsets.log_start,
+                offsets.high_watermark,
+            ));
         }
         None
     } else {

@@ -16,7 +16,9 @@ pub async fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProd
     // Like Kafka, a producer without a transactional id always gets a new
     // id (even when it names its old one to bump the epoch).
     match broker.allocate_producer_id().await {
-        Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
+        Ok(id) => response
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(0),
         Err(e) => {
             tracing::warn!(error = %e, "cannot allocate a producer id");
             response.with_error_code(e.code())

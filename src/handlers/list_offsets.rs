@@ -15,7 +15,11 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
-pub async fn handle(broker: &Broker, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let found = broker.topic(topic.name.as_str());
@@ -24,9 +28,19 @@ pub async fn handle(broker: &Broker, version: i16, request: ListOffsetsRequest) 
             let partition = found.as_ref().and_then(|t| t.partition(p.partition_index));
             let response = match partition {
                 None => Err(ResponseError::UnknownTopicOrPartition),
-                Some(partition) => lookup(broker, partition, p.timestamp, p.current_leader_epoch, version).await,
+                Some(partition) => {
+                    lookup(
+                        broker,
+                        partition,
+                        p.timestamp,
+                        p.current_leader_epoch,
+                        version,
+                    )
+                    .await
+                }
             };
-            let base = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+            let base =
+                ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
             partitions.push(match response {
                 Ok((offset, timestamp, epoch)) => {
                     let mut r = base.with_offset(offset).with_timestamp(timestamp);
@@ -35,10 +49,17 @@ pub async fn handle(broker: &Broker, version: i16, request: ListOffsetsRequest) 
                     }
                     r
                 }
-                Err(error) => base.with_error_code(error.code()).with_offset(-1).with_timestamp(-1),
+                Err(error) => base
+                    .with_error_code(error.code())
+                    .with_offset(-1)
+                    .with_timestamp(-1),
             });
         }
-        topics.push(ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions));
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions),
+        );
     }
     ListOffsetsResponse::default().with_topics(topics)
 }

@@ -23,8 +23,8 @@ mod produce;
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
@@ -46,15 +46,22 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request) -> Option<Reply> {
             futures::future::ready(Some(ResponseKind::ApiVersions(api_versions_response()))).boxed()
         }
         RequestKind::Produce(r) => produce::handle(&broker, version, r),
-        RequestKind::Fetch(r) => {
-            async move { Some(ResponseKind::Fetch(fetch::handle(&broker, version, r).await)) }.boxed()
+        RequestKind::Fetch(r) => async move {
+            Some(ResponseKind::Fetch(
+                fetch::handle(&broker, version, r).await,
+            ))
         }
-        RequestKind::Metadata(r) => {
-            async move { Some(ResponseKind::Metadata(metadata::handle(&broker, version, r).await)) }
-                .boxed()
+        .boxed(),
+        RequestKind::Metadata(r) => async move {
+            Some(ResponseKind::Metadata(
+                metadata::handle(&broker, version, r).await,
+            ))
         }
+        .boxed(),
         RequestKind::ListOffsets(r) => async move {
-            Some(ResponseKind::ListOffsets(list_offsets::handle(&broker, version, r).await))
+            Some(ResponseKind::ListOffsets(
+                list_offsets::handle(&broker, version, r).await,
+            ))
         }
         .boxed(),
         RequestKind::OffsetForLeaderEpoch(r) => {
@@ -62,15 +69,21 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request) -> Option<Reply> {
             futures::future::ready(Some(ResponseKind::OffsetForLeaderEpoch(response))).boxed()
         }
         RequestKind::CreateTopics(r) => async move {
-            Some(ResponseKind::CreateTopics(create_topics::handle(&broker, version, r).await))
+            Some(ResponseKind::CreateTopics(
+                create_topics::handle(&broker, version, r).await,
+            ))
         }
         .boxed(),
         RequestKind::DeleteTopics(r) => async move {
-            Some(ResponseKind::DeleteTopics(delete_topics::handle(&broker, version, r).await))
+            Some(ResponseKind::DeleteTopics(
+                delete_topics::handle(&broker, version, r).await,
+            ))
         }
         .boxed(),
         RequestKind::CreatePartitions(r) => async move {
-            Some(ResponseKind::CreatePartitions(create_partitions::handle(&broker, r).await))
+            Some(ResponseKind::CreatePartitions(
+                create_partitions::handle(&broker, r).await,
+            ))
         }
         .boxed(),
         RequestKind::DescribeConfigs(r) => {
@@ -78,7 +91,9 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request) -> Option<Reply> {
             futures::future::ready(Some(ResponseKind::DescribeConfigs(response))).boxed()
         }
         RequestKind::IncrementalAlterConfigs(r) => async move {
-            Some(ResponseKind::IncrementalAlterConfigs(configs::alter(&broker, r).await))
+            Some(ResponseKind::IncrementalAlterConfigs(
+                configs::alter(&broker, r).await,
+            ))
         }
         .boxed(),
         RequestKind::DescribeCluster(r) => {
@@ -86,7 +101,9 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request) -> Option<Reply> {
             futures::future::ready(Some(ResponseKind::DescribeCluster(response))).boxed()
         }
         RequestKind::InitProducerId(r) => async move {
-            Some(ResponseKind::InitProducerId(init_producer_id::handle(&broker, r).await))
+            Some(ResponseKind::InitProducerId(
+                init_producer_id::handle(&broker, r).await,
+            ))
         }
         .boxed(),
         other => {

@@ -9,7 +9,10 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 
 use crate::broker::Broker;
 
-pub fn handle(broker: &Broker, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+pub fn handle(
+    broker: &Broker,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
     let topics = request
         .topics
         .into_iter()
@@ -20,7 +23,8 @@ pub fn handle(broker: &Broker, request: OffsetForLeaderEpochRequest) -> OffsetFo
                 .into_iter()
                 .map(|p| {
                     let base = EpochEndOffset::default().with_partition(p.partition);
-                    let Some(partition) = found.as_ref().and_then(|t| t.partition(p.partition)) else {
+                    let Some(partition) = found.as_ref().and_then(|t| t.partition(p.partition))
+                    else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     let current = partition.leader_epoch();

@@ -52,7 +52,12 @@ pub fn handle(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> Re
             partitions.push(match outcome {
                 Ok((partition, appended)) => {
                     let log_start = broker.log.offsets(&partition).log_start;
-                    pending.push((responses.len(), partitions.len(), partition, appended.end_offset));
+                    pending.push((
+                        responses.len(),
+                        partitions.len(),
+                        partition,
+                        appended.end_offset,
+                    ));
                     response
                         .with_base_offset(appended.base_offset)
                         .with_log_start_offset(log_start)
@@ -63,7 +68,8 @@ pub fn handle(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> Re
                     .with_error_message((version >= 8).then(|| str_bytes(&error.to_string()))),
             });
         }
-        let mut topic_response = TopicProduceResponse::default().with_partition_responses(partitions);
+        let mut topic_response =
+            TopicProduceResponse::default().with_partition_responses(partitions);
         if version >= 13 {
             topic_response.topic_id = topic_data.topic_id;
         } else {
@@ -77,13 +83,19 @@ pub fn handle(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> Re
     let broker = broker.clone();
     async move {
         for (t, p, partition, end_offset) in pending {
-            if let Err(e) = broker.log.wait_durable(&partition, end_offset, timeout).await {
+            if let Err(e) = broker
+                .log
+                .wait_durable(&partition, end_offset, timeout)
+                .await
+            {
                 let response = &mut responses[t].partition_responses[p];
                 response.error_code = e.code();
                 response.base_offset = -1;
             }
         }
-        Some(ResponseKind::Produce(ProduceResponse::default().with_responses(responses)))
+        Some(ResponseKind::Produce(
+            ProduceResponse::default().with_responses(responses),
+        ))
     }
     .boxed()
 }
@@ -95,7 +107,9 @@ fn append(
     index: i32,
     records: Option<&bytes::Bytes>,
 ) -> Result<(Arc<Partition>, Appended)> {
-    let partition = topic.partition(index).ok_or(Error::UnknownTopicOrPartition)?;
+    let partition = topic
+        .partition(index)
+        .ok_or(Error::UnknownTopicOrPartition)?;
     let records = records
         .filter(|r| !r.is_empty())
         .ok_or_else(|| Error::InvalidRecord("no records".into()))?;

@@ -100,7 +100,10 @@ impl SectionCache {
     /// The section's bytes: from memory, disk, or a range read of its object.
     pub async fn get(&self, extent: &Extent) -> Result<Bytes> {
         let bucket = self.bucket.clone();
-        let (object, range) = (extent.object, extent.position..extent.position + extent.length);
+        let (object, range) = (
+            extent.object,
+            extent.position..extent.position + extent.length,
+        );
         let entry = self
             .cache
             .get_or_fetch(&SectionKey::of(extent), move || async move {

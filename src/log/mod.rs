@@ -95,7 +95,8 @@ impl Log {
     ) -> Result<(Log, Vec<WalRecord>)> {
         let data_dir = &config.broker.data_dir;
         let (wal, records) = Wal::open(&data_dir.join("wal"), config.wal.segment_bytes)?;
-        let cache = SectionCache::open(&config.cache, &data_dir.join("cache"), bucket.clone()).await?;
+        let cache =
+            SectionCache::open(&config.cache, &data_dir.join("cache"), bucket.clone()).await?;
         let (commits, _) = watch::channel(0);
         let log = Log {
             settings,
@@ -150,7 +151,10 @@ impl Log {
             }
         }
         if replayed > 0 {
-            tracing::info!(batches = replayed, "replayed uncommitted batches from the WAL");
+            tracing::info!(
+                batches = replayed,
+                "replayed uncommitted batches from the WAL"
+            );
         }
     }
 
@@ -202,7 +206,12 @@ impl Log {
     }
 
     /// Appends one validated batch to `partition`.
-    pub fn append(&self, partition: &Partition, header: &BatchHeader, data: &Bytes) -> Result<Appended> {
+    pub fn append(
+        &self,
+        partition: &Partition,
+        header: &BatchHeader,
+        data: &Bytes,
+    ) -> Result<Appended> {
         let wal = match self.settings.durability {
             Durability::Local => Some(&self.wal),
             Durability::Object => None,
@@ -216,7 +225,12 @@ impl Log {
     }
 
     /// Waits until `partition`'s high watermark reaches `end_offset`.
-    pub async fn wait_durable(&self, partition: &Partition, end_offset: i64, timeout: Duration) -> Result<()> {
+    pub async fn wait_durable(
+        &self,
+        partition: &Partition,
+        end_offset: i64,
+        timeout: Duration,
+    ) -> Result<()> {
         let mut changes = self.changes();
         let wait = async {
             loop {
@@ -243,7 +257,12 @@ impl Log {
 
     /// Reads whole batches from `offset`, about `max_bytes` at most (at
     /// least one batch, so a consumer always progresses).
-    pub async fn read(&self, partition: &Partition, offset: i64, max_bytes: usize) -> Result<ReadResult> {
+    pub async fn read(
+        &self,
+        partition: &Partition,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadResult> {
         let source = partition.read(offset, max_bytes, self.wal_durable())?;
         let offsets = self.offsets(partition);
         let records = match source {
@@ -259,7 +278,11 @@ impl Log {
 
     /// The offset and timestamp of the first record with a timestamp at or
     /// after `timestamp`, if any.
-    pub async fn offset_for_timestamp(&self, partition: &Partition, timestamp: i64) -> Result<Option<(i64, i64)>> {
+    pub async fn offset_for_timestamp(
+        &self,
+        partition: &Partition,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>> {
         let (extents, tail) = partition.timestamp_index(self.wal_durable());
         if let Some(extent) = extents.iter().find(|e| e.max_timestamp >= timestamp) {
             let section = self.cache.get(extent).await?;

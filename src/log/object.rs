@@ -202,7 +202,10 @@ mod tests {
         let mut builder = ObjectBuilder::default();
         builder.add_partition(Uuid::new_v4(), 0, &batches);
         let (_, sections) = builder.finish();
-        let ranges: Vec<_> = sections.iter().map(|s| (s.base_offset, s.last_offset)).collect();
+        let ranges: Vec<_> = sections
+            .iter()
+            .map(|s| (s.base_offset, s.last_offset))
+            .collect();
         assert_eq!(ranges, vec![(0, 0), (1, 1), (2, 2)]);
     }
 

@@ -195,7 +195,12 @@ impl Partition {
 
     /// Where to read whole batches starting at `offset`, at most `max_bytes`
     /// (but at least one batch) when served from the tail.
-    pub fn read(&self, offset: i64, max_bytes: usize, wal_durable: Option<u64>) -> Result<ReadSource> {
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        wal_durable: Option<u64>,
+    ) -> Result<ReadSource> {
         let mut state = self.lock();
         state.advance_high_watermark(wal_durable);
         if offset < state.log_start || offset > state.high_watermark {
@@ -212,7 +217,9 @@ impl Partition {
             let i = state.extents.partition_point(|e| e.last_offset < offset);
             return Ok(ReadSource::Extent(state.extents[i].clone()));
         }
-        let first = state.tail.partition_point(|b| b.header.last_offset() < offset);
+        let first = state
+            .tail
+            .partition_point(|b| b.header.last_offset() < offset);
         let mut out = BytesMut::new();
         for batch in state.tail.range(first..) {
             let durable = batch.header.last_offset() < state.high_watermark;
@@ -227,7 +234,10 @@ impl Partition {
 
     /// The committed extents and the tail batches' headers with their
     /// timestamps, for timestamp lookups.
-    pub fn timestamp_index(&self, wal_durable: Option<u64>) -> (Vec<Extent>, Vec<(BatchHeader, Bytes)>) {
+    pub fn timestamp_index(
+        &self,
+        wal_durable: Option<u64>,
+    ) -> (Vec<Extent>, Vec<(BatchHeader, Bytes)>) {
         let mut state = self.lock();
         state.advance_high_watermark(wal_durable);
         let hw = state.high_watermark;
@@ -367,7 +377,10 @@ mod tests {
         assert_eq!((a.base_offset, a.end_offset), (0, 3));
         assert_eq!((c.base_offset, c.end_offset), (3, 6));
         // Nothing durable yet in object durability: the end is out of range.
-        assert!(matches!(p.read(0, 1 << 20, None).unwrap(), ReadSource::Nothing));
+        assert!(matches!(
+            p.read(0, 1 << 20, None).unwrap(),
+            ReadSource::Nothing
+        ));
         assert!(p.read(1, 1 << 20, None).is_err());
         let sealed = p.seal(None, u64::MAX).unwrap();
         assert_eq!((sealed.end, sealed.batches.len()), (6, 2));
@@ -407,7 +420,9 @@ mod tests {
         let ReadSource::Tail(bytes) = p.read(3, b.len() + 1, durable).unwrap() else {
             panic!("expected tail bytes");
         };
-        let bases: Vec<i64> = batch::iter_batches(&bytes).map(|(h, _)| h.base_offset).collect();
+        let bases: Vec<i64> = batch::iter_batches(&bytes)
+            .map(|(h, _)| h.base_offset)
+            .collect();
         assert_eq!(bases, vec![2]);
         // The WAL holds the rewritten batches, in offset order.
         drop(wal);

@@ -206,16 +206,25 @@ mod tests {
         ));
         // A new epoch restarts at sequence 0, and only there.
         assert!(table.check(&header(9, 3, 5, 1)).is_err());
-        assert_eq!(table.check(&header(9, 3, 0, 1)).unwrap(), SequenceCheck::Append);
+        assert_eq!(
+            table.check(&header(9, 3, 0, 1)).unwrap(),
+            SequenceCheck::Append
+        );
         // Non-idempotent batches are never checked.
-        assert_eq!(table.check(&header(-1, -1, -1, 1)).unwrap(), SequenceCheck::Append);
+        assert_eq!(
+            table.check(&header(-1, -1, -1, 1)).unwrap(),
+            SequenceCheck::Append
+        );
     }
 
     #[test]
     fn sequences_wrap_around() {
         let mut table = ProducerTable::default();
         table.record(&header(1, 0, i32::MAX - 1, 2), 0, 1);
-        assert_eq!(table.check(&header(1, 0, 0, 1)).unwrap(), SequenceCheck::Append);
+        assert_eq!(
+            table.check(&header(1, 0, 0, 1)).unwrap(),
+            SequenceCheck::Append
+        );
     }
 
     #[test]
@@ -226,7 +235,10 @@ mod tests {
         let snapshot = table.snapshot([4], 10);
         assert_eq!(snapshot[&4].batches.len(), 1);
         let restored = ProducerTable::from_snapshots(&snapshot);
-        assert_eq!(restored.check(&header(4, 0, 10, 10)).unwrap(), SequenceCheck::Append);
+        assert_eq!(
+            restored.check(&header(4, 0, 10, 10)).unwrap(),
+            SequenceCheck::Append
+        );
         assert!(matches!(
             restored.check(&header(4, 0, 0, 10)).unwrap(),
             SequenceCheck::Duplicate(_)

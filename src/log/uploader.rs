@@ -79,7 +79,8 @@ impl Log {
         if sealed.is_empty() {
             return Ok(false);
         }
-        let mut builder = ObjectBuilder::with_capacity((self.settings.flush_bytes - budget) as usize);
+        let mut builder =
+            ObjectBuilder::with_capacity((self.settings.flush_bytes - budget) as usize);
         for (partition, s) in &sealed {
             builder.add_partition(partition.topic, partition.index, &s.batches);
         }
@@ -124,7 +125,8 @@ impl Log {
             match outcome {
                 CommitOutcome::Committed => {
                     for extent in &commit.extents {
-                        let range = extent.position as usize..(extent.position + extent.length) as usize;
+                        let range =
+                            extent.position as usize..(extent.position + extent.length) as usize;
                         self.cache.insert(extent, object.slice(range));
                     }
                     self.release(partition.apply_commit(commit.extents, s.end));

@@ -75,7 +75,11 @@ impl Wal {
                 .open(segment_path(dir, start))?,
             None => create_segment(dir, 0)?,
         };
-        let segments = if segments.is_empty() { vec![0] } else { segments };
+        let segments = if segments.is_empty() {
+            vec![0]
+        } else {
+            segments
+        };
         let (durable, _) = watch::channel(end);
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
@@ -148,7 +152,11 @@ impl Wal {
 
     /// Why the WAL stopped accepting writes, if it did.
     pub fn failure(&self) -> Option<String> {
-        self.shared.failure.lock().expect("WAL lock poisoned").clone()
+        self.shared
+            .failure
+            .lock()
+            .expect("WAL lock poisoned")
+            .clone()
     }
 
     /// Deletes segments holding only entries before `position`.
@@ -176,10 +184,10 @@ impl Wal {
             .expect("WAL lock poisoned")
             .closing = true;
         self.shared.wakeup.notify_one();
-        if let Some(handle) = self.writer.lock().expect("WAL lock poisoned").take() {
-            if handle.join().is_err() {
-                tracing::error!("the WAL writer thread panicked");
-            }
+        if let Some(handle) = self.writer.lock().expect("WAL lock poisoned").take()
+            && handle.join().is_err()
+        {
+            tracing::error!("the WAL writer thread panicked");
         }
     }
 }
@@ -221,7 +229,11 @@ impl Shared {
             self.durable.send_replace(end);
             let took = began.elapsed();
             if took > SLOW_SYNC {
-                tracing::debug!(bytes = buf.len(), ms = took.as_millis() as u64, "slow WAL write");
+                tracing::debug!(
+                    bytes = buf.len(),
+                    ms = took.as_millis() as u64,
+                    "slow WAL write"
+                );
             }
         }
     }
@@ -233,10 +245,7 @@ impl Shared {
         }
         *file = create_segment(&self.dir, start)?;
         *file_len = 0;
-        self.segments
-            .lock()
-            .expect("WAL lock poisoned")
-            .push(start);
+        self.segments.lock().expect("WAL lock poisoned").push(start);
         Ok(())
     }
 }
@@ -269,7 +278,11 @@ fn recover(dir: &Path) -> Result<(Vec<u64>, Vec<WalRecord>, u64)> {
     let mut end = starts.first().copied().unwrap_or(0);
     for (i, &start) in starts.iter().enumerate() {
         if start != end {
-            tracing::warn!(expected = end, found = start, "WAL segments are not contiguous");
+            tracing::warn!(
+                expected = end,
+                found = start,
+                "WAL segments are not contiguous"
+            );
         }
         let path = segment_path(dir, start);
         let data = Bytes::from(std::fs::read(&path)?);

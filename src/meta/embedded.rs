@@ -352,11 +352,7 @@ impl MetaStore for EmbeddedStore {
         .await
     }
 
-    async fn set_topic_configs(
-        &self,
-        name: &str,
-        configs: BTreeMap<String, String>,
-    ) -> Result<()> {
+    async fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<()> {
         let name = name.to_string();
         self.change(Change::SetTopicConfigs { name, configs }, |_| ())
             .await
@@ -461,7 +457,13 @@ mod tests {
         journal.write_all(&[200, 0, 0, 0, 1, 2]).unwrap();
         drop(journal);
         let s = store(dir.path());
-        let names: Vec<String> = s.topics().await.unwrap().into_iter().map(|t| t.name).collect();
+        let names: Vec<String> = s
+            .topics()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
         assert_eq!(names, vec!["a", "b"]);
         assert_eq!(s.allocate_producer_ids(1).await.unwrap(), 5);
         s.create_topic(topic("c")).await.unwrap();

@@ -109,8 +109,7 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Deletes a topic with its partition state; returns what was deleted.
     async fn delete_topic(&self, name: &str) -> Result<TopicMeta>;
     /// Replaces the topic's config overrides.
-    async fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>)
-    -> Result<()>;
+    async fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<()>;
     /// Grows the topic to `count` partitions.
     async fn add_partitions(&self, name: &str, count: i32) -> Result<()>;
     /// The state of one partition.
@@ -214,7 +213,10 @@ pub(crate) mod conformance {
             ])
             .await
             .unwrap();
-        assert_eq!(outcomes, vec![CommitOutcome::Committed, CommitOutcome::Gone]);
+        assert_eq!(
+            outcomes,
+            vec![CommitOutcome::Committed, CommitOutcome::Gone]
+        );
         let fenced = store.commit(vec![commit(3, vec![extent(10, 19)])]).await;
         assert_eq!(fenced.unwrap(), vec![CommitOutcome::Fenced]);
         let state = store.partition(t.id, 0).await.unwrap();

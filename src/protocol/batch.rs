@@ -149,7 +149,9 @@ pub fn split_and_validate(records: &Bytes) -> Result<Vec<(BatchHeader, Bytes)>, 
 /// Walks stored batches (already validated on produce) in `data`,
 /// yielding each header with its byte range. Stops at the first batch that
 /// does not fit, so a damaged buffer cannot make it read out of bounds.
-pub fn iter_batches(data: &[u8]) -> impl Iterator<Item = (BatchHeader, std::ops::Range<usize>)> + '_ {
+pub fn iter_batches(
+    data: &[u8],
+) -> impl Iterator<Item = (BatchHeader, std::ops::Range<usize>)> + '_ {
     let mut pos = 0;
     std::iter::from_fn(move || {
         let header = BatchHeader::parse(data.get(pos..)?).ok()?;
@@ -188,7 +190,12 @@ pub(crate) mod tests {
         let value = |i: i32| Bytes::from(format!("value {i}"));
         let key = |i: i32| Some(Bytes::from(format!("k{i}")));
         if producer_id < 0 {
-            let messages: Vec<Message> = (0..n).map(|i| Message { key: key(i), value: value(i) }).collect();
+            let messages: Vec<Message> = (0..n)
+                .map(|i| Message {
+                    key: key(i),
+                    value: value(i),
+                })
+                .collect();
             return encode_messages(&messages, 1_700_000_000_000);
         }
         let records: Vec<Record> = (0..n)
@@ -280,7 +287,9 @@ pub(crate) mod tests {
         let mut data = BytesMut::new();
         data.extend_from_slice(&encode_batch(2, -1, -1));
         data.extend_from_slice(&encode_batch(3, -1, -1));
-        let ranges: Vec<_> = iter_batches(&data).map(|(h, r)| (h.record_count, r)).collect();
+        let ranges: Vec<_> = iter_batches(&data)
+            .map(|(h, r)| (h.record_count, r))
+            .collect();
         assert_eq!(ranges.len(), 2);
         assert_eq!(ranges[1].1.end, data.len());
         let cut = &data[..data.len() - 3];

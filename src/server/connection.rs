@@ -34,7 +34,12 @@ enum Outcome {
 
 type Pending = futures::future::BoxFuture<'static, Outcome>;
 
-pub async fn serve(socket: TcpStream, peer: SocketAddr, broker: Arc<Broker>, shutdown: CancellationToken) {
+pub async fn serve(
+    socket: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    shutdown: CancellationToken,
+) {
     let (reader, mut writer) = socket.into_split();
     let max_frame = broker.config.limits.socket_request_max_bytes as usize;
     let max_in_flight = broker.config.limits.max_in_flight_per_connection;
@@ -91,8 +96,11 @@ async fn admit(broker: &Arc<Broker>, frame: Bytes) -> Result<Pending, DecodeErro
     if request.api_key == ApiKey::Produce {
         broker.log.wait_for_capacity().await;
     }
-    let Request { header, api_key, .. } = &request;
-    let (api_key, version, correlation_id) = (*api_key, header.request_api_version, header.correlation_id);
+    let Request {
+        header, api_key, ..
+    } = &request;
+    let (api_key, version, correlation_id) =
+        (*api_key, header.request_api_version, header.correlation_id);
     let reply = handlers::dispatch(broker, request).ok_or(DecodeError::NotServed(api_key))?;
     Ok(async move {
         let Some(body) = reply.await else {

@@ -81,7 +81,10 @@ impl Broker {
     pub fn terminate(&mut self, deadline: Duration) {
         let mut child = self.child.take().expect("broker running");
         let pid = child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
         assert!(status.success());
         let start = Instant::now();
         loop {
@@ -89,7 +92,10 @@ impl Broker {
                 assert!(status.success(), "broker exited with {status}");
                 return;
             }
-            assert!(start.elapsed() < deadline, "broker did not stop within {deadline:?}");
+            assert!(
+                start.elapsed() < deadline,
+                "broker did not stop within {deadline:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -144,14 +150,23 @@ pub fn silt(args: &[&str]) -> (bool, String, String) {
 /// Creates a topic with the CLI, asserting success.
 pub fn create_topic(broker: &Broker, topic: &str, partitions: u32) {
     let p = partitions.to_string();
-    let (ok, _, err) = silt(&["topic", "create", topic, "--partitions", &p, "--bootstrap-server", &broker.addr]);
+    let (ok, _, err) = silt(&[
+        "topic",
+        "create",
+        topic,
+        "--partitions",
+        &p,
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
     assert!(ok, "topic create failed: {err}");
 }
 
 /// The Python with kafka-python installed (`KAFKA_PYTHON`, default
 /// `/var/tmp/venv-kafka/bin/python`, which `.ci/run` creates).
 pub fn python() -> PathBuf {
-    let path = std::env::var("KAFKA_PYTHON").unwrap_or_else(|_| "/var/tmp/venv-kafka/bin/python".into());
+    let path =
+        std::env::var("KAFKA_PYTHON").unwrap_or_else(|_| "/var/tmp/venv-kafka/bin/python".into());
     let path = PathBuf::from(path);
     assert!(
         path.exists(),
@@ -163,7 +178,9 @@ pub fn python() -> PathBuf {
 
 /// Runs `tests/python/<script>` with `args`; returns its stdout lines.
 pub fn run_python(script: &str, args: &[&str]) -> Vec<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
     let out = Command::new(python())
         .arg(path)
         .args(args)
@@ -174,7 +191,10 @@ pub fn run_python(script: &str, args: &[&str]) -> Vec<String> {
         "{script} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Where the broker acknowledged one message.
@@ -231,16 +251,27 @@ pub fn idempotent_producer(addr: &str, deliveries: &Deliveries) -> ThreadedProdu
 
 /// Sends `count` keyed messages `key-<start+i>`; blocks while the queue is
 /// full. Values are `value-<i>` padded to `value_size` bytes.
-pub fn produce_keyed(producer: &ThreadedProducer<Deliveries>, topic: &str, range: std::ops::Range<u64>, value_size: usize) {
+pub fn produce_keyed(
+    producer: &ThreadedProducer<Deliveries>,
+    topic: &str,
+    range: std::ops::Range<u64>,
+    value_size: usize,
+) {
     for i in range {
         let key = format!("key-{i}");
         let mut value = format!("value-{i}-");
-        value.extend(std::iter::repeat_n('x', value_size.saturating_sub(value.len())));
+        value.extend(std::iter::repeat_n(
+            'x',
+            value_size.saturating_sub(value.len()),
+        ));
         let mut record = BaseRecord::to(topic).key(&key).payload(&value);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
-                Err((e, r)) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) => {
+                Err((e, r))
+                    if e.rdkafka_error_code()
+                        == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+                {
                     record = r;
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -260,7 +291,13 @@ pub struct Read {
 
 /// Reads partitions `0..partitions` of `topic` from the beginning with
 /// librdkafka until `count` messages arrived (or `deadline` passed).
-pub fn read_all_rdkafka(addr: &str, topic: &str, partitions: i32, count: usize, deadline: Duration) -> Vec<Read> {
+pub fn read_all_rdkafka(
+    addr: &str,
+    topic: &str,
+    partitions: i32,
+    count: usize,
+    deadline: Duration,
+) -> Vec<Read> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .set("group.id", "silt-test-reader")
@@ -291,19 +328,36 @@ pub fn read_all_rdkafka(addr: &str, topic: &str, partitions: i32, count: usize, 
 }
 
 /// Reads with kafka-python (tests/python/consume_all.py).
-pub fn read_all_kafka_python(addr: &str, topic: &str, count: usize, deadline: Duration) -> Vec<Read> {
+pub fn read_all_kafka_python(
+    addr: &str,
+    topic: &str,
+    count: usize,
+    deadline: Duration,
+) -> Vec<Read> {
     let lines = run_python(
         "consume_all.py",
-        &[addr, topic, &count.to_string(), &deadline.as_secs().to_string()],
+        &[
+            addr,
+            topic,
+            &count.to_string(),
+            &deadline.as_secs().to_string(),
+        ],
     );
     lines
         .iter()
         .map(|line| {
             let mut parts = line.splitn(3, ' ');
-            let partition = parts.next().and_then(|p| p.parse().ok()).expect("partition");
+            let partition = parts
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("partition");
             let offset = parts.next().and_then(|p| p.parse().ok()).expect("offset");
             let key = parts.next().unwrap_or_default().to_string();
-            Read { partition, offset, key }
+            Read {
+                partition,
+                offset,
+                key,
+            }
         })
         .collect()
 }
@@ -319,14 +373,27 @@ pub fn assert_exactly_once(acked: &BTreeMap<String, Ack>, reads: &[Read]) {
             partition: read.partition,
             offset: read.offset,
         };
-        assert!(seen.insert(&read.key, ack).is_none(), "key {} read twice", read.key);
+        assert!(
+            seen.insert(&read.key, ack).is_none(),
+            "key {} read twice",
+            read.key
+        );
         let last = last_offset.entry(read.partition).or_insert(-1);
-        assert!(read.offset > *last, "partition {} went back from {} to {}", read.partition, last, read.offset);
+        assert!(
+            read.offset > *last,
+            "partition {} went back from {} to {}",
+            read.partition,
+            last,
+            read.offset
+        );
         *last = read.offset;
     }
     for (key, ack) in acked {
         match seen.get(key.as_str()) {
-            Some(found) => assert_eq!(found, ack, "key {key} read at another position than acknowledged"),
+            Some(found) => assert_eq!(
+                found, ack,
+                "key {key} read at another position than acknowledged"
+            ),
             None => panic!("acknowledged key {key} was never read (acked at {ack:?})"),
         }
     }
@@ -336,7 +403,10 @@ pub fn assert_exactly_once(acked: &BTreeMap<String, Ack>, reads: &[Read]) {
 pub fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
     let start = Instant::now();
     while !condition() {
-        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
