@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::broker::Broker;
 use crate::error::Error;
-use crate::log::partition::Partition;
+use crate::log::partition::{Partition, ReadLimit};
 
 /// One requested partition, resolved.
 struct Target {
@@ -158,25 +158,18 @@ async fn read_one(
             ResponseError::UnknownLeaderEpoch
         });
     }
-    // Past the request's byte budget only the first partition with data may
-    // still return (one whole batch); the rest wait for the next fetch.
-    let records = if budget == 0 && !first {
-        if target.offset < offsets.log_start || target.offset > offsets.high_watermark {
-            return Err(out_of_range(
-                target.offset,
-                offsets.log_start,
-                offsets.high_watermark,
-            ));
-        }
-        None
-    } else {
-        match broker.log.read(partition, target.offset, budget).await {
-            Ok(read) => read.records,
-            Err(e @ Error::OffsetOutOfRange { .. }) => return Err(e.response_error()),
-            Err(e) => {
-                tracing::warn!(partition = target.index, error = %e, "fetch read failed");
-                return Err(e.response_error());
-            }
+    // Only the first partition with data may exceed the budget (by one
+    // whole batch); the others wait for the next fetch.
+    let limit = ReadLimit {
+        max_bytes: budget,
+        at_least_one: first,
+    };
+    let records = match broker.log.read(partition, target.offset, limit).await {
+        Ok(read) => read.records,
+        Err(e @ Error::OffsetOutOfRange { .. }) => return Err(e.response_error()),
+        Err(e) => {
+            tracing::warn!(partition = target.index, error = %e, "fetch read failed");
+            return Err(e.response_error());
         }
     };
     let offsets = broker.log.offsets(partition);
@@ -185,8 +178,4 @@ async fn read_one(
         .with_last_stable_offset(offsets.high_watermark)
         .with_log_start_offset(offsets.log_start)
         .with_records(Some(records.unwrap_or_default())))
-}
-
-fn out_of_range(offset: i64, start: i64, end: i64) -> ResponseError {
-    Error::OffsetOutOfRange { offset, start, end }.response_error()
 }

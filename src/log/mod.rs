@@ -30,7 +30,7 @@ use crate::meta::{MetaStore, PartitionMeta};
 use crate::protocol::batch::{self, BatchHeader};
 use crate::storage::Bucket;
 use cache::SectionCache;
-use partition::{Appended, Offsets, Partition, ReadSource};
+use partition::{Appended, Offsets, Partition, ReadLimit, ReadSource};
 use wal::{Wal, WalRecord};
 
 /// Milliseconds since the Unix epoch.
@@ -255,22 +255,21 @@ impl Log {
         partition.offsets(self.wal_durable())
     }
 
-    /// Reads whole batches from `offset`, about `max_bytes` at most (at
-    /// least one batch, so a consumer always progresses).
+    /// Reads whole batches from `offset` within `limit`.
     pub async fn read(
         &self,
         partition: &Partition,
         offset: i64,
-        max_bytes: usize,
+        limit: ReadLimit,
     ) -> Result<ReadResult> {
-        let source = partition.read(offset, max_bytes, self.wal_durable())?;
+        let source = partition.read(offset, limit, self.wal_durable())?;
         let offsets = self.offsets(partition);
         let records = match source {
             ReadSource::Nothing => None,
             ReadSource::Tail(bytes) => Some(bytes),
             ReadSource::Extent(extent) => {
                 let section = self.cache.get(&extent).await?;
-                Some(batches_from(&section, offset, max_bytes))
+                Some(batches_from(&section, offset, limit))
             }
         };
         Ok(ReadResult { records, offsets })
@@ -343,25 +342,23 @@ impl Log {
     }
 }
 
-/// Whole batches of `section` from the one holding `offset`, about
-/// `max_bytes` at most but at least one batch.
-fn batches_from(section: &Bytes, offset: i64, max_bytes: usize) -> Bytes {
-    let mut start = None;
-    let mut end = 0;
-    for (header, range) in batch::iter_batches(section) {
-        if header.last_offset() < offset {
-            continue;
-        }
-        let first = *start.get_or_insert(range.start);
-        if end > first && range.end - first > max_bytes {
+/// Whole batches of `section` from the one holding `offset`, within `limit`.
+fn batches_from(section: &Bytes, offset: i64, limit: ReadLimit) -> Bytes {
+    let mut batches = batch::iter_batches(section).skip_while(|(h, _)| h.last_offset() < offset);
+    let Some((_, first)) = batches.next() else {
+        return Bytes::new();
+    };
+    if !limit.fits(0, first.len()) {
+        return Bytes::new();
+    }
+    let mut end = first.end;
+    for (_, range) in batches {
+        if !limit.fits(end - first.start, range.len()) {
             break;
         }
         end = range.end;
     }
-    match start {
-        Some(start) => section.slice(start..end),
-        None => Bytes::new(),
-    }
+    section.slice(first.start..end)
 }
 
 /// Decodes one batch to find its first record with timestamp >= `timestamp`.
@@ -373,4 +370,56 @@ fn first_record_at_or_after(batch: &Bytes, timestamp: i64) -> Result<Option<(i64
         .iter()
         .find(|r| r.timestamp >= timestamp)
         .map(|r| (r.offset, r.timestamp)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::batch::tests::encode_batch;
+
+    /// Three 2-record batches at offsets 10, 12 and 14, as stored.
+    fn section() -> (Bytes, usize) {
+        let mut data = bytes::BytesMut::new();
+        let mut len = 0;
+        for base in [10, 12, 14] {
+            let mut b = bytes::BytesMut::from(&encode_batch(2, -1, -1)[..]);
+            batch::set_base_offset(&mut b, base);
+            len = b.len();
+            data.extend_from_slice(&b);
+        }
+        (data.freeze(), len)
+    }
+
+    fn bases(bytes: &Bytes) -> Vec<i64> {
+        batch::iter_batches(bytes)
+            .map(|(h, _)| h.base_offset)
+            .collect()
+    }
+
+    #[test]
+    fn section_reads_start_at_the_batch_holding_the_offset() {
+        let (section, len) = section();
+        let all = ReadLimit {
+            max_bytes: usize::MAX,
+            at_least_one: true,
+        };
+        assert_eq!(bases(&batches_from(&section, 10, all)), vec![10, 12, 14]);
+        assert_eq!(bases(&batches_from(&section, 13, all)), vec![12, 14]);
+        assert_eq!(bases(&batches_from(&section, 16, all)), Vec::<i64>::new());
+        let two = ReadLimit {
+            max_bytes: 2 * len,
+            at_least_one: false,
+        };
+        assert_eq!(bases(&batches_from(&section, 10, two)), vec![10, 12]);
+        let tiny = ReadLimit {
+            max_bytes: 1,
+            at_least_one: true,
+        };
+        assert_eq!(bases(&batches_from(&section, 12, tiny)), vec![12]);
+        let none = ReadLimit {
+            at_least_one: false,
+            ..tiny
+        };
+        assert!(batches_from(&section, 12, none).is_empty());
+    }
 }

@@ -58,6 +58,23 @@ pub struct Appended {
     pub bytes: u64,
 }
 
+/// How many bytes a read may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimit {
+    pub max_bytes: usize,
+    /// Return the first batch even when it alone exceeds `max_bytes`, so a
+    /// consumer always progresses (Kafka does this for the first partition
+    /// with data in a fetch response).
+    pub at_least_one: bool,
+}
+
+impl ReadLimit {
+    /// Whether a batch of `next` bytes fits after `used` bytes.
+    pub fn fits(&self, used: usize, next: usize) -> bool {
+        (used == 0 && self.at_least_one) || used + next <= self.max_bytes
+    }
+}
+
 /// Offsets of the partition, as reported to clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Offsets {
@@ -193,12 +210,12 @@ impl Partition {
         self.lock().next_offset
     }
 
-    /// Where to read whole batches starting at `offset`, at most `max_bytes`
-    /// (but at least one batch) when served from the tail.
+    /// Where to read whole batches starting at `offset`, within `limit`
+    /// when served from the tail.
     pub fn read(
         &self,
         offset: i64,
-        max_bytes: usize,
+        limit: ReadLimit,
         wal_durable: Option<u64>,
     ) -> Result<ReadSource> {
         let mut state = self.lock();
@@ -223,8 +240,7 @@ impl Partition {
         let mut out = BytesMut::new();
         for batch in state.tail.range(first..) {
             let durable = batch.header.last_offset() < state.high_watermark;
-            let fits = out.is_empty() || out.len() + batch.data.len() <= max_bytes;
-            if !durable || !fits {
+            if !durable || !limit.fits(out.len(), batch.data.len()) {
                 break;
             }
             out.extend_from_slice(&batch.data);
@@ -362,6 +378,11 @@ mod tests {
     use super::*;
     use crate::protocol::batch::{split_and_validate, tests::encode_batch};
 
+    const ANY: ReadLimit = ReadLimit {
+        max_bytes: usize::MAX,
+        at_least_one: true,
+    };
+
     fn validated(n: i32, producer_id: i64, sequence: i32) -> (BatchHeader, Bytes) {
         split_and_validate(&encode_batch(n, producer_id, sequence))
             .unwrap()
@@ -377,11 +398,8 @@ mod tests {
         assert_eq!((a.base_offset, a.end_offset), (0, 3));
         assert_eq!((c.base_offset, c.end_offset), (3, 6));
         // Nothing durable yet in object durability: the end is out of range.
-        assert!(matches!(
-            p.read(0, 1 << 20, None).unwrap(),
-            ReadSource::Nothing
-        ));
-        assert!(p.read(1, 1 << 20, None).is_err());
+        assert!(matches!(p.read(0, ANY, None).unwrap(), ReadSource::Nothing));
+        assert!(p.read(1, ANY, None).is_err());
         let sealed = p.seal(None, u64::MAX).unwrap();
         assert_eq!((sealed.end, sealed.batches.len()), (6, 2));
         let extent = Extent {
@@ -394,7 +412,7 @@ mod tests {
         };
         assert_eq!(p.apply_commit(vec![extent.clone()], 6), 2 * b.len() as u64);
         assert_eq!(p.offsets(None).high_watermark, 6);
-        match p.read(4, 1 << 20, None).unwrap() {
+        match p.read(4, ANY, None).unwrap() {
             ReadSource::Extent(e) => assert_eq!(e, extent),
             other => panic!("expected the extent, got {other:?}"),
         }
@@ -417,7 +435,17 @@ mod tests {
         let durable = Some(wal.durable());
         assert_eq!(p.offsets(durable).high_watermark, 6);
         // Offset 3 lies in the second batch; one batch fits the limit.
-        let ReadSource::Tail(bytes) = p.read(3, b.len() + 1, durable).unwrap() else {
+        let ReadSource::Tail(bytes) = p
+            .read(
+                3,
+                ReadLimit {
+                    max_bytes: b.len() + 1,
+                    at_least_one: true,
+                },
+                durable,
+            )
+            .unwrap()
+        else {
             panic!("expected tail bytes");
         };
         let bases: Vec<i64> = batch::iter_batches(&bytes)

@@ -1,0 +1,727 @@
+//! Protocol behaviour checked request by request: every API at every
+//! advertised version (a typical request gets a response that decodes at
+//! that version and reports success, on one connection that stays open:
+//! what "never advertise a version you do not fully serve" is checked
+//! against), long polling, byte limits, timestamp lookups, idempotent
+//! producer state across a restart, and admin edge cases.
+
+mod common;
+
+use common::*;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use silt::client::{Client, Message, encode_batch};
+use silt::protocol::versions::supported;
+use uuid::Uuid;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn name(v: &str) -> TopicName {
+    TopicName(s(v))
+}
+
+fn versions(api: ApiKey) -> std::ops::RangeInclusive<i16> {
+    let (min, max) = supported(api).expect("advertised");
+    min..=max
+}
+
+async fn topic_id(client: &mut Client, topic: &str) -> Uuid {
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(name(topic))),
+    ]));
+    client.call(request, 12).await.unwrap().topics[0].topic_id
+}
+
+#[tokio::test]
+async fn every_advertised_version_is_served() {
+    let broker = Broker::start(&[]);
+    let mut client = Client::connect(&broker.addr).await.expect("connect");
+
+    for v in versions(ApiKey::ApiVersions) {
+        let response = client.call(ApiVersionsRequest::default(), v).await.unwrap();
+        assert_eq!(response.error_code, 0, "ApiVersions v{v}");
+        assert!(response.api_keys.len() >= 10);
+    }
+
+    for v in versions(ApiKey::CreateTopics) {
+        let topic = CreatableTopic::default()
+            .with_name(name(&format!("topic-v{v}")))
+            .with_num_partitions(2)
+            .with_replication_factor(1);
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(5000);
+        let response = client.call(request, v).await.unwrap();
+        assert_eq!(response.topics[0].error_code, 0, "CreateTopics v{v}");
+    }
+    let id = topic_id(&mut client, "topic-v2").await;
+
+    for v in versions(ApiKey::Metadata) {
+        let topics = if v == 0 {
+            Some(vec![
+                MetadataRequestTopic::default().with_name(Some(name("topic-v2"))),
+            ])
+        } else {
+            None
+        };
+        let response = client
+            .call(MetadataRequest::default().with_topics(topics), v)
+            .await
+            .unwrap();
+        let topic = response
+            .topics
+            .iter()
+            .find(|t| t.name == Some(name("topic-v2")))
+            .expect("listed");
+        assert_eq!(
+            (topic.error_code, topic.partitions.len()),
+            (0, 2),
+            "Metadata v{v}"
+        );
+        if v >= 10 {
+            assert_eq!(topic.topic_id, id, "Metadata v{v} topic id");
+        }
+    }
+
+    let mut produced = 0;
+    for v in versions(ApiKey::Produce) {
+        let batch = encode_batch(
+            &[Message {
+                key: None,
+                value: format!("v{v}").into(),
+            }],
+            1_700_000_000_000,
+        );
+        let data = TopicProduceData::default().with_partition_data(vec![
+            PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch)),
+        ]);
+        let data = if v >= 13 {
+            data.with_topic_id(id)
+        } else {
+            data.with_name(name("topic-v2"))
+        };
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![data]);
+        let response = client.call(request, v).await.unwrap();
+        let partition = &response.responses[0].partition_responses[0];
+        assert_eq!(
+            (partition.error_code, partition.base_offset),
+            (0, produced),
+            "Produce v{v}"
+        );
+        produced += 1;
+    }
+
+    for v in versions(ApiKey::Fetch) {
+        let partition = FetchPartition::default()
+            .with_partition(0)
+            .with_fetch_offset(0)
+            .with_partition_max_bytes(1 << 20);
+        let topic = FetchTopic::default().with_partitions(vec![partition]);
+        let topic = if v >= 13 {
+            topic.with_topic_id(id)
+        } else {
+            topic.with_topic(name("topic-v2"))
+        };
+        let mut request = FetchRequest::default()
+            .with_max_wait_ms(100)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![topic]);
+        if v < 15 {
+            request.replica_id = BrokerId(-1);
+        }
+        let response = client.call(request, v).await.unwrap();
+        let data = &response.responses[0].partitions[0];
+        assert_eq!(
+            (data.error_code, data.high_watermark),
+            (0, produced),
+            "Fetch v{v}"
+        );
+        let records = kafka_protocol::records::RecordBatchDecoder::decode_all(
+            &mut data.records.clone().unwrap(),
+        )
+        .unwrap();
+        let count: usize = records.iter().map(|b| b.records.len()).sum();
+        assert_eq!(count as i64, produced, "Fetch v{v} records");
+    }
+
+    for v in versions(ApiKey::ListOffsets) {
+        let partition = ListOffsetsPartition::default()
+            .with_partition_index(0)
+            .with_timestamp(-1);
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(name("topic-v2"))
+                    .with_partitions(vec![partition]),
+            ]);
+        let response = client.call(request, v).await.unwrap();
+        let p = &response.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.offset), (0, produced), "ListOffsets v{v}");
+    }
+
+    for v in versions(ApiKey::OffsetForLeaderEpoch) {
+        let partition = OffsetForLeaderPartition::default()
+            .with_partition(0)
+            .with_leader_epoch(0)
+            .with_current_leader_epoch(-1);
+        let request = OffsetForLeaderEpochRequest::default().with_topics(vec![
+            OffsetForLeaderTopic::default()
+                .with_topic(name("topic-v2"))
+                .with_partitions(vec![partition]),
+        ]);
+        let response = client.call(request, v).await.unwrap();
+        let p = &response.topics[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.end_offset),
+            (0, produced),
+            "OffsetForLeaderEpoch v{v}"
+        );
+    }
+
+    for v in versions(ApiKey::InitProducerId) {
+        let response = client
+            .call(
+                InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_transaction_timeout_ms(1000),
+                v,
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.error_code, 0, "InitProducerId v{v}");
+        assert!(response.producer_id.0 >= 0);
+    }
+
+    for v in versions(ApiKey::IncrementalAlterConfigs) {
+        let config = AlterableConfig::default()
+            .with_name(s("retention.ms"))
+            .with_config_operation(0)
+            .with_value(Some(s(&format!("{}", 1000 + v))));
+        let resource = AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("topic-v2"))
+            .with_configs(vec![config]);
+        let response = client
+            .call(
+                IncrementalAlterConfigsRequest::default().with_resources(vec![resource]),
+                v,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            response.responses[0].error_code, 0,
+            "IncrementalAlterConfigs v{v}"
+        );
+    }
+
+    for v in versions(ApiKey::DescribeConfigs) {
+        let resource = DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("topic-v2"))
+            .with_configuration_keys(None);
+        let response = client
+            .call(
+                DescribeConfigsRequest::default().with_resources(vec![resource]),
+                v,
+            )
+            .await
+            .unwrap();
+        let result = &response.results[0];
+        assert_eq!(result.error_code, 0, "DescribeConfigs v{v}");
+        let retention = result
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == "retention.ms")
+            .expect("listed");
+        assert_eq!(
+            retention.value.as_deref(),
+            Some("1001"),
+            "DescribeConfigs v{v}"
+        );
+    }
+
+    for v in versions(ApiKey::CreatePartitions) {
+        let topic = CreatePartitionsTopic::default()
+            .with_name(name("topic-v3"))
+            .with_count(3 + i32::from(v));
+        let request = CreatePartitionsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(5000);
+        let response = client.call(request, v).await.unwrap();
+        assert_eq!(response.results[0].error_code, 0, "CreatePartitions v{v}");
+    }
+
+    for v in versions(ApiKey::DescribeCluster) {
+        let response = client
+            .call(DescribeClusterRequest::default(), v)
+            .await
+            .unwrap();
+        assert_eq!(
+            (response.error_code, response.brokers.len()),
+            (0, 1),
+            "DescribeCluster v{v}"
+        );
+    }
+
+    for v in versions(ApiKey::DeleteTopics) {
+        let topic = format!("topic-v{}", v + 1);
+        let request = if v >= 6 {
+            DeleteTopicsRequest::default().with_topics(vec![
+                DeleteTopicState::default().with_name(Some(name(&topic))),
+            ])
+        } else {
+            DeleteTopicsRequest::default().with_topic_names(vec![name(&topic)])
+        };
+        let response = client.call(request.with_timeout_ms(5000), v).await.unwrap();
+        assert_eq!(
+            response.responses[0].error_code, 0,
+            "DeleteTopics v{v} ({topic})"
+        );
+    }
+}
+
+fn fetch_request(
+    topic: &str,
+    partitions: &[(i32, i64, i32)],
+    max_bytes: i32,
+    min_bytes: i32,
+    max_wait_ms: i32,
+) -> FetchRequest {
+    let partitions = partitions
+        .iter()
+        .map(|&(p, offset, partition_max)| {
+            FetchPartition::default()
+                .with_partition(p)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(partition_max)
+        })
+        .collect();
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(max_bytes)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(name(topic))
+                .with_partitions(partitions),
+        ])
+}
+
+fn produce_request(topic: &str, partition: i32, records: bytes::Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(name(topic))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(records)),
+                ]),
+        ])
+}
+
+/// Produces one batch; returns (error code, base offset).
+async fn produce(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    records: bytes::Bytes,
+) -> (i16, i64) {
+    let response = client
+        .call(produce_request(topic, partition, records), 9)
+        .await
+        .unwrap();
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+fn batch_of(values: &[&str], timestamp: i64) -> bytes::Bytes {
+    let messages: Vec<Message> = values
+        .iter()
+        .map(|v| Message {
+            key: None,
+            value: v.to_string().into(),
+        })
+        .collect();
+    encode_batch(&messages, timestamp)
+}
+
+fn record_bytes(response: &FetchResponse, partition: usize) -> usize {
+    response.responses[0].partitions[partition]
+        .records
+        .as_ref()
+        .map_or(0, |r| r.len())
+}
+
+#[tokio::test]
+async fn fetch_long_polls_until_min_bytes_arrive() {
+    let broker = Broker::start(&[]);
+    create_topic(&broker, "poll", 1);
+    let addr = broker.addr.clone();
+    let waiter = tokio::spawn(async move {
+        let mut client = Client::connect(&addr).await.unwrap();
+        let started = std::time::Instant::now();
+        let response = client
+            .call(
+                fetch_request("poll", &[(0, 0, 1 << 20)], 1 << 20, 1000, 20_000),
+                12,
+            )
+            .await
+            .unwrap();
+        (response, started.elapsed())
+    });
+    let mut producer = Client::connect(&broker.addr).await.unwrap();
+    let value = "x".repeat(100);
+    let mut sent = 0;
+    while !waiter.is_finished() {
+        assert!(sent < 200, "the fetch never completed");
+        assert_eq!(
+            produce(&mut producer, "poll", 0, batch_of(&[&value], 1))
+                .await
+                .0,
+            0
+        );
+        sent += 1;
+    }
+    let (response, elapsed) = waiter.await.unwrap();
+    assert!(
+        elapsed < std::time::Duration::from_secs(15),
+        "woken by data, not by max_wait ({elapsed:?})"
+    );
+    assert!(
+        record_bytes(&response, 0) >= 1000,
+        "returned only once min_bytes were there"
+    );
+    assert!(
+        sent >= 6,
+        "one batch is ~170 bytes: several were needed to reach min_bytes"
+    );
+
+    // With no data at all, the fetch waits for max_wait and returns empty.
+    let mut client = Client::connect(&broker.addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let end = sent as i64;
+    let response = client
+        .call(
+            fetch_request("poll", &[(0, end, 1 << 20)], 1 << 20, 1, 300),
+            12,
+        )
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(290));
+    assert_eq!(
+        (
+            response.responses[0].partitions[0].error_code,
+            record_bytes(&response, 0)
+        ),
+        (0, 0)
+    );
+}
+
+#[tokio::test]
+async fn fetch_returns_whole_batches_within_byte_limits() {
+    let broker = Broker::start(&[]);
+    create_topic(&broker, "limits", 2);
+    let mut client = Client::connect(&broker.addr).await.unwrap();
+    let value = "y".repeat(1000);
+    for p in 0..2 {
+        for _ in 0..10 {
+            assert_eq!(
+                produce(&mut client, "limits", p, batch_of(&[&value], 1))
+                    .await
+                    .0,
+                0
+            );
+        }
+    }
+    let count_batches = |response: &FetchResponse, p: usize| {
+        let mut records = response.responses[0].partitions[p]
+            .records
+            .clone()
+            .unwrap_or_default();
+        kafka_protocol::records::RecordBatchDecoder::decode_all(&mut records)
+            .unwrap()
+            .len()
+    };
+    // Partition limit 2500 bytes: two ~1.07 KB batches, never a partial one.
+    let response = client
+        .call(
+            fetch_request("limits", &[(0, 0, 2500)], 1 << 20, 1, 100),
+            12,
+        )
+        .await
+        .unwrap();
+    assert_eq!(count_batches(&response, 0), 2);
+    // A limit below one batch still returns that batch, so consumers progress.
+    let response = client
+        .call(fetch_request("limits", &[(0, 3, 1)], 1 << 20, 1, 100), 12)
+        .await
+        .unwrap();
+    assert_eq!(count_batches(&response, 0), 1);
+    // The request limit: the first partition gets one batch, the next none.
+    let response = client
+        .call(
+            fetch_request("limits", &[(0, 0, 1 << 20), (1, 0, 1 << 20)], 1, 1, 100),
+            12,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (count_batches(&response, 0), count_batches(&response, 1)),
+        (1, 0)
+    );
+    // A request limit of 5000 is shared: about 4 batches in all.
+    let response = client
+        .call(
+            fetch_request("limits", &[(0, 0, 1 << 20), (1, 0, 1 << 20)], 5000, 1, 100),
+            12,
+        )
+        .await
+        .unwrap();
+    assert_eq!(count_batches(&response, 0) + count_batches(&response, 1), 4);
+}
+
+#[tokio::test]
+async fn list_offsets_finds_timestamps() {
+    let broker = Broker::start(&[]);
+    create_topic(&broker, "times", 1);
+    let mut client = Client::connect(&broker.addr).await.unwrap();
+    for (i, ts) in [1000, 2000, 3000].into_iter().enumerate() {
+        assert_eq!(
+            produce(&mut client, "times", 0, batch_of(&["a", "b"], ts)).await,
+            (0, 2 * i as i64)
+        );
+    }
+    let mut lookup = async |timestamp: i64| {
+        let partition = ListOffsetsPartition::default()
+            .with_partition_index(0)
+            .with_timestamp(timestamp);
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(name("times"))
+                    .with_partitions(vec![partition]),
+            ]);
+        let response = client.call(request, 8).await.unwrap();
+        let p = &response.topics[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        (p.offset, p.timestamp)
+    };
+    assert_eq!(lookup(-2).await.0, 0, "earliest");
+    assert_eq!(lookup(-1).await.0, 6, "latest");
+    assert_eq!(lookup(500).await, (0, 1000));
+    assert_eq!(lookup(1500).await, (2, 2000));
+    assert_eq!(lookup(3000).await, (4, 3000));
+    assert_eq!(lookup(3001).await, (-1, -1), "after the last record");
+    assert_eq!(lookup(-3).await, (4, 3000), "max timestamp");
+}
+
+/// An idempotent batch of `count` records from `producer_id` at `sequence`.
+fn idempotent_batch(producer_id: i64, epoch: i16, sequence: i32, count: i32) -> bytes::Bytes {
+    use kafka_protocol::records::*;
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i64::from(i),
+            sequence: sequence + i,
+            timestamp: 1,
+            key: None,
+            value: Some(format!("seq {}", sequence + i).into()),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+    buf.freeze()
+}
+
+#[tokio::test]
+async fn idempotent_producer_state_survives_a_restart() {
+    let mut broker = Broker::start(&[]);
+    create_topic(&broker, "once", 1);
+    let mut client = Client::connect(&broker.addr).await.unwrap();
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(1000);
+    let pid = client.call(init.clone(), 4).await.unwrap().producer_id.0;
+    assert_eq!(
+        produce(&mut client, "once", 0, idempotent_batch(pid, 0, 0, 3)).await,
+        (0, 0)
+    );
+    assert_eq!(
+        produce(&mut client, "once", 0, idempotent_batch(pid, 0, 3, 2)).await,
+        (0, 3)
+    );
+    drop(client);
+    broker.terminate(std::time::Duration::from_secs(10));
+    broker.restart();
+
+    let mut client = Client::connect(&broker.addr).await.unwrap();
+    // Retries of both batches are answered with their original offsets.
+    assert_eq!(
+        produce(&mut client, "once", 0, idempotent_batch(pid, 0, 0, 3)).await,
+        (0, 0)
+    );
+    assert_eq!(
+        produce(&mut client, "once", 0, idempotent_batch(pid, 0, 3, 2)).await,
+        (0, 3)
+    );
+    // A gap is refused, the next sequence is accepted.
+    assert_eq!(
+        produce(&mut client, "once", 0, idempotent_batch(pid, 0, 9, 1))
+            .await
+            .0,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    assert_eq!(
+        produce(&mut client, "once", 0, idempotent_batch(pid, 0, 5, 1)).await,
+        (0, 5)
+    );
+    // A new epoch starts at sequence 0, and then the old epoch is fenced.
+    assert_eq!(
+        produce(&mut client, "once", 0, idempotent_batch(pid, 1, 0, 1)).await,
+        (0, 6)
+    );
+    assert_eq!(
+        produce(&mut client, "once", 0, idempotent_batch(pid, 0, 6, 1))
+            .await
+            .0,
+        47,
+        "INVALID_PRODUCER_EPOCH"
+    );
+    // A new producer id is distinct from the first, even after the restart.
+    assert_ne!(client.call(init, 4).await.unwrap().producer_id.0, pid);
+    let (ok, out, err) = silt(&[
+        "topic",
+        "describe",
+        "once",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("LogEndOffset: 7"), "{out}");
+}
+
+#[tokio::test]
+async fn admin_validate_only_and_broker_configs() {
+    let broker = Broker::start(&[]);
+    let mut client = Client::connect(&broker.addr).await.unwrap();
+    let topic = CreatableTopic::default()
+        .with_name(name("dry"))
+        .with_num_partitions(3)
+        .with_replication_factor(-1);
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![topic])
+        .with_validate_only(true);
+    let response = client.call(request, 7).await.unwrap();
+    assert_eq!(
+        (
+            response.topics[0].error_code,
+            response.topics[0].num_partitions
+        ),
+        (0, 3)
+    );
+    let (_, out, _) = silt(&["topic", "list", "--bootstrap-server", &broker.addr]);
+    assert!(
+        out.trim().is_empty(),
+        "validate_only created nothing: {out}"
+    );
+
+    // A dynamic broker default changes what topics without an override report.
+    let set = AlterableConfig::default()
+        .with_name(s("log.retention.ms"))
+        .with_config_operation(0)
+        .with_value(Some(s("5000")));
+    let resource = AlterConfigsResource::default()
+        .with_resource_type(4)
+        .with_resource_name(s(""))
+        .with_configs(vec![set]);
+    let response = client
+        .call(
+            IncrementalAlterConfigsRequest::default().with_resources(vec![resource]),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.responses[0].error_code, 0);
+    create_topic(&broker, "inherits", 1);
+    let describe = |resource_type: i8, resource: &str| {
+        DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(resource_type)
+                .with_resource_name(s(resource))
+                .with_configuration_keys(None),
+        ])
+    };
+    let response = client.call(describe(2, "inherits"), 4).await.unwrap();
+    let retention = response.results[0]
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == "retention.ms")
+        .unwrap();
+    assert_eq!(
+        (retention.value.as_deref(), retention.config_source),
+        (Some("5000"), 3)
+    );
+    let response = client.call(describe(4, "1"), 4).await.unwrap();
+    assert!(
+        response.results[0]
+            .configs
+            .iter()
+            .any(|c| c.name.as_str() == "log.retention.ms" && c.value.as_deref() == Some("5000"))
+    );
+    // Read-only and unknown broker configs are refused.
+    let bad = AlterableConfig::default()
+        .with_name(s("broker.id"))
+        .with_config_operation(0)
+        .with_value(Some(s("7")));
+    let resource = AlterConfigsResource::default()
+        .with_resource_type(4)
+        .with_resource_name(s("1"))
+        .with_configs(vec![bad]);
+    let response = client
+        .call(
+            IncrementalAlterConfigsRequest::default().with_resources(vec![resource]),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.responses[0].error_code, 40, "INVALID_CONFIG");
+}
