@@ -112,6 +112,10 @@ pub struct CacheConfig {
 pub struct Limits {
     /// Largest request frame accepted (`socket.request.max.bytes`).
     pub socket_request_max_bytes: u32,
+    /// Request bytes held in memory across all connections, from reading a
+    /// frame until its response is written (`queued.max.request.bytes`);
+    /// connections stop reading beyond it.
+    pub queued_max_request_bytes: u64,
     /// Data accepted but not yet uploaded; producers wait beyond it.
     pub max_unflushed_bytes: u64,
     /// Requests read ahead on one connection while earlier ones complete.
@@ -178,6 +182,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             socket_request_max_bytes: 100 * 1024 * 1024,
+            queued_max_request_bytes: 512 * 1024 * 1024,
             max_unflushed_bytes: 256 * 1024 * 1024,
             max_in_flight_per_connection: 16,
         }
@@ -309,6 +314,12 @@ impl Config {
             return invalid(
                 "cache.disk_bytes",
                 "must be 0 (no disk tier) or at least 64 MiB (four 16 MiB cache blocks)",
+            );
+        }
+        if self.limits.queued_max_request_bytes < u64::from(self.limits.socket_request_max_bytes) {
+            return invalid(
+                "limits.queued_max_request_bytes",
+                "must be at least socket_request_max_bytes, or a large request could never be read",
             );
         }
         if self.limits.max_in_flight_per_connection == 0 {

@@ -69,6 +69,7 @@ pub struct Broker {
     dynamic_configs: RwLock<BTreeMap<String, String>>,
     /// Serializes admin changes so check-then-act on topics is atomic.
     admin: tokio::sync::Mutex<()>,
+    request_memory: Arc<tokio::sync::Semaphore>,
     tasks: TaskTracker,
     stop_tasks: CancellationToken,
     _data_dir_lock: File,
@@ -100,8 +101,12 @@ impl Broker {
         log.replay(wal_records);
         log.flush_all().await?;
         let dynamic_configs = meta.broker_configs().await?;
+        let request_memory = Arc::new(tokio::sync::Semaphore::new(
+            config.limits.queued_max_request_bytes as usize,
+        ));
         let broker = Arc::new(Broker {
             config,
+            request_memory,
             log: log.clone(),
             meta,
             topics: RwLock::new(topics),
@@ -123,6 +128,12 @@ impl Broker {
         self.tasks.close();
         self.tasks.wait().await;
         self.log.close().await;
+    }
+
+    /// The budget of request bytes in memory, in bytes (see
+    /// `limits.queued_max_request_bytes`).
+    pub fn request_memory(&self) -> Arc<tokio::sync::Semaphore> {
+        self.request_memory.clone()
     }
 
     /// The topic named `name`.

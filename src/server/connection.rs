@@ -1,26 +1,29 @@
-//! One client connection: read frames, dispatch them in order, and write the
-//! responses in the same order as the requests (Kafka's contract), while
-//! later requests are already being processed.
+//! One client connection: a reader task reads frames; this task dispatches
+//! them in order and writes the responses in the same order as the requests
+//! (Kafka's contract), while later requests are already being processed.
 //!
-//! Reading stops while `limits.max_in_flight_per_connection` responses are
-//! pending, and before a produce request while the log is over its unflushed
-//! limit: producers feel backpressure as slower acks.
+//! Backpressure: the reader reserves a frame's size from the broker-wide
+//! request memory budget before reading it, and holds that until the
+//! response is written; at most `limits.max_in_flight_per_connection`
+//! requests are pending per connection; a produce request waits while the
+//! log is over its unflushed limit. Producers feel it as slower acks.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use kafka_protocol::messages::ApiKey;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::codec::FramedRead;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
 use crate::handlers::{self, api_versions_response};
-use crate::protocol::frame::FrameDecoder;
+use crate::protocol::frame::{FrameError, frame_size};
 use crate::protocol::{self, DecodeError, Request};
 
 /// What to send for one request, once it completes.
@@ -34,6 +37,12 @@ enum Outcome {
 
 type Pending = futures::future::BoxFuture<'static, Outcome>;
 
+/// A request frame and its share of the request memory budget.
+struct Frame {
+    bytes: Bytes,
+    permit: OwnedSemaphorePermit,
+}
+
 pub async fn serve(
     socket: TcpStream,
     peer: SocketAddr,
@@ -41,9 +50,16 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let (reader, mut writer) = socket.into_split();
-    let max_frame = broker.config.limits.socket_request_max_bytes as usize;
     let max_in_flight = broker.config.limits.max_in_flight_per_connection;
-    let mut frames = FramedRead::new(reader, FrameDecoder::new(max_frame));
+    let (frames_tx, mut frames) = mpsc::channel(1);
+    let max_frame = broker.config.limits.socket_request_max_bytes as usize;
+    let reader = tokio::spawn(read_frames(
+        reader,
+        max_frame,
+        broker.request_memory(),
+        frames_tx,
+    ));
+    let _stop_reader = AbortOnDrop(reader);
     let mut in_flight: FuturesOrdered<Pending> = FuturesOrdered::new();
     let mut reading = true;
     loop {
@@ -59,13 +75,13 @@ pub async fn serve(
                 Outcome::Silent => {}
                 Outcome::Close => return,
             },
-            frame = frames.next(), if reading && in_flight.len() < max_in_flight => match frame {
+            frame = frames.recv(), if reading && in_flight.len() < max_in_flight => match frame {
                 None => reading = false,
                 Some(Err(e)) => {
                     tracing::info!(%peer, error = %e, "closing connection: bad frame");
                     return;
                 }
-                Some(Ok(frame)) => match admit(&broker, frame.freeze()).await {
+                Some(Ok(frame)) => match admit(&broker, frame).await {
                     Ok(pending) => in_flight.push_back(pending),
                     Err(e) => {
                         tracing::info!(%peer, error = %e, "closing connection");
@@ -81,9 +97,61 @@ pub async fn serve(
     }
 }
 
+/// Aborts the reader task when the connection ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads frames until the client closes, a frame is bad, or the receiver
+/// is gone. Memory for a frame is reserved before it is allocated.
+async fn read_frames(
+    mut reader: OwnedReadHalf,
+    max_frame: usize,
+    memory: Arc<Semaphore>,
+    frames: mpsc::Sender<Result<Frame, FrameError>>,
+) {
+    loop {
+        let mut prefix = [0u8; 4];
+        if reader.read_exact(&mut prefix).await.is_err() {
+            return;
+        }
+        let size = match frame_size(prefix, max_frame) {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = frames.send(Err(e)).await;
+                return;
+            }
+        };
+        let reserve = u32::try_from(size.max(1)).expect("frame sizes fit u32");
+        let Ok(permit) = memory.clone().acquire_many_owned(reserve).await else {
+            return;
+        };
+        let mut buf = BytesMut::with_capacity(size);
+        let mut body = (&mut reader).take(size as u64);
+        while buf.len() < size {
+            match body.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+        let frame = Frame {
+            bytes: buf.freeze(),
+            permit,
+        };
+        if frames.send(Ok(frame)).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Decodes a frame and starts its handler; errors close the connection.
-async fn admit(broker: &Arc<Broker>, frame: Bytes) -> Result<Pending, DecodeError> {
-    let request = match protocol::decode_request(frame) {
+async fn admit(broker: &Arc<Broker>, frame: Frame) -> Result<Pending, DecodeError> {
+    let Frame { bytes, permit } = frame;
+    let request = match protocol::decode_request(bytes) {
         Ok(request) => request,
         Err(DecodeError::UnsupportedApiVersions { correlation_id, .. }) => {
             let body = api_versions_response()
@@ -103,6 +171,7 @@ async fn admit(broker: &Arc<Broker>, frame: Bytes) -> Result<Pending, DecodeErro
         (*api_key, header.request_api_version, header.correlation_id);
     let reply = handlers::dispatch(broker, request).ok_or(DecodeError::NotServed(api_key))?;
     Ok(async move {
+        let _reserved = permit;
         let Some(body) = reply.await else {
             return Outcome::Silent;
         };
