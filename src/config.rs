@@ -118,6 +118,9 @@ pub struct Limits {
     pub queued_max_request_bytes: u64,
     /// Data accepted but not yet uploaded; producers wait beyond it.
     pub max_unflushed_bytes: u64,
+    /// The most record bytes one fetch response carries (`fetch.max.bytes`),
+    /// whatever the client asks for.
+    pub fetch_max_bytes: u32,
     /// Requests read ahead on one connection while earlier ones complete.
     pub max_in_flight_per_connection: usize,
 }
@@ -184,6 +187,7 @@ impl Default for Limits {
             socket_request_max_bytes: 100 * 1024 * 1024,
             queued_max_request_bytes: 512 * 1024 * 1024,
             max_unflushed_bytes: 256 * 1024 * 1024,
+            fetch_max_bytes: 55 * 1024 * 1024,
             max_in_flight_per_connection: 16,
         }
     }

@@ -69,10 +69,10 @@ pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> Fet
         topics.push((fetch_topic.topic, fetch_topic.topic_id));
     }
 
-    let max_bytes = if request.max_bytes > 0 {
-        request.max_bytes as usize
-    } else {
-        usize::MAX
+    let broker_max = broker.config.limits.fetch_max_bytes as usize;
+    let max_bytes = match usize::try_from(request.max_bytes) {
+        Ok(asked) if asked > 0 => asked.min(broker_max),
+        _ => broker_max,
     };
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);

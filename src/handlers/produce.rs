@@ -20,7 +20,9 @@ use crate::protocol::batch;
 /// Appends now; the returned reply waits for durability.
 pub fn handle(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> Reply {
     let acks = request.acks;
-    let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+    // One deadline for the whole request, however many partitions it has.
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
     let refusal = if request.transactional_id.is_some() {
         Some(ResponseError::TransactionalIdAuthorizationFailed)
     } else if !matches!(acks, -1..=1) {
@@ -85,7 +87,7 @@ pub fn handle(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> Re
         for (t, p, partition, end_offset) in pending {
             if let Err(e) = broker
                 .log
-                .wait_durable(&partition, end_offset, timeout)
+                .wait_durable(&partition, end_offset, deadline)
                 .await
             {
                 let response = &mut responses[t].partition_responses[p];

@@ -71,6 +71,8 @@ pub struct Log {
     partitions: RwLock<HashMap<(Uuid, i32), Arc<Partition>>>,
     /// Bytes in tails, not yet committed to the object store.
     unflushed: AtomicU64,
+    /// Where the next upload starts sealing (round robin over partitions).
+    upload_cursor: std::sync::atomic::AtomicUsize,
     flush_wanted: Notify,
     space_freed: Notify,
     /// Bumped after every commit.
@@ -106,6 +108,7 @@ impl Log {
             meta,
             partitions: RwLock::new(HashMap::new()),
             unflushed: AtomicU64::new(0),
+            upload_cursor: std::sync::atomic::AtomicUsize::new(0),
             flush_wanted: Notify::new(),
             space_freed: Notify::new(),
             commits,
@@ -191,13 +194,18 @@ impl Log {
         }
     }
 
-    /// Waits while more than `limits.max_unflushed_bytes` await upload.
+    /// Whether less than `limits.max_unflushed_bytes` awaits upload.
+    pub fn has_capacity(&self) -> bool {
+        self.unflushed.load(Ordering::Relaxed) < self.settings.max_unflushed_bytes
+    }
+
+    /// Waits until [`Log::has_capacity`]. Cancel-safe.
     pub async fn wait_for_capacity(&self) {
         loop {
             let freed = self.space_freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            if self.unflushed.load(Ordering::Relaxed) < self.settings.max_unflushed_bytes {
+            if self.has_capacity() {
                 return;
             }
             self.flush_wanted.notify_one();
@@ -224,12 +232,13 @@ impl Log {
         Ok(appended)
     }
 
-    /// Waits until `partition`'s high watermark reaches `end_offset`.
+    /// Waits until `partition`'s high watermark reaches `end_offset`, or
+    /// fails with `RequestTimedOut` at `deadline`.
     pub async fn wait_durable(
         &self,
         partition: &Partition,
         end_offset: i64,
-        timeout: Duration,
+        deadline: tokio::time::Instant,
     ) -> Result<()> {
         let mut changes = self.changes();
         let wait = async {
@@ -245,7 +254,7 @@ impl Log {
                 }
             }
         };
-        tokio::time::timeout(timeout, wait)
+        tokio::time::timeout_at(deadline, wait)
             .await
             .unwrap_or(Err(Error::RequestTimedOut))
     }
@@ -266,7 +275,8 @@ impl Log {
         let offsets = self.offsets(partition);
         let records = match source {
             ReadSource::Nothing => None,
-            ReadSource::Tail(bytes) => Some(bytes),
+            ReadSource::Tail(batches) if batches.len() == 1 => batches.into_iter().next(),
+            ReadSource::Tail(batches) => Some(Bytes::from(batches.concat())),
             ReadSource::Extent(extent) => {
                 let section = self.cache.get(&extent).await?;
                 Some(batches_from(&section, offset, limit))

@@ -38,6 +38,8 @@ struct State {
     tail: VecDeque<TailBatch>,
     tail_bytes: u64,
     producers: ProducerTable,
+    /// The topic was deleted: appends are refused.
+    deleted: bool,
 }
 
 /// An appended batch not yet in the object store.
@@ -88,8 +90,8 @@ pub struct Offsets {
 pub enum ReadSource {
     /// The offset is the high watermark: nothing to return yet.
     Nothing,
-    /// Whole batches copied from the tail.
-    Tail(Bytes),
+    /// Whole batches from the tail, in order.
+    Tail(Vec<Bytes>),
     /// The batches are in this committed extent.
     Extent(Extent),
 }
@@ -120,6 +122,7 @@ impl Partition {
                 tail: VecDeque::new(),
                 tail_bytes: 0,
                 producers: ProducerTable::from_snapshots(&meta.producers),
+                deleted: false,
             }),
         }
     }
@@ -138,6 +141,9 @@ impl Partition {
         now_ms: i64,
     ) -> Result<Appended> {
         let mut state = self.lock();
+        if state.deleted {
+            return Err(Error::UnknownTopicOrPartition);
+        }
         if let SequenceCheck::Duplicate(previous) = state.producers.check(header)? {
             return Ok(Appended {
                 base_offset: previous.base_offset,
@@ -237,15 +243,18 @@ impl Partition {
         let first = state
             .tail
             .partition_point(|b| b.header.last_offset() < offset);
-        let mut out = BytesMut::new();
+        // Only reference counts are taken under the lock; the caller copies.
+        let mut batches = Vec::new();
+        let mut size = 0;
         for batch in state.tail.range(first..) {
             let durable = batch.header.last_offset() < state.high_watermark;
-            if !durable || !limit.fits(out.len(), batch.data.len()) {
+            if !durable || !limit.fits(size, batch.data.len()) {
                 break;
             }
-            out.extend_from_slice(&batch.data);
+            size += batch.data.len();
+            batches.push(batch.data.clone());
         }
-        Ok(ReadSource::Tail(out.freeze()))
+        Ok(ReadSource::Tail(batches))
     }
 
     /// The committed extents and the tail batches' headers with their
@@ -331,9 +340,11 @@ impl Partition {
             .map(|b| b.wal.start)
     }
 
-    /// Drops the tail (the partition is being deleted); returns its bytes.
+    /// Drops the tail and refuses further appends (the partition is being
+    /// deleted); returns the bytes dropped.
     pub fn clear_tail(&self) -> u64 {
         let mut state = self.lock();
+        state.deleted = true;
         state.tail.clear();
         std::mem::take(&mut state.tail_bytes)
     }
@@ -435,7 +446,7 @@ mod tests {
         let durable = Some(wal.durable());
         assert_eq!(p.offsets(durable).high_watermark, 6);
         // Offset 3 lies in the second batch; one batch fits the limit.
-        let ReadSource::Tail(bytes) = p
+        let ReadSource::Tail(batches) = p
             .read(
                 3,
                 ReadLimit {
@@ -448,8 +459,9 @@ mod tests {
         else {
             panic!("expected tail bytes");
         };
-        let bases: Vec<i64> = batch::iter_batches(&bytes)
-            .map(|(h, _)| h.base_offset)
+        let bases: Vec<i64> = batches
+            .iter()
+            .map(|b| BatchHeader::parse(b).unwrap().base_offset)
             .collect();
         assert_eq!(bases, vec![2]);
         // The WAL holds the rewritten batches, in offset order.

@@ -8,11 +8,13 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::error::{Error, Result};
-use crate::meta::{ProducedBatch, ProducerSnapshot};
+use crate::meta::{PRODUCER_EXPIRY_MS, ProducedBatch, ProducerSnapshot};
 use crate::protocol::batch::BatchHeader;
 
 /// Batches remembered per producer, as Kafka does (max.in.flight <= 5).
 const REMEMBERED_BATCHES: usize = 5;
+/// How often the table looks for expired producers.
+const EXPIRY_CHECK_MS: i64 = 60 * 1000;
 
 /// What to do with an incoming batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +36,8 @@ struct ProducerState {
 #[derive(Debug, Default)]
 pub struct ProducerTable {
     producers: HashMap<i64, ProducerState>,
+    /// When expired producers were last removed.
+    last_expiry_ms: i64,
 }
 
 impl ProducerTable {
@@ -50,7 +54,10 @@ impl ProducerTable {
                 (id, state)
             })
             .collect();
-        ProducerTable { producers }
+        ProducerTable {
+            producers,
+            last_expiry_ms: 0,
+        }
     }
 
     /// Decides whether `header` is new, a retry, or out of order.
@@ -101,6 +108,11 @@ impl ProducerTable {
     pub fn record(&mut self, header: &BatchHeader, base_offset: i64, now_ms: i64) {
         if !header.has_producer_id() {
             return;
+        }
+        if now_ms - self.last_expiry_ms >= EXPIRY_CHECK_MS {
+            self.last_expiry_ms = now_ms;
+            self.producers
+                .retain(|_, p| now_ms - p.last_write_ms < PRODUCER_EXPIRY_MS);
         }
         let state = self.producers.entry(header.producer_id).or_default();
         if header.producer_epoch != state.epoch {
@@ -215,6 +227,19 @@ mod tests {
             table.check(&header(-1, -1, -1, 1)).unwrap(),
             SequenceCheck::Append
         );
+    }
+
+    #[test]
+    fn silent_producers_expire() {
+        let mut table = ProducerTable::default();
+        table.record(&header(1, 0, 0, 1), 0, 1_000);
+        table.record(&header(2, 0, 0, 1), 0, 1_000 + PRODUCER_EXPIRY_MS);
+        // Producer 1 was forgotten: any sequence is accepted again.
+        assert_eq!(
+            table.check(&header(1, 0, 7, 1)).unwrap(),
+            SequenceCheck::Append
+        );
+        assert!(table.check(&header(2, 0, 7, 1)).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! drops the tails, fills the cache and trims the WAL.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -54,16 +55,21 @@ impl Log {
     }
 
     fn unflushed(&self) -> u64 {
-        self.unflushed.load(std::sync::atomic::Ordering::Relaxed)
+        self.unflushed.load(Ordering::Relaxed)
     }
 
-    /// Seals, uploads and commits one object; `false` if there was nothing.
+    /// Seals, uploads and commits one object; `false` if nothing was committed.
     async fn upload_once(&self) -> Result<bool> {
         let wal_durable = self.wal_durable();
         // Read before sealing: every entry appended later starts after it.
         let trim_limit = self.wal.durable();
         let mut partitions = self.all_partitions();
         partitions.sort_by_key(|p| (p.topic, p.index));
+        // Start where the last upload stopped, so one busy partition cannot
+        // take every upload's budget and starve the others.
+        let start = self.upload_cursor.load(Ordering::Relaxed) % partitions.len().max(1);
+        partitions.rotate_left(start);
+        let partition_count = partitions.len();
         let mut budget = self.settings.flush_bytes;
         let mut sealed = Vec::new();
         for partition in partitions {
@@ -79,6 +85,8 @@ impl Log {
         if sealed.is_empty() {
             return Ok(false);
         }
+        self.upload_cursor
+            .store((start + sealed.len()) % partition_count, Ordering::Relaxed);
         let mut builder =
             ObjectBuilder::with_capacity((self.settings.flush_bytes - budget) as usize);
         for (partition, s) in &sealed {
@@ -113,6 +121,7 @@ impl Log {
             });
         }
         let outcomes = self.meta.commit(commits.clone()).await?;
+        let progressed = outcomes.contains(&CommitOutcome::Committed);
         tracing::debug!(
             object = %id,
             bytes = object.len(),
@@ -147,6 +156,6 @@ impl Log {
             .min()
             .map_or(trim_limit, |oldest| oldest.min(trim_limit));
         self.wal.trim(oldest_needed)?;
-        Ok(true)
+        Ok(progressed)
     }
 }

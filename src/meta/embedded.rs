@@ -17,14 +17,13 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{CommitOutcome, MetaStore, PartitionCommit, PartitionMeta, TopicMeta};
+use super::{
+    CommitOutcome, MetaStore, PRODUCER_EXPIRY_MS, PartitionCommit, PartitionMeta, TopicMeta,
+};
 use crate::error::{Error, Result};
 
 /// The journal is folded into a snapshot past this size.
 const SNAPSHOT_AFTER_BYTES: u64 = 64 * 1024 * 1024;
-/// Producer ids unused for this long are forgotten (Kafka's
-/// `producer.id.expiration.ms` default).
-const PRODUCER_EXPIRY_MS: i64 = 24 * 3600 * 1000;
 
 /// A [`MetaStore`] kept in a directory on local disk.
 pub struct EmbeddedStore {
@@ -36,6 +35,8 @@ struct Inner {
     state: State,
     journal: File,
     journal_len: u64,
+    /// Set when the journal could not be repaired after a failed write.
+    failure: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -99,7 +100,7 @@ impl EmbeddedStore {
             .open(&journal_path)?;
         let mut bytes = Vec::new();
         journal.read_to_end(&mut bytes)?;
-        let (records, valid_len) = parse_journal(&bytes);
+        let (records, valid_len) = parse_journal(&bytes)?;
         if valid_len < bytes.len() {
             tracing::warn!(
                 dropped = bytes.len() - valid_len,
@@ -121,6 +122,7 @@ impl EmbeddedStore {
                 state,
                 journal,
                 journal_len: valid_len as u64,
+                failure: None,
             })),
         })
     }
@@ -166,15 +168,45 @@ impl Inner {
         frame.extend_from_slice(&(json.len() as u32).to_le_bytes());
         frame.extend_from_slice(&crc32c::crc32c(&json).to_le_bytes());
         frame.extend_from_slice(&json);
-        self.journal.write_all(&frame)?;
-        self.journal.sync_data()?;
-        self.journal_len += frame.len() as u64;
+        if let Some(failure) = &self.failure {
+            return Err(Error::Meta(failure.clone()));
+        }
+        if let Err(e) = self.append(&frame) {
+            self.roll_back(&e);
+            return Err(e.into());
+        }
         self.state.seq = seq;
         self.state.apply(&change);
         if self.journal_len > SNAPSHOT_AFTER_BYTES {
-            self.snapshot()?;
+            // The change is durable in the journal already: a failed
+            // snapshot only means the journal keeps growing until one works.
+            if let Err(e) = self.snapshot() {
+                tracing::error!(error = %e, "metadata snapshot failed; keeping the journal");
+            }
         }
         Ok(())
+    }
+
+    fn append(&mut self, frame: &[u8]) -> std::io::Result<()> {
+        self.journal.write_all(frame)?;
+        self.journal.sync_data()?;
+        self.journal_len += frame.len() as u64;
+        Ok(())
+    }
+
+    /// Cuts a failed append off the journal so later records follow the
+    /// last good one; if even that fails, refuses all further changes.
+    fn roll_back(&mut self, cause: &std::io::Error) {
+        let cut = self
+            .journal
+            .set_len(self.journal_len)
+            .and_then(|()| self.journal.sync_all());
+        if let Err(e) = cut {
+            let failure =
+                format!("metadata journal is damaged ({cause}; then {e}); restart the broker");
+            tracing::error!("{failure}");
+            self.failure = Some(failure);
+        }
     }
 
     /// Writes the whole state as the snapshot, then empties the journal.
@@ -216,8 +248,31 @@ impl State {
                 }
                 Ok(())
             }
+            Change::Commit(commits) => commits.iter().try_for_each(|c| self.check_contiguous(c)),
             _ => Ok(()),
         }
+    }
+
+    /// New extents must continue exactly where the partition's data ends.
+    fn check_contiguous(&self, commit: &PartitionCommit) -> Result<()> {
+        let Some(partition) = self
+            .partitions
+            .get(&commit.topic)
+            .and_then(|parts| parts.get(commit.partition as usize))
+        else {
+            return Ok(());
+        };
+        let mut end = partition.committed_end();
+        for extent in &commit.extents {
+            if extent.base_offset != end || extent.last_offset < extent.base_offset {
+                return Err(Error::Meta(format!(
+                    "extent {}..={} does not continue partition {} at offset {end}",
+                    extent.base_offset, extent.last_offset, commit.partition
+                )));
+            }
+            end = extent.last_offset + 1;
+        }
+        Ok(())
     }
 
     /// Applies a change that passed `check` (or was journaled after passing it).
@@ -303,9 +358,10 @@ impl State {
     }
 }
 
-/// Parses journal records until the end or the first damaged one; returns
-/// them with the length of the valid prefix.
-fn parse_journal(bytes: &[u8]) -> (Vec<Record>, usize) {
+/// Parses journal records until the end or the first torn one; returns
+/// them with the length of the valid prefix. A record whose CRC holds but
+/// which does not decode is not a torn write: that is an error.
+fn parse_journal(bytes: &[u8]) -> Result<(Vec<Record>, usize)> {
     let mut records = Vec::new();
     let mut pos = 0;
     while let Some(header) = bytes.get(pos..pos + 8) {
@@ -317,13 +373,15 @@ fn parse_journal(bytes: &[u8]) -> (Vec<Record>, usize) {
         if crc32c::crc32c(body) != crc {
             break;
         }
-        let Ok(record) = serde_json::from_slice::<Record>(body) else {
-            break;
-        };
+        let record = serde_json::from_slice::<Record>(body).map_err(|e| {
+            Error::Meta(format!(
+                "metadata journal record at byte {pos} does not decode: {e}"
+            ))
+        })?;
         records.push(record);
         pos += 8 + len;
     }
-    (records, pos)
+    Ok((records, pos))
 }
 
 #[async_trait]

@@ -59,6 +59,11 @@ pub struct Extent {
     pub max_timestamp: i64,
 }
 
+/// Producers silent this long are forgotten (Kafka's
+/// `producer.id.expiration.ms` default); a forgotten producer that comes
+/// back is accepted at whatever sequence it continues with.
+pub const PRODUCER_EXPIRY_MS: i64 = 24 * 3600 * 1000;
+
 /// What the broker remembers of an idempotent producer on one partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerSnapshot {
@@ -219,6 +224,8 @@ pub(crate) mod conformance {
         );
         let fenced = store.commit(vec![commit(3, vec![extent(10, 19)])]).await;
         assert_eq!(fenced.unwrap(), vec![CommitOutcome::Fenced]);
+        let gap = store.commit(vec![commit(0, vec![extent(20, 29)])]).await;
+        assert!(gap.is_err(), "extents must continue at the committed end");
         let state = store.partition(t.id, 0).await.unwrap();
         assert_eq!(state.extents.len(), 1);
         assert_eq!(state.committed_end(), 10);

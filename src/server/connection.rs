@@ -61,6 +61,9 @@ pub async fn serve(
     ));
     let _stop_reader = AbortOnDrop(reader);
     let mut in_flight: FuturesOrdered<Pending> = FuturesOrdered::new();
+    // A produce request read while the log is over its unflushed limit
+    // waits here; responses keep flowing and shutdown is still seen.
+    let mut parked: Option<Admitted> = None;
     let mut reading = true;
     loop {
         tokio::select! {
@@ -75,23 +78,50 @@ pub async fn serve(
                 Outcome::Silent => {}
                 Outcome::Close => return,
             },
-            frame = frames.recv(), if reading && in_flight.len() < max_in_flight => match frame {
-                None => reading = false,
-                Some(Err(e)) => {
-                    tracing::info!(%peer, error = %e, "closing connection: bad frame");
-                    return;
-                }
-                Some(Ok(frame)) => match admit(&broker, frame).await {
+            () = broker.log.wait_for_capacity(), if parked.is_some() => {
+                let admitted = parked.take().expect("guarded by the branch condition");
+                match start(&broker, admitted) {
                     Ok(pending) => in_flight.push_back(pending),
                     Err(e) => {
                         tracing::info!(%peer, error = %e, "closing connection");
                         return;
                     }
-                },
-            },
+                }
+            }
+            frame = frames.recv(), if reading && parked.is_none() && in_flight.len() < max_in_flight => {
+                let started = match frame.map(|f| f.map(decode)) {
+                    None => {
+                        reading = false;
+                        None
+                    }
+                    Some(Err(e)) => {
+                        tracing::info!(%peer, error = %e, "closing connection: bad frame");
+                        return;
+                    }
+                    Some(Ok(Ok(Ok(admitted))))
+                        if admitted.request.api_key == ApiKey::Produce && !broker.log.has_capacity() =>
+                    {
+                        parked = Some(admitted);
+                        None
+                    }
+                    Some(Ok(Ok(Ok(admitted)))) => Some(start(&broker, admitted)),
+                    Some(Ok(Ok(Err(answer)))) => Some(Ok(answer)),
+                    Some(Ok(Err(e))) => Some(Err(e)),
+                };
+                match started {
+                    Some(Ok(pending)) => in_flight.push_back(pending),
+                    Some(Err(e)) => {
+                        tracing::info!(%peer, error = %e, "closing connection");
+                        return;
+                    }
+                    None => {}
+                }
+            }
             () = shutdown.cancelled(), if reading => reading = false,
         }
         if !reading && in_flight.is_empty() {
+            // A produce still parked here was never answered: the client
+            // retries it after reconnecting.
             return;
         }
     }
@@ -148,22 +178,31 @@ async fn read_frames(
     }
 }
 
-/// Decodes a frame and starts its handler; errors close the connection.
-async fn admit(broker: &Arc<Broker>, frame: Frame) -> Result<Pending, DecodeError> {
+/// A decoded request, waiting to be started.
+struct Admitted {
+    request: Request,
+    permit: OwnedSemaphorePermit,
+}
+
+/// Decodes a frame: a request to start, or an immediate answer (an
+/// unsupported ApiVersions version); errors close the connection.
+fn decode(frame: Frame) -> Result<Result<Admitted, Pending>, DecodeError> {
     let Frame { bytes, permit } = frame;
-    let request = match protocol::decode_request(bytes) {
-        Ok(request) => request,
+    match protocol::decode_request(bytes) {
+        Ok(request) => Ok(Ok(Admitted { request, permit })),
         Err(DecodeError::UnsupportedApiVersions { correlation_id, .. }) => {
             let body = api_versions_response()
                 .with_error_code(kafka_protocol::error::ResponseError::UnsupportedVersion.code());
             let bytes = protocol::unsupported_api_versions(correlation_id, body);
-            return Ok(futures::future::ready(Outcome::Respond(bytes)).boxed());
+            Ok(Err(futures::future::ready(Outcome::Respond(bytes)).boxed()))
         }
-        Err(e) => return Err(e),
-    };
-    if request.api_key == ApiKey::Produce {
-        broker.log.wait_for_capacity().await;
+        Err(e) => Err(e),
     }
+}
+
+/// Starts a request's handler; the returned future yields what to send.
+fn start(broker: &Arc<Broker>, admitted: Admitted) -> Result<Pending, DecodeError> {
+    let Admitted { request, permit } = admitted;
     let Request {
         header, api_key, ..
     } = &request;
