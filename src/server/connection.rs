@@ -2,14 +2,17 @@
 //! them in order and writes the responses in the same order as the requests
 //! (Kafka's contract), while later requests are already being processed.
 //!
-//! Backpressure: the reader reserves a frame's size from the broker-wide
-//! request memory budget before reading it, and holds that until the
-//! response is written; at most `limits.max_in_flight_per_connection`
-//! requests are pending per connection; a produce request waits while the
-//! log is over its unflushed limit. Producers feel it as slower acks.
+//! Backpressure: the reader reserves a frame's size from the connection's
+//! own budget (one maximal request) and from the broker-wide request memory
+//! budget before reading it, and holds both until the response is written;
+//! at most `limits.max_in_flight_per_connection` requests are pending per
+//! connection; a produce request waits while the log is over its unflushed
+//! limit. Producers feel it as slower acks. A frame body must arrive within
+//! `FRAME_BODY_TIMEOUT`, so a stalled client cannot hold budget for long.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::stream::FuturesOrdered;
@@ -37,10 +40,19 @@ enum Outcome {
 
 type Pending = futures::future::BoxFuture<'static, Outcome>;
 
-/// A request frame and its share of the request memory budget.
+/// How long the body of a frame may take to arrive once its size is read.
+const FRAME_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A request frame and its share of the request memory budgets.
 struct Frame {
     bytes: Bytes,
-    permit: OwnedSemaphorePermit,
+    permit: Reserved,
+}
+
+/// Request bytes reserved from the connection's and the broker's budgets.
+struct Reserved {
+    _connection: OwnedSemaphorePermit,
+    _broker: OwnedSemaphorePermit,
 }
 
 pub async fn serve(
@@ -136,14 +148,15 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Reads frames until the client closes, a frame is bad, or the receiver
-/// is gone. Memory for a frame is reserved before it is allocated.
+/// Reads frames until the client closes, a frame is bad or too slow, or
+/// the receiver is gone. Memory for a frame is reserved before it is read.
 async fn read_frames(
     mut reader: OwnedReadHalf,
     max_frame: usize,
     memory: Arc<Semaphore>,
     frames: mpsc::Sender<Result<Frame, FrameError>>,
 ) {
+    let own_memory = Arc::new(Semaphore::new(max_frame.max(1)));
     loop {
         let mut prefix = [0u8; 4];
         if reader.read_exact(&mut prefix).await.is_err() {
@@ -157,15 +170,36 @@ async fn read_frames(
             }
         };
         let reserve = u32::try_from(size.max(1)).expect("frame sizes fit u32");
-        let Ok(permit) = memory.clone().acquire_many_owned(reserve).await else {
+        let (Ok(connection), Ok(broker)) = (
+            own_memory.clone().acquire_many_owned(reserve).await,
+            memory.clone().acquire_many_owned(reserve).await,
+        ) else {
             return;
+        };
+        let permit = Reserved {
+            _connection: connection,
+            _broker: broker,
         };
         let mut buf = BytesMut::with_capacity(size);
         let mut body = (&mut reader).take(size as u64);
-        while buf.len() < size {
-            match body.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
+        let read_body = async {
+            while buf.len() < size {
+                if body.read_buf(&mut buf).await? == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        match tokio::time::timeout(FRAME_BODY_TIMEOUT, read_body).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                let timed_out = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("a {size}-byte request did not arrive within {FRAME_BODY_TIMEOUT:?}"),
+                );
+                let _ = frames.send(Err(FrameError::Io(timed_out))).await;
+                return;
             }
         }
         let frame = Frame {
@@ -181,7 +215,7 @@ async fn read_frames(
 /// A decoded request, waiting to be started.
 struct Admitted {
     request: Request,
-    permit: OwnedSemaphorePermit,
+    permit: Reserved,
 }
 
 /// Decodes a frame: a request to start, or an immediate answer (an
