@@ -31,36 +31,45 @@ struct Args {
 #[derive(Subcommand)]
 enum Command {
     /// Produce messages and report acks/s and ack latency.
-    Produce {
-        #[arg(long)]
-        bootstrap: String,
-        #[arg(long)]
-        topic: String,
-        #[arg(long)]
-        messages: u64,
-        #[arg(long, default_value_t = 1024)]
-        size: usize,
-        /// Target rate in MB/s (open loop); as fast as possible when absent.
-        #[arg(long)]
-        rate_mb: Option<f64>,
-        #[arg(long, default_value = "all")]
-        acks: String,
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-        idempotence: bool,
-        #[arg(long, default_value_t = 5)]
-        linger_ms: u64,
-    },
+    Produce(ProduceArgs),
     /// Read a topic from the beginning and report MB/s.
-    Consume {
-        #[arg(long)]
-        bootstrap: String,
-        #[arg(long)]
-        topic: String,
-        #[arg(long)]
-        messages: u64,
-        #[arg(long)]
-        partitions: i32,
-    },
+    Consume(ConsumeArgs),
+}
+
+/// The broker, topic and message count of a run.
+#[derive(clap::Args)]
+struct Target {
+    #[arg(long)]
+    bootstrap: String,
+    #[arg(long)]
+    topic: String,
+    #[arg(long)]
+    messages: u64,
+}
+
+#[derive(clap::Args)]
+struct ProduceArgs {
+    #[command(flatten)]
+    target: Target,
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Target rate in MB/s (open loop); as fast as possible when absent.
+    #[arg(long)]
+    rate_mb: Option<f64>,
+    #[arg(long, default_value = "all")]
+    acks: String,
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    idempotence: bool,
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u64,
+}
+
+#[derive(clap::Args)]
+struct ConsumeArgs {
+    #[command(flatten)]
+    target: Target,
+    #[arg(long)]
+    partitions: i32,
 }
 
 #[derive(Clone)]
@@ -87,45 +96,25 @@ impl ProducerContext for Latencies {
 
 fn main() {
     match Args::parse().command {
-        Command::Produce {
-            bootstrap,
-            topic,
-            messages,
-            size,
-            rate_mb,
-            acks,
-            idempotence,
-            linger_ms,
-        } => produce(
-            &bootstrap,
-            &topic,
-            messages,
-            size,
-            rate_mb,
-            &acks,
-            idempotence,
-            linger_ms,
-        ),
-        Command::Consume {
-            bootstrap,
-            topic,
-            messages,
-            partitions,
-        } => consume(&bootstrap, &topic, messages, partitions),
+        Command::Produce(args) => produce(&args),
+        Command::Consume(args) => consume(&args),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn produce(
-    bootstrap: &str,
-    topic: &str,
-    messages: u64,
-    size: usize,
-    rate_mb: Option<f64>,
-    acks: &str,
-    idempotence: bool,
-    linger_ms: u64,
-) {
+fn produce(args: &ProduceArgs) {
+    let ProduceArgs {
+        target: Target {
+            bootstrap,
+            topic,
+            messages,
+        },
+        size,
+        rate_mb,
+        acks,
+        idempotence,
+        linger_ms,
+    } = args;
+    let (topic, messages, size) = (topic.as_str(), *messages, *size);
     let latencies = Latencies {
         histogram: Arc::new(Mutex::new(
             Histogram::new_with_bounds(1, 60_000_000, 3).unwrap(),
@@ -134,7 +123,7 @@ fn produce(
     };
     let producer: ThreadedProducer<Latencies> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("acks", acks)
+        .set("acks", acks.as_str())
         .set("enable.idempotence", idempotence.to_string())
         .set("linger.ms", linger_ms.to_string())
         .set("batch.size", "1000000")
@@ -227,7 +216,13 @@ fn produce(
     );
 }
 
-fn consume(bootstrap: &str, topic: &str, messages: u64, partitions: i32) {
+fn consume(args: &ConsumeArgs) {
+    let Target {
+        bootstrap,
+        topic,
+        messages,
+    } = &args.target;
+    let (topic, messages, partitions) = (topic.as_str(), *messages, args.partitions);
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "silt-loadgen")

@@ -148,12 +148,40 @@ pub struct Message {
     pub value: Bytes,
 }
 
+/// An idempotent producer's stamp on a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerStamp {
+    pub id: i64,
+    pub epoch: i16,
+    /// Sequence number of the batch's first record.
+    pub base_sequence: i32,
+}
+
 /// Encodes messages as one uncompressed v2 record batch without a
 /// producer id (offsets are assigned by the broker).
 pub fn encode_batch(messages: &[Message], timestamp_ms: i64) -> Bytes {
+    encode(messages, timestamp_ms, None)
+}
+
+/// Encodes messages as one uncompressed v2 record batch of an idempotent
+/// producer.
+pub fn encode_idempotent_batch(
+    messages: &[Message],
+    timestamp_ms: i64,
+    producer: ProducerStamp,
+) -> Bytes {
+    encode(messages, timestamp_ms, Some(producer))
+}
+
+fn encode(messages: &[Message], timestamp_ms: i64, producer: Option<ProducerStamp>) -> Bytes {
     // The encoder starts a new batch whenever `offset - sequence` changes,
-    // so sequences follow offsets here and the header's base sequence is
-    // reset to -1 (no producer) afterwards, with the CRC recomputed.
+    // so sequences always follow offsets; without a producer the header's
+    // base sequence is reset to -1 afterwards, with the CRC recomputed.
+    let stamp = producer.unwrap_or(ProducerStamp {
+        id: -1,
+        epoch: -1,
+        base_sequence: 0,
+    });
     let records: Vec<Record> = messages
         .iter()
         .enumerate()
@@ -162,11 +190,11 @@ pub fn encode_batch(messages: &[Message], timestamp_ms: i64) -> Bytes {
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id: stamp.id,
+            producer_epoch: stamp.epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: i as i32,
+            sequence: stamp.base_sequence + i as i32,
             timestamp: timestamp_ms,
             key: m.key.clone(),
             value: Some(m.value.clone()),
@@ -180,12 +208,14 @@ pub fn encode_batch(messages: &[Message], timestamp_ms: i64) -> Bytes {
     };
     RecordBatchEncoder::encode(&mut buf, &records, &options)
         .expect("encoding to memory cannot fail");
-    const BASE_SEQUENCE_AT: usize = 53;
-    const CRC_AT: usize = 17;
-    const ATTRIBUTES_AT: usize = 21;
-    buf[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
-    let crc = crc32c::crc32c(&buf[ATTRIBUTES_AT..]);
-    buf[CRC_AT..ATTRIBUTES_AT].copy_from_slice(&crc.to_be_bytes());
+    if producer.is_none() {
+        const BASE_SEQUENCE_AT: usize = 53;
+        const CRC_AT: usize = 17;
+        const ATTRIBUTES_AT: usize = 21;
+        buf[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
+        let crc = crc32c::crc32c(&buf[ATTRIBUTES_AT..]);
+        buf[CRC_AT..ATTRIBUTES_AT].copy_from_slice(&crc.to_be_bytes());
+    }
     buf.freeze()
 }
 

@@ -24,7 +24,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use silt::client::{Client, Message, encode_batch};
+use silt::client::{Client, Message, ProducerStamp, encode_batch, encode_idempotent_batch};
 use silt::protocol::versions::supported;
 use uuid::Uuid;
 
@@ -544,31 +544,18 @@ async fn list_offsets_finds_timestamps() {
 
 /// An idempotent batch of `count` records from `producer_id` at `sequence`.
 fn idempotent_batch(producer_id: i64, epoch: i16, sequence: i32, count: i32) -> bytes::Bytes {
-    use kafka_protocol::records::*;
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i64::from(i),
-            sequence: sequence + i,
-            timestamp: 1,
+    let messages: Vec<Message> = (0..count)
+        .map(|i| Message {
             key: None,
-            value: Some(format!("seq {}", sequence + i).into()),
-            headers: Default::default(),
+            value: format!("seq {}", sequence + i).into(),
         })
         .collect();
-    let mut buf = bytes::BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
+    let stamp = ProducerStamp {
+        id: producer_id,
+        epoch,
+        base_sequence: sequence,
     };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
-    buf.freeze()
+    encode_idempotent_batch(&messages, 1, stamp)
 }
 
 #[tokio::test]
@@ -593,39 +580,24 @@ async fn idempotent_producer_state_survives_a_restart() {
     broker.restart();
 
     let mut client = Client::connect(&broker.addr).await.unwrap();
-    // Retries of both batches are answered with their original offsets.
-    assert_eq!(
-        produce(&mut client, "once", 0, idempotent_batch(pid, 0, 0, 3)).await,
-        (0, 0)
-    );
-    assert_eq!(
-        produce(&mut client, "once", 0, idempotent_batch(pid, 0, 3, 2)).await,
-        (0, 3)
-    );
-    // A gap is refused, the next sequence is accepted.
-    assert_eq!(
-        produce(&mut client, "once", 0, idempotent_batch(pid, 0, 9, 1))
-            .await
-            .0,
-        45,
-        "OUT_OF_ORDER_SEQUENCE_NUMBER"
-    );
-    assert_eq!(
-        produce(&mut client, "once", 0, idempotent_batch(pid, 0, 5, 1)).await,
-        (0, 5)
-    );
-    // A new epoch starts at sequence 0, and then the old epoch is fenced.
-    assert_eq!(
-        produce(&mut client, "once", 0, idempotent_batch(pid, 1, 0, 1)).await,
-        (0, 6)
-    );
-    assert_eq!(
-        produce(&mut client, "once", 0, idempotent_batch(pid, 0, 6, 1))
-            .await
-            .0,
-        47,
-        "INVALID_PRODUCER_EPOCH"
-    );
+    // (epoch, first sequence, records) -> (error code, base offset)
+    let cases = [
+        // Retries of both batches are answered with their original offsets.
+        ((0, 0, 3), (0, 0)),
+        ((0, 3, 2), (0, 3)),
+        // A gap is refused (OUT_OF_ORDER_SEQUENCE_NUMBER), the next sequence is accepted.
+        ((0, 9, 1), (45, -1)),
+        ((0, 5, 1), (0, 5)),
+        // A new epoch starts at sequence 0, and then the old epoch is fenced
+        // (INVALID_PRODUCER_EPOCH).
+        ((1, 0, 1), (0, 6)),
+        ((0, 6, 1), (47, -1)),
+    ];
+    for ((epoch, sequence, count), expected) in cases {
+        let batch = idempotent_batch(pid, epoch, sequence, count);
+        let got = produce(&mut client, "once", 0, batch).await;
+        assert_eq!(got, expected, "epoch {epoch}, sequence {sequence}");
+    }
     // A new producer id is distinct from the first, even after the restart.
     assert_ne!(client.call(init, 4).await.unwrap().producer_id.0, pid);
     let (ok, out, err) = silt(&[

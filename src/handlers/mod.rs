@@ -39,79 +39,64 @@ pub type Reply = BoxFuture<'static, Option<ResponseKind>>;
 /// Starts handling `request`; `None` if the API is not served (the decoder
 /// only lets served APIs through, so this closes the connection defensively).
 pub fn dispatch(broker: &Arc<Broker>, request: Request) -> Option<Reply> {
-    let version = request.version();
-    let broker = broker.clone();
-    let reply: Reply = match request.body {
-        RequestKind::ApiVersions(_) => {
-            futures::future::ready(Some(ResponseKind::ApiVersions(api_versions_response()))).boxed()
+    let v = request.version();
+    let b = broker.clone();
+    let reply = match request.body {
+        RequestKind::ApiVersions(_) => ready(ResponseKind::ApiVersions(api_versions_response())),
+        RequestKind::Produce(r) => produce::handle(broker, v, r),
+        RequestKind::Fetch(r) => {
+            later(async move { ResponseKind::Fetch(fetch::handle(&b, v, r).await) })
         }
-        RequestKind::Produce(r) => produce::handle(&broker, version, r),
-        RequestKind::Fetch(r) => async move {
-            Some(ResponseKind::Fetch(
-                fetch::handle(&broker, version, r).await,
-            ))
+        RequestKind::Metadata(r) => {
+            later(async move { ResponseKind::Metadata(metadata::handle(&b, v, r).await) })
         }
-        .boxed(),
-        RequestKind::Metadata(r) => async move {
-            Some(ResponseKind::Metadata(
-                metadata::handle(&broker, version, r).await,
-            ))
+        RequestKind::ListOffsets(r) => {
+            later(async move { ResponseKind::ListOffsets(list_offsets::handle(&b, v, r).await) })
         }
-        .boxed(),
-        RequestKind::ListOffsets(r) => async move {
-            Some(ResponseKind::ListOffsets(
-                list_offsets::handle(&broker, version, r).await,
-            ))
+        RequestKind::OffsetForLeaderEpoch(r) => ready(ResponseKind::OffsetForLeaderEpoch(
+            offset_for_leader_epoch::handle(broker, r),
+        )),
+        RequestKind::CreateTopics(r) => {
+            later(async move { ResponseKind::CreateTopics(create_topics::handle(&b, v, r).await) })
         }
-        .boxed(),
-        RequestKind::OffsetForLeaderEpoch(r) => {
-            let response = offset_for_leader_epoch::handle(&broker, r);
-            futures::future::ready(Some(ResponseKind::OffsetForLeaderEpoch(response))).boxed()
+        RequestKind::DeleteTopics(r) => {
+            later(async move { ResponseKind::DeleteTopics(delete_topics::handle(&b, v, r).await) })
         }
-        RequestKind::CreateTopics(r) => async move {
-            Some(ResponseKind::CreateTopics(
-                create_topics::handle(&broker, version, r).await,
-            ))
+        RequestKind::CreatePartitions(r) => {
+            later(
+                async move { ResponseKind::CreatePartitions(create_partitions::handle(&b, r).await) },
+            )
         }
-        .boxed(),
-        RequestKind::DeleteTopics(r) => async move {
-            Some(ResponseKind::DeleteTopics(
-                delete_topics::handle(&broker, version, r).await,
-            ))
+        RequestKind::DescribeConfigs(r) => ready(ResponseKind::DescribeConfigs(configs::describe(
+            broker, v, r,
+        ))),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            later(async move { ResponseKind::IncrementalAlterConfigs(configs::alter(&b, r).await) })
         }
-        .boxed(),
-        RequestKind::CreatePartitions(r) => async move {
-            Some(ResponseKind::CreatePartitions(
-                create_partitions::handle(&broker, r).await,
-            ))
+        RequestKind::DescribeCluster(r) => ready(ResponseKind::DescribeCluster(
+            describe_cluster::handle(broker, r),
+        )),
+        RequestKind::InitProducerId(r) => {
+            later(
+                async move { ResponseKind::InitProducerId(init_producer_id::handle(&b, r).await) },
+            )
         }
-        .boxed(),
-        RequestKind::DescribeConfigs(r) => {
-            let response = configs::describe(&broker, version, r);
-            futures::future::ready(Some(ResponseKind::DescribeConfigs(response))).boxed()
-        }
-        RequestKind::IncrementalAlterConfigs(r) => async move {
-            Some(ResponseKind::IncrementalAlterConfigs(
-                configs::alter(&broker, r).await,
-            ))
-        }
-        .boxed(),
-        RequestKind::DescribeCluster(r) => {
-            let response = describe_cluster::handle(&broker, r);
-            futures::future::ready(Some(ResponseKind::DescribeCluster(response))).boxed()
-        }
-        RequestKind::InitProducerId(r) => async move {
-            Some(ResponseKind::InitProducerId(
-                init_producer_id::handle(&broker, r).await,
-            ))
-        }
-        .boxed(),
         other => {
             tracing::warn!(request = ?std::mem::discriminant(&other), "request for an API that is not served");
             return None;
         }
     };
     Some(reply)
+}
+
+/// A response already computed.
+fn ready(response: ResponseKind) -> Reply {
+    futures::future::ready(Some(response)).boxed()
+}
+
+/// A response computed by `future`.
+fn later(future: impl Future<Output = ResponseKind> + Send + 'static) -> Reply {
+    future.map(Some).boxed()
 }
 
 /// A `StrBytes` from a string.

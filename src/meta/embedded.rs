@@ -498,6 +498,11 @@ mod tests {
         }
     }
 
+    async fn topic_names(store: &EmbeddedStore) -> Vec<String> {
+        let topics = store.topics().await.unwrap();
+        topics.into_iter().map(|t| t.name).collect()
+    }
+
     #[tokio::test]
     async fn state_survives_reopen_and_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
@@ -515,14 +520,7 @@ mod tests {
         journal.write_all(&[200, 0, 0, 0, 1, 2]).unwrap();
         drop(journal);
         let s = store(dir.path());
-        let names: Vec<String> = s
-            .topics()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|t| t.name)
-            .collect();
-        assert_eq!(names, vec!["a", "b"]);
+        assert_eq!(topic_names(&s).await, vec!["a", "b"]);
         assert_eq!(s.allocate_producer_ids(1).await.unwrap(), 5);
         s.create_topic(topic("c")).await.unwrap();
         drop(s);
@@ -543,13 +541,6 @@ mod tests {
         let mut journal = journal_before;
         journal.extend(std::fs::read(dir.path().join("journal")).unwrap());
         std::fs::write(dir.path().join("journal"), journal).unwrap();
-        let names: Vec<String> = store(dir.path())
-            .topics()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|t| t.name)
-            .collect();
-        assert_eq!(names, vec!["a", "b"]);
+        assert_eq!(topic_names(&store(dir.path())).await, vec!["a", "b"]);
     }
 }

@@ -178,50 +178,30 @@ pub fn set_leader_epoch(batch: &mut [u8], epoch: i32) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::client::{Message, encode_batch as encode_messages};
-    use bytes::BytesMut;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-        TimestampType,
+    use crate::client::{
+        Message, ProducerStamp, encode_batch as encode_messages, encode_idempotent_batch,
     };
+    use bytes::BytesMut;
+    use kafka_protocol::records::RecordBatchDecoder;
 
     /// Encodes `n` records into one batch (idempotent when `producer_id >= 0`).
     pub(crate) fn encode_batch(n: i32, producer_id: i64, base_sequence: i32) -> Bytes {
-        let value = |i: i32| Bytes::from(format!("value {i}"));
-        let key = |i: i32| Some(Bytes::from(format!("k{i}")));
-        if producer_id < 0 {
-            let messages: Vec<Message> = (0..n)
-                .map(|i| Message {
-                    key: key(i),
-                    value: value(i),
-                })
-                .collect();
-            return encode_messages(&messages, 1_700_000_000_000);
-        }
-        let records: Vec<Record> = (0..n)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id,
-                producer_epoch: 0,
-                timestamp_type: TimestampType::Creation,
-                offset: i64::from(i),
-                sequence: base_sequence + i,
-                timestamp: 1_700_000_000_000 + i64::from(i),
-                key: key(i),
-                value: Some(value(i)),
-                headers: Default::default(),
+        let messages: Vec<Message> = (0..n)
+            .map(|i| Message {
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Bytes::from(format!("value {i}")),
             })
             .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
+        let timestamp = 1_700_000_000_000;
+        if producer_id < 0 {
+            return encode_messages(&messages, timestamp);
+        }
+        let stamp = ProducerStamp {
+            id: producer_id,
+            epoch: 0,
+            base_sequence,
         };
-        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
-        buf.freeze()
+        encode_idempotent_batch(&messages, timestamp, stamp)
     }
 
     #[test]
