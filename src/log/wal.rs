@@ -4,15 +4,21 @@
 //!
 //! Positions are logical byte offsets in the stream of all segments. A
 //! segment file is named by the position of its first byte. An entry is
-//! `[len u32][crc32c u32][topic id 16][partition i32][record batch]`, with
-//! `len` and the CRC over everything after the CRC. Recovery reads every
-//! segment and truncates at the first torn or corrupt entry. Segments are
-//! deleted (`trim`) only once every entry in them is committed to the
-//! object store.
+//! `[len u32][crc32c u32][position u64][topic id 16][partition i32][record batch]`,
+//! with `len` and the CRC over everything after the CRC. Recovery reads
+//! every segment and stops at the first torn or corrupt entry, or one whose
+//! position is not where it lies. Segments are released (`trim`) only once
+//! every entry in them is committed to the object store.
+//!
+//! Released segments are recycled: renamed to the next segment's name and
+//! overwritten in place. Overwriting allocated blocks lets `fdatasync`
+//! skip the file system journal, which keeps group commits short while
+//! uploads write to the same disk; the position in each entry tells stale
+//! recycled data from new.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -26,7 +32,10 @@ use crate::error::{Error, Result};
 const ENTRY_HEADER: usize = 8;
 /// Group commits slower than this are logged (at debug level).
 const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(5);
-const PAYLOAD_PREFIX: usize = 20;
+const PAYLOAD_PREFIX: usize = 28;
+/// Released segments kept for recycling.
+const MAX_SPARES: usize = 2;
+const SPARE_SUFFIX: &str = ".spare";
 
 /// A batch read back from the WAL during recovery.
 #[derive(Debug, Clone)]
@@ -55,6 +64,8 @@ struct Shared {
     failure: Mutex<Option<String>>,
     /// Segment start positions, oldest first; the last is being written.
     segments: Mutex<Vec<u64>>,
+    /// Released segment files waiting to be recycled.
+    spares: Mutex<Vec<PathBuf>>,
 }
 
 struct Pending {
@@ -71,10 +82,15 @@ impl Wal {
         let (segments, records, end) = recover(dir)?;
         let active = match segments.last() {
             Some(&start) => OpenOptions::new()
-                .append(true)
+                .write(true)
                 .open(segment_path(dir, start))?,
             None => create_segment(dir, 0)?,
         };
+        let active_len = end - segments.last().copied().unwrap_or(0);
+        let spares = std::fs::read_dir(dir)?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.to_string_lossy().ends_with(SPARE_SUFFIX))
+            .collect();
         let segments = if segments.is_empty() {
             vec![0]
         } else {
@@ -93,11 +109,12 @@ impl Wal {
             durable,
             failure: Mutex::new(None),
             segments: Mutex::new(segments),
+            spares: Mutex::new(spares),
         });
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("silt-wal-writer".into())
-            .spawn(move || writer_shared.run_writer(active))?;
+            .spawn(move || writer_shared.run_writer(active, active_len))?;
         Ok((
             Wal {
                 shared,
@@ -114,16 +131,19 @@ impl Wal {
             return Err(Error::WalFailed(failure));
         }
         let payload_len = PAYLOAD_PREFIX + batch.len();
-        let mut crc = crc32c::crc32c(topic.as_bytes());
-        crc = crc32c::crc32c_append(crc, &partition.to_be_bytes());
-        crc = crc32c::crc32c_append(crc, batch);
         let mut pending = self.shared.pending.lock().expect("WAL lock poisoned");
         if pending.closing {
             return Err(Error::ShuttingDown);
         }
+        let position = pending.end;
+        let mut crc = crc32c::crc32c(&position.to_be_bytes());
+        crc = crc32c::crc32c_append(crc, topic.as_bytes());
+        crc = crc32c::crc32c_append(crc, &partition.to_be_bytes());
+        crc = crc32c::crc32c_append(crc, batch);
         pending.buf.reserve(ENTRY_HEADER + payload_len);
         pending.buf.put_u32_le(payload_len as u32);
         pending.buf.put_u32_le(crc);
+        pending.buf.put_u64(position);
         pending.buf.put_slice(topic.as_bytes());
         pending.buf.put_i32(partition);
         pending.buf.put_slice(batch);
@@ -159,7 +179,8 @@ impl Wal {
             .clone()
     }
 
-    /// Deletes segments holding only entries before `position`.
+    /// Releases segments holding only entries before `position`: up to
+    /// `MAX_SPARES` are kept for recycling, the rest deleted.
     pub fn trim(&self, position: u64) -> Result<()> {
         let doomed: Vec<u64> = {
             let mut segments = self.shared.segments.lock().expect("WAL lock poisoned");
@@ -171,7 +192,17 @@ impl Wal {
             segments.drain(..keep_from).collect()
         };
         for start in doomed {
-            std::fs::remove_file(segment_path(&self.shared.dir, start))?;
+            let path = segment_path(&self.shared.dir, start);
+            let mut spares = self.shared.spares.lock().expect("WAL lock poisoned");
+            if spares.len() < MAX_SPARES {
+                // Losing this rename in a crash only brings back a segment
+                // whose entries are all committed: replay skips them.
+                let spare = self.shared.dir.join(format!("{start:020}{SPARE_SUFFIX}"));
+                std::fs::rename(&path, &spare)?;
+                spares.push(spare);
+            } else {
+                std::fs::remove_file(path)?;
+            }
         }
         Ok(())
     }
@@ -200,8 +231,7 @@ impl Drop for Wal {
 
 impl Shared {
     /// The writer thread: take everything queued, write it, fsync, publish.
-    fn run_writer(&self, mut file: File) {
-        let mut file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    fn run_writer(&self, mut file: File, mut written: u64) {
         loop {
             let (buf, end) = {
                 let mut pending = self.pending.lock().expect("WAL lock poisoned");
@@ -215,17 +245,17 @@ impl Shared {
             };
             let start = end - buf.len() as u64;
             let began = std::time::Instant::now();
-            let written = self
-                .roll_if_full(&mut file, &mut file_len, start)
-                .and_then(|()| file.write_all(&buf))
+            let outcome = self
+                .roll_if_full(&mut file, &mut written, start)
+                .and_then(|()| file.write_all_at(&buf, written))
                 .and_then(|()| file.sync_data());
-            if let Err(e) = written {
+            if let Err(e) = outcome {
                 tracing::error!(error = %e, "WAL write failed; the broker stops accepting writes");
                 *self.failure.lock().expect("WAL lock poisoned") = Some(e.to_string());
                 self.durable.send_modify(|_| {});
                 return;
             }
-            file_len += buf.len() as u64;
+            written += buf.len() as u64;
             self.durable.send_replace(end);
             let took = began.elapsed();
             if took > SLOW_SYNC {
@@ -238,13 +268,24 @@ impl Shared {
         }
     }
 
-    /// Starts a new segment at `start` once the active one is full.
-    fn roll_if_full(&self, file: &mut File, file_len: &mut u64, start: u64) -> std::io::Result<()> {
-        if *file_len < self.segment_bytes {
+    /// Starts a new segment at `start` once the active one is full,
+    /// recycling a released segment file when there is one.
+    fn roll_if_full(&self, file: &mut File, written: &mut u64, start: u64) -> std::io::Result<()> {
+        if *written < self.segment_bytes {
             return Ok(());
         }
-        *file = create_segment(&self.dir, start)?;
-        *file_len = 0;
+        let spare = self.spares.lock().expect("WAL lock poisoned").pop();
+        *file = match spare {
+            Some(spare) => {
+                let path = segment_path(&self.dir, start);
+                std::fs::rename(&spare, &path)?;
+                // The new name must be durable before data is written under it.
+                File::open(&self.dir)?.sync_all()?;
+                OpenOptions::new().write(true).open(path)?
+            }
+            None => create_segment(&self.dir, start)?,
+        };
+        *written = 0;
         self.segments.lock().expect("WAL lock poisoned").push(start);
         Ok(())
     }
@@ -258,14 +299,17 @@ fn segment_path(dir: &Path, start: u64) -> PathBuf {
 fn create_segment(dir: &Path, start: u64) -> std::io::Result<File> {
     let file = OpenOptions::new()
         .create_new(true)
-        .append(true)
+        .write(true)
         .open(segment_path(dir, start))?;
     File::open(dir)?.sync_all()?;
     Ok(file)
 }
 
-/// Reads all segments; truncates at the first damaged entry and deletes any
-/// segment after it. Returns the segment starts, the records and the end.
+/// Reads all segments. A segment is complete when its entries reach the
+/// next segment's start (a recycled file may hold old data after that);
+/// the first segment that falls short ends the WAL: it is truncated there
+/// and any later segment deleted. Returns the segment starts, the records
+/// and the end.
 fn recover(dir: &Path) -> Result<(Vec<u64>, Vec<WalRecord>, u64)> {
     let mut starts: Vec<u64> = std::fs::read_dir(dir)?
         .filter_map(|entry| {
@@ -288,21 +332,31 @@ fn recover(dir: &Path) -> Result<(Vec<u64>, Vec<WalRecord>, u64)> {
         let data = Bytes::from(std::fs::read(&path)?);
         let valid = parse_segment(&data, start, &mut records);
         end = start + valid as u64;
-        if valid < data.len() {
+        let next = starts.get(i + 1).copied();
+        if next.is_some_and(|next| end >= next) || valid == data.len() {
+            continue;
+        }
+        if next.is_some() {
             tracing::warn!(
                 segment = %path.display(),
-                dropped_bytes = data.len() - valid,
-                "truncating a torn or corrupt WAL tail"
+                later_segments = starts.len() - i - 1,
+                "corrupt WAL entry before the last segment: the WAL ends here"
             );
-            let file = OpenOptions::new().write(true).open(&path)?;
-            file.set_len(valid as u64)?;
-            file.sync_all()?;
-            for &later in &starts[i + 1..] {
-                std::fs::remove_file(segment_path(dir, later))?;
-            }
-            starts.truncate(i + 1);
-            break;
+        } else {
+            tracing::info!(
+                segment = %path.display(),
+                dropped_bytes = data.len() - valid,
+                "the WAL ends here: dropping a torn write or a recycled segment's old data"
+            );
         }
+        let file = OpenOptions::new().write(true).open(&path)?;
+        file.set_len(valid as u64)?;
+        file.sync_all()?;
+        for &later in &starts[i + 1..] {
+            std::fs::remove_file(segment_path(dir, later))?;
+        }
+        starts.truncate(i + 1);
+        break;
     }
     Ok((starts, records, end))
 }
@@ -321,9 +375,14 @@ fn parse_segment(data: &Bytes, start: u64, out: &mut Vec<WalRecord>) -> usize {
         if len < PAYLOAD_PREFIX || crc32c::crc32c(body) != crc {
             break;
         }
-        let topic = Uuid::from_slice(&body[..16]).expect("16 bytes");
-        let partition = i32::from_be_bytes(body[16..20].try_into().expect("4 bytes"));
         let entry_start = start + pos as u64;
+        let position = u64::from_be_bytes(body[..8].try_into().expect("8 bytes"));
+        if position != entry_start {
+            // Intact, but left over from the segment's previous life.
+            break;
+        }
+        let topic = Uuid::from_slice(&body[8..24]).expect("16 bytes");
+        let partition = i32::from_be_bytes(body[24..28].try_into().expect("4 bytes"));
         pos = body_start + len;
         out.push(WalRecord {
             position: entry_start..start + pos as u64,
@@ -424,14 +483,67 @@ mod tests {
             wait_durable(&wal, end).await;
             ends.push(end);
         }
-        let segment_count = || std::fs::read_dir(dir.path()).unwrap().count();
-        assert_eq!(segment_count(), 10);
-        // Entries up to the fifth are committed: segments before it go.
+        assert_eq!(count_files(dir.path(), ".wal"), 10);
+        // Entries up to the fifth are committed: segments before it go,
+        // two of them kept for recycling.
         wal.trim(ends[4]).unwrap();
-        assert_eq!(segment_count(), 5);
+        assert_eq!(count_files(dir.path(), ".wal"), 5);
+        assert_eq!(count_files(dir.path(), SPARE_SUFFIX), 2);
         drop(wal);
         let (_, records) = Wal::open(dir.path(), 100).unwrap();
         assert_eq!(records.len(), 5);
         assert_eq!(records[0].batch[0], 5);
+    }
+
+    fn count_files(dir: &Path, suffix: &str) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(suffix)
+            })
+            .count()
+    }
+
+    #[tokio::test]
+    async fn recycled_segments_never_replay_their_old_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let topic = Uuid::new_v4();
+        let (wal, _) = Wal::open(dir.path(), 300).unwrap();
+        // Fill three segments with large entries, then release the first two.
+        let mut end = 0;
+        for i in 0..9u8 {
+            end = wal.append(topic, 0, &[i; 200]).unwrap().end;
+            wait_durable(&wal, end).await;
+        }
+        wal.trim(end).unwrap();
+        assert_eq!(count_files(dir.path(), SPARE_SUFFIX), 2);
+        // Small entries now land in recycled files over the old large ones.
+        let mut small_end = 0;
+        for i in 0..30u8 {
+            small_end = wal.append(topic, 1, &[100 + i; 10]).unwrap().end;
+            wait_durable(&wal, small_end).await;
+        }
+        assert!(
+            count_files(dir.path(), SPARE_SUFFIX) < 2,
+            "a spare was reused"
+        );
+        drop(wal);
+        let (wal, records) = Wal::open(dir.path(), 300).unwrap();
+        let small: Vec<u8> = records
+            .iter()
+            .filter(|r| r.partition == 1)
+            .map(|r| r.batch[0])
+            .collect();
+        assert_eq!(small, (100..130).collect::<Vec<u8>>());
+        assert!(
+            records
+                .iter()
+                .all(|r| r.batch.len() == 10 || r.position.end <= end)
+        );
+        assert_eq!(wal.end(), small_end);
     }
 }
