@@ -83,9 +83,15 @@ fn object_durability_clients_read_every_ack_exactly_once() {
 }
 
 /// Kills the broker with SIGKILL while an idempotent producer is sending,
-/// restarts it on the same data dir, and lets the producer finish.
+/// restarts it on the same data dir, and lets the producer finish. Small
+/// WAL segments and uploads make the run roll, trim and recycle WAL
+/// segments many times before the crash.
 fn kill9_mid_produce(durability: &str) {
-    let mut broker = Broker::start(&["--durability", durability]);
+    let small = [
+        ("SILT_WAL__SEGMENT_BYTES", "1048576"),
+        ("SILT_FLUSH__BYTES", "1048576"),
+    ];
+    let mut broker = Broker::start_with_env(&["--durability", durability], &small);
     create_topic(&broker, "events", PARTITIONS as u32);
     let deliveries = Deliveries::default();
     let producer = idempotent_producer(&broker.addr, &deliveries);

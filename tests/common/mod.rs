@@ -23,12 +23,18 @@ pub struct Broker {
     pub addr: String,
     pub data_dir: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
 impl Broker {
     /// Starts a broker on a fresh data dir with extra `serve` arguments.
     pub fn start(args: &[&str]) -> Broker {
+        Broker::start_with_env(args, &[])
+    }
+
+    /// Starts a broker with extra `serve` arguments and `SILT_*` settings.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Broker {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().join("data");
         let mut broker = Broker {
@@ -36,6 +42,10 @@ impl Broker {
             addr: String::new(),
             data_dir,
             args: args.iter().map(|a| a.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _tmp: Some(tmp),
         };
         broker.spawn("127.0.0.1:0");
@@ -50,6 +60,7 @@ impl Broker {
             .arg("--listen")
             .arg(listen)
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info,foyer=warn")
             .stdout(Stdio::piped())
             .spawn()
