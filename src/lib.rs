@@ -14,8 +14,10 @@
 
 pub mod broker;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod meta;

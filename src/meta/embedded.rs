@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    CommitOutcome, MetaStore, PRODUCER_EXPIRY_MS, PartitionCommit, PartitionMeta, TopicMeta,
+    CommitOutcome, CommittedOffset, GroupMeta, MetaStore, PRODUCER_EXPIRY_MS, PartitionCommit,
+    PartitionMeta, TopicMeta,
 };
 use crate::error::{Error, Result};
 
@@ -47,6 +48,9 @@ struct State {
     partitions: BTreeMap<Uuid, Vec<PartitionMeta>>,
     next_producer_id: i64,
     broker_configs: BTreeMap<String, String>,
+    groups: BTreeMap<String, GroupMeta>,
+    /// group -> topic -> partition -> offset
+    offsets: BTreeMap<String, BTreeMap<String, BTreeMap<i32, CommittedOffset>>>,
 }
 
 /// One durable change, as journaled.
@@ -65,6 +69,16 @@ enum Change {
     Commit(Vec<PartitionCommit>),
     AllocateProducerIds(u32),
     SetBrokerConfigs(BTreeMap<String, String>),
+    PutGroup(GroupMeta),
+    DeleteGroup(String),
+    CommitOffsets {
+        group: String,
+        offsets: Vec<CommittedOffset>,
+    },
+    DeleteOffsets {
+        group: String,
+        partitions: Vec<(String, i32)>,
+    },
 }
 
 /// A journal record: a change and its sequence number.
@@ -289,6 +303,10 @@ impl State {
                 if let Some(topic) = self.topics.remove(name) {
                     self.partitions.remove(&topic.id);
                 }
+                for topics in self.offsets.values_mut() {
+                    topics.remove(name);
+                }
+                self.offsets.retain(|_, topics| !topics.is_empty());
             }
             Change::SetTopicConfigs { name, configs } => {
                 if let Some(topic) = self.topics.get_mut(name) {
@@ -309,6 +327,38 @@ impl State {
             }
             Change::AllocateProducerIds(count) => self.next_producer_id += i64::from(*count),
             Change::SetBrokerConfigs(configs) => self.broker_configs = configs.clone(),
+            Change::PutGroup(group) => {
+                let newer = self
+                    .groups
+                    .get(&group.id)
+                    .is_none_or(|stored| stored.generation <= group.generation);
+                if newer {
+                    self.groups.insert(group.id.clone(), group.clone());
+                }
+            }
+            Change::DeleteGroup(id) => {
+                self.groups.remove(id);
+                self.offsets.remove(id);
+            }
+            Change::CommitOffsets { group, offsets } => {
+                let topics = self.offsets.entry(group.clone()).or_default();
+                for o in offsets {
+                    topics
+                        .entry(o.topic.clone())
+                        .or_default()
+                        .insert(o.partition, o.clone());
+                }
+            }
+            Change::DeleteOffsets { group, partitions } => {
+                if let Some(topics) = self.offsets.get_mut(group) {
+                    for (topic, partition) in partitions {
+                        if let Some(parts) = topics.get_mut(topic) {
+                            parts.remove(partition);
+                        }
+                    }
+                    topics.retain(|_, parts| !parts.is_empty());
+                }
+            }
         }
     }
 
@@ -469,6 +519,47 @@ impl MetaStore for EmbeddedStore {
     async fn set_broker_configs(&self, configs: BTreeMap<String, String>) -> Result<()> {
         self.change(Change::SetBrokerConfigs(configs), |_| ()).await
     }
+
+    async fn groups(&self) -> Result<Vec<(Option<GroupMeta>, String, Vec<CommittedOffset>)>> {
+        self.with_inner(|inner| {
+            let state = &inner.state;
+            let ids: std::collections::BTreeSet<&String> =
+                state.groups.keys().chain(state.offsets.keys()).collect();
+            Ok(ids
+                .into_iter()
+                .map(|id| {
+                    let offsets = state
+                        .offsets
+                        .get(id)
+                        .map(|topics| topics.values().flat_map(|p| p.values().cloned()).collect())
+                        .unwrap_or_default();
+                    (state.groups.get(id).cloned(), id.clone(), offsets)
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn put_group(&self, group: GroupMeta) -> Result<()> {
+        self.change(Change::PutGroup(group), |_| ()).await
+    }
+
+    async fn delete_group(&self, group_id: &str) -> Result<()> {
+        self.change(Change::DeleteGroup(group_id.to_string()), |_| ())
+            .await
+    }
+
+    async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()> {
+        let group = group_id.to_string();
+        self.change(Change::CommitOffsets { group, offsets }, |_| ())
+            .await
+    }
+
+    async fn delete_offsets(&self, group_id: &str, partitions: Vec<(String, i32)>) -> Result<()> {
+        let group = group_id.to_string();
+        self.change(Change::DeleteOffsets { group, partitions }, |_| ())
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -487,6 +578,8 @@ mod tests {
         conformance::commits_are_epoch_guarded(&store(&dir.path().join("b"))).await;
         conformance::producer_ids_are_unique(&store(&dir.path().join("c"))).await;
         conformance::broker_configs_round_trip(&store(&dir.path().join("d"))).await;
+        conformance::groups_and_offsets(&store(&dir.path().join("e"))).await;
+        conformance::deleting_a_topic_deletes_its_offsets(&store(&dir.path().join("f"))).await;
     }
 
     fn topic(name: &str) -> TopicMeta {

@@ -94,6 +94,44 @@ pub struct PartitionCommit {
     pub producers: BTreeMap<i64, ProducerSnapshot>,
 }
 
+/// A consumer group as persisted at its last stable point (or when it
+/// emptied), so members keep their generation across a broker restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMeta {
+    pub id: String,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub members: Vec<GroupMemberMeta>,
+}
+
+/// A group member as persisted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMemberMeta {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    /// (protocol name, member metadata) in the member's preference order.
+    pub protocols: Vec<(String, Vec<u8>)>,
+    pub assignment: Vec<u8>,
+}
+
+/// A committed consumer offset of one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+    /// Wall-clock time of the commit, for offset retention.
+    pub commit_time_ms: i64,
+}
+
 /// The fate of one [`PartitionCommit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitOutcome {
@@ -128,6 +166,16 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn broker_configs(&self) -> Result<BTreeMap<String, String>>;
     /// Replaces the dynamic broker config overrides.
     async fn set_broker_configs(&self, configs: BTreeMap<String, String>) -> Result<()>;
+    /// Every group with metadata or committed offsets, with its offsets.
+    async fn groups(&self) -> Result<Vec<(Option<GroupMeta>, String, Vec<CommittedOffset>)>>;
+    /// Stores a group's metadata unless a newer generation is stored.
+    async fn put_group(&self, group: GroupMeta) -> Result<()>;
+    /// Deletes a group's metadata and offsets.
+    async fn delete_group(&self, group_id: &str) -> Result<()>;
+    /// Stores committed offsets of a group (replacing earlier ones).
+    async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()>;
+    /// Deletes committed offsets of a group, by (topic, partition).
+    async fn delete_offsets(&self, group_id: &str, partitions: Vec<(String, i32)>) -> Result<()>;
 }
 
 /// The shared test suite every [`MetaStore`] implementation must pass.
@@ -236,6 +284,82 @@ pub(crate) mod conformance {
         let a = store.allocate_producer_ids(10).await.unwrap();
         let b = store.allocate_producer_ids(1).await.unwrap();
         assert!(a >= 0 && b >= a + 10);
+    }
+
+    fn offset(topic: &str, partition: i32, offset: i64) -> CommittedOffset {
+        CommittedOffset {
+            topic: topic.into(),
+            partition,
+            offset,
+            leader_epoch: 0,
+            metadata: Some("m".into()),
+            commit_time_ms: 7,
+        }
+    }
+
+    pub async fn groups_and_offsets(store: &dyn MetaStore) {
+        let group = |generation| GroupMeta {
+            id: "g".into(),
+            generation,
+            protocol_type: Some("consumer".into()),
+            protocol: Some("range".into()),
+            leader: Some("m1".into()),
+            members: vec![GroupMemberMeta {
+                member_id: "m1".into(),
+                instance_id: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                session_timeout_ms: 10_000,
+                rebalance_timeout_ms: 30_000,
+                protocols: vec![("range".into(), vec![1, 2])],
+                assignment: vec![3],
+            }],
+        };
+        store.put_group(group(2)).await.unwrap();
+        store.put_group(group(1)).await.unwrap();
+        store
+            .commit_offsets("g", vec![offset("t", 0, 5), offset("t", 1, 6)])
+            .await
+            .unwrap();
+        store
+            .commit_offsets("g", vec![offset("t", 0, 9)])
+            .await
+            .unwrap();
+        store
+            .commit_offsets("standalone", vec![offset("u", 0, 1)])
+            .await
+            .unwrap();
+        let all = store.groups().await.unwrap();
+        assert_eq!(all.len(), 2);
+        let (meta, id, offsets) = all.iter().find(|(_, id, _)| id == "g").unwrap();
+        assert_eq!(
+            (id.as_str(), meta.as_ref().map(|m| m.generation)),
+            ("g", Some(2)),
+            "older generations never overwrite"
+        );
+        assert_eq!(offsets, &vec![offset("t", 0, 9), offset("t", 1, 6)]);
+        let (meta, _, _) = all.iter().find(|(_, id, _)| id == "standalone").unwrap();
+        assert!(meta.is_none());
+        store
+            .delete_offsets("g", vec![("t".into(), 1)])
+            .await
+            .unwrap();
+        store.delete_group("standalone").await.unwrap();
+        let all = store.groups().await.unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].2, vec![offset("t", 0, 9)]);
+    }
+
+    pub async fn deleting_a_topic_deletes_its_offsets(store: &dyn MetaStore) {
+        let t = topic("gone", 1);
+        store.create_topic(t).await.unwrap();
+        store
+            .commit_offsets("g", vec![offset("gone", 0, 3), offset("kept", 0, 4)])
+            .await
+            .unwrap();
+        store.delete_topic("gone").await.unwrap();
+        let all = store.groups().await.unwrap();
+        assert_eq!(all[0].2, vec![offset("kept", 0, 4)]);
     }
 
     pub async fn broker_configs_round_trip(store: &dyn MetaStore) {

@@ -1,0 +1,561 @@
+//! The group coordinator: consumer groups and their committed offsets.
+//!
+//! [`state::Group`] is the protocol as a pure state machine; this module is
+//! its async front: one lock per group, the requests waiting for a rebalance
+//! step (JoinGroup, SyncGroup) and their replies, persistence of group
+//! metadata and offsets in the metadata store, a ticker that expires
+//! sessions and rounds, and offset retention for empty groups.
+
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::error::Result;
+use crate::meta::{CommittedOffset, GroupMemberMeta, GroupMeta, MetaStore};
+use state::{
+    Group, GroupError, GroupSettings, GroupState, JoinRequest, Joined, Member, Reply, Synced,
+};
+
+/// How often sessions, rounds and offset retention are checked.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Why an admin or offset request on a group is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminError {
+    GroupIdNotFound,
+    NonEmptyGroup,
+    /// Offsets of a topic the active group consumes cannot be deleted.
+    GroupSubscribedToTopic,
+    Group(GroupError),
+    Storage(String),
+}
+
+/// A group as DescribeGroups and the CLI show it.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<Member>,
+}
+
+struct Entry {
+    group: Group,
+    offsets: BTreeMap<(String, i32), CommittedOffset>,
+    joins: HashMap<String, oneshot::Sender<std::result::Result<Joined, GroupError>>>,
+    syncs: HashMap<String, oneshot::Sender<std::result::Result<Synced, GroupError>>>,
+    /// The last generation persisted, to persist each stable point once.
+    persisted_generation: i32,
+}
+
+impl Entry {
+    /// Delivers replies to the requests waiting for them.
+    fn deliver(&mut self, replies: Vec<Reply>) {
+        for reply in replies {
+            match reply {
+                Reply::Join(member, result) => {
+                    if let Some(waiter) = self.joins.remove(&member) {
+                        let _ = waiter.send(result);
+                    }
+                }
+                Reply::Sync(member, result) => {
+                    if let Some(waiter) = self.syncs.remove(&member) {
+                        let _ = waiter.send(result);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The group's metadata to persist, if it reached a new stable point
+    /// (Stable, or emptied) since the last one.
+    fn to_persist(&mut self) -> Option<GroupMeta> {
+        let g = &self.group;
+        let settled = matches!(g.state(), GroupState::Stable | GroupState::Empty);
+        if !settled || g.generation() == self.persisted_generation {
+            return None;
+        }
+        self.persisted_generation = g.generation();
+        Some(GroupMeta {
+            id: g.id.clone(),
+            generation: g.generation(),
+            protocol_type: g.protocol_type().map(str::to_string),
+            protocol: g.protocol().map(str::to_string),
+            leader: g.leader().map(str::to_string),
+            members: g
+                .members()
+                .map(|m| GroupMemberMeta {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout_ms: m.session_timeout_ms,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    protocols: m
+                        .protocols
+                        .iter()
+                        .map(|(n, b)| (n.clone(), b.to_vec()))
+                        .collect(),
+                    assignment: m.assignment.to_vec(),
+                })
+                .collect(),
+        })
+    }
+}
+
+type Handle = Arc<tokio::sync::Mutex<Entry>>;
+
+/// Coordinates every consumer group of this broker.
+pub struct Coordinator {
+    groups: Mutex<HashMap<String, Handle>>,
+    meta: Arc<dyn MetaStore>,
+    settings: GroupSettings,
+    clock: Clock,
+    offsets_retention_ms: i64,
+}
+
+/// A member's identity in a request.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberRef<'a> {
+    pub member_id: &'a str,
+    pub instance_id: Option<&'a str>,
+    pub generation: i32,
+}
+
+impl Coordinator {
+    /// Loads the persisted groups and offsets.
+    pub async fn open(
+        meta: Arc<dyn MetaStore>,
+        settings: GroupSettings,
+        clock: Clock,
+        offsets_retention_ms: i64,
+    ) -> Result<Coordinator> {
+        let now = clock.now_ms();
+        let mut groups = HashMap::new();
+        for (stored, id, offsets) in meta.groups().await? {
+            let group = match stored {
+                Some(m) => restore(m, settings, now),
+                None => Group::new(&id, settings),
+            };
+            let entry = Entry {
+                persisted_generation: group.generation(),
+                group,
+                offsets: offsets
+                    .into_iter()
+                    .map(|o| ((o.topic.clone(), o.partition), o))
+                    .collect(),
+                joins: HashMap::new(),
+                syncs: HashMap::new(),
+            };
+            groups.insert(id, Arc::new(tokio::sync::Mutex::new(entry)));
+        }
+        Ok(Coordinator {
+            groups: Mutex::new(groups),
+            meta,
+            settings,
+            clock,
+            offsets_retention_ms,
+        })
+    }
+
+    fn handle(&self, id: &str, create: bool) -> Option<Handle> {
+        let mut groups = self.groups.lock().expect("group map poisoned");
+        if let Some(handle) = groups.get(id) {
+            return Some(handle.clone());
+        }
+        if !create {
+            return None;
+        }
+        let entry = Entry {
+            group: Group::new(id, self.settings),
+            offsets: BTreeMap::new(),
+            joins: HashMap::new(),
+            syncs: HashMap::new(),
+            persisted_generation: 0,
+        };
+        let handle = Arc::new(tokio::sync::Mutex::new(entry));
+        groups.insert(id.to_string(), handle.clone());
+        Some(handle)
+    }
+
+    async fn persist(&self, entry: &mut Entry) {
+        if let Some(snapshot) = entry.to_persist() {
+            if let Err(e) = self.meta.put_group(snapshot).await {
+                tracing::warn!(group = %entry.group.id, error = %e, "cannot persist group metadata");
+            }
+        }
+    }
+
+    /// JoinGroup; waits until the join round completes.
+    pub async fn join(
+        &self,
+        group_id: &str,
+        request: JoinRequest,
+    ) -> std::result::Result<Joined, GroupError> {
+        let handle = self.handle(group_id, true).expect("created");
+        let waiter = {
+            let mut entry = handle.lock().await;
+            let (member_id, replies) = entry.group.join(request, self.clock.now_ms());
+            let (tx, rx) = oneshot::channel();
+            if let Some(old) = entry.joins.insert(member_id, tx) {
+                let _ = old.send(Err(GroupError::RebalanceInProgress));
+            }
+            entry.deliver(replies);
+            self.persist(&mut entry).await;
+            rx
+        };
+        waiter
+            .await
+            .unwrap_or(Err(GroupError::CoordinatorNotAvailable))
+    }
+
+    /// SyncGroup; the leader's assignments, or waits for them.
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        member: MemberRef<'_>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> std::result::Result<Synced, GroupError> {
+        let handle = self
+            .handle(group_id, false)
+            .ok_or(GroupError::UnknownMemberId)?;
+        let waiter = {
+            let mut entry = handle.lock().await;
+            let now = self.clock.now_ms();
+            let replies = entry.group.sync(
+                member.member_id,
+                member.instance_id,
+                member.generation,
+                assignments,
+                now,
+            );
+            let (tx, rx) = oneshot::channel();
+            entry.syncs.insert(member.member_id.to_string(), tx);
+            // Persist before anyone learns the assignment, so a restart
+            // never goes back to an older generation.
+            self.persist(&mut entry).await;
+            entry.deliver(replies);
+            rx
+        };
+        waiter
+            .await
+            .unwrap_or(Err(GroupError::CoordinatorNotAvailable))
+    }
+
+    /// Heartbeat.
+    pub async fn heartbeat(
+        &self,
+        group_id: &str,
+        member: MemberRef<'_>,
+    ) -> std::result::Result<(), GroupError> {
+        let handle = self
+            .handle(group_id, false)
+            .ok_or(GroupError::UnknownMemberId)?;
+        let mut entry = handle.lock().await;
+        let now = self.clock.now_ms();
+        entry
+            .group
+            .heartbeat(member.member_id, member.instance_id, member.generation, now)
+    }
+
+    /// LeaveGroup of several members; a result per member.
+    pub async fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> std::result::Result<Vec<std::result::Result<(), GroupError>>, GroupError> {
+        let handle = self
+            .handle(group_id, false)
+            .ok_or(GroupError::UnknownMemberId)?;
+        let mut entry = handle.lock().await;
+        let now = self.clock.now_ms();
+        let mut results = Vec::with_capacity(members.len());
+        for (member_id, instance_id) in members {
+            let (result, replies) = entry.group.leave(member_id, instance_id.as_deref(), now);
+            entry.deliver(replies);
+            results.push(result);
+        }
+        self.persist(&mut entry).await;
+        Ok(results)
+    }
+
+    /// OffsetCommit: checks the member, then stores the offsets.
+    pub async fn commit_offsets(
+        &self,
+        group_id: &str,
+        member: MemberRef<'_>,
+        offsets: Vec<CommittedOffset>,
+    ) -> std::result::Result<(), AdminError> {
+        let handle = self.handle(group_id, true).expect("created");
+        let mut entry = handle.lock().await;
+        let now = self.clock.now_ms();
+        entry
+            .group
+            .check_commit(member.member_id, member.instance_id, member.generation, now)
+            .map_err(AdminError::Group)?;
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        self.meta
+            .commit_offsets(group_id, offsets.clone())
+            .await
+            .map_err(|e| AdminError::Storage(e.to_string()))?;
+        for o in offsets {
+            entry.offsets.insert((o.topic.clone(), o.partition), o);
+        }
+        Ok(())
+    }
+
+    /// Committed offsets of a group: of `partitions`, or all when `None`.
+    pub async fn offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Vec<((String, i32), Option<CommittedOffset>)> {
+        let Some(handle) = self.handle(group_id, false) else {
+            return partitions
+                .unwrap_or_default()
+                .iter()
+                .map(|p| (p.clone(), None))
+                .collect();
+        };
+        let entry = handle.lock().await;
+        match partitions {
+            Some(partitions) => partitions
+                .iter()
+                .map(|p| (p.clone(), entry.offsets.get(p).cloned()))
+                .collect(),
+            None => entry
+                .offsets
+                .iter()
+                .map(|(k, o)| (k.clone(), Some(o.clone())))
+                .collect(),
+        }
+    }
+
+    /// OffsetDelete: refused for topics an active member subscribes to.
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> std::result::Result<Vec<((String, i32), std::result::Result<(), AdminError>)>, AdminError>
+    {
+        let handle = self
+            .handle(group_id, false)
+            .ok_or(AdminError::GroupIdNotFound)?;
+        let mut entry = handle.lock().await;
+        let subscribed = subscribed_topics(&entry.group);
+        let (allowed, refused): (Vec<_>, Vec<_>) = partitions
+            .into_iter()
+            .partition(|(topic, _)| !subscribed.contains(topic));
+        if !allowed.is_empty() {
+            self.meta
+                .delete_offsets(group_id, allowed.clone())
+                .await
+                .map_err(|e| AdminError::Storage(e.to_string()))?;
+            for p in &allowed {
+                entry.offsets.remove(p);
+            }
+        }
+        Ok(allowed
+            .into_iter()
+            .map(|p| (p, Ok(())))
+            .chain(
+                refused
+                    .into_iter()
+                    .map(|p| (p, Err(AdminError::GroupSubscribedToTopic))),
+            )
+            .collect())
+    }
+
+    /// Every group: (id, protocol type, state).
+    pub async fn list(&self) -> Vec<(String, String, GroupState)> {
+        let handles: Vec<(String, Handle)> = {
+            let groups = self.groups.lock().expect("group map poisoned");
+            groups
+                .iter()
+                .map(|(id, h)| (id.clone(), h.clone()))
+                .collect()
+        };
+        let mut out = Vec::with_capacity(handles.len());
+        for (id, handle) in handles {
+            let entry = handle.lock().await;
+            let protocol_type = entry.group.protocol_type().unwrap_or_default().to_string();
+            out.push((id, protocol_type, entry.group.state()));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// A group's state and members, if the group exists.
+    pub async fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        let handle = self.handle(group_id, false)?;
+        let entry = handle.lock().await;
+        let g = &entry.group;
+        Some(GroupDescription {
+            id: g.id.clone(),
+            state: g.state(),
+            protocol_type: g.protocol_type().unwrap_or_default().to_string(),
+            protocol: g.protocol().unwrap_or_default().to_string(),
+            members: g.members().cloned().collect(),
+        })
+    }
+
+    /// DeleteGroups: only groups without members.
+    pub async fn delete(&self, group_id: &str) -> std::result::Result<(), AdminError> {
+        let handle = self
+            .handle(group_id, false)
+            .ok_or(AdminError::GroupIdNotFound)?;
+        let mut entry = handle.lock().await;
+        if !entry.group.is_empty() {
+            return Err(AdminError::NonEmptyGroup);
+        }
+        self.meta
+            .delete_group(group_id)
+            .await
+            .map_err(|e| AdminError::Storage(e.to_string()))?;
+        entry.group.kill();
+        self.groups
+            .lock()
+            .expect("group map poisoned")
+            .remove(group_id);
+        Ok(())
+    }
+
+    /// Forgets the offsets of a deleted topic (the store drops them itself).
+    pub async fn remove_topic(&self, topic: &str) {
+        let handles: Vec<Handle> = self
+            .groups
+            .lock()
+            .expect("group map poisoned")
+            .values()
+            .cloned()
+            .collect();
+        for handle in handles {
+            handle.lock().await.offsets.retain(|(t, _), _| t != topic);
+        }
+    }
+
+    /// Expires sessions and rounds every `TICK`, and offsets of long-empty
+    /// groups, until `shutdown`. The broker's one coordinator task.
+    pub async fn run_ticker(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => self.tick().await,
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn tick(&self) {
+        let handles: Vec<(String, Handle)> = {
+            let groups = self.groups.lock().expect("group map poisoned");
+            groups
+                .iter()
+                .map(|(id, h)| (id.clone(), h.clone()))
+                .collect()
+        };
+        let now = self.clock.now_ms();
+        for (id, handle) in handles {
+            let mut entry = handle.lock().await;
+            let replies = entry.group.tick(now);
+            entry.deliver(replies);
+            self.persist(&mut entry).await;
+            if entry.group.is_empty() {
+                self.expire_offsets(&id, &mut entry, now).await;
+            }
+        }
+    }
+
+    /// Offset retention (`offsets.retention.minutes`): an empty group's
+    /// offsets go once the newest of them is older than the retention.
+    async fn expire_offsets(&self, id: &str, entry: &mut Entry, now: i64) {
+        let newest = entry.offsets.values().map(|o| o.commit_time_ms).max();
+        let expired = newest.is_some_and(|t| now - t >= self.offsets_retention_ms);
+        if !expired {
+            return;
+        }
+        match self.meta.delete_group(id).await {
+            Ok(()) => {
+                tracing::info!(group = id, "offsets of an empty group expired");
+                entry.offsets.clear();
+            }
+            Err(e) => tracing::warn!(group = id, error = %e, "cannot expire group offsets"),
+        }
+    }
+}
+
+/// Rebuilds a group persisted at a stable point.
+fn restore(meta: GroupMeta, settings: GroupSettings, now: i64) -> Group {
+    let members = meta
+        .members
+        .into_iter()
+        .map(|m| {
+            state::Member::restored(
+                m.member_id,
+                m.instance_id,
+                (m.client_id, m.client_host),
+                (m.session_timeout_ms, m.rebalance_timeout_ms),
+                m.protocols
+                    .into_iter()
+                    .map(|(n, b)| (n, Bytes::from(b)))
+                    .collect(),
+                Bytes::from(m.assignment),
+            )
+        })
+        .collect();
+    let protocol = meta.protocol_type.zip(meta.protocol);
+    Group::restore(
+        &meta.id,
+        settings,
+        meta.generation,
+        protocol,
+        meta.leader,
+        members,
+        now,
+    )
+}
+
+/// Topics the group's members subscribe to (consumer protocol metadata).
+fn subscribed_topics(group: &Group) -> Vec<String> {
+    if group.protocol_type() != Some("consumer") {
+        return Vec::new();
+    }
+    let protocol = group.protocol().unwrap_or_default();
+    group
+        .members()
+        .flat_map(|m| {
+            let metadata = m
+                .protocols
+                .iter()
+                .find(|(n, _)| n == protocol)
+                .map(|(_, b)| b.clone())
+                .unwrap_or_default();
+            decode_subscription(metadata)
+        })
+        .collect()
+}
+
+/// The topics in a consumer protocol subscription (version-prefixed).
+fn decode_subscription(mut metadata: Bytes) -> Vec<String> {
+    use kafka_protocol::messages::ConsumerProtocolSubscription;
+    use kafka_protocol::protocol::Decodable;
+    if metadata.len() < 2 {
+        return Vec::new();
+    }
+    let version = i16::from_be_bytes([metadata[0], metadata[1]]);
+    let _ = metadata.split_to(2);
+    ConsumerProtocolSubscription::decode(&mut metadata, version.clamp(0, 3))
+        .map(|s| s.topics.iter().map(|t| t.to_string()).collect())
+        .unwrap_or_default()
+}
