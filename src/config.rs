@@ -35,6 +35,7 @@ pub struct Config {
     pub wal: WalConfig,
     pub cache: CacheConfig,
     pub limits: Limits,
+    pub groups: GroupConfig,
 }
 
 /// Identity and network addresses of this broker.
@@ -106,6 +107,22 @@ pub struct CacheConfig {
     pub disk_bytes: usize,
 }
 
+/// Consumer group coordination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupConfig {
+    /// Smallest session timeout a member may ask for (`group.min.session.timeout.ms`).
+    pub min_session_timeout_ms: i32,
+    /// Largest session timeout a member may ask for (`group.max.session.timeout.ms`).
+    pub max_session_timeout_ms: i32,
+    /// How long the first rebalance of an empty group waits for more
+    /// members (`group.initial.rebalance.delay.ms`).
+    pub initial_rebalance_delay_ms: i32,
+    /// Committed offsets of a group without members are kept this long
+    /// after the last commit (`offsets.retention.minutes`).
+    pub offsets_retention_minutes: i64,
+}
+
 /// Bounds that keep memory finite under any load.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -135,6 +152,7 @@ impl Default for Config {
             wal: WalConfig::default(),
             cache: CacheConfig::default(),
             limits: Limits::default(),
+            groups: GroupConfig::default(),
         }
     }
 }
@@ -177,6 +195,17 @@ impl Default for CacheConfig {
         CacheConfig {
             memory_bytes: 256 * 1024 * 1024,
             disk_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+            initial_rebalance_delay_ms: 300,
+            offsets_retention_minutes: 7 * 24 * 60,
         }
     }
 }
@@ -324,6 +353,19 @@ impl Config {
             return invalid(
                 "limits.queued_max_request_bytes",
                 "must be at least socket_request_max_bytes, or a large request could never be read",
+            );
+        }
+        let g = &self.groups;
+        if g.min_session_timeout_ms < 1 || g.max_session_timeout_ms < g.min_session_timeout_ms {
+            return invalid(
+                "groups.min_session_timeout_ms",
+                "must be positive and at most groups.max_session_timeout_ms",
+            );
+        }
+        if g.initial_rebalance_delay_ms < 0 || g.offsets_retention_minutes < 1 {
+            return invalid(
+                "groups",
+                "initial_rebalance_delay_ms must be >= 0 and offsets_retention_minutes >= 1",
             );
         }
         if self.limits.max_in_flight_per_connection == 0 {

@@ -96,3 +96,34 @@ impl Error {
         self.response_error().code()
     }
 }
+
+impl crate::group::state::GroupError {
+    /// The Kafka error a client receives for this group error.
+    pub fn response_error(&self) -> ResponseError {
+        use crate::group::state::GroupError;
+        match self {
+            GroupError::MemberIdRequired(_) => ResponseError::MemberIdRequired,
+            GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+            GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+            GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+            GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+            GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+            GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+            GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        }
+    }
+}
+
+impl crate::group::AdminError {
+    /// The Kafka error a client receives for this group admin error.
+    pub fn response_error(&self) -> ResponseError {
+        use crate::group::AdminError;
+        match self {
+            AdminError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+            AdminError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+            AdminError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+            AdminError::Group(e) => e.response_error(),
+            AdminError::Storage(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}

@@ -1,12 +1,13 @@
 //! The broker: the shared handle every request handler receives. It owns the
-//! topic registry, the partition log, the metadata store and the settings,
-//! and performs the admin operations (create/delete topics, partitions,
-//! configs) that must change metadata and the log together.
+//! topic registry, the partition log, the group coordinator, the metadata
+//! store and the settings, and performs the admin operations (create/delete
+//! topics, partitions, configs) that must change metadata and the log
+//! together.
 //!
 //! Start-up order: metadata store, bucket, log (WAL recovery), topics and
-//! partitions from metadata, WAL replay, upload of what was replayed, then
-//! the uploader task. Shutdown is the reverse: uploader (final upload), WAL,
-//! cache.
+//! partitions from metadata, WAL replay, upload of what was replayed, group
+//! coordinator, then the uploader and coordinator tasks. Shutdown: both
+//! tasks (the uploader's final upload), then WAL and cache.
 
 pub mod configs;
 
@@ -18,8 +19,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::group::Coordinator;
+use crate::group::state::GroupSettings;
 use crate::log::partition::Partition;
 use crate::log::{Log, LogSettings};
 use crate::meta::embedded::EmbeddedStore;
@@ -64,6 +68,8 @@ pub enum ConfigChange {
 pub struct Broker {
     pub config: Config,
     pub log: Arc<Log>,
+    pub groups: Arc<Coordinator>,
+    clock: Clock,
     meta: Arc<dyn MetaStore>,
     topics: RwLock<Topics>,
     dynamic_configs: RwLock<BTreeMap<String, String>>,
@@ -101,6 +107,16 @@ impl Broker {
         log.replay(wal_records);
         log.flush_all().await?;
         let dynamic_configs = meta.broker_configs().await?;
+        let group_settings = GroupSettings {
+            min_session_timeout_ms: config.groups.min_session_timeout_ms,
+            max_session_timeout_ms: config.groups.max_session_timeout_ms,
+            initial_rebalance_delay_ms: config.groups.initial_rebalance_delay_ms,
+        };
+        let retention_ms = config.groups.offsets_retention_minutes * 60_000;
+        let clock = Clock::system();
+        let groups = Arc::new(
+            Coordinator::open(meta.clone(), group_settings, clock.clone(), retention_ms).await?,
+        );
         let request_memory = Arc::new(tokio::sync::Semaphore::new(
             config.limits.queued_max_request_bytes as usize,
         ));
@@ -108,6 +124,8 @@ impl Broker {
             config,
             request_memory,
             log: log.clone(),
+            groups: groups.clone(),
+            clock,
             meta,
             topics: RwLock::new(topics),
             dynamic_configs: RwLock::new(dynamic_configs),
@@ -119,6 +137,9 @@ impl Broker {
         broker
             .tasks
             .spawn(log.run_uploader(broker.stop_tasks.clone()));
+        broker
+            .tasks
+            .spawn(groups.run_ticker(broker.stop_tasks.clone()));
         Ok(broker)
     }
 
@@ -134,6 +155,11 @@ impl Broker {
     /// `limits.queued_max_request_bytes`).
     pub fn request_memory(&self) -> Arc<tokio::sync::Semaphore> {
         self.request_memory.clone()
+    }
+
+    /// The broker's wall clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The topic named `name`.
@@ -238,6 +264,7 @@ impl Broker {
             topics.by_id.remove(&topic.id);
         }
         self.log.remove_topic(topic.id);
+        self.groups.remove_topic(name).await;
         tracing::info!(topic = name, "deleted topic");
         Ok(topic.id)
     }

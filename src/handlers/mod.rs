@@ -15,12 +15,16 @@ mod create_topics;
 mod delete_topics;
 mod describe_cluster;
 mod fetch;
+mod group_admin;
+mod groups;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
+mod offsets;
 mod produce;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::FutureExt;
@@ -38,9 +42,15 @@ pub type Reply = BoxFuture<'static, Option<ResponseKind>>;
 
 /// Starts handling `request`; `None` if the API is not served (the decoder
 /// only lets served APIs through, so this closes the connection defensively).
-pub fn dispatch(broker: &Arc<Broker>, request: Request) -> Option<Reply> {
+pub fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> Option<Reply> {
     let v = request.version();
     let b = broker.clone();
+    let client_id = request
+        .header
+        .client_id
+        .as_deref()
+        .unwrap_or_default()
+        .to_string();
     let reply = match request.body {
         RequestKind::ApiVersions(_) => ready(ResponseKind::ApiVersions(api_versions_response())),
         RequestKind::Produce(r) => produce::handle(broker, v, r),
@@ -80,6 +90,43 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request) -> Option<Reply> {
             later(
                 async move { ResponseKind::InitProducerId(init_producer_id::handle(&b, r).await) },
             )
+        }
+        RequestKind::FindCoordinator(r) => ready(ResponseKind::FindCoordinator(
+            groups::find_coordinator(broker, v, r),
+        )),
+        RequestKind::JoinGroup(r) => {
+            later(
+                async move { ResponseKind::JoinGroup(groups::join(&b, v, &client_id, peer, r).await) },
+            )
+        }
+        RequestKind::SyncGroup(r) => {
+            later(async move { ResponseKind::SyncGroup(groups::sync(&b, v, r).await) })
+        }
+        RequestKind::Heartbeat(r) => {
+            later(async move { ResponseKind::Heartbeat(groups::heartbeat(&b, r).await) })
+        }
+        RequestKind::LeaveGroup(r) => {
+            later(async move { ResponseKind::LeaveGroup(groups::leave(&b, v, r).await) })
+        }
+        RequestKind::OffsetCommit(r) => {
+            later(async move { ResponseKind::OffsetCommit(offsets::commit(&b, r).await) })
+        }
+        RequestKind::OffsetFetch(r) => {
+            later(async move { ResponseKind::OffsetFetch(offsets::fetch(&b, v, r).await) })
+        }
+        RequestKind::OffsetDelete(r) => {
+            later(async move { ResponseKind::OffsetDelete(offsets::delete(&b, r).await) })
+        }
+        RequestKind::ListGroups(r) => {
+            later(async move { ResponseKind::ListGroups(group_admin::list(&b, v, r).await) })
+        }
+        RequestKind::DescribeGroups(r) => {
+            later(
+                async move { ResponseKind::DescribeGroups(group_admin::describe(&b, v, r).await) },
+            )
+        }
+        RequestKind::DeleteGroups(r) => {
+            later(async move { ResponseKind::DeleteGroups(group_admin::delete(&b, r).await) })
         }
         other => {
             tracing::warn!(request = ?std::mem::discriminant(&other), "request for an API that is not served");

@@ -92,7 +92,7 @@ pub async fn serve(
             },
             () = broker.log.wait_for_capacity(), if parked.is_some() => {
                 let admitted = parked.take().expect("guarded by the branch condition");
-                match start(&broker, admitted) {
+                match start(&broker, admitted, peer) {
                     Ok(pending) => in_flight.push_back(pending),
                     Err(e) => {
                         tracing::info!(%peer, error = %e, "closing connection");
@@ -116,7 +116,7 @@ pub async fn serve(
                         parked = Some(admitted);
                         None
                     }
-                    Some(Ok(Ok(Ok(admitted)))) => Some(start(&broker, admitted)),
+                    Some(Ok(Ok(Ok(admitted)))) => Some(start(&broker, admitted, peer)),
                     Some(Ok(Ok(Err(answer)))) => Some(Ok(answer)),
                     Some(Ok(Err(e))) => Some(Err(e)),
                 };
@@ -235,14 +235,18 @@ fn decode(frame: Frame) -> Result<Result<Admitted, Pending>, DecodeError> {
 }
 
 /// Starts a request's handler; the returned future yields what to send.
-fn start(broker: &Arc<Broker>, admitted: Admitted) -> Result<Pending, DecodeError> {
+fn start(
+    broker: &Arc<Broker>,
+    admitted: Admitted,
+    peer: SocketAddr,
+) -> Result<Pending, DecodeError> {
     let Admitted { request, permit } = admitted;
     let Request {
         header, api_key, ..
     } = &request;
     let (api_key, version, correlation_id) =
         (*api_key, header.request_api_version, header.correlation_id);
-    let reply = handlers::dispatch(broker, request).ok_or(DecodeError::NotServed(api_key))?;
+    let reply = handlers::dispatch(broker, request, peer).ok_or(DecodeError::NotServed(api_key))?;
     Ok(async move {
         let _reserved = permit;
         let Some(body) = reply.await else {
