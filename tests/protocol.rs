@@ -697,3 +697,238 @@ async fn admin_validate_only_and_broker_configs() {
         .unwrap();
     assert_eq!(response.responses[0].error_code, 40, "INVALID_CONFIG");
 }
+
+/// The version of `api` to use in round `i`: every version appears once
+/// `i` has run through the longest range.
+fn version_at(api: ApiKey, i: i16) -> i16 {
+    let (min, max) = supported(api).expect("advertised");
+    (min + i).min(max)
+}
+
+#[tokio::test]
+async fn group_apis_at_every_advertised_version() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+
+    let broker = Broker::start(&[]);
+    create_topic(&broker, "grouped", 2);
+    let mut client = Client::connect(&broker.addr).await.unwrap();
+    for i in 0..10 {
+        let group = format!("g{i}");
+        let gid = GroupId(s(&group));
+
+        let v = version_at(ApiKey::FindCoordinator, i);
+        let request = if v >= 4 {
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![s(&group)])
+        } else {
+            FindCoordinatorRequest::default().with_key(s(&group))
+        };
+        let response = client.call(request, v).await.unwrap();
+        let (code, port) = if v >= 4 {
+            (
+                response.coordinators[0].error_code,
+                response.coordinators[0].port,
+            )
+        } else {
+            (response.error_code, response.port)
+        };
+        assert_eq!(code, 0, "FindCoordinator v{v}");
+        assert_eq!(port.to_string(), broker.addr.rsplit(':').next().unwrap());
+
+        // JoinGroup, with the member-id handshake from v4.
+        let v = version_at(ApiKey::JoinGroup, i);
+        let join = |member: &str| {
+            JoinGroupRequest::default()
+                .with_group_id(gid.clone())
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_member_id(s(member))
+                .with_protocol_type(s("consumer"))
+                .with_protocols(vec![
+                    JoinGroupRequestProtocol::default()
+                        .with_name(s("range"))
+                        .with_metadata(bytes::Bytes::from_static(b"subscription")),
+                ])
+        };
+        let mut joined = client.call(join(""), v).await.unwrap();
+        if v >= 4 {
+            assert_eq!(
+                joined.error_code, 79,
+                "MEMBER_ID_REQUIRED at JoinGroup v{v}"
+            );
+            let member = joined.member_id.to_string();
+            joined = client.call(join(&member), v).await.unwrap();
+        }
+        assert_eq!(joined.error_code, 0, "JoinGroup v{v}");
+        assert_eq!(
+            (joined.generation_id, joined.leader.as_str()),
+            (1, joined.member_id.as_str())
+        );
+        assert_eq!(
+            joined.members.len(),
+            1,
+            "JoinGroup v{v}: the leader sees itself"
+        );
+        let member = joined.member_id.clone();
+
+        let v = version_at(ApiKey::SyncGroup, i);
+        let assignment = bytes::Bytes::from_static(b"assigned");
+        let request = SyncGroupRequest::default()
+            .with_group_id(gid.clone())
+            .with_generation_id(1)
+            .with_member_id(member.clone())
+            .with_assignments(vec![
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(member.clone())
+                    .with_assignment(assignment.clone()),
+            ]);
+        let synced = client.call(request, v).await.unwrap();
+        assert_eq!(
+            (synced.error_code, synced.assignment.clone()),
+            (0, assignment),
+            "SyncGroup v{v}"
+        );
+
+        let v = version_at(ApiKey::Heartbeat, i);
+        let beat = HeartbeatRequest::default()
+            .with_group_id(gid.clone())
+            .with_generation_id(1)
+            .with_member_id(member.clone());
+        assert_eq!(
+            client.call(beat.clone(), v).await.unwrap().error_code,
+            0,
+            "Heartbeat v{v}"
+        );
+        let stale = beat.with_generation_id(0);
+        assert_eq!(
+            client.call(stale, v).await.unwrap().error_code,
+            22,
+            "ILLEGAL_GENERATION v{v}"
+        );
+
+        let v = version_at(ApiKey::OffsetCommit, i);
+        let request = OffsetCommitRequest::default()
+            .with_group_id(gid.clone())
+            .with_generation_id_or_member_epoch(1)
+            .with_member_id(member.clone())
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default()
+                    .with_name(name("grouped"))
+                    .with_partitions(vec![
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(1)
+                            .with_committed_offset(40 + i64::from(i))
+                            .with_committed_metadata(Some(s("meta"))),
+                    ]),
+            ]);
+        let response = client.call(request, v).await.unwrap();
+        assert_eq!(
+            response.topics[0].partitions[0].error_code, 0,
+            "OffsetCommit v{v}"
+        );
+
+        let v = version_at(ApiKey::OffsetFetch, i);
+        let committed = if v >= 8 {
+            let request = OffsetFetchRequest::default().with_groups(vec![
+                OffsetFetchRequestGroup::default()
+                    .with_group_id(gid.clone())
+                    .with_topics(Some(vec![
+                        OffsetFetchRequestTopics::default()
+                            .with_name(name("grouped"))
+                            .with_partition_indexes(vec![0, 1]),
+                    ])),
+            ]);
+            let response = client.call(request, v).await.unwrap();
+            let p = &response.groups[0].topics[0].partitions;
+            (p[0].committed_offset, p[1].committed_offset)
+        } else {
+            let request = OffsetFetchRequest::default()
+                .with_group_id(gid.clone())
+                .with_topics(Some(vec![
+                    OffsetFetchRequestTopic::default()
+                        .with_name(name("grouped"))
+                        .with_partition_indexes(vec![0, 1]),
+                ]));
+            let response = client.call(request, v).await.unwrap();
+            let p = &response.topics[0].partitions;
+            (p[0].committed_offset, p[1].committed_offset)
+        };
+        assert_eq!(committed, (-1, 40 + i64::from(i)), "OffsetFetch v{v}");
+
+        let v = version_at(ApiKey::ListGroups, i);
+        let response = client.call(ListGroupsRequest::default(), v).await.unwrap();
+        assert!(
+            response.groups.iter().any(|g| g.group_id == gid),
+            "ListGroups v{v}"
+        );
+
+        let v = version_at(ApiKey::DescribeGroups, i);
+        let response = client
+            .call(
+                DescribeGroupsRequest::default().with_groups(vec![gid.clone()]),
+                v,
+            )
+            .await
+            .unwrap();
+        let described = &response.groups[0];
+        assert_eq!(
+            (described.group_state.as_str(), described.members.len()),
+            ("Stable", 1),
+            "DescribeGroups v{v}"
+        );
+
+        let v = version_at(ApiKey::LeaveGroup, i);
+        let request = if v >= 3 {
+            LeaveGroupRequest::default()
+                .with_group_id(gid.clone())
+                .with_members(vec![
+                    MemberIdentity::default().with_member_id(member.clone()),
+                ])
+        } else {
+            LeaveGroupRequest::default()
+                .with_group_id(gid.clone())
+                .with_member_id(member.clone())
+        };
+        let response = client.call(request, v).await.unwrap();
+        let code = if v >= 3 {
+            response.members[0].error_code
+        } else {
+            response.error_code
+        };
+        assert_eq!(code, 0, "LeaveGroup v{v}");
+
+        let v = version_at(ApiKey::OffsetDelete, i);
+        let request = OffsetDeleteRequest::default()
+            .with_group_id(gid.clone())
+            .with_topics(vec![
+                kafka_protocol::messages::offset_delete_request::OffsetDeleteRequestTopic::default()
+                    .with_name(name("grouped"))
+                    .with_partitions(vec![
+                        kafka_protocol::messages::offset_delete_request::OffsetDeleteRequestPartition::default()
+                            .with_partition_index(1),
+                    ]),
+            ]);
+        let response = client.call(request, v).await.unwrap();
+        assert_eq!(
+            response.topics[0].partitions[0].error_code, 0,
+            "OffsetDelete v{v}"
+        );
+
+        let v = version_at(ApiKey::DeleteGroups, i);
+        let response = client
+            .call(
+                DeleteGroupsRequest::default().with_groups_names(vec![gid.clone()]),
+                v,
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.results[0].error_code, 0, "DeleteGroups v{v}");
+    }
+}
