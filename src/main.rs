@@ -35,6 +35,13 @@ enum Command {
         #[command(subcommand)]
         command: TopicCommand,
     },
+    /// List, describe, reset and delete consumer groups.
+    Group {
+        #[command(flatten)]
+        server: Bootstrap,
+        #[command(subcommand)]
+        command: GroupCommand,
+    },
     /// Send stdin lines as messages to a topic.
     Produce {
         #[command(flatten)]
@@ -78,6 +85,41 @@ struct Bootstrap {
     /// A broker to start from, HOST:PORT.
     #[arg(long, global = true, default_value = "127.0.0.1:9092")]
     bootstrap_server: String,
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// List groups with their state.
+    List,
+    /// Show a group's members, assignments, committed offsets and lag.
+    Describe { group: String },
+    /// Move an empty group's committed offsets of a topic.
+    ResetOffsets {
+        group: String,
+        #[arg(long)]
+        topic: String,
+        #[command(flatten)]
+        to: ResetTarget,
+    },
+    /// Delete a group without members, with its offsets.
+    Delete { group: String },
+}
+
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct ResetTarget {
+    /// To each partition's log start.
+    #[arg(long)]
+    to_earliest: bool,
+    /// To each partition's log end.
+    #[arg(long)]
+    to_latest: bool,
+    /// To this offset (clamped to each partition's range).
+    #[arg(long)]
+    to_offset: Option<i64>,
+    /// To the first offset at or after this time (RFC 3339 or epoch ms).
+    #[arg(long)]
+    to_datetime: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -151,6 +193,31 @@ fn run() -> anyhow::Result<()> {
                         cli::topic::describe(&mut cluster, &name).await
                     }
                     TopicCommand::Delete { name } => cli::topic::delete(&mut cluster, &name).await,
+                }
+            }
+            Command::Group { server, command } => {
+                let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
+                match command {
+                    GroupCommand::List => cli::group::list(&mut cluster).await,
+                    GroupCommand::Describe { group } => {
+                        cli::group::describe(&mut cluster, &group).await
+                    }
+                    GroupCommand::ResetOffsets { group, topic, to } => {
+                        let to = match (to.to_earliest, to.to_latest, to.to_offset, to.to_datetime)
+                        {
+                            (true, ..) => cli::group::ResetTo::Earliest,
+                            (_, true, ..) => cli::group::ResetTo::Latest,
+                            (_, _, Some(offset), _) => cli::group::ResetTo::Offset(offset),
+                            (_, _, _, Some(time)) => {
+                                cli::group::ResetTo::Time(cli::group::parse_datetime(&time)?)
+                            }
+                            _ => unreachable!("clap requires one reset target"),
+                        };
+                        cli::group::reset_offsets(&mut cluster, &group, &topic, to).await
+                    }
+                    GroupCommand::Delete { group } => {
+                        cli::group::delete(&mut cluster, &group).await
+                    }
                 }
             }
             Command::Produce {

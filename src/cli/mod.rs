@@ -3,6 +3,7 @@
 //! against any Kafka-compatible broker.
 
 pub mod consume;
+pub mod group;
 pub mod produce;
 pub mod topic;
 
@@ -120,6 +121,8 @@ fn describe(error: ResponseError) -> String {
         ResponseError::UnknownTopicOrPartition => "the topic or partition does not exist".into(),
         ResponseError::TopicAlreadyExists => "a topic with this name exists".into(),
         ResponseError::InvalidTopicException => "the name is not a valid topic name".into(),
+        ResponseError::NonEmptyGroup => "the group still has members".into(),
+        ResponseError::GroupIdNotFound => "the group does not exist".into(),
         other => format!("Kafka error code {}", other.code()),
     }
 }

@@ -77,7 +77,7 @@ impl Entry {
 
     /// The group's metadata to persist, if it reached a new stable point
     /// (Stable, or emptied) since the last one.
-    fn to_persist(&mut self) -> Option<GroupMeta> {
+    fn take_snapshot(&mut self) -> Option<GroupMeta> {
         let g = &self.group;
         let settled = matches!(g.state(), GroupState::Stable | GroupState::Empty);
         if !settled || g.generation() == self.persisted_generation {
@@ -187,10 +187,10 @@ impl Coordinator {
     }
 
     async fn persist(&self, entry: &mut Entry) {
-        if let Some(snapshot) = entry.to_persist() {
-            if let Err(e) = self.meta.put_group(snapshot).await {
-                tracing::warn!(group = %entry.group.id, error = %e, "cannot persist group metadata");
-            }
+        if let Some(snapshot) = entry.take_snapshot()
+            && let Err(e) = self.meta.put_group(snapshot).await
+        {
+            tracing::warn!(group = %entry.group.id, error = %e, "cannot persist group metadata");
         }
     }
 

@@ -82,6 +82,9 @@ pub struct Joined {
     pub member_id: String,
     /// Every member's id, instance id and metadata; only for the leader.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// The leader must not compute a new assignment: it rejoined a stable
+    /// group as a static member, which keeps the current one.
+    pub skip_assignment: bool,
 }
 
 /// A successful SyncGroup answer.
@@ -346,8 +349,9 @@ impl Group {
     }
 
     /// A static member restarted: it takes a new member id, fencing the old
-    /// one. In a Stable group a follower gets its place back without a
-    /// rebalance; anything else rebalances.
+    /// one. In a Stable group with unchanged protocols it gets its place
+    /// back without a rebalance (a leader is told to skip the assignment);
+    /// anything else rebalances.
     fn rejoin_static(
         &mut self,
         req: JoinRequest,
@@ -382,10 +386,13 @@ impl Group {
         if std::mem::take(&mut old.awaiting_sync) {
             replies.push(Reply::Sync(old_id, Err(GroupError::FencedInstanceId)));
         }
-        if self.state == GroupState::Stable && unchanged && !was_leader {
+        if self.state == GroupState::Stable && unchanged {
             let member = self.members.get_mut(&new_id).expect("just inserted");
             member.session_deadline = now + i64::from(req.session_timeout_ms);
-            let joined = self.joined(&new_id);
+            let joined = Joined {
+                skip_assignment: was_leader,
+                ..self.joined(&new_id)
+            };
             replies.push(Reply::Join(new_id.clone(), Ok(joined)));
             return (new_id, replies);
         }
@@ -604,6 +611,7 @@ impl Group {
             leader,
             member_id: member_id.to_string(),
             members,
+            skip_assignment: false,
         }
     }
 
@@ -621,10 +629,10 @@ impl Group {
 
     fn remove_member(&mut self, member_id: &str) -> Option<Member> {
         let member = self.members.remove(member_id)?;
-        if let Some(instance) = &member.instance_id {
-            if self.static_members.get(instance).map(String::as_str) == Some(member_id) {
-                self.static_members.remove(instance);
-            }
+        if let Some(instance) = &member.instance_id
+            && self.static_members.get(instance).map(String::as_str) == Some(member_id)
+        {
+            self.static_members.remove(instance);
         }
         if self.leader.as_deref() == Some(member_id) {
             self.leader = self.members.keys().next().cloned();
@@ -643,10 +651,10 @@ impl Group {
             .members
             .get(member_id)
             .ok_or(GroupError::UnknownMemberId)?;
-        if let Some(instance) = instance_id {
-            if member.instance_id.as_deref() != Some(instance) {
-                return Err(GroupError::FencedInstanceId);
-            }
+        if let Some(instance) = instance_id
+            && member.instance_id.as_deref() != Some(instance)
+        {
+            return Err(GroupError::FencedInstanceId);
         }
         if generation != self.generation {
             return Err(GroupError::IllegalGeneration);
@@ -1051,7 +1059,7 @@ mod tests {
         assert_eq!(joined(&replies, "m2-new").generation, 2);
         assert_eq!(g.state(), GroupState::Stable);
         let synced = g.sync("m2-new", Some("i2"), 2, vec![], 40);
-        assert!(matches!(&synced[0], Reply::Sync(_, Ok(s)) if s.assignment == Bytes::from("b")));
+        assert!(matches!(&synced[0], Reply::Sync(_, Ok(s)) if s.assignment == "b"));
         // The old incarnation is fenced.
         assert_eq!(
             g.heartbeat("m2", None, 2, 50),

@@ -122,8 +122,13 @@ pub async fn join(
                 .with_leader(str_bytes(&joined.leader))
                 .with_member_id(str_bytes(&joined.member_id))
                 .with_members(members);
-            if version >= 7 {
+            let response = if version >= 7 {
                 response.with_protocol_type(Some(str_bytes(&joined.protocol_type)))
+            } else {
+                response
+            };
+            if version >= 9 {
+                response.with_skip_assignment(joined.skip_assignment)
             } else {
                 response
             }

@@ -421,3 +421,4 @@ pub fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() ->
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+pub mod groups;
