@@ -10,6 +10,9 @@
 //! tasks (the uploader's final upload), then WAL and cache.
 
 pub mod configs;
+mod lag;
+
+pub use lag::PartitionLag;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;

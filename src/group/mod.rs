@@ -559,3 +559,135 @@ fn decode_subscription(mut metadata: Bytes) -> Vec<String> {
         .map(|s| s.topics.iter().map(|t| t.to_string()).collect())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::meta::embedded::EmbeddedStore;
+
+    const SETTINGS: GroupSettings = GroupSettings {
+        min_session_timeout_ms: 1000,
+        max_session_timeout_ms: 60_000,
+        initial_rebalance_delay_ms: 0,
+    };
+    const RETENTION_MS: i64 = 3_600_000;
+
+    async fn coordinator(dir: &std::path::Path, clock: Clock) -> Coordinator {
+        let meta: Arc<dyn MetaStore> = Arc::new(EmbeddedStore::open(dir).unwrap());
+        Coordinator::open(meta, SETTINGS, clock, RETENTION_MS)
+            .await
+            .unwrap()
+    }
+
+    fn offset(partition: i32, offset: i64, at: i64) -> CommittedOffset {
+        CommittedOffset {
+            topic: "t".into(),
+            partition,
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+            commit_time_ms: at,
+        }
+    }
+
+    const STANDALONE: MemberRef<'static> = MemberRef {
+        member_id: "",
+        instance_id: None,
+        generation: -1,
+    };
+
+    /// Joins one member (no handshake) and syncs it; returns its id.
+    async fn join_and_sync(c: &Coordinator) -> String {
+        let request = JoinRequest {
+            member_id: String::new(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"m"))],
+            require_known_member_id: false,
+            new_member_id: "m1".into(),
+        };
+        let joined = c.join("g", request).await.unwrap();
+        let member = MemberRef {
+            member_id: &joined.member_id,
+            instance_id: None,
+            generation: joined.generation,
+        };
+        let assignment = vec![(joined.member_id.clone(), Bytes::from_static(b"a"))];
+        c.sync("g", member, assignment).await.unwrap();
+        joined.member_id
+    }
+
+    #[tokio::test]
+    async fn stable_groups_and_offsets_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (clock, _) = Clock::manual(1_000);
+        let c = coordinator(dir.path(), clock.clone()).await;
+        let member_id = join_and_sync(&c).await;
+        let member = MemberRef {
+            member_id: &member_id,
+            instance_id: None,
+            generation: 1,
+        };
+        c.commit_offsets("g", member, vec![offset(0, 42, 1_000)])
+            .await
+            .unwrap();
+        drop(c);
+        let c = coordinator(dir.path(), clock).await;
+        // The member carries on in its generation: no rebalance needed.
+        assert_eq!(c.heartbeat("g", member).await, Ok(()));
+        let described = c.describe("g").await.unwrap();
+        assert_eq!(
+            (described.state, described.members.len()),
+            (GroupState::Stable, 1)
+        );
+        let wanted = [("t".to_string(), 0)];
+        let found = c.offsets("g", Some(&wanted)).await;
+        assert_eq!(found[0].1.as_ref().map(|o| o.offset), Some(42));
+    }
+
+    #[tokio::test]
+    async fn offsets_of_empty_groups_expire_after_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let (clock, hand) = Clock::manual(1_000);
+        let c = coordinator(dir.path(), clock.clone()).await;
+        c.commit_offsets("g", STANDALONE, vec![offset(0, 7, 1_000)])
+            .await
+            .unwrap();
+        hand.store(1_000 + RETENTION_MS - 1, Ordering::SeqCst);
+        c.tick().await;
+        assert_eq!(
+            c.offsets("g", None).await.len(),
+            1,
+            "kept until the retention passes"
+        );
+        hand.store(1_000 + RETENTION_MS, Ordering::SeqCst);
+        c.tick().await;
+        assert!(c.offsets("g", None).await.is_empty());
+        drop(c);
+        let c = coordinator(dir.path(), clock).await;
+        assert!(
+            c.offsets("g", None).await.is_empty(),
+            "gone from the store too"
+        );
+    }
+
+    #[tokio::test]
+    async fn active_groups_refuse_standalone_commits_and_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let (clock, _) = Clock::manual(1_000);
+        let c = coordinator(dir.path(), clock).await;
+        join_and_sync(&c).await;
+        let refused = c
+            .commit_offsets("g", STANDALONE, vec![offset(0, 1, 1_000)])
+            .await;
+        assert_eq!(refused, Err(AdminError::Group(GroupError::UnknownMemberId)));
+        assert_eq!(c.delete("g").await, Err(AdminError::NonEmptyGroup));
+        assert_eq!(c.delete("nope").await, Err(AdminError::GroupIdNotFound));
+    }
+}
