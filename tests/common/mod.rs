@@ -53,7 +53,16 @@ impl Broker {
     }
 
     fn spawn(&mut self, listen: &str) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_silt"))
+        // Settings from the test's own environment must not leak in.
+        let inherited: Vec<String> = std::env::vars()
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with("SILT_"))
+            .collect();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_silt"));
+        for name in inherited {
+            command.env_remove(name);
+        }
+        let mut child = command
             .arg("serve")
             .arg("--data-dir")
             .arg(&self.data_dir)
