@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
+use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -47,16 +48,7 @@ pub enum ResetTo {
 /// Prints a group's state, members with their assignments, and per
 /// partition the committed offset, the log end offset and the lag.
 pub async fn describe(cluster: &mut Cluster, group: &str) -> anyhow::Result<()> {
-    let request = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
-    let response = cluster.any().call(request, 5).await?;
-    let described = response
-        .groups
-        .first()
-        .context("empty DescribeGroups response")?;
-    check(
-        described.error_code,
-        &format!("cannot describe group '{group}'"),
-    )?;
+    let described = &describe_group(cluster, group).await?;
     let committed = committed_offsets(cluster, group).await?;
     if described.group_state.as_str() == "Dead" && committed.is_empty() {
         bail!("group '{group}' does not exist");
@@ -116,12 +108,7 @@ pub async fn reset_offsets(
     topic: &str,
     to: ResetTo,
 ) -> anyhow::Result<()> {
-    let request = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
-    let response = cluster.any().call(request, 5).await?;
-    let described = response
-        .groups
-        .first()
-        .context("empty DescribeGroups response")?;
+    let described = describe_group(cluster, group).await?;
     let state = described.group_state.as_str();
     if !matches!(state, "Empty" | "Dead") {
         bail!(
@@ -181,6 +168,22 @@ pub async fn reset_offsets(
         println!("{topic}\t{p}\t{o}");
     }
     Ok(())
+}
+
+/// DescribeGroups of one group.
+async fn describe_group(cluster: &mut Cluster, group: &str) -> anyhow::Result<DescribedGroup> {
+    let request = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
+    let response = cluster.any().call(request, 5).await?;
+    let described = response
+        .groups
+        .into_iter()
+        .next()
+        .context("empty DescribeGroups response")?;
+    check(
+        described.error_code,
+        &format!("cannot describe group '{group}'"),
+    )?;
+    Ok(described)
 }
 
 /// Deletes a group without members, with its offsets.

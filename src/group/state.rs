@@ -502,15 +502,7 @@ impl Group {
             return Vec::new();
         }
         // Members that did not rejoin in time leave the group.
-        let gone: Vec<String> = self
-            .members
-            .values()
-            .filter(|m| !m.awaiting_join)
-            .map(|m| m.member_id.clone())
-            .collect();
-        for id in gone {
-            self.remove_member(&id);
-        }
+        self.remove_members(|m| !m.awaiting_join);
         self.pending_members.clear();
         self.initial_delay_until = None;
         self.generation += 1;
@@ -624,6 +616,19 @@ impl Group {
                 .get(member_id)
                 .map(|m| m.assignment.clone())
                 .unwrap_or_default(),
+        }
+    }
+
+    /// Removes every member `leaves` selects.
+    fn remove_members(&mut self, leaves: impl Fn(&Member) -> bool) {
+        let gone: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| leaves(m))
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in gone {
+            self.remove_member(&id);
         }
     }
 
@@ -832,15 +837,7 @@ impl Group {
             GroupState::CompletingRebalance if self.deadline.is_some_and(|d| now >= d) => {
                 // The leader never sent the assignments: members that did
                 // not sync leave, the rest rebalance.
-                let silent: Vec<String> = self
-                    .members
-                    .values()
-                    .filter(|m| !m.awaiting_sync)
-                    .map(|m| m.member_id.clone())
-                    .collect();
-                for id in silent {
-                    self.remove_member(&id);
-                }
+                self.remove_members(|m| !m.awaiting_sync);
                 replies.extend(self.membership_changed(now));
             }
             _ => {}
