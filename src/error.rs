@@ -123,7 +123,8 @@ impl crate::group::AdminError {
             AdminError::NonEmptyGroup => ResponseError::NonEmptyGroup,
             AdminError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
             AdminError::Group(e) => e.response_error(),
-            AdminError::Storage(_) => ResponseError::KafkaStorageError,
+            // Retriable for clients, as Kafka answers a failed offset write.
+            AdminError::Storage(_) => ResponseError::CoordinatorNotAvailable,
         }
     }
 }

@@ -52,8 +52,11 @@ struct Entry {
     offsets: BTreeMap<(String, i32), CommittedOffset>,
     joins: HashMap<String, oneshot::Sender<std::result::Result<Joined, GroupError>>>,
     syncs: HashMap<String, oneshot::Sender<std::result::Result<Synced, GroupError>>>,
-    /// The last generation persisted, to persist each stable point once.
-    persisted_generation: i32,
+    /// The group revision last persisted, to persist each change once.
+    persisted_revision: Option<u64>,
+    /// Since when the group has had no members (offset retention counts
+    /// from then, or from the last commit if that is later).
+    empty_since: Option<i64>,
 }
 
 impl Entry {
@@ -75,15 +78,50 @@ impl Entry {
         }
     }
 
+    /// Takes a waiting request's own reply out of `replies`, if there.
+    fn own_join(
+        replies: &mut Vec<Reply>,
+        member_id: &str,
+    ) -> Option<std::result::Result<Joined, GroupError>> {
+        let i = replies
+            .iter()
+            .position(|r| matches!(r, Reply::Join(id, _) if id == member_id))?;
+        match replies.remove(i) {
+            Reply::Join(_, result) => Some(result),
+            Reply::Sync(..) => unreachable!("matched a join reply"),
+        }
+    }
+
+    fn own_sync(
+        replies: &mut Vec<Reply>,
+        member_id: &str,
+    ) -> Option<std::result::Result<Synced, GroupError>> {
+        let i = replies
+            .iter()
+            .position(|r| matches!(r, Reply::Sync(id, _) if id == member_id))?;
+        match replies.remove(i) {
+            Reply::Sync(_, result) => Some(result),
+            Reply::Join(..) => unreachable!("matched a sync reply"),
+        }
+    }
+
+    /// Notes when the group last became empty.
+    fn note_emptiness(&mut self, now: i64) {
+        if !self.group.is_empty() {
+            self.empty_since = None;
+        } else if self.empty_since.is_none() {
+            self.empty_since = Some(now);
+        }
+    }
+
     /// The group's metadata to persist, if it reached a new stable point
-    /// (Stable, or emptied) since the last one.
-    fn take_snapshot(&mut self) -> Option<GroupMeta> {
+    /// (Stable, or emptied) since the last one persisted.
+    fn snapshot(&self) -> Option<GroupMeta> {
         let g = &self.group;
         let settled = matches!(g.state(), GroupState::Stable | GroupState::Empty);
-        if !settled || g.generation() == self.persisted_generation {
+        if !settled || self.persisted_revision == Some(g.revision()) {
             return None;
         }
-        self.persisted_generation = g.generation();
         Some(GroupMeta {
             id: g.id.clone(),
             generation: g.generation(),
@@ -146,7 +184,8 @@ impl Coordinator {
                 None => Group::new(&id, settings),
             };
             let entry = Entry {
-                persisted_generation: group.generation(),
+                persisted_revision: Some(group.revision()),
+                empty_since: group.is_empty().then_some(now),
                 group,
                 offsets: offsets
                     .into_iter()
@@ -179,18 +218,30 @@ impl Coordinator {
             offsets: BTreeMap::new(),
             joins: HashMap::new(),
             syncs: HashMap::new(),
-            persisted_generation: 0,
+            persisted_revision: None,
+            empty_since: Some(self.clock.now_ms()),
         };
         let handle = Arc::new(tokio::sync::Mutex::new(entry));
         groups.insert(id.to_string(), handle.clone());
         Some(handle)
     }
 
-    async fn persist(&self, entry: &mut Entry) {
-        if let Some(snapshot) = entry.take_snapshot()
-            && let Err(e) = self.meta.put_group(snapshot).await
-        {
-            tracing::warn!(group = %entry.group.id, error = %e, "cannot persist group metadata");
+    /// Persists the group if it reached a new stable point; false if that
+    /// failed (the change is then not durable).
+    async fn persist(&self, entry: &mut Entry) -> bool {
+        entry.note_emptiness(self.clock.now_ms());
+        let Some(snapshot) = entry.snapshot() else {
+            return true;
+        };
+        match self.meta.put_group(snapshot).await {
+            Ok(()) => {
+                entry.persisted_revision = Some(entry.group.revision());
+                true
+            }
+            Err(e) => {
+                tracing::warn!(group = %entry.group.id, error = %e, "cannot persist group metadata");
+                false
+            }
         }
     }
 
@@ -203,13 +254,17 @@ impl Coordinator {
         let handle = self.handle(group_id, true).expect("created");
         let waiter = {
             let mut entry = handle.lock().await;
-            let (member_id, replies) = entry.group.join(request, self.clock.now_ms());
+            let (member_id, mut replies) = entry.group.join(request, self.clock.now_ms());
+            let own = Entry::own_join(&mut replies, &member_id);
+            entry.deliver(replies);
+            self.persist(&mut entry).await;
+            if let Some(result) = own {
+                return result;
+            }
             let (tx, rx) = oneshot::channel();
             if let Some(old) = entry.joins.insert(member_id, tx) {
                 let _ = old.send(Err(GroupError::RebalanceInProgress));
             }
-            entry.deliver(replies);
-            self.persist(&mut entry).await;
             rx
         };
         waiter
@@ -230,19 +285,34 @@ impl Coordinator {
         let waiter = {
             let mut entry = handle.lock().await;
             let now = self.clock.now_ms();
-            let replies = entry.group.sync(
+            let mut replies = entry.group.sync(
                 member.member_id,
                 member.instance_id,
                 member.generation,
                 assignments,
                 now,
             );
-            let (tx, rx) = oneshot::channel();
-            entry.syncs.insert(member.member_id.to_string(), tx);
             // Persist before anyone learns the assignment, so a restart
-            // never goes back to an older generation.
-            self.persist(&mut entry).await;
+            // never goes back to an older generation; if that fails, nobody
+            // learns it and the group rebalances.
+            if !self.persist(&mut entry).await {
+                for reply in &mut replies {
+                    if let Reply::Sync(_, result @ Ok(_)) = reply {
+                        *result = Err(GroupError::CoordinatorNotAvailable);
+                    }
+                }
+                let more = entry.group.force_rebalance(now);
+                replies.extend(more);
+            }
+            let own = Entry::own_sync(&mut replies, member.member_id);
             entry.deliver(replies);
+            if let Some(result) = own {
+                return result;
+            }
+            let (tx, rx) = oneshot::channel();
+            if let Some(old) = entry.syncs.insert(member.member_id.to_string(), tx) {
+                let _ = old.send(Err(GroupError::RebalanceInProgress));
+            }
             rx
         };
         waiter
@@ -352,6 +422,11 @@ impl Coordinator {
             .handle(group_id, false)
             .ok_or(AdminError::GroupIdNotFound)?;
         let mut entry = handle.lock().await;
+        let consumer = entry.group.protocol_type() == Some("consumer");
+        if !entry.group.is_empty() && !consumer {
+            // Which topics a non-consumer group uses is unknown.
+            return Err(AdminError::NonEmptyGroup);
+        }
         let subscribed = subscribed_topics(&entry.group);
         let (allowed, refused): (Vec<_>, Vec<_>) = partitions
             .into_iter()
@@ -473,25 +548,47 @@ impl Coordinator {
             self.persist(&mut entry).await;
             if entry.group.is_empty() {
                 self.expire_offsets(&id, &mut entry, now).await;
+                self.forget_if_unused(&id, &mut entry).await;
             }
         }
     }
 
     /// Offset retention (`offsets.retention.minutes`): an empty group's
-    /// offsets go once the newest of them is older than the retention.
+    /// offsets go once the retention has passed since it emptied and since
+    /// its last commit.
     async fn expire_offsets(&self, id: &str, entry: &mut Entry, now: i64) {
         let newest = entry.offsets.values().map(|o| o.commit_time_ms).max();
-        let expired = newest.is_some_and(|t| now - t >= self.offsets_retention_ms);
+        let since = newest.max(entry.empty_since);
+        let expired = !entry.offsets.is_empty()
+            && since.is_some_and(|t| now - t >= self.offsets_retention_ms);
         if !expired {
             return;
         }
-        match self.meta.delete_group(id).await {
+        let partitions: Vec<(String, i32)> = entry.offsets.keys().cloned().collect();
+        match self.meta.delete_offsets(id, partitions).await {
             Ok(()) => {
                 tracing::info!(group = id, "offsets of an empty group expired");
                 entry.offsets.clear();
             }
             Err(e) => tracing::warn!(group = id, error = %e, "cannot expire group offsets"),
         }
+    }
+
+    /// Drops a group that has no members, no offsets and nobody waiting,
+    /// from the store and from memory (Kafka marks such a group Dead).
+    async fn forget_if_unused(&self, id: &str, entry: &mut Entry) {
+        let unused = entry.offsets.is_empty() && entry.joins.is_empty() && entry.syncs.is_empty();
+        if !unused || entry.group.state() != GroupState::Empty {
+            return;
+        }
+        if entry.persisted_revision.is_some()
+            && let Err(e) = self.meta.delete_group(id).await
+        {
+            tracing::warn!(group = id, error = %e, "cannot delete an unused group");
+            return;
+        }
+        entry.group.kill();
+        self.groups.lock().expect("group map poisoned").remove(id);
     }
 }
 
@@ -528,9 +625,6 @@ fn restore(meta: GroupMeta, settings: GroupSettings, now: i64) -> Group {
 
 /// Topics the group's members subscribe to (consumer protocol metadata).
 fn subscribed_topics(group: &Group) -> Vec<String> {
-    if group.protocol_type() != Some("consumer") {
-        return Vec::new();
-    }
     let protocol = group.protocol().unwrap_or_default();
     group
         .members()
@@ -675,6 +769,38 @@ mod tests {
             c.offsets("g", None).await.is_empty(),
             "gone from the store too"
         );
+    }
+
+    #[tokio::test]
+    async fn retention_counts_from_when_the_group_emptied() {
+        let dir = tempfile::tempdir().unwrap();
+        let (clock, hand) = Clock::manual(1_000);
+        let c = coordinator(dir.path(), clock).await;
+        let member_id = join_and_sync(&c).await;
+        let member = MemberRef {
+            member_id: &member_id,
+            instance_id: None,
+            generation: 1,
+        };
+        c.commit_offsets("g", member, vec![offset(0, 5, 1_000)])
+            .await
+            .unwrap();
+        // Years later the consumer, which never re-committed, leaves.
+        let later = 1_000 + 10 * RETENTION_MS;
+        hand.store(later, Ordering::SeqCst);
+        c.heartbeat("g", member).await.unwrap();
+        c.leave("g", &[(member_id.clone(), None)]).await.unwrap();
+        c.tick().await;
+        assert_eq!(
+            c.offsets("g", None).await.len(),
+            1,
+            "kept: the group only just emptied"
+        );
+        hand.store(later + RETENTION_MS, Ordering::SeqCst);
+        c.tick().await;
+        assert!(c.offsets("g", None).await.is_empty());
+        c.tick().await;
+        assert!(c.list().await.is_empty(), "the unused group is forgotten");
     }
 
     #[tokio::test]

@@ -179,6 +179,9 @@ pub struct Group {
     deadline: Option<Millis>,
     /// The first rebalance of an empty group waits until then for more members.
     initial_delay_until: Option<Millis>,
+    /// Bumped by every change worth persisting (new generation, new
+    /// assignments, a static member's new id).
+    revision: u64,
     settings: GroupSettings,
 }
 
@@ -197,6 +200,7 @@ impl Group {
             static_members: BTreeMap::new(),
             deadline: None,
             initial_delay_until: None,
+            revision: 0,
             settings,
         }
     }
@@ -207,6 +211,11 @@ impl Group {
 
     pub fn generation(&self) -> i32 {
         self.generation
+    }
+
+    /// Changes whenever the group reaches a state worth persisting.
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     pub fn protocol_type(&self) -> Option<&str> {
@@ -296,6 +305,9 @@ impl Group {
             return self.join_new(req, now);
         }
         let member_id = req.member_id.clone();
+        if let Err(e) = self.check_instance(&member_id, req.instance_id.as_deref()) {
+            return fail(&member_id, e);
+        }
         if self.pending_members.remove(&member_id).is_some() {
             self.add_member(&req, member_id.clone(), now);
             return (member_id.clone(), self.after_join(&member_id, now));
@@ -303,19 +315,19 @@ impl Group {
         let Some(member) = self.members.get(&member_id) else {
             return fail(&member_id, GroupError::UnknownMemberId);
         };
-        if req.instance_id.is_some() && member.instance_id != req.instance_id {
+        if member.instance_id != req.instance_id {
+            // A static member may not drop or change its instance id.
             return fail(&member_id, GroupError::FencedInstanceId);
         }
         let unchanged = member.protocols == req.protocols;
         let is_leader = self.leader.as_deref() == Some(member_id.as_str());
-        if unchanged
-            && !is_leader
-            && matches!(
-                self.state,
-                GroupState::Stable | GroupState::CompletingRebalance
-            )
-        {
-            // A follower that missed its answer: the current generation.
+        let resend = match self.state {
+            GroupState::CompletingRebalance => unchanged,
+            GroupState::Stable => unchanged && !is_leader,
+            _ => false,
+        };
+        if resend {
+            // A member that missed its answer: the current generation.
             let joined = self.joined(&member_id);
             return (member_id.clone(), vec![Reply::Join(member_id, Ok(joined))]);
         }
@@ -349,9 +361,9 @@ impl Group {
     }
 
     /// A static member restarted: it takes a new member id, fencing the old
-    /// one. In a Stable group with unchanged protocols it gets its place
-    /// back without a rebalance (a leader is told to skip the assignment);
-    /// anything else rebalances.
+    /// one, and its new metadata. In a Stable group whose selected protocol
+    /// stays the same it gets its place back without a rebalance (a leader
+    /// is told to skip the assignment); anything else rebalances.
     fn rejoin_static(
         &mut self,
         req: JoinRequest,
@@ -359,13 +371,32 @@ impl Group {
         now: Millis,
     ) -> (String, Vec<Reply>) {
         let new_id = req.new_member_id.clone();
-        let mut member = self
-            .members
-            .remove(&old_id)
-            .expect("static members are members");
+        let Some(mut member) = self.members.remove(&old_id) else {
+            // A stale mapping: join as a new static member.
+            self.static_members
+                .remove(req.instance_id.as_deref().unwrap_or_default());
+            self.add_member(&req, new_id.clone(), now);
+            return (new_id.clone(), self.after_join(&new_id, now));
+        };
         let was_leader = self.leader.as_deref() == Some(old_id.as_str());
-        let unchanged = member.protocols == req.protocols;
+        let mut replies = Vec::new();
+        // The old incarnation's waiting requests are fenced.
+        if std::mem::take(&mut member.awaiting_join) {
+            replies.push(Reply::Join(
+                old_id.clone(),
+                Err(GroupError::FencedInstanceId),
+            ));
+        }
+        if std::mem::take(&mut member.awaiting_sync) {
+            replies.push(Reply::Sync(old_id, Err(GroupError::FencedInstanceId)));
+        }
         member.member_id = new_id.clone();
+        member.protocols = req.protocols.clone();
+        member.client_id = req.client_id.clone();
+        member.client_host = req.client_host.clone();
+        member.session_timeout_ms = req.session_timeout_ms;
+        member.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        member.session_deadline = now + i64::from(req.session_timeout_ms);
         self.members.insert(new_id.clone(), member);
         self.static_members.insert(
             req.instance_id.clone().expect("static join"),
@@ -374,21 +405,9 @@ impl Group {
         if was_leader {
             self.leader = Some(new_id.clone());
         }
-        let mut replies = Vec::new();
-        // The old incarnation's waiting requests are fenced.
-        let old = self.members.get_mut(&new_id).expect("just inserted");
-        if std::mem::take(&mut old.awaiting_join) {
-            replies.push(Reply::Join(
-                old_id.clone(),
-                Err(GroupError::FencedInstanceId),
-            ));
-        }
-        if std::mem::take(&mut old.awaiting_sync) {
-            replies.push(Reply::Sync(old_id, Err(GroupError::FencedInstanceId)));
-        }
-        if self.state == GroupState::Stable && unchanged {
-            let member = self.members.get_mut(&new_id).expect("just inserted");
-            member.session_deadline = now + i64::from(req.session_timeout_ms);
+        self.revision += 1;
+        let same_protocol = self.protocol.as_ref() == Some(&self.select_protocol());
+        if self.state == GroupState::Stable && same_protocol {
             let joined = Joined {
                 skip_assignment: was_leader,
                 ..self.joined(&new_id)
@@ -418,10 +437,10 @@ impl Group {
     }
 
     fn add_member(&mut self, req: &JoinRequest, member_id: String, now: Millis) {
-        let assignment = self
+        let (assignment, awaiting_sync) = self
             .members
             .get(&member_id)
-            .map(|m| m.assignment.clone())
+            .map(|m| (m.assignment.clone(), m.awaiting_sync))
             .unwrap_or_default();
         let member = Member {
             member_id: member_id.clone(),
@@ -434,7 +453,8 @@ impl Group {
             assignment,
             session_deadline: now + i64::from(req.session_timeout_ms),
             awaiting_join: true,
-            awaiting_sync: false,
+            // A pending SyncGroup is answered by the rebalance this starts.
+            awaiting_sync,
         };
         if let Some(instance) = &req.instance_id {
             self.static_members
@@ -501,11 +521,12 @@ impl Group {
         if !(overdue || (all_joined && !delayed)) {
             return Vec::new();
         }
-        // Members that did not rejoin in time leave the group.
-        self.remove_members(|m| !m.awaiting_join);
-        self.pending_members.clear();
+        // Dynamic members that did not rejoin in time leave the group; static
+        // ones stay until their session expires.
+        self.remove_members(|m| !m.awaiting_join && m.instance_id.is_none());
         self.initial_delay_until = None;
         self.generation += 1;
+        self.revision += 1;
         if self.members.is_empty() {
             self.state = GroupState::Empty;
             self.protocol = None;
@@ -619,6 +640,15 @@ impl Group {
         }
     }
 
+    /// A request naming a static instance now held by another member id
+    /// comes from a superseded process: it is fenced, not merely unknown.
+    fn check_instance(&self, member_id: &str, instance_id: Option<&str>) -> Result<(), GroupError> {
+        match instance_id.and_then(|i| self.static_members.get(i)) {
+            Some(current) if current != member_id => Err(GroupError::FencedInstanceId),
+            _ => Ok(()),
+        }
+    }
+
     /// Removes every member `leaves` selects.
     fn remove_members(&mut self, leaves: impl Fn(&Member) -> bool) {
         let gone: Vec<String> = self
@@ -652,13 +682,12 @@ impl Group {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), GroupError> {
+        self.check_instance(member_id, instance_id)?;
         let member = self
             .members
             .get(member_id)
             .ok_or(GroupError::UnknownMemberId)?;
-        if let Some(instance) = instance_id
-            && member.instance_id.as_deref() != Some(instance)
-        {
+        if instance_id.is_some() && member.instance_id.as_deref() != instance_id {
             return Err(GroupError::FencedInstanceId);
         }
         if generation != self.generation {
@@ -700,6 +729,7 @@ impl Group {
                 }
                 self.state = GroupState::Stable;
                 self.deadline = None;
+                self.revision += 1;
                 let waiting: Vec<String> = self
                     .members
                     .values_mut()
@@ -753,6 +783,14 @@ impl Group {
             },
             _ => member_id.to_string(),
         };
+        if let Err(e) = self.check_instance(&id, instance_id) {
+            return (Err(e), Vec::new());
+        }
+        if self.pending_members.remove(&id).is_some() {
+            // A member that got its id but never joined: the round need
+            // not wait for it any more.
+            return (Ok(()), self.try_complete_join(now));
+        }
         let Some(member) = self.members.get(&id) else {
             return (Err(GroupError::UnknownMemberId), Vec::new());
         };
@@ -797,6 +835,9 @@ impl Group {
         generation: i32,
         now: Millis,
     ) -> Result<(), GroupError> {
+        if self.state == GroupState::Dead {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
         if generation < 0 && member_id.is_empty() {
             return if self.members.is_empty() {
                 Ok(())
@@ -813,21 +854,26 @@ impl Group {
         Ok(())
     }
 
+    /// Starts over after a stable point could not be persisted.
+    pub fn force_rebalance(&mut self, now: Millis) -> Vec<Reply> {
+        if self.members.is_empty() {
+            return Vec::new();
+        }
+        self.prepare_rebalance(now)
+    }
+
     /// Expires sessions, pending member ids and round deadlines.
     pub fn tick(&mut self, now: Millis) -> Vec<Reply> {
         self.pending_members.retain(|_, deadline| *deadline > now);
         let expired: Vec<String> = self
             .members
             .values()
-            .filter(|m| !m.awaiting_join && m.session_deadline <= now)
+            .filter(|m| !m.awaiting_join && !m.awaiting_sync && m.session_deadline <= now)
             .map(|m| m.member_id.clone())
             .collect();
         let mut replies = Vec::new();
         if !expired.is_empty() {
             for id in &expired {
-                if self.members.get(id).is_some_and(|m| m.awaiting_sync) {
-                    replies.push(Reply::Sync(id.clone(), Err(GroupError::UnknownMemberId)));
-                }
                 self.remove_member(id);
             }
             replies.extend(self.membership_changed(now));
@@ -1063,6 +1109,82 @@ mod tests {
             Err(GroupError::UnknownMemberId)
         );
         assert_eq!(g.heartbeat("m1", Some("i1"), 2, 50), Ok(()));
+    }
+
+    #[test]
+    fn superseded_and_malformed_static_requests_are_fenced() {
+        let mut g = Group::new("g", SETTINGS);
+        let static_join = |instance: &str, new_id: &str| JoinRequest {
+            instance_id: Some(instance.into()),
+            ..join_request("", new_id)
+        };
+        joined(&g.join(static_join("i1", "m1"), 0).1, "m1");
+        g.sync("m1", Some("i1"), 1, assign(&[("m1", "x")]), 0);
+        // A restart with new metadata but the same selected protocol: no rebalance.
+        let restarted = JoinRequest {
+            protocols: vec![("range".into(), Bytes::from_static(b"owned: none"))],
+            ..static_join("i1", "m1b")
+        };
+        let j = joined(&g.join(restarted, 10).1, "m1b");
+        assert_eq!((j.generation, g.state()), (1, GroupState::Stable));
+        // The superseded process is fenced, not told to rejoin.
+        assert_eq!(
+            g.heartbeat("m1", Some("i1"), 1, 20),
+            Err(GroupError::FencedInstanceId)
+        );
+        assert!(matches!(
+            &g.join(
+                JoinRequest {
+                    instance_id: Some("i1".into()),
+                    ..join_request("m1", "x")
+                },
+                20
+            )
+            .1[0],
+            Reply::Join(_, Err(GroupError::FencedInstanceId))
+        ));
+        assert_eq!(
+            g.leave("m1", Some("i1"), 20).0,
+            Err(GroupError::FencedInstanceId)
+        );
+        // Dropping the instance id on rejoin is refused too.
+        assert!(matches!(
+            &g.join(join_request("m1b", "x"), 30).1[0],
+            Reply::Join(_, Err(GroupError::FencedInstanceId))
+        ));
+        assert_eq!(g.heartbeat("m1b", Some("i1"), 1, 40), Ok(()));
+    }
+
+    #[test]
+    fn a_pending_member_that_leaves_does_not_hold_up_the_round() {
+        let mut g = Group::new("g", SETTINGS);
+        join_new(&mut g, "m1", 0);
+        g.sync("m1", None, 1, assign(&[("m1", "a")]), 0);
+        // m2 gets an id but leaves instead of joining.
+        let (m2, _) = g.join(join_request("", "m2"), 10);
+        g.join(join_request("m1", "x"), 10);
+        assert_eq!(g.state(), GroupState::PreparingRebalance);
+        let (result, replies) = g.leave(&m2, None, 20);
+        assert_eq!(result, Ok(()));
+        assert_eq!(joined(&replies, "m1").generation, 2);
+    }
+
+    #[test]
+    fn members_waiting_for_the_leaders_sync_do_not_expire() {
+        let mut g = Group::new("g", SETTINGS);
+        join_new(&mut g, "m1", 0);
+        join_new(&mut g, "m2", 0);
+        g.join(join_request("m1", "x"), 0);
+        assert!(
+            g.sync("m2", None, 2, vec![], 0).is_empty(),
+            "m2 waits for the leader"
+        );
+        // Past m2's 10 s session but within the 30 s sync deadline; the
+        // leader heartbeats meanwhile.
+        assert_eq!(g.heartbeat("m1", None, 2, 8_000), Ok(()));
+        assert!(g.tick(15_000).is_empty());
+        let replies = g.sync("m1", None, 2, assign(&[("m1", "a"), ("m2", "b")]), 16_000);
+        assert_eq!(replies.len(), 2, "both members get their assignment");
     }
 
     #[test]

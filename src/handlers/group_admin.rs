@@ -10,6 +10,7 @@ use kafka_protocol::messages::{
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::group::state::GroupState;
 
 /// Every group here uses the classic protocol (KIP-848 groups are not served).
 const GROUP_TYPE: &str = "classic";
@@ -60,6 +61,8 @@ pub async fn describe(
             );
             continue;
         };
+        // Like Kafka, protocol and member data are shown only when Stable.
+        let stable = group.state == GroupState::Stable;
         let members = group
             .members
             .iter()
@@ -74,8 +77,12 @@ pub async fn describe(
                     .with_member_id(str_bytes(&m.member_id))
                     .with_client_id(str_bytes(&m.client_id))
                     .with_client_host(str_bytes(&m.client_host))
-                    .with_member_metadata(metadata)
-                    .with_member_assignment(m.assignment.clone());
+                    .with_member_metadata(if stable { metadata } else { Default::default() })
+                    .with_member_assignment(if stable {
+                        m.assignment.clone()
+                    } else {
+                        Default::default()
+                    });
                 if version >= 4 {
                     member.with_group_instance_id(m.instance_id.as_ref().map(|i| str_bytes(i)))
                 } else {
@@ -88,7 +95,7 @@ pub async fn describe(
                 .with_group_id(id)
                 .with_group_state(str_bytes(group.state.name()))
                 .with_protocol_type(str_bytes(&group.protocol_type))
-                .with_protocol_data(str_bytes(&group.protocol))
+                .with_protocol_data(str_bytes(if stable { &group.protocol } else { "" }))
                 .with_members(members),
         );
     }
