@@ -30,6 +30,7 @@ pub struct Config {
     /// Where a produce request is acknowledged.
     pub durability: Durability,
     pub broker: BrokerConfig,
+    pub storage: StorageConfig,
     pub topics: TopicDefaults,
     pub flush: FlushConfig,
     pub wal: WalConfig,
@@ -48,11 +49,25 @@ pub struct BrokerConfig {
     pub listen: String,
     /// `host:port` clients are told to connect to; defaults to `listen`.
     pub advertised_listener: Option<String>,
+    /// Address of the admin HTTP port (`/metrics`, `/health`); unset: off.
+    pub admin_listen: Option<String>,
     /// Directory holding the WAL, the embedded metadata, the disk cache and
     /// (by default) the local object store.
     pub data_dir: PathBuf,
     /// Cluster id reported to clients.
     pub cluster_id: String,
+}
+
+/// Where data objects and metadata live.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Data objects: `file:///DIR` or `s3://BUCKET/PREFIX`; unset means
+    /// `<data_dir>/objects`.
+    pub object_store: Option<String>,
+    /// Metadata: `file:///DIR` for the embedded store; unset means
+    /// `<data_dir>/meta`.
+    pub meta: Option<String>,
 }
 
 /// Defaults for topics: auto-creation and the topic-level configs a topic
@@ -147,6 +162,7 @@ impl Default for Config {
         Config {
             durability: Durability::Local,
             broker: BrokerConfig::default(),
+            storage: StorageConfig::default(),
             topics: TopicDefaults::default(),
             flush: FlushConfig::default(),
             wal: WalConfig::default(),
@@ -163,6 +179,7 @@ impl Default for BrokerConfig {
             id: 1,
             listen: "127.0.0.1:9092".into(),
             advertised_listener: None,
+            admin_listen: None,
             data_dir: PathBuf::from("./silt-data"),
             cluster_id: "silt-cluster".into(),
         }
@@ -251,6 +268,9 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub advertised_listener: Option<String>,
     pub durability: Option<Durability>,
+    pub object_store: Option<String>,
+    pub meta: Option<String>,
+    pub admin_listen: Option<String>,
 }
 
 impl Config {
@@ -308,6 +328,15 @@ impl Config {
         if let Some(d) = overrides.durability {
             config.durability = d;
         }
+        if let Some(url) = overrides.object_store {
+            config.storage.object_store = Some(url);
+        }
+        if let Some(url) = overrides.meta {
+            config.storage.meta = Some(url);
+        }
+        if let Some(addr) = overrides.admin_listen {
+            config.broker.admin_listen = Some(addr);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -327,6 +356,14 @@ impl Config {
             && split_host_port(adv).is_none()
         {
             return invalid("broker.advertised_listener", "expected HOST:PORT");
+        }
+        if let Some(admin) = &self.broker.admin_listen
+            && admin.parse::<SocketAddr>().is_err()
+        {
+            return invalid(
+                "broker.admin_listen",
+                "expected HOST:PORT with a numeric IP",
+            );
         }
         if self.topics.default_partitions < 1 {
             return invalid("topics.default_partitions", "must be at least 1");
@@ -354,6 +391,11 @@ impl Config {
                 "limits.queued_max_request_bytes",
                 "must be at least socket_request_max_bytes, or a large request could never be read",
             );
+        }
+        if let Some(meta) = &self.storage.meta
+            && !meta.starts_with("file:///")
+        {
+            return invalid("storage.meta", "expected file:///DIR (the embedded store)");
         }
         let g = &self.groups;
         if g.min_session_timeout_ms < 1 || g.max_session_timeout_ms < g.min_session_timeout_ms {
@@ -390,6 +432,14 @@ impl Config {
             Durability::Local => 4 * 1024 * 1024,
         };
         self.flush.bytes.unwrap_or(default)
+    }
+
+    /// The directory of the embedded metadata store.
+    pub fn meta_dir(&self) -> PathBuf {
+        match &self.storage.meta {
+            Some(url) => PathBuf::from(url.trim_start_matches("file://")),
+            None => self.broker.data_dir.join("meta"),
+        }
     }
 
     /// `(host, port)` clients should connect to.

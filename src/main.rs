@@ -158,6 +158,15 @@ struct ServeArgs {
     /// Where produce requests are acknowledged.
     #[arg(long, value_enum)]
     durability: Option<Durability>,
+    /// Data objects: file:///DIR or s3://BUCKET/PREFIX.
+    #[arg(long)]
+    object_store: Option<String>,
+    /// The embedded metadata store's directory, file:///DIR.
+    #[arg(long)]
+    meta: Option<String>,
+    /// Admin HTTP address (Prometheus /metrics, /health), HOST:PORT.
+    #[arg(long)]
+    admin_listen: Option<String>,
 }
 
 fn main() {
@@ -264,6 +273,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         advertised_listener: args.advertised_listener,
         durability: args.durability,
+        object_store: args.object_store,
+        meta: args.meta,
+        admin_listen: args.admin_listen,
     };
     let mut config = Config::load(args.config.as_deref(), std::env::vars(), overrides)?;
     let listener = TcpListener::bind(&config.broker.listen)
@@ -273,14 +285,38 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if config.broker.advertised_listener.is_none() {
         config.broker.advertised_listener = Some(local.to_string());
     }
+    silt::admin::recorder();
+    let admin = match &config.broker.admin_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (admin)"))?,
+        ),
+        None => None,
+    };
     let broker = Broker::open(config)
         .await
         .context("cannot open the broker")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
+    let admin = admin.map(|listener| {
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        println!("silt: admin listening on {addr}");
+        tokio::spawn(silt::admin::serve(
+            listener,
+            broker.clone(),
+            shutdown.clone(),
+        ))
+    });
     tracing::info!(addr = %local, "serving Kafka clients");
     println!("silt: listening on {local}");
     silt::server::run(listener, broker.clone(), shutdown).await;
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
     broker.shutdown().await;
     tracing::info!("stopped");
     Ok(())

@@ -96,8 +96,15 @@ impl Broker {
                 data_dir.display()
             )))
         })?;
-        let meta: Arc<dyn MetaStore> = Arc::new(EmbeddedStore::open(&data_dir.join("meta"))?);
-        let bucket = Bucket::local(&data_dir.join("objects"))?;
+        let meta: Arc<dyn MetaStore> = Arc::new(EmbeddedStore::open(&config.meta_dir())?);
+        let bucket = Bucket::open(
+            config.storage.object_store.as_deref(),
+            &data_dir.join("objects"),
+        )?;
+        bucket
+            .check()
+            .await
+            .map_err(|e| Error::InvalidConfig(e.to_string()))?;
         let settings = LogSettings::from_config(&config);
         let (log, wal_records) = Log::open(settings, &config, meta.clone(), bucket).await?;
         let log = Arc::new(log);

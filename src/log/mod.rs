@@ -194,6 +194,16 @@ impl Log {
         }
     }
 
+    /// Bytes accepted and not yet committed to the object store.
+    pub fn unflushed_bytes(&self) -> u64 {
+        self.unflushed.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the WAL holds on disk (its segments not yet released).
+    pub fn wal_bytes(&self) -> u64 {
+        self.wal.bytes_kept()
+    }
+
     /// Whether less than `limits.max_unflushed_bytes` awaits upload.
     pub fn has_capacity(&self) -> bool {
         self.unflushed.load(Ordering::Relaxed) < self.settings.max_unflushed_bytes

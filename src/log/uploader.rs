@@ -121,6 +121,8 @@ impl Log {
             });
         }
         let outcomes = self.meta.commit(commits.clone()).await?;
+        metrics::counter!("silt_uploads_total").increment(1);
+        metrics::histogram!("silt_upload_seconds").record(started.elapsed().as_secs_f64());
         let progressed = outcomes.contains(&CommitOutcome::Committed);
         tracing::debug!(
             object = %id,

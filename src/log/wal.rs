@@ -165,6 +165,12 @@ impl Wal {
         self.shared.pending.lock().expect("WAL lock poisoned").end
     }
 
+    /// Bytes from the oldest kept segment to the end.
+    pub fn bytes_kept(&self) -> u64 {
+        let first = self.shared.segments.lock().expect("WAL lock poisoned")[0];
+        self.end() - first
+    }
+
     /// A receiver that changes whenever more of the WAL becomes durable.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.durable.subscribe()
@@ -258,6 +264,9 @@ impl Shared {
             written += buf.len() as u64;
             self.durable.send_replace(end);
             let took = began.elapsed();
+            metrics::counter!("silt_wal_fsyncs_total").increment(1);
+            metrics::counter!("silt_wal_bytes_written_total").increment(buf.len() as u64);
+            metrics::histogram!("silt_wal_fsync_seconds").record(took.as_secs_f64());
             if took > SLOW_SYNC {
                 tracing::debug!(
                     bytes = buf.len(),

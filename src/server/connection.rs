@@ -82,6 +82,7 @@ pub async fn serve(
             biased;
             Some(outcome) = in_flight.next(), if !in_flight.is_empty() => match outcome {
                 Outcome::Respond(bytes) => {
+                    metrics::counter!("silt_network_bytes_total", "direction" => "out").increment(bytes.len() as u64);
                     if let Err(e) = writer.write_all(&bytes).await {
                         tracing::debug!(%peer, error = %e, "client went away");
                         return;
@@ -202,6 +203,8 @@ async fn read_frames(
                 return;
             }
         }
+        metrics::counter!("silt_network_bytes_total", "direction" => "in")
+            .increment(4 + size as u64);
         let frame = Frame {
             bytes: buf.freeze(),
             permit,
@@ -247,9 +250,15 @@ fn start(
     let (api_key, version, correlation_id) =
         (*api_key, header.request_api_version, header.correlation_id);
     let reply = handlers::dispatch(broker, request, peer).ok_or(DecodeError::NotServed(api_key))?;
+    let started = std::time::Instant::now();
     Ok(async move {
         let _reserved = permit;
-        let Some(body) = reply.await else {
+        let body = reply.await;
+        let api = format!("{api_key:?}");
+        metrics::histogram!("silt_request_seconds", "api" => api.clone())
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("silt_requests_total", "api" => api).increment(1);
+        let Some(body) = body else {
             return Outcome::Silent;
         };
         match protocol::encode_response(api_key, version, correlation_id, &body) {

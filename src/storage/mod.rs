@@ -1,22 +1,33 @@
 //! The object store and the only place that names object keys.
 //!
-//! `Bucket` wraps an `Arc<dyn ObjectStore>` (local file system by default,
-//! in-memory for unit tests) with a key prefix and the layout of DESIGN
-//! section 6. Data objects are written create-only: a PUT never replaces an
-//! object, so two writers can never overwrite each other's data.
+//! `Bucket` wraps an `Arc<dyn ObjectStore>` (a local directory by default,
+//! any S3-compatible bucket with `s3://bucket/prefix`, in-memory for unit
+//! tests) with a key prefix and the layout of DESIGN section 6. Data objects
+//! are written create-only: a PUT never replaces an object, so two writers
+//! can never overwrite each other's data. `Bucket::check` verifies at start
+//! that the bucket exists, the credentials work and create-only writes are
+//! enforced.
+
+mod metered;
 
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    RetryConfig,
+};
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use metered::MeteredStore;
 
 /// An object store plus the key layout Silt uses inside it.
 #[derive(Clone, Debug)]
@@ -24,17 +35,136 @@ pub struct Bucket {
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     local: bool,
+    /// The bucket (or directory) name, for messages.
+    name: String,
+}
+
+/// Why the object store cannot be used, named so the operator can act.
+#[derive(Debug, thiserror::Error)]
+pub enum BucketError {
+    #[error("object store URL '{0}': expected file:///DIR or s3://BUCKET[/PREFIX]")]
+    BadUrl(String),
+    #[error("bucket '{0}' does not exist: create it first (see localstack/README.md)")]
+    NoSuchBucket(String),
+    #[error(
+        "access to bucket '{bucket}' was refused ({reason}): check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION"
+    )]
+    AccessDenied { bucket: String, reason: String },
+    #[error(
+        "bucket '{0}' does not enforce create-only writes (If-None-Match): data objects could be overwritten"
+    )]
+    NoConditionalWrites(String),
+    #[error("bucket '{bucket}' cannot be reached: {reason}")]
+    Unreachable { bucket: String, reason: String },
 }
 
 impl Bucket {
+    /// Opens the object store named by `url` (`file:///DIR`,
+    /// `s3://BUCKET/PREFIX`), or `default_dir` when there is none. S3
+    /// settings (credentials, region, endpoint) come from the standard
+    /// `AWS_*` environment variables and instance or web identity
+    /// credentials; plain HTTP is allowed for an `http://` endpoint.
+    pub fn open(url: Option<&str>, default_dir: &Path) -> Result<Bucket> {
+        let Some(url) = url else {
+            return Bucket::local(default_dir);
+        };
+        let bad = || Error::InvalidConfig(BucketError::BadUrl(url.to_string()).to_string());
+        if let Some(dir) = url.strip_prefix("file://") {
+            let dir = PathBuf::from(dir);
+            if !dir.is_absolute() {
+                return Err(bad());
+            }
+            return Bucket::local(&dir);
+        }
+        let rest = url.strip_prefix("s3://").ok_or_else(bad)?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(bad());
+        }
+        let endpoint = std::env::var("AWS_ENDPOINT_URL")
+            .or_else(|_| std::env::var("AWS_ENDPOINT"))
+            .unwrap_or_default();
+        let options = ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_timeout(Duration::from_secs(60))
+            .with_allow_http(endpoint.starts_with("http://"));
+        // Transient failures (timeouts, 5xx, 503 SlowDown) are retried with
+        // jittered exponential backoff; what still fails is retried by the
+        // uploader at its next flush.
+        let retry = RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: 8,
+            retry_timeout: Duration::from_secs(30),
+        };
+        let store = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_client_options(options)
+            .with_retry(retry)
+            .build()?;
+        Ok(Bucket {
+            store: Arc::new(MeteredStore::new(Arc::new(store))),
+            prefix: ObjectPath::from(prefix),
+            local: false,
+            name: bucket.to_string(),
+        })
+    }
+
+    /// Checks that the bucket exists, the credentials work and create-only
+    /// writes are enforced, by writing a probe object twice.
+    pub async fn check(&self) -> std::result::Result<(), BucketError> {
+        let probe = self
+            .prefix
+            .clone()
+            .join("probe")
+            .join(format!("{}", Uuid::now_v7().simple()));
+        let create = || PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let classify = |e: object_store::Error| match e {
+            object_store::Error::NotFound { .. } => BucketError::NoSuchBucket(self.name.clone()),
+            object_store::Error::PermissionDenied { source, .. }
+            | object_store::Error::Unauthenticated { source, .. } => BucketError::AccessDenied {
+                bucket: self.name.clone(),
+                reason: source.to_string(),
+            },
+            other => BucketError::Unreachable {
+                bucket: self.name.clone(),
+                reason: other.to_string(),
+            },
+        };
+        let payload = || PutPayload::from_static(b"silt probe");
+        let checked = async {
+            self.store
+                .put_opts(&probe, payload(), create())
+                .await
+                .map_err(classify)?;
+            match self.store.put_opts(&probe, payload(), create()).await {
+                Err(object_store::Error::AlreadyExists { .. }) => {}
+                Ok(_) => return Err(BucketError::NoConditionalWrites(self.name.clone())),
+                Err(e) => return Err(classify(e)),
+            }
+            self.store.delete(&probe).await.map_err(classify)
+        };
+        tokio::time::timeout(Duration::from_secs(60), checked)
+            .await
+            .unwrap_or_else(|_| {
+                Err(BucketError::Unreachable {
+                    bucket: self.name.clone(),
+                    reason: "no answer within 60 s".into(),
+                })
+            })
+    }
+
     /// A bucket in a local directory; writes are fsynced before they return.
     pub fn local(dir: &Path) -> Result<Bucket> {
         std::fs::create_dir_all(dir)?;
         let store = LocalFileSystem::new_with_prefix(dir)?.with_fsync(true);
         Ok(Bucket {
-            store: Arc::new(store),
+            store: Arc::new(MeteredStore::new(Arc::new(store))),
             prefix: ObjectPath::default(),
             local: true,
+            name: dir.display().to_string(),
         })
     }
 
@@ -44,6 +174,7 @@ impl Bucket {
             store: Arc::new(InMemory::new()),
             prefix: ObjectPath::default(),
             local: false,
+            name: "memory".into(),
         }
     }
 
@@ -81,6 +212,24 @@ impl Bucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn urls_select_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().join("objects").display());
+        let local = Bucket::open(Some(&url), dir.path()).unwrap();
+        assert!(local.is_local());
+        local.check().await.unwrap();
+        assert!(Bucket::open(Some("file://relative"), dir.path()).is_err());
+        assert!(Bucket::open(Some("gs://x"), dir.path()).is_err());
+        assert!(Bucket::open(Some("s3://"), dir.path()).is_err());
+        let s3 = Bucket::open(Some("s3://bucket/some/prefix"), dir.path()).unwrap();
+        assert!(!s3.is_local());
+        assert_eq!(
+            s3.data_path(Uuid::nil()).as_ref(),
+            format!("some/prefix/data/{}.silt", Uuid::nil().simple())
+        );
+    }
 
     #[tokio::test]
     async fn data_objects_are_create_only() {

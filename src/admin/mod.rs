@@ -1,0 +1,67 @@
+//! The admin HTTP port: Prometheus metrics at `/metrics` and `/health`.
+//!
+//! Metrics are recorded where things happen (`metrics` macros); this module
+//! installs the Prometheus recorder, adds what is computed on scrape
+//! (consumer lag per group and partition, buffered bytes), and serves it.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::Broker;
+
+/// Latency buckets (seconds) for every `*_seconds` histogram.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn recorder() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .expect("the buckets are not empty")
+            .install_recorder()
+            .expect("no other metrics recorder is installed")
+    })
+}
+
+/// Serves `/metrics` and `/health` on `listener` until `shutdown`.
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: CancellationToken) {
+    let app = Router::new()
+        .route("/metrics", get(render_metrics))
+        .route("/health", get(|| async { "ok\n" }))
+        .with_state(broker);
+    let stopped = async move { shutdown.cancelled().await };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stopped)
+        .await
+    {
+        tracing::error!(error = %e, "the admin HTTP server failed");
+    }
+}
+
+async fn render_metrics(State(broker): State<Arc<Broker>>) -> String {
+    let handle = recorder();
+    handle.run_upkeep();
+    for (group, _, _) in broker.groups.list().await {
+        for lag in broker.consumer_lag(&group).await {
+            metrics::gauge!(
+                "silt_consumer_lag",
+                "group" => group.clone(),
+                "topic" => lag.topic,
+                "partition" => lag.partition.to_string()
+            )
+            .set(lag.lag as f64);
+        }
+    }
+    metrics::gauge!("silt_unflushed_bytes").set(broker.log.unflushed_bytes() as f64);
+    metrics::gauge!("silt_wal_bytes").set(broker.log.wal_bytes() as f64);
+    handle.render()
+}
