@@ -21,6 +21,8 @@ use rdkafka::{Offset, TopicPartitionList};
 pub struct Broker {
     child: Option<Child>,
     pub addr: String,
+    /// The admin HTTP address, when started with `--admin-listen`.
+    pub admin: Option<String>,
     pub data_dir: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -40,6 +42,7 @@ impl Broker {
         let mut broker = Broker {
             child: None,
             addr: String::new(),
+            admin: None,
             data_dir,
             args: args.iter().map(|a| a.to_string()).collect(),
             env: env
@@ -77,15 +80,21 @@ impl Broker {
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut admin = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("silt: admin listening on ") {
+                    admin = Some(addr.to_string());
+                }
                 if let Some(addr) = line.strip_prefix("silt: listening on ") {
-                    let _ = tx.send(addr.to_string());
+                    let _ = tx.send((addr.to_string(), admin.clone()));
                 }
             }
         });
-        self.addr = rx
+        let (addr, admin) = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the broker reports its address within 60 s");
+        self.addr = addr;
+        self.admin = admin;
         self.child = Some(child);
     }
 
@@ -137,6 +146,43 @@ impl Broker {
         self.spawn(&addr);
     }
 
+    /// Deletes the data directory (the broker must be stopped).
+    pub fn wipe_data_dir(&mut self) {
+        assert!(self.child.is_none(), "stop the broker first");
+        std::fs::remove_dir_all(&self.data_dir).expect("remove the data dir");
+    }
+
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("broker running").id()
+    }
+
+    /// The broker's resident memory in bytes (VmRSS).
+    pub fn rss_bytes(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("status");
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS");
+        kb * 1024
+    }
+
+    /// The value of a counter or gauge on `/metrics` (summed over labels
+    /// matching `labels`, e.g. `kind="put"`).
+    pub fn metric(&self, name: &str, labels: &str) -> f64 {
+        let admin = self.admin.as_ref().expect("started with --admin-listen");
+        let body = http_get(admin, "/metrics");
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+            .filter(|l| l.contains(labels))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child
@@ -152,6 +198,23 @@ impl Drop for Broker {
             let _ = child.wait();
         }
     }
+}
+
+/// A plain HTTP/1.1 GET; returns the body.
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
 }
 
 /// Runs the `silt` CLI; returns (success, stdout, stderr).
@@ -431,3 +494,5 @@ pub fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() ->
     }
 }
 pub mod groups;
+pub mod proxy;
+pub mod scenarios;
