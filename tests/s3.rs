@@ -204,8 +204,8 @@ fn create_only_writes_keep_two_brokers_apart() {
         let producer = idempotent_producer(&broker.addr, &deliveries);
         produce_keyed(&producer, "shared", 0..5000, 100);
         producer.flush(Duration::from_secs(60)).expect("flush");
-        let acked = deliveries.acked.lock().unwrap().clone();
-        acked
+
+        deliveries.acked.lock().unwrap().clone()
     };
     let (acked_a, acked_b) = std::thread::scope(|scope| {
         let a = scope.spawn(|| produce(&a));
