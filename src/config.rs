@@ -59,7 +59,7 @@ pub struct BrokerConfig {
 }
 
 /// Where data objects and metadata live.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// Data objects: `file:///DIR` or `s3://BUCKET/PREFIX`; unset means
@@ -68,6 +68,21 @@ pub struct StorageConfig {
     /// Metadata: `file:///DIR` for the embedded store; unset means
     /// `<data_dir>/meta`.
     pub meta: Option<String>,
+    /// How often unreferenced data objects are looked for.
+    pub gc_interval_ms: u64,
+    /// An unreferenced data object is deleted once this old.
+    pub gc_grace_ms: i64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            object_store: None,
+            meta: None,
+            gc_interval_ms: 10 * 60 * 1000,
+            gc_grace_ms: 10 * 60 * 1000,
+        }
+    }
 }
 
 /// Defaults for topics: auto-creation and the topic-level configs a topic
@@ -390,6 +405,12 @@ impl Config {
             return invalid(
                 "limits.queued_max_request_bytes",
                 "must be at least socket_request_max_bytes, or a large request could never be read",
+            );
+        }
+        if self.storage.gc_interval_ms == 0 || self.storage.gc_grace_ms < 60_000 {
+            return invalid(
+                "storage",
+                "gc_interval_ms must be positive and gc_grace_ms at least 60000",
             );
         }
         if let Some(meta) = &self.storage.meta

@@ -6,8 +6,8 @@
 //!
 //! Start-up order: metadata store, bucket, log (WAL recovery), topics and
 //! partitions from metadata, WAL replay, upload of what was replayed, group
-//! coordinator, then the uploader and coordinator tasks. Shutdown: both
-//! tasks (the uploader's final upload), then WAL and cache.
+//! coordinator, then the uploader, coordinator and garbage collector tasks.
+//! Shutdown: those tasks (the uploader's final upload), then WAL and cache.
 
 pub mod configs;
 mod lag;
@@ -106,7 +106,7 @@ impl Broker {
             .await
             .map_err(|e| Error::InvalidConfig(e.to_string()))?;
         let settings = LogSettings::from_config(&config);
-        let (log, wal_records) = Log::open(settings, &config, meta.clone(), bucket).await?;
+        let (log, wal_records) = Log::open(settings, &config, meta.clone(), bucket.clone()).await?;
         let log = Arc::new(log);
         let mut topics = Topics::default();
         for topic in meta.topics().await? {
@@ -150,6 +150,14 @@ impl Broker {
         broker
             .tasks
             .spawn(groups.run_ticker(broker.stop_tasks.clone()));
+        broker.tasks.spawn(crate::log::gc::run(
+            bucket,
+            broker.meta.clone(),
+            std::time::Duration::from_millis(broker.config.storage.gc_interval_ms),
+            broker.config.storage.gc_grace_ms,
+            broker.clock.clone(),
+            broker.stop_tasks.clone(),
+        ));
         Ok(broker)
     }
 

@@ -77,6 +77,13 @@ pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> Fet
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + max_wait;
+    // Sections in the object store are fetched for all partitions at once
+    // (and a little ahead), so the reads below hit the cache.
+    let prefetches = targets.iter().filter_map(|t| {
+        let partition = t.partition.as_ref().ok()?;
+        Some(broker.log.prefetch(partition, t.offset))
+    });
+    futures::future::join_all(prefetches).await;
     let mut changes = broker.log.changes();
     let partitions = loop {
         changes.borrow_and_update();

@@ -9,6 +9,7 @@
 //! durability the uploader's commits.
 
 pub mod cache;
+pub mod gc;
 pub mod object;
 pub mod partition;
 pub mod producer;
@@ -32,6 +33,9 @@ use crate::storage::Bucket;
 use cache::SectionCache;
 use partition::{Appended, Offsets, Partition, ReadLimit, ReadSource};
 use wal::{Wal, WalRecord};
+
+/// Sections loaded ahead of a sequential reader.
+const READ_AHEAD_SECTIONS: usize = 2;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -293,6 +297,16 @@ impl Log {
             }
         };
         Ok(ReadResult { records, offsets })
+    }
+
+    /// Loads the sections a read at `offset` will need, and the next ones
+    /// (read-ahead for sequential consumers), into the cache; concurrent
+    /// prefetches of several partitions overlap their object-store GETs.
+    /// Errors are left for the read itself to report.
+    pub async fn prefetch(&self, partition: &Partition, offset: i64) {
+        let wanted = partition.extents_from(offset, READ_AHEAD_SECTIONS);
+        let loads = wanted.iter().map(|extent| self.cache.get(extent));
+        let _ = futures::future::join_all(loads).await;
     }
 
     /// The offset and timestamp of the first record with a timestamp at or

@@ -257,6 +257,20 @@ impl Partition {
         Ok(ReadSource::Tail(batches))
     }
 
+    /// The committed extents holding `offset` and the `ahead` following
+    /// ones (what a sequential reader will want next).
+    pub fn extents_from(&self, offset: i64, ahead: usize) -> Vec<Extent> {
+        let state = self.lock();
+        let first = state.extents.partition_point(|e| e.last_offset < offset);
+        state
+            .extents
+            .iter()
+            .skip(first)
+            .take(ahead + 1)
+            .cloned()
+            .collect()
+    }
+
     /// The committed extents and the tail batches' headers with their
     /// timestamps, for timestamp lookups.
     pub fn timestamp_index(

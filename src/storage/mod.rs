@@ -203,6 +203,27 @@ impl Bucket {
         Ok(())
     }
 
+    /// Every data object's id.
+    pub async fn list_data_objects(&self) -> Result<Vec<Uuid>> {
+        use futures::TryStreamExt;
+        let prefix = self.prefix.clone().join("data");
+        let objects: Vec<object_store::ObjectMeta> =
+            self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(objects
+            .iter()
+            .filter_map(|o| {
+                let name = o.location.filename()?;
+                Uuid::try_parse(name.strip_suffix(".silt")?).ok()
+            })
+            .collect())
+    }
+
+    /// Deletes a data object (only once nothing refers to it).
+    pub async fn delete_data_object(&self, id: Uuid) -> Result<()> {
+        self.store.delete(&self.data_path(id)).await?;
+        Ok(())
+    }
+
     /// Reads a byte range of a data object.
     pub async fn read_data_range(&self, id: Uuid, range: Range<u64>) -> Result<Bytes> {
         Ok(self.store.get_range(&self.data_path(id), range).await?)
