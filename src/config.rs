@@ -249,7 +249,7 @@ impl Default for Limits {
             queued_max_request_bytes: 512 * 1024 * 1024,
             max_unflushed_bytes: 256 * 1024 * 1024,
             fetch_max_bytes: 55 * 1024 * 1024,
-            max_in_flight_per_connection: 16,
+            max_in_flight_per_connection: 256,
         }
     }
 }

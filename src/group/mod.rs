@@ -25,6 +25,9 @@ use state::{
 
 /// How often sessions, rounds and offset retention are checked.
 const TICK: Duration = Duration::from_millis(100);
+/// How long an unused group lingers before it is forgotten, so tools can
+/// still describe or delete it (Kafka's offsets.retention.check.interval.ms).
+const FORGET_UNUSED_AFTER_MS: i64 = 600_000;
 
 /// Why an admin or offset request on a group is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -548,7 +551,7 @@ impl Coordinator {
             self.persist(&mut entry).await;
             if entry.group.is_empty() {
                 self.expire_offsets(&id, &mut entry, now).await;
-                self.forget_if_unused(&id, &mut entry).await;
+                self.forget_if_unused(&id, &mut entry, now).await;
             }
         }
     }
@@ -574,11 +577,15 @@ impl Coordinator {
         }
     }
 
-    /// Drops a group that has no members, no offsets and nobody waiting,
-    /// from the store and from memory (Kafka marks such a group Dead).
-    async fn forget_if_unused(&self, id: &str, entry: &mut Entry) {
+    /// Drops a group that has had no members, no offsets and nobody waiting
+    /// for `FORGET_UNUSED_AFTER_MS`, from the store and from memory (Kafka
+    /// marks such a group Dead).
+    async fn forget_if_unused(&self, id: &str, entry: &mut Entry, now: i64) {
         let unused = entry.offsets.is_empty() && entry.joins.is_empty() && entry.syncs.is_empty();
-        if !unused || entry.group.state() != GroupState::Empty {
+        let long_empty = entry
+            .empty_since
+            .is_some_and(|t| now - t >= FORGET_UNUSED_AFTER_MS);
+        if !unused || !long_empty || entry.group.state() != GroupState::Empty {
             return;
         }
         if entry.persisted_revision.is_some()
@@ -801,6 +808,20 @@ mod tests {
         assert!(c.offsets("g", None).await.is_empty());
         c.tick().await;
         assert!(c.list().await.is_empty(), "the unused group is forgotten");
+    }
+
+    #[tokio::test]
+    async fn an_unused_group_lingers_before_it_is_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (clock, hand) = Clock::manual(1_000);
+        let c = coordinator(dir.path(), clock).await;
+        let member_id = join_and_sync(&c).await;
+        c.leave("g", &[(member_id, None)]).await.unwrap();
+        c.tick().await;
+        assert_eq!(c.list().await.len(), 1, "still there for DeleteGroups");
+        hand.store(1_000 + FORGET_UNUSED_AFTER_MS, Ordering::SeqCst);
+        c.tick().await;
+        assert!(c.list().await.is_empty());
     }
 
     #[tokio::test]

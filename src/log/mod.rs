@@ -78,6 +78,8 @@ pub struct Log {
     /// Where the next upload starts sealing (round robin over partitions).
     upload_cursor: std::sync::atomic::AtomicUsize,
     flush_wanted: Notify,
+    /// Woken by every append, for the idle uploader.
+    data_arrived: Notify,
     space_freed: Notify,
     /// Bumped after every commit.
     commits: watch::Sender<u64>,
@@ -114,6 +116,7 @@ impl Log {
             unflushed: AtomicU64::new(0),
             upload_cursor: std::sync::atomic::AtomicUsize::new(0),
             flush_wanted: Notify::new(),
+            data_arrived: Notify::new(),
             space_freed: Notify::new(),
             commits,
         };
@@ -155,6 +158,7 @@ impl Log {
             if bytes > 0 {
                 replayed += 1;
                 self.unflushed.fetch_add(bytes, Ordering::Relaxed);
+                self.data_arrived.notify_one();
             }
         }
         if replayed > 0 {
@@ -240,6 +244,9 @@ impl Log {
         };
         let appended = partition.append(header, data, wal, now_ms())?;
         let before = self.unflushed.fetch_add(appended.bytes, Ordering::Relaxed);
+        if before == 0 && appended.bytes > 0 {
+            self.data_arrived.notify_one();
+        }
         if before + appended.bytes >= self.settings.flush_bytes {
             self.flush_wanted.notify_one();
         }

@@ -1,12 +1,12 @@
 //! The uploader: seals the partitions' tails into one multi-partition data
-//! object every `flush.interval` or `flush.bytes`, PUTs it create-only,
+//! object (paced by `flush.interval` and `flush.bytes`), PUTs it create-only,
 //! commits the extents (epoch-guarded) to the metadata store, and only then
 //! drops the tails, fills the cache and trims the WAL.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::time::MissedTickBehavior;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -16,30 +16,61 @@ use crate::error::Result;
 use crate::meta::{CommitOutcome, Extent, PartitionCommit};
 
 impl Log {
-    /// Uploads on every tick or size trigger until `shutdown`, then uploads
-    /// everything left. The broker's one uploader task.
+    /// Uploads until `shutdown`, then uploads everything left. The broker's
+    /// one uploader task. Pacing: an upload starts as soon as data is
+    /// buffered, but at most once per `flush.interval` unless `flush.bytes`
+    /// are waiting; so an idle broker uploads nothing, a lightly loaded one
+    /// acknowledges after about one PUT, and a busy one uploads once per
+    /// interval or per `flush.bytes`.
     pub async fn run_uploader(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut ticker = tokio::time::interval(self.settings.flush_interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let interval = self.settings.flush_interval;
+        let mut last_start = Instant::now().checked_sub(interval).unwrap_or_else(Instant::now);
+        let mut changes = self.changes();
         loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                () = self.flush_wanted.notified() => {}
-                () = shutdown.cancelled() => break,
+            if !self.wait_for_data(&shutdown).await {
+                break;
             }
-            loop {
-                match self.upload_once().await {
-                    Ok(true) if self.unflushed() >= self.settings.flush_bytes => continue,
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "upload failed; retrying at the next flush");
-                        break;
-                    }
+            if self.unflushed() < self.settings.flush_bytes {
+                tokio::select! {
+                    () = tokio::time::sleep_until(last_start + interval) => {}
+                    () = self.flush_wanted.notified() => {}
+                    () = shutdown.cancelled() => break,
                 }
+            }
+            last_start = Instant::now();
+            let pause = match self.upload_once().await {
+                Ok(true) => continue,
+                // Nothing sealable yet: the WAL has not made it durable.
+                Ok(false) => interval,
+                Err(e) => {
+                    tracing::warn!(error = %e, "upload failed; retrying at the next flush");
+                    interval
+                }
+            };
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = tokio::time::sleep(pause) => {}
+                () = shutdown.cancelled() => break,
             }
         }
         if let Err(e) = self.flush_all().await {
             tracing::error!(error = %e, "final upload failed; the WAL keeps the data for the next start");
+        }
+    }
+
+    /// Waits until something is buffered; false on shutdown.
+    async fn wait_for_data(&self, shutdown: &CancellationToken) -> bool {
+        loop {
+            let arrived = self.data_arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if self.unflushed() > 0 {
+                return true;
+            }
+            tokio::select! {
+                () = arrived => {}
+                () = shutdown.cancelled() => return false,
+            }
         }
     }
 
