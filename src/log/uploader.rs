@@ -24,7 +24,9 @@ impl Log {
     /// interval or per `flush.bytes`.
     pub async fn run_uploader(self: Arc<Self>, shutdown: CancellationToken) {
         let interval = self.settings.flush_interval;
-        let mut last_start = Instant::now().checked_sub(interval).unwrap_or_else(Instant::now);
+        let mut last_start = Instant::now()
+            .checked_sub(interval)
+            .unwrap_or_else(Instant::now);
         let mut changes = self.changes();
         loop {
             if !self.wait_for_data(&shutdown).await {
