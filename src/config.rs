@@ -65,6 +65,8 @@ pub struct StorageConfig {
     /// Data objects: `file:///DIR` or `s3://BUCKET/PREFIX`; unset means
     /// `<data_dir>/objects`.
     pub object_store: Option<String>,
+    /// Create the S3 bucket at start if it does not exist.
+    pub create_bucket: bool,
     /// Metadata: `file:///DIR` for the embedded store; unset means
     /// `<data_dir>/meta`.
     pub meta: Option<String>,
@@ -78,6 +80,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             object_store: None,
+            create_bucket: false,
             meta: None,
             gc_interval_ms: 10 * 60 * 1000,
             gc_grace_ms: 10 * 60 * 1000,
@@ -284,6 +287,7 @@ pub struct Overrides {
     pub advertised_listener: Option<String>,
     pub durability: Option<Durability>,
     pub object_store: Option<String>,
+    pub create_bucket: bool,
     pub meta: Option<String>,
     pub admin_listen: Option<String>,
 }
@@ -346,6 +350,7 @@ impl Config {
         if let Some(url) = overrides.object_store {
             config.storage.object_store = Some(url);
         }
+        config.storage.create_bucket |= overrides.create_bucket;
         if let Some(url) = overrides.meta {
             config.storage.meta = Some(url);
         }

@@ -161,6 +161,9 @@ struct ServeArgs {
     /// Data objects: file:///DIR or s3://BUCKET/PREFIX.
     #[arg(long)]
     object_store: Option<String>,
+    /// Create the S3 bucket if it does not exist (LocalStack, MinIO).
+    #[arg(long)]
+    create_bucket: bool,
     /// The embedded metadata store's directory, file:///DIR.
     #[arg(long)]
     meta: Option<String>,
@@ -274,6 +277,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         advertised_listener: args.advertised_listener,
         durability: args.durability,
         object_store: args.object_store,
+        create_bucket: args.create_bucket,
         meta: args.meta,
         admin_listen: args.admin_listen,
     };

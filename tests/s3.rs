@@ -18,26 +18,6 @@ fn endpoint() -> String {
     std::env::var("S3_TEST_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
 }
 
-/// Creates the test bucket if needed (LocalStack accepts unsigned requests).
-fn ensure_bucket(endpoint: &str) {
-    use std::io::{Read, Write};
-    let host = endpoint.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).unwrap_or_else(|e| {
-        panic!("no S3 server at {endpoint} ({e}): run .ci/run or start localstack/start.sh")
-    });
-    write!(
-        stream,
-        "PUT /{BUCKET} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(
-        response.starts_with("HTTP/1.1 200") || response.contains("BucketAlreadyOwnedByYou"),
-        "cannot create the test bucket: {response}"
-    );
-}
-
 /// AWS settings pointing at `endpoint`.
 fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -50,18 +30,77 @@ fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
 
 /// A fresh prefix in the test bucket.
 fn bucket_url() -> String {
-    ensure_bucket(&endpoint());
     format!("s3://{BUCKET}/{}", uuid::Uuid::new_v4().simple())
 }
 
-/// A broker on the S3 server (or `endpoint`) with extra settings.
+/// A broker on the S3 server (or `endpoint`) with extra settings; it
+/// creates the bucket if it is missing.
 fn start(endpoint: &str, url: &str, args: &[&str], extra: &[(&str, &str)]) -> Broker {
     let env = aws_env(endpoint);
     let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     all.extend_from_slice(extra);
-    let mut full = vec!["--object-store", url, "--admin-listen", "127.0.0.1:0"];
+    let mut full = vec![
+        "--object-store",
+        url,
+        "--create-bucket",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ];
     full.extend_from_slice(args);
     Broker::start_with_env(&full, &all)
+}
+
+/// `silt serve` that is expected to stop at start: its stderr.
+fn serve_fails(endpoint: &str, url: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_silt"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--object-store", url])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .envs(aws_env(endpoint))
+        .output()
+        .expect("run silt");
+    assert!(!out.status.success(), "the broker started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A missing bucket or an unreachable server stops the broker with one line
+/// naming the problem; `--create-bucket` creates a missing bucket, and
+/// leaves an existing one alone.
+#[test]
+fn bucket_problems_are_named_and_create_bucket_fixes_a_missing_one() {
+    let bucket = format!("silt-new-{}", uuid::Uuid::new_v4().simple());
+    let url = format!("s3://{bucket}/prefix");
+    let missing = serve_fails(&endpoint(), &url);
+    assert!(
+        missing.contains(&format!("bucket '{bucket}' does not exist"))
+            && missing.contains("--create-bucket")
+            && missing.trim().lines().count() == 1,
+        "{missing}"
+    );
+    let unreachable = serve_fails("http://127.0.0.1:1", &url);
+    assert!(unreachable.contains("cannot be reached"), "{unreachable}");
+
+    let created = start(&endpoint(), &url, &["--durability", "object"], &[]);
+    create_topic(&created, "in-new-bucket", 1);
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(&created.addr, &deliveries);
+    produce_keyed(&producer, "in-new-bucket", 0..100, 100);
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    let acked = deliveries.acked.lock().unwrap().clone();
+    let reads = read_all_rdkafka(
+        &created.addr,
+        "in-new-bucket",
+        1,
+        acked.len(),
+        Duration::from_secs(60),
+    );
+    assert_exactly_once(&acked, &reads);
+    // The bucket exists now: a broker without --create-bucket passes the
+    // start-up check on it.
+    let env = aws_env(&endpoint());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Broker::start_with_env(&["--object-store", &url], &env);
 }
 
 #[test]

@@ -101,6 +101,12 @@ impl Broker {
             config.storage.object_store.as_deref(),
             &data_dir.join("objects"),
         )?;
+        if config.storage.create_bucket {
+            bucket
+                .create()
+                .await
+                .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        }
         bucket
             .check()
             .await

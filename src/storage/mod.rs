@@ -6,7 +6,7 @@
 //! are written create-only: a PUT never replaces an object, so two writers
 //! can never overwrite each other's data. `Bucket::check` verifies at start
 //! that the bucket exists, the credentials work and create-only writes are
-//! enforced.
+//! enforced; `Bucket::create` makes a missing bucket (`--create-bucket`).
 
 mod metered;
 
@@ -16,10 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
+use object_store::signer::{Method, Signer};
 use object_store::{
     BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
     RetryConfig,
@@ -37,6 +38,15 @@ pub struct Bucket {
     local: bool,
     /// The bucket (or directory) name, for messages.
     name: String,
+    /// The bare S3 client, for bucket administration; `None` off S3.
+    s3: Option<S3Admin>,
+}
+
+/// What creating an S3 bucket needs beyond the object API.
+#[derive(Clone, Debug)]
+struct S3Admin {
+    client: AmazonS3,
+    region: String,
 }
 
 /// Why the object store cannot be used, named so the operator can act.
@@ -44,7 +54,7 @@ pub struct Bucket {
 pub enum BucketError {
     #[error("object store URL '{0}': expected file:///DIR or s3://BUCKET[/PREFIX]")]
     BadUrl(String),
-    #[error("bucket '{0}' does not exist: create it first (see localstack/README.md)")]
+    #[error("bucket '{0}' does not exist: create it, or start with --create-bucket")]
     NoSuchBucket(String),
     #[error(
         "access to bucket '{bucket}' was refused ({reason}): check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION"
@@ -56,6 +66,8 @@ pub enum BucketError {
     NoConditionalWrites(String),
     #[error("bucket '{bucket}' cannot be reached: {reason}")]
     Unreachable { bucket: String, reason: String },
+    #[error("cannot create bucket '{bucket}': {reason}")]
+    CreateFailed { bucket: String, reason: String },
 }
 
 impl Bucket {
@@ -96,17 +108,70 @@ impl Bucket {
             max_retries: 8,
             retry_timeout: Duration::from_secs(30),
         };
-        let store = AmazonS3Builder::from_env()
+        let builder = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_client_options(options)
-            .with_retry(retry)
-            .build()?;
+            .with_retry(retry);
+        let region = builder
+            .get_config_value(&AmazonS3ConfigKey::Region)
+            .unwrap_or_else(|| "us-east-1".into());
+        let client = builder.build()?;
         Ok(Bucket {
-            store: Arc::new(MeteredStore::new(Arc::new(store))),
+            store: Arc::new(MeteredStore::new(Arc::new(client.clone()))),
             prefix: ObjectPath::from(prefix),
             local: false,
             name: bucket.to_string(),
+            s3: Some(S3Admin { client, region }),
         })
+    }
+
+    /// Creates the bucket unless it exists and is ours (for LocalStack and
+    /// MinIO; on AWS buckets are usually provisioned with Terraform).
+    /// A local directory is always created; this is a no-op there.
+    /// `object_store` has no bucket API, so this sends S3's CreateBucket
+    /// through a URL presigned with the store's own credentials.
+    pub async fn create(&self) -> std::result::Result<(), BucketError> {
+        let Some(S3Admin { client, region }) = &self.s3 else {
+            return Ok(());
+        };
+        let failed = |reason: String| BucketError::CreateFailed {
+            bucket: self.name.clone(),
+            reason,
+        };
+        let url = client
+            .signed_url(Method::PUT, &ObjectPath::default(), Duration::from_secs(60))
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        // Outside us-east-1, S3 wants the region named in the body.
+        let body = if region == "us-east-1" {
+            String::new()
+        } else {
+            format!(
+                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                 <LocationConstraint>{region}</LocationConstraint></CreateBucketConfiguration>"
+            )
+        };
+        let response = reqwest::Client::new()
+            .put(url)
+            .body(body)
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await
+            .map_err(|e| BucketError::Unreachable {
+                bucket: self.name.clone(),
+                reason: e.to_string(),
+            })?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status.is_success() || text.contains("<Code>BucketAlreadyOwnedByYou</Code>") {
+            tracing::info!(bucket = %self.name, "bucket ready");
+            return Ok(());
+        }
+        let code = text
+            .split_once("<Code>")
+            .and_then(|(_, rest)| rest.split_once("</Code>"))
+            .map_or(status.to_string(), |(code, _)| code.to_string());
+        Err(failed(code))
     }
 
     /// Checks that the bucket exists, the credentials work and create-only
@@ -165,6 +230,7 @@ impl Bucket {
             prefix: ObjectPath::default(),
             local: true,
             name: dir.display().to_string(),
+            s3: None,
         })
     }
 
@@ -175,6 +241,7 @@ impl Bucket {
             prefix: ObjectPath::default(),
             local: false,
             name: "memory".into(),
+            s3: None,
         }
     }
 
