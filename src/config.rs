@@ -23,6 +23,12 @@ pub enum Durability {
 /// The disk cache stores entries in 16 MiB blocks and needs a few of them.
 const MIN_DISK_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
+/// The largest data object (`flush.bytes`). Objects are written in one
+/// create-only PUT (S3 takes up to 5 GiB): `object_store` cannot complete a
+/// multipart upload create-only, and larger objects would only delay
+/// acknowledgements.
+const MAX_OBJECT_BYTES: u64 = 1 << 30;
+
 /// Every broker setting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -394,6 +400,12 @@ impl Config {
         if self.flush.bytes == Some(0) || self.flush.interval_ms == Some(0) {
             return invalid("flush", "interval_ms and bytes must be positive");
         }
+        if self.flush_bytes() > MAX_OBJECT_BYTES {
+            return invalid(
+                "flush.bytes",
+                "must be at most 1 GiB: a data object is written in one create-only PUT",
+            );
+        }
         if self.limits.max_unflushed_bytes < self.flush_bytes() {
             return invalid(
                 "limits.max_unflushed_bytes",
@@ -569,5 +581,18 @@ mod tests {
         };
         let err = Config::load(None, [], overrides).unwrap_err();
         assert!(err.to_string().contains("broker.listen"), "{err}");
+    }
+
+    #[test]
+    fn objects_larger_than_one_put_are_refused() {
+        let env = [
+            ("SILT_FLUSH__BYTES".to_string(), (2u64 << 30).to_string()),
+            (
+                "SILT_LIMITS__MAX_UNFLUSHED_BYTES".to_string(),
+                (4u64 << 30).to_string(),
+            ),
+        ];
+        let err = Config::load(None, env, Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("flush.bytes"), "{err}");
     }
 }
