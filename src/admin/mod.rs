@@ -15,9 +15,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
 
-/// Latency buckets (seconds) for every `*_seconds` histogram.
+/// Latency buckets (seconds) for every `*_seconds` histogram: fine below
+/// 1 ms for fsyncs and local requests, and from 50 to 500 ms where object
+/// store requests and `object`-durability produces land.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5,
+    1.0, 2.5, 5.0, 10.0,
 ];
 
 /// The process-wide Prometheus recorder, installed on first use.

@@ -79,11 +79,10 @@ pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> Fet
     let deadline = tokio::time::Instant::now() + max_wait;
     // Sections in the object store are fetched for all partitions at once
     // (and a little ahead), so the reads below hit the cache.
-    let prefetches = targets.iter().filter_map(|t| {
-        let partition = t.partition.as_ref().ok()?;
-        Some(broker.log.prefetch(partition, t.offset))
-    });
-    futures::future::join_all(prefetches).await;
+    let positions = targets
+        .iter()
+        .filter_map(|t| Some((t.partition.as_ref().ok()?.as_ref(), t.offset)));
+    broker.log.prefetch(positions).await;
     let mut changes = broker.log.changes();
     let partitions = loop {
         changes.borrow_and_update();

@@ -6,13 +6,18 @@
 //! objects are on local disk already, and a second copy would only double
 //! the writes.
 
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use foyer::{
     BlockEngineConfig, Code, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder,
     HybridCachePolicy,
 };
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use uuid::Uuid;
 
 use crate::config::CacheConfig;
@@ -67,7 +72,12 @@ impl Code for SectionKey {
 pub struct SectionCache {
     cache: HybridCache<SectionKey, Bytes>,
     bucket: Bucket,
+    /// Section loads under way, so concurrent readers share one GET.
+    loading: Arc<Mutex<HashMap<SectionKey, Load>>>,
 }
+
+/// A section load under way; every reader waiting for it can poll it.
+type Load = Shared<BoxFuture<'static, ()>>;
 
 impl SectionCache {
     /// Opens the cache; the disk tier lives in `dir` (unless disabled).
@@ -89,7 +99,11 @@ impl SectionCache {
             storage
         };
         let cache = storage.build().await.map_err(cache_error)?;
-        Ok(SectionCache { cache, bucket })
+        Ok(SectionCache {
+            cache,
+            bucket,
+            loading: Arc::default(),
+        })
     }
 
     /// Caches a section just written (write-through on upload).
@@ -114,6 +128,70 @@ impl SectionCache {
         Ok(entry.value().clone())
     }
 
+    /// Loads the sections not cached yet, with one coalesced read per
+    /// object (the sections of an object are adjacent, so reading many
+    /// partitions from the bucket costs a GET per object, not per section),
+    /// and waits for them, and for loads of these sections already under way.
+    /// Errors are left for [`SectionCache::get`] to report.
+    pub async fn load(&self, extents: &[Extent]) {
+        futures::future::join_all(self.start_loads(extents)).await;
+    }
+
+    /// Starts loading these sections in the background, as [`load`] does,
+    /// for a sequential reader to find them cached later.
+    ///
+    /// [`load`]: SectionCache::load
+    pub fn read_ahead(&self, extents: &[Extent]) {
+        self.start_loads(extents);
+    }
+
+    /// Spawns one read per object for the sections neither cached nor
+    /// being loaded; returns the loads (new or under way) covering them.
+    fn start_loads(&self, extents: &[Extent]) -> Vec<Load> {
+        let mut loading = self.loading.lock().expect("load map poisoned");
+        let mut waits = Vec::new();
+        let mut by_object: BTreeMap<Uuid, BTreeMap<u64, Extent>> = BTreeMap::new();
+        for extent in extents {
+            let key = SectionKey::of(extent);
+            if let Some(load) = loading.get(&key) {
+                waits.push(load.clone());
+            } else if !self.cache.contains(&key) {
+                let sections = by_object.entry(extent.object).or_default();
+                sections.insert(extent.position, extent.clone());
+            }
+        }
+        for (object, sections) in by_object {
+            let sections: Vec<Extent> = sections.into_values().collect();
+            let keys: Vec<SectionKey> = sections.iter().map(SectionKey::of).collect();
+            let this = self.clone();
+            let read = async move {
+                let ranges: Vec<Range<u64>> = sections
+                    .iter()
+                    .map(|e| e.position..e.position + e.length)
+                    .collect();
+                if let Ok(bytes) = this.bucket.read_data_ranges(object, &ranges).await {
+                    for (extent, bytes) in sections.iter().zip(bytes) {
+                        // A copy, so a cached section does not pin the
+                        // whole coalesced read in memory.
+                        this.insert(extent, Bytes::copy_from_slice(&bytes));
+                    }
+                }
+                let mut loading = this.loading.lock().expect("load map poisoned");
+                for extent in &sections {
+                    loading.remove(&SectionKey::of(extent));
+                }
+            };
+            // Spawned, so a load finishes (and leaves the map) even when
+            // every reader waiting for it is cancelled.
+            let load = tokio::spawn(read).map(|_| ()).boxed().shared();
+            for key in keys {
+                loading.insert(key, load.clone());
+            }
+            waits.push(load);
+        }
+        waits
+    }
+
     /// Flushes and closes the cache.
     pub async fn close(&self) -> Result<()> {
         self.cache.close().await.map_err(cache_error)
@@ -126,6 +204,8 @@ fn cache_error(e: impl std::fmt::Display) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn extent(object: Uuid, position: u64, length: u64) -> Extent {
@@ -161,5 +241,66 @@ mod tests {
         // Not in the bucket at all: only the cache can answer.
         assert_eq!(&cache.get(&written).await.unwrap()[..], b"tail");
         cache.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn load_fills_the_cache_for_many_sections_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = Bucket::in_memory();
+        let config = CacheConfig {
+            memory_bytes: 1 << 20,
+            disk_bytes: 0,
+        };
+        let cache = SectionCache::open(&config, dir.path(), bucket.clone())
+            .await
+            .unwrap();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        bucket
+            .put_data_object(a, Bytes::from_static(b"aaabbbccc"))
+            .await
+            .unwrap();
+        bucket
+            .put_data_object(b, Bytes::from_static(b"dddeee"))
+            .await
+            .unwrap();
+        let sections = [extent(a, 0, 3), extent(a, 6, 3), extent(b, 3, 3)];
+        cache.load(&sections).await;
+        bucket.delete_data_object(a).await.unwrap();
+        bucket.delete_data_object(b).await.unwrap();
+        // The objects are gone: only the cache can answer now.
+        let got: Vec<Bytes> = futures::future::try_join_all(sections.iter().map(|e| cache.get(e)))
+            .await
+            .unwrap();
+        assert_eq!(got, [&b"aaa"[..], b"ccc", b"eee"]);
+        assert!(cache.get(&extent(a, 3, 3)).await.is_err(), "not loaded");
+    }
+
+    #[tokio::test]
+    async fn read_ahead_loads_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = Bucket::in_memory();
+        let config = CacheConfig {
+            memory_bytes: 1 << 20,
+            disk_bytes: 0,
+        };
+        let cache = SectionCache::open(&config, dir.path(), bucket.clone())
+            .await
+            .unwrap();
+        let object = Uuid::now_v7();
+        bucket
+            .put_data_object(object, Bytes::from_static(b"aaabbb"))
+            .await
+            .unwrap();
+        let section = extent(object, 3, 3);
+        cache.read_ahead(std::slice::from_ref(&section));
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !cache.loading.lock().unwrap().is_empty() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("read-ahead finished");
+        bucket.delete_data_object(object).await.unwrap();
+        assert_eq!(&cache.get(&section).await.unwrap()[..], b"bbb");
     }
 }

@@ -16,7 +16,7 @@ pub mod producer;
 mod uploader;
 pub mod wal;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
-use crate::meta::{MetaStore, PartitionMeta};
+use crate::meta::{Extent, MetaStore, PartitionMeta};
 use crate::protocol::batch::{self, BatchHeader};
 use crate::storage::Bucket;
 use cache::SectionCache;
@@ -35,7 +35,7 @@ use partition::{Appended, Offsets, Partition, ReadLimit, ReadSource};
 use wal::{Wal, WalRecord};
 
 /// Sections loaded ahead of a sequential reader.
-const READ_AHEAD_SECTIONS: usize = 2;
+const READ_AHEAD_SECTIONS: usize = 4;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -306,14 +306,29 @@ impl Log {
         Ok(ReadResult { records, offsets })
     }
 
-    /// Loads the sections a read at `offset` will need, and the next ones
-    /// (read-ahead for sequential consumers), into the cache; concurrent
-    /// prefetches of several partitions overlap their object-store GETs.
-    /// Errors are left for the read itself to report.
-    pub async fn prefetch(&self, partition: &Partition, offset: i64) {
-        let wanted = partition.extents_from(offset, READ_AHEAD_SECTIONS);
-        let loads = wanted.iter().map(|extent| self.cache.get(extent));
-        let _ = futures::future::join_all(loads).await;
+    /// Loads the sections reads at these (partition, offset) positions
+    /// need into the cache, reading each object once for all partitions,
+    /// and starts reading ahead in the background: the objects holding
+    /// each partition's next `READ_AHEAD_SECTIONS` sections, with every
+    /// section there these partitions will reach soon (so a partition a
+    /// little behind the others does not read the object again later).
+    /// Errors are left for the reads to report.
+    pub async fn prefetch(&self, positions: impl IntoIterator<Item = (&Partition, i64)>) {
+        let (mut now, mut soon) = (Vec::new(), Vec::new());
+        let mut ahead_objects = HashSet::new();
+        for (partition, offset) in positions {
+            let mut extents = partition
+                .extents_from(offset, 2 * READ_AHEAD_SECTIONS)
+                .into_iter();
+            now.extend(extents.next());
+            let soon_here: Vec<Extent> = extents.collect();
+            let next = soon_here.iter().take(READ_AHEAD_SECTIONS);
+            ahead_objects.extend(next.map(|e| e.object));
+            soon.extend(soon_here);
+        }
+        soon.retain(|e| ahead_objects.contains(&e.object));
+        self.cache.read_ahead(&soon);
+        self.cache.load(&now).await;
     }
 
     /// The offset and timestamp of the first record with a timestamp at or

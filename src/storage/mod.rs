@@ -295,6 +295,12 @@ impl Bucket {
     pub async fn read_data_range(&self, id: Uuid, range: Range<u64>) -> Result<Bytes> {
         Ok(self.store.get_range(&self.data_path(id), range).await?)
     }
+
+    /// Reads several byte ranges of a data object; ranges less than 1 MiB
+    /// apart are coalesced into one request.
+    pub async fn read_data_ranges(&self, id: Uuid, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        Ok(self.store.get_ranges(&self.data_path(id), ranges).await?)
+    }
 }
 
 #[cfg(test)]
