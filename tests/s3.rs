@@ -162,18 +162,34 @@ fn stateless_restart_on_an_empty_data_dir() {
     assert_exactly_once(&acked, &reads);
 }
 
-/// The store goes away for 10 s under a produce load: producers slow down
-/// and resume, memory stays bounded, nothing acknowledged is lost or
+/// The store goes away for 10 s under a produce load: the broker buffers up
+/// to its unflushed limit, then holds produce requests and answers them
+/// REQUEST_TIMED_OUT (retriable) after their timeout; producers retry and
+/// resume, memory stays bounded, nothing acknowledged is lost or
 /// duplicated.
 #[test]
 fn a_ten_second_store_outage_loses_nothing() {
     let url = bucket_url();
     let proxy = Proxy::start(endpoint().trim_start_matches("http://"));
     let proxied = format!("http://{}", proxy.addr);
-    let broker = start(&proxied, &url, &["--durability", "object"], &[]);
+    let limits = [
+        ("SILT_FLUSH__BYTES", "262144"),
+        ("SILT_LIMITS__MAX_UNFLUSHED_BYTES", "1048576"),
+    ];
+    let broker = start(&proxied, &url, &["--durability", "object"], &limits);
     create_topic(&broker, "outage", 4);
     let deliveries = Deliveries::default();
-    let producer = idempotent_producer(&broker.addr, &deliveries);
+    let producer = producer_with(&broker.addr, &deliveries, &[("request.timeout.ms", "2000")]);
+    create_topic(&broker, "pressure", 4);
+    let pressure = producer_with(
+        &broker.addr,
+        &Deliveries::default(),
+        &[
+            ("enable.idempotence", "false"),
+            ("max.in.flight", "100"),
+            ("request.timeout.ms", "2000"),
+        ],
+    );
     let total = 60_000u64;
     std::thread::scope(|scope| {
         let sender = scope.spawn(|| {
@@ -188,6 +204,9 @@ fn a_ten_second_store_outage_loses_nothing() {
             || deliveries.acked.lock().unwrap().len() >= 10_000,
         );
         proxy.cut();
+        // An idempotent producer holds at most 5 requests in flight; this
+        // one, with many, pushes the broker over its unflushed limit.
+        produce_keyed(&pressure, "pressure", 0..20_000, 500);
         let before = broker.metric(
             "silt_object_store_requests_total",
             "kind=\"put\",outcome=\"ok\"",
@@ -207,10 +226,17 @@ fn a_ten_second_store_outage_loses_nothing() {
             peak_rss < (1 << 30) + (256 << 20),
             "RSS {peak_rss} stays bounded"
         );
+        assert!(
+            broker.metric("silt_produce_timed_out_waiting_total", "") >= 1.0,
+            "a produce held over the unflushed limit was answered REQUEST_TIMED_OUT"
+        );
         proxy.restore();
         sender.join().expect("producer thread");
     });
     producer
+        .flush(Duration::from_secs(120))
+        .expect("producers resume");
+    pressure
         .flush(Duration::from_secs(120))
         .expect("producers resume");
     assert!(

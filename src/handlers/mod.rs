@@ -40,6 +40,21 @@ pub use api_versions::api_versions_response;
 /// A response to come; `None` for requests answered with silence (acks=0).
 pub type Reply = BoxFuture<'static, Option<ResponseKind>>;
 
+/// Answers a produce request that waited too long for the log to have
+/// room with REQUEST_TIMED_OUT (retriable), appending nothing.
+pub fn produce_timed_out(broker: &Arc<Broker>, request: Request) -> Option<Reply> {
+    let version = request.version();
+    match request.body {
+        RequestKind::Produce(r) => Some(produce::refuse(
+            broker,
+            version,
+            r,
+            kafka_protocol::error::ResponseError::RequestTimedOut,
+        )),
+        _ => None,
+    }
+}
+
 /// Starts handling `request`; `None` if the API is not served (the decoder
 /// only lets served APIs through, so this closes the connection defensively).
 pub fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> Option<Reply> {

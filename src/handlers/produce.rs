@@ -19,11 +19,32 @@ use crate::protocol::batch;
 
 /// Appends now; the returned reply waits for durability.
 pub fn handle(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> Reply {
+    respond(broker, version, request, None)
+}
+
+/// Answers every partition with `error`, appending nothing.
+pub fn refuse(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: ProduceRequest,
+    error: ResponseError,
+) -> Reply {
+    respond(broker, version, request, Some(error))
+}
+
+fn respond(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: ProduceRequest,
+    refusal: Option<ResponseError>,
+) -> Reply {
     let acks = request.acks;
     // One deadline for the whole request, however many partitions it has.
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
-    let refusal = if request.transactional_id.is_some() {
+    let refusal = if refusal.is_some() {
+        refusal
+    } else if request.transactional_id.is_some() {
         Some(ResponseError::TransactionalIdAuthorizationFailed)
     } else if !matches!(acks, -1..=1) {
         Some(ResponseError::InvalidRequiredAcks)

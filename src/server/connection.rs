@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::{ApiKey, RequestKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
@@ -25,7 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
-use crate::handlers::{self, api_versions_response};
+use crate::handlers::{self, Reply, api_versions_response};
 use crate::protocol::frame::{FrameError, frame_size};
 use crate::protocol::{self, DecodeError, Request};
 
@@ -74,8 +74,10 @@ pub async fn serve(
     let _stop_reader = AbortOnDrop(reader);
     let mut in_flight: FuturesOrdered<Pending> = FuturesOrdered::new();
     // A produce request read while the log is over its unflushed limit
-    // waits here; responses keep flowing and shutdown is still seen.
+    // waits here, until there is room or its timeout passes; responses
+    // keep flowing and shutdown is still seen.
     let mut parked: Option<Admitted> = None;
+    let mut parked_until = tokio::time::Instant::now();
     let mut reading = true;
     loop {
         tokio::select! {
@@ -93,7 +95,18 @@ pub async fn serve(
             },
             () = broker.log.wait_for_capacity(), if parked.is_some() => {
                 let admitted = parked.take().expect("guarded by the branch condition");
-                match start(&broker, admitted, peer) {
+                match start(&broker, admitted, peer, handlers::dispatch) {
+                    Ok(pending) => in_flight.push_back(pending),
+                    Err(e) => {
+                        tracing::info!(%peer, error = %e, "closing connection");
+                        return;
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(parked_until), if parked.is_some() => {
+                let admitted = parked.take().expect("guarded by the branch condition");
+                metrics::counter!("silt_produce_timed_out_waiting_total").increment(1);
+                match start(&broker, admitted, peer, |b, r, _| handlers::produce_timed_out(b, r)) {
                     Ok(pending) => in_flight.push_back(pending),
                     Err(e) => {
                         tracing::info!(%peer, error = %e, "closing connection");
@@ -114,10 +127,11 @@ pub async fn serve(
                     Some(Ok(Ok(Ok(admitted))))
                         if admitted.request.api_key == ApiKey::Produce && !broker.log.has_capacity() =>
                     {
+                        parked_until = tokio::time::Instant::now() + produce_timeout(&admitted.request);
                         parked = Some(admitted);
                         None
                     }
-                    Some(Ok(Ok(Ok(admitted)))) => Some(start(&broker, admitted, peer)),
+                    Some(Ok(Ok(Ok(admitted)))) => Some(start(&broker, admitted, peer, handlers::dispatch)),
                     Some(Ok(Ok(Err(answer)))) => Some(Ok(answer)),
                     Some(Ok(Err(e))) => Some(Err(e)),
                 };
@@ -237,11 +251,21 @@ fn decode(frame: Frame) -> Result<Result<Admitted, Pending>, DecodeError> {
     }
 }
 
-/// Starts a request's handler; the returned future yields what to send.
+/// A produce request's own timeout.
+fn produce_timeout(request: &Request) -> Duration {
+    match &request.body {
+        RequestKind::Produce(r) => Duration::from_millis(r.timeout_ms.max(0) as u64),
+        _ => Duration::ZERO,
+    }
+}
+
+/// Starts a request's handler (`handle`: [`handlers::dispatch`], or a
+/// refusal); the returned future yields what to send.
 fn start(
     broker: &Arc<Broker>,
     admitted: Admitted,
     peer: SocketAddr,
+    handle: impl FnOnce(&Arc<Broker>, Request, SocketAddr) -> Option<Reply>,
 ) -> Result<Pending, DecodeError> {
     let Admitted { request, permit } = admitted;
     let Request {
@@ -249,7 +273,7 @@ fn start(
     } = &request;
     let (api_key, version, correlation_id) =
         (*api_key, header.request_api_version, header.correlation_id);
-    let reply = handlers::dispatch(broker, request, peer).ok_or(DecodeError::NotServed(api_key))?;
+    let reply = handle(broker, request, peer).ok_or(DecodeError::NotServed(api_key))?;
     let started = std::time::Instant::now();
     Ok(async move {
         let _reserved = permit;

@@ -320,14 +320,29 @@ impl ProducerContext for Deliveries {
 
 /// An idempotent librdkafka producer with acks=all.
 pub fn idempotent_producer(addr: &str, deliveries: &Deliveries) -> ThreadedProducer<Deliveries> {
-    ClientConfig::new()
+    producer_with(addr, deliveries, &[])
+}
+
+/// A librdkafka producer configured as [`idempotent_producer`], then with
+/// `settings` (which may turn idempotence off).
+pub fn producer_with(
+    addr: &str,
+    deliveries: &Deliveries,
+    settings: &[(&str, &str)],
+) -> ThreadedProducer<Deliveries> {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", addr)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
         .set("message.timeout.ms", "60000")
         .set("retry.backoff.ms", "100")
-        .set("reconnect.backoff.max.ms", "500")
+        .set("reconnect.backoff.max.ms", "500");
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    config
         .create_with_context(deliveries.clone())
         .expect("create producer")
 }
