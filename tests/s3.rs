@@ -103,6 +103,67 @@ fn bucket_problems_are_named_and_create_bucket_fixes_a_missing_one() {
     Broker::start_with_env(&["--object-store", &url], &env);
 }
 
+/// Keys, region and endpoint from a named AWS profile alone (no `AWS_*`
+/// settings in the environment) reach the server; a profile that does not
+/// exist is named at start.
+#[test]
+fn an_aws_profile_alone_configures_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    let credentials = dir.path().join("credentials");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile silt]\nregion = us-east-1\nendpoint_url = {}\n",
+            endpoint()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &credentials,
+        "[silt]\naws_access_key_id = test\naws_secret_access_key = test\n",
+    )
+    .unwrap();
+    let files = [
+        ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+        ("AWS_SHARED_CREDENTIALS_FILE", credentials.to_str().unwrap()),
+    ];
+    let url = bucket_url();
+
+    let mut env = files.to_vec();
+    env.push(("AWS_PROFILE", "silt"));
+    let broker = Broker::start_with_env(&["--object-store", &url, "--create-bucket"], &env);
+    create_topic(&broker, "by-profile", 1);
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(&broker.addr, &deliveries);
+    produce_keyed(&producer, "by-profile", 0..50, 100);
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    let acked = deliveries.acked.lock().unwrap().clone();
+    let reads = read_all_rdkafka(
+        &broker.addr,
+        "by-profile",
+        1,
+        acked.len(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(acked.len(), 50);
+    assert_exactly_once(&acked, &reads);
+
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_silt"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--object-store", &url])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env_clear()
+        .envs(files)
+        .env("AWS_PROFILE", "missing")
+        .output()
+        .expect("run silt");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the broker started");
+    assert!(stderr.contains("AWS profile 'missing'"), "{stderr}");
+}
+
 #[test]
 fn s3_local_durability_clients() {
     let url = bucket_url();

@@ -8,6 +8,7 @@
 //! that the bucket exists, the credentials work and create-only writes are
 //! enforced; `Bucket::create` makes a missing bucket (`--create-bucket`).
 
+mod aws_profile;
 mod metered;
 
 use std::ops::Range;
@@ -57,7 +58,7 @@ pub enum BucketError {
     #[error("bucket '{0}' does not exist: create it, or start with --create-bucket")]
     NoSuchBucket(String),
     #[error(
-        "access to bucket '{bucket}' was refused ({reason}): check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION"
+        "access to bucket '{bucket}' was refused ({reason}): check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION, or AWS_PROFILE"
     )]
     AccessDenied { bucket: String, reason: String },
     #[error(
@@ -74,8 +75,9 @@ impl Bucket {
     /// Opens the object store named by `url` (`file:///DIR`,
     /// `s3://BUCKET/PREFIX`), or `default_dir` when there is none. S3
     /// settings (credentials, region, endpoint) come from the standard
-    /// `AWS_*` environment variables and instance or web identity
-    /// credentials; plain HTTP is allowed for an `http://` endpoint.
+    /// `AWS_*` environment variables, then the AWS profile files, then web
+    /// identity, container or instance credentials; plain HTTP is allowed
+    /// for an `http://` endpoint.
     pub fn open(url: Option<&str>, default_dir: &Path) -> Result<Bucket> {
         let Some(url) = url else {
             return Bucket::local(default_dir);
@@ -93,8 +95,16 @@ impl Bucket {
         if bucket.is_empty() {
             return Err(bad());
         }
-        let endpoint = std::env::var("AWS_ENDPOINT_URL")
-            .or_else(|_| std::env::var("AWS_ENDPOINT"))
+        let mut builder = AmazonS3Builder::from_env();
+        let profile =
+            aws_profile::settings(|name| std::env::var(name).ok()).map_err(Error::InvalidConfig)?;
+        for (key, value) in profile {
+            if builder.get_config_value(&key).is_none() {
+                builder = builder.with_config(key, value);
+            }
+        }
+        let endpoint = builder
+            .get_config_value(&AmazonS3ConfigKey::Endpoint)
             .unwrap_or_default();
         let options = ClientOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
@@ -108,7 +118,7 @@ impl Bucket {
             max_retries: 8,
             retry_timeout: Duration::from_secs(30),
         };
-        let builder = AmazonS3Builder::from_env()
+        let builder = builder
             .with_bucket_name(bucket)
             .with_client_options(options)
             .with_retry(retry);

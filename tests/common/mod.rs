@@ -59,7 +59,7 @@ impl Broker {
         // Settings from the test's own environment must not leak in.
         let inherited: Vec<String> = std::env::vars()
             .map(|(k, _)| k)
-            .filter(|k| k.starts_with("SILT_"))
+            .filter(|k| k.starts_with("SILT_") || k.starts_with("AWS_"))
             .collect();
         let mut command = Command::new(env!("CARGO_BIN_EXE_silt"));
         for name in inherited {
