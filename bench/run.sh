@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
-# The single-node benchmark: machine baselines, then a real client
-# (librdkafka, examples/loadgen.rs) against a release broker in `local`
-# durability: 1 KiB messages, 8 partitions, acks=all, idempotent.
-#   1. produce as fast as possible, then catch-up consume;
-#   2. produce at a fixed 50 MB/s (open loop) for latency percentiles;
-#   3. a consumer group rebalance of 10 members over 100 partitions and
+# The standard benchmark scenarios, a real client (librdkafka through
+# examples/loadgen) against release brokers started here, client and broker
+# on this machine, 1 KiB incompressible messages, acks=all, idempotent
+# producers. Prints one markdown table.
+#   0. the machine's baselines in the same run: fdatasync'ed writes,
+#      sequential write, loopback TCP, the S3 server's own GET rate;
+#   1. local durability, 8 partitions: produce as fast as possible, then a
+#      catch-up consume;
+#   2. local durability: 50 MB/s open loop, produce and end-to-end latency;
+#   3. object durability on LocalStack (started here unless S3_BENCH_ENDPOINT
+#      names a server): produce throughput (4 producers), then 5 and 50 MB/s
+#      open loop;
+#   4. cold catch-up of what 3 wrote, after a restart on an empty data dir;
+#   5. 1,000 partitions at 5 MB/s in object durability: PUTs per second and
+#      per GiB; then PUTs per second when idle;
+#   6. consumer groups: a rebalance of 10 members over 100 partitions and
 #      OffsetCommit round trips (examples/group_bench.rs).
-# Prints a markdown table. Everything runs on loopback and stops by itself.
+# Everything listens on loopback and stops by itself.
 #
-# usage: bench/run.sh [MESSAGES]        (default 1000000, i.e. 1 GiB)
+# usage: bench/run.sh [MESSAGES]   (default 1000000 (1 GiB) in scenario 1,
+#                                   twice that in scenario 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 messages="${1:-1000000}"
@@ -19,44 +30,110 @@ loadgen="$CARGO_TARGET_DIR/release/examples/loadgen"
 group_bench="$CARGO_TARGET_DIR/release/examples/group_bench"
 
 work=$(mktemp -d /var/tmp/silt-bench.XXXXXX)
-broker_pid=""
-cleanup() {
+broker_pid="" localstack_pid=""
+stop_broker() {
   if [[ -n "$broker_pid" ]]; then kill "$broker_pid" 2>/dev/null || true; wait "$broker_pid" 2>/dev/null || true; fi
+  broker_pid=""
+}
+cleanup() {
+  stop_broker
+  if [[ -n "$localstack_pid" ]]; then kill "$localstack_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-# Baselines on the same disk: fdatasync'ed 4 KiB writes, and 1 GiB sequential write.
-fsync=$(dd if=/dev/zero of="$work/dd" bs=4k count=2000 oflag=dsync 2>&1 | awk '/copied/ {print $(NF-3)}')
-fsyncs_per_s=$(awk -v s="$fsync" 'BEGIN {printf "%.0f", 2000 / s}')
-seq_mb=$(dd if=/dev/zero of="$work/dd" bs=1M count=1024 conv=fdatasync 2>&1 | awk '/copied/ {printf "%.0f", $(NF-3) == 0 ? 0 : 1073.741824 / $(NF-3)}')
-rm -f "$work/dd"
-
-"$silt" serve --data-dir "$work/data" --listen 127.0.0.1:0 --durability local > "$work/out" 2> "$work/broker.log" &
-broker_pid=$!
-for _ in $(seq 100); do grep -q "listening on" "$work/out" 2>/dev/null && break; sleep 0.1; done
-addr=$(sed -n 's/^silt: listening on //p' "$work/out")
-[[ -n "$addr" ]] || { echo "broker did not start" >&2; cat "$work/broker.log" >&2; exit 1; }
-
-"$silt" topic create bench --partitions 8 --bootstrap-server "$addr" >&2
-"$silt" topic create latency --partitions 8 --bootstrap-server "$addr" >&2
-
-produce=$("$loadgen" produce --bootstrap "$addr" --topic bench --messages "$messages" --size 1024 | tail -1)
-consume=$("$loadgen" consume --bootstrap "$addr" --topic bench --messages "$messages" --partitions 8 | tail -1)
-latency_messages=$(( 50 * 1000 * 1000 / 1024 * 10 ))
-latency=$("$loadgen" produce --bootstrap "$addr" --topic latency --messages "$latency_messages" --size 1024 --rate-mb 50 --linger-ms 1 | tail -1)
-groups=$("$group_bench" --bootstrap "$addr" --members 10 --partitions 100 | tail -1)
-rss_mb=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$broker_pid/status")
-
+# start_broker ARGS...: a release broker on a fresh port; sets addr, admin.
+start_broker() {
+  "$silt" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "$@" > "$work/out" 2>> "$work/broker.log" &
+  broker_pid=$!
+  for _ in $(seq 300); do grep -q "^silt: listening on" "$work/out" 2>/dev/null && break; sleep 0.1; done
+  addr=$(sed -n 's/^silt: listening on //p' "$work/out")
+  admin=$(sed -n 's/^silt: admin listening on //p' "$work/out")
+  [[ -n "$addr" ]] || { echo "broker did not start" >&2; cat "$work/broker.log" >&2; exit 1; }
+}
+topic() { "$silt" topic create "$1" --partitions "$2" --bootstrap-server "$addr" >&2; }
+# run KIND ARGS...: one loadgen run against the current broker; its JSON line.
+run() { local kind=$1; shift; "$loadgen" "$kind" --bootstrap "$addr" --admin "$admin" "$@" | tail -1; }
 field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<< "$1"; }
+puts() { curl -s "http://$admin/metrics" | awk '/^silt_object_store_requests_total\{kind="put"/ { s += $2 } END { print s + 0 }'; }
+rss_mb() { curl -s "http://$admin/metrics" | awk '/^process_resident_memory_peak_bytes/ { printf "%.0f", $2 / 1e6 }'; }
+row() { echo "| $1 | $2 |" >> "$work/table"; }
+
+# 0. Baselines.
+fsync=$(dd if=/dev/zero of="$work/dd" bs=4k count=2000 oflag=dsync 2>&1 | awk '/copied/ {print $(NF-3)}')
+row "baseline: fdatasync'ed 4 KiB writes" "$(awk -v s="$fsync" 'BEGIN {printf "%.0f/s", 2000 / s}')"
+seq_mb=$(dd if=/dev/zero of="$work/dd" bs=1M count=1024 conv=fdatasync 2>&1 | awk '/copied/ {printf "%.0f", 1073.741824 / $(NF-3)}')
+rm -f "$work/dd"
+row "baseline: sequential write + fdatasync" "$seq_mb MB/s"
+tcp=$("$loadgen" tcp-baseline --gib 2 | tail -1)
+row "baseline: loopback TCP, one stream" "$(field "$tcp" mb_per_s) MB/s"
+
+# 1, 2. Local durability.
+start_broker --data-dir "$work/local" --durability local
+topic bench 8
+topic latency 8
+produce=$(run produce --topic bench --messages "$messages")
+row "1. local: produce, 8 partitions" "$(field "$produce" mb_per_s) MB/s (p99 $(field "$produce" p99_ms) ms)"
+consume=$(run consume --topic bench --messages "$messages")
+row "1. local: catch-up consume" "$(field "$consume" mb_per_s) MB/s"
+e2e=$(run end-to-end --topic latency --messages $((50 * 1000 * 1000 / 1024 * 10)) --rate-mb 50 --linger-ms 1)
+row "2. local, 50 MB/s: produce p50 / p99 / p99.9" "$(field "$e2e" p50_ms) / $(field "$e2e" p99_ms) / $(field "$e2e" p999_ms) ms"
+row "2. local, 50 MB/s: end-to-end p50 / p99 / p99.9" "$(field "$e2e" e2e_p50_ms) / $(field "$e2e" e2e_p99_ms) / $(field "$e2e" e2e_p999_ms) ms"
+groups=$("$group_bench" --bootstrap "$addr" --members 10 --partitions 100 | tail -1)
+row "6. groups: rebalance of 10 members over 100 partitions" "$(field "$groups" rebalance_ms) ms"
+row "6. groups: OffsetCommit p50 / p99" "$(field "$groups" commit_p50_ms) / $(field "$groups" commit_p99_ms) ms"
+row "local: broker peak RSS (256 MiB memory cache)" "$(rss_mb) MB"
+stop_broker
+
+# 3, 4, 5. Object durability on an S3 server.
+if [[ -z "${S3_BENCH_ENDPOINT:-}" ]]; then
+  export LOCALSTACK_PORT=45670
+  localstack_pid=$(localstack/start.sh silt-bench)
+  S3_BENCH_ENDPOINT="http://127.0.0.1:$LOCALSTACK_PORT"
+fi
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_ENDPOINT_URL="$S3_BENCH_ENDPOINT"
+prefix=$(basename "$work")
+object_broker() {
+  start_broker --data-dir "$work/object" --meta "file://$work/meta" --durability object \
+    --object-store "s3://silt-bench/$prefix" --create-bucket
+}
+object_broker
+topic bench 8
+topic lat5 8
+topic lat50 8
+topic wide 1000
+object_messages=$((2 * messages))
+produce=$(run produce --topic bench --messages "$object_messages" --producers 4)
+row "3. object: produce, 8 partitions, 4 producers" "$(field "$produce" mb_per_s) MB/s (p99 $(field "$produce" p99_ms) ms, $(field "$produce" broker_puts_per_gib) PUTs/GiB)"
+lat5=$(run end-to-end --topic lat5 --messages 50000 --rate-mb 5 --linger-ms 1)
+row "3. object, 5 MB/s: produce p50 / p99; end-to-end p99" "$(field "$lat5" p50_ms) / $(field "$lat5" p99_ms); $(field "$lat5" e2e_p99_ms) ms"
+lat50=$(run end-to-end --topic lat50 --messages 500000 --rate-mb 50 --linger-ms 1)
+row "3. object, 50 MB/s: produce p50 / p99; end-to-end p99" "$(field "$lat50" p50_ms) / $(field "$lat50" p99_ms); $(field "$lat50" e2e_p99_ms) ms"
+wide=$(run produce --topic wide --messages 100000 --rate-mb 5 --client sticky.partitioning.linger.ms=0)
+row "5. 1,000 partitions at 5 MB/s: PUTs per second / per GiB" "$(awk -v p="$(field "$wide" broker_puts)" -v s="$(field "$wide" seconds)" 'BEGIN {printf "%.1f", p / s}') / $(field "$wide" broker_puts_per_gib)"
+idle_before=$(puts); idle_start=$(date +%s.%N)
+sleep 10 # the idle period being measured
+row "5. idle: PUTs per second" "$(awk -v a="$idle_before" -v b="$(puts)" -v s="$idle_start" -v e="$(date +%s.%N)" 'BEGIN {printf "%.1f", (b - a) / (e - s)}')"
+object_rss=$(rss_mb)
+stop_broker
+
+# The server's own rate for whole-object GETs, 8 at a time, of every data
+# object under the prefix: the baseline for the cold read (unsigned
+# requests, which local servers accept).
+keys=$(curl -s "$S3_BENCH_ENDPOINT/silt-bench?list-type=2&prefix=$prefix/data/&max-keys=1000" |
+  grep -o '<Key>[^<]*</Key>' | sed 's/<Key>\(.*\)<\/Key>/\1/')
+get_start=$(date +%s.%N)
+get_bytes=$(echo "$keys" | xargs -P 8 -I{} curl -s -o /dev/null -w '%{size_download}\n' "$S3_BENCH_ENDPOINT/silt-bench/{}" |
+  awk '{ s += $1 } END { print s }')
+row "baseline: the S3 server's whole-object GETs, 8 at a time" "$(awk -v b="$get_bytes" -v s="$get_start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f MB/s", b / (e - s) / 1e6 }')"
+rm -rf "$work/object"
+object_broker
+cold=$(run consume --topic bench --messages "$object_messages")
+row "4. cold catch-up from the bucket (empty cache and data dir)" "$(field "$cold" mb_per_s) MB/s ($(field "$cold" broker_gets_per_gib) GETs/GiB)"
+row "object: broker peak RSS (256 MiB memory cache)" "$object_rss MB"
+
 echo
 echo "| figure | value |"
 echo "|---|---|"
-echo "| machine: fdatasync'ed 4 KiB writes | ${fsyncs_per_s}/s |"
-echo "| machine: sequential write + fdatasync | ${seq_mb} MB/s |"
-echo "| produce, 1 KiB, 8 partitions, acks=all, idempotent | $(field "$produce" mb_per_s) MB/s (p99 $(field "$produce" p99_ms) ms) |"
-echo "| catch-up consume | $(field "$consume" mb_per_s) MB/s |"
-echo "| produce at 50 MB/s (linger.ms=1): p50 / p99 / p99.9 | $(field "$latency" p50_ms) / $(field "$latency" p99_ms) / $(field "$latency" p999_ms) ms |"
-echo "| rebalance, 10 members over 100 partitions, after the last JoinGroup | $(field "$groups" rebalance_ms) ms |"
-echo "| OffsetCommit round trip p50 / p99 | $(field "$groups" commit_p50_ms) / $(field "$groups" commit_p99_ms) ms |"
-echo "| broker peak RSS (cache.memory_bytes = 256 MiB) | ${rss_mb} MB |"
+cat "$work/table"

@@ -2,7 +2,8 @@
 //!
 //! Metrics are recorded where things happen (`metrics` macros); this module
 //! installs the Prometheus recorder, adds what is computed on scrape
-//! (consumer lag per group and partition, buffered bytes), and serves it.
+//! (consumer lag per group and partition, buffered bytes, resident
+//! memory), and serves it.
 
 use std::sync::{Arc, OnceLock};
 
@@ -66,5 +67,20 @@ async fn render_metrics(State(broker): State<Arc<Broker>>) -> String {
     }
     metrics::gauge!("silt_unflushed_bytes").set(broker.log.unflushed_bytes() as f64);
     metrics::gauge!("silt_wal_bytes").set(broker.log.wal_bytes() as f64);
+    if let Some((resident, peak)) = resident_memory() {
+        metrics::gauge!("process_resident_memory_bytes").set(resident as f64);
+        metrics::gauge!("process_resident_memory_peak_bytes").set(peak as f64);
+    }
     handle.render()
+}
+
+/// This process's resident memory and its peak, in bytes (Linux).
+fn resident_memory() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = |field: &str| {
+        let line = status.lines().find(|l| l.starts_with(field))?;
+        let value = line[field.len()..].trim().trim_end_matches("kB").trim();
+        value.parse::<u64>().ok().map(|k| k * 1024)
+    };
+    Some((kib("VmRSS:")?, kib("VmHWM:")?))
 }

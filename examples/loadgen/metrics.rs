@@ -1,0 +1,77 @@
+//! The broker's own figures, scraped from its Prometheus `/metrics`.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// One scrape: each sample line's `name{labels}` and value.
+pub struct Scrape(HashMap<String, f64>);
+
+/// Reads `http://ADMIN/metrics`; exits naming the address if it cannot.
+pub fn scrape(admin: &str) -> Scrape {
+    let text = fetch(admin).unwrap_or_else(|e| {
+        eprintln!("loadgen: cannot read http://{admin}/metrics: {e}");
+        std::process::exit(1)
+    });
+    let samples = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(series, value)| Some((series.to_string(), value.parse().ok()?)))
+        .collect();
+    Scrape(samples)
+}
+
+fn fetch(admin: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(admin)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {admin}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok(body.to_string())
+}
+
+impl Scrape {
+    /// The sum of the samples of `name` whose labels contain every one of
+    /// `labels` (e.g. `kind="put"`).
+    fn sum(&self, name: &str, labels: &[&str]) -> f64 {
+        self.0
+            .iter()
+            .filter(|(series, _)| {
+                series.split('{').next() == Some(name) && labels.iter().all(|l| series.contains(l))
+            })
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
+/// What the broker did between two scrapes.
+pub struct BrokerFigures {
+    /// Object-store PUT requests, whatever their outcome (each one costs).
+    pub puts: f64,
+    /// Object-store GET requests (whole or ranged).
+    pub gets: f64,
+    pub put_bytes: f64,
+    pub get_bytes: f64,
+    pub wal_fsyncs: f64,
+    /// The broker's peak resident memory so far.
+    pub peak_rss_bytes: f64,
+}
+
+impl BrokerFigures {
+    pub fn between(before: &Scrape, after: &Scrape) -> BrokerFigures {
+        let delta =
+            |name: &str, labels: &[&str]| after.sum(name, labels) - before.sum(name, labels);
+        let requests = "silt_object_store_requests_total";
+        BrokerFigures {
+            puts: delta(requests, &["kind=\"put\""]) + delta(requests, &["kind=\"put_multipart\""]),
+            gets: delta(requests, &["kind=\"get\""]) + delta(requests, &["kind=\"get_ranges\""]),
+            put_bytes: delta("silt_object_store_bytes_total", &["direction=\"out\""]),
+            get_bytes: delta("silt_object_store_bytes_total", &["direction=\"in\""]),
+            wal_fsyncs: delta("silt_wal_fsyncs_total", &[]),
+            peak_rss_bytes: after.sum("process_resident_memory_peak_bytes", &[]),
+        }
+    }
+}
