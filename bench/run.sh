@@ -9,11 +9,13 @@
 #      catch-up consume;
 #   2. local durability: 50 MB/s open loop, produce and end-to-end latency;
 #   3. object durability on LocalStack (started here unless S3_BENCH_ENDPOINT
-#      names a server): produce throughput (4 producers), then 5 and 50 MB/s
-#      open loop for 10 s, idempotent and not;
+#      names a server): produce throughput (4 idempotent producers; one
+#      producer with many requests in flight), then 5 and 50 MB/s open loop
+#      for 10 s, idempotent and not;
 #   4. cold catch-up of what 3 wrote, after a restart on an empty data dir;
-#   5. 1,000 partitions at 5 MB/s in object durability: PUTs per second and
-#      per GiB; then PUTs per second when idle;
+#   5. 1,000 partitions at 5 MB/s in object durability (messages spread
+#      over all of them): PUTs per second and per GiB; then PUTs per second
+#      when idle;
 #   6. consumer groups: a rebalance of 10 members over 100 partitions and
 #      OffsetCommit round trips (examples/group_bench.rs).
 # Everything listens on loopback and stops by itself.
@@ -103,13 +105,15 @@ topic bench 8
 topic lat5 8
 topic lat50 8
 topic wide 1000
-object_messages=$((2 * messages))
-produce=$(run produce --topic bench --messages "$object_messages" --producers 4)
-row "3. object: produce, 8 partitions, 4 producers" "$(field "$produce" mb_per_s) MB/s (p99 $(field "$produce" p99_ms) ms, $(field "$produce" broker_puts_per_gib) PUTs/GiB)"
 # librdkafka sends one partition per produce request and an idempotent
 # producer keeps at most 5 in flight, so its rate is bounded by 5 requests
 # per acknowledgement round trip; a non-idempotent one may keep many.
 many_in_flight=(--idempotence false --client max.in.flight=1000)
+object_messages=$((2 * messages))
+produce=$(run produce --topic bench --messages "$messages" --producers 4)
+row "3. object: produce, 8 partitions, 4 idempotent producers" "$(field "$produce" mb_per_s) MB/s ($(field "$produce" broker_puts_per_gib) PUTs/GiB)"
+produce=$(run produce --topic bench --messages "$messages" "${many_in_flight[@]}")
+row "3. object: produce, 8 partitions, not idempotent, 1000 in flight" "$(field "$produce" mb_per_s) MB/s ($(field "$produce" broker_puts_per_gib) PUTs/GiB)"
 for rate in 5 50; do
   for client in idempotent many; do
     if [[ $client == many ]]; then extra=("${many_in_flight[@]}"); label="not idempotent, 1000 in flight"; else extra=(); label="idempotent"; fi
@@ -117,7 +121,7 @@ for rate in 5 50; do
     row "3. object, $rate MB/s, $label: produce p50 / p99; end-to-end p99" "$(field "$lat" p50_ms) / $(field "$lat" p99_ms); $(field "$lat" e2e_p99_ms) ms (achieved $(field "$lat" mb_per_s) MB/s)"
   done
 done
-wide=$(run produce --topic wide --messages 100000 --rate-mb 5 --client sticky.partitioning.linger.ms=0)
+wide=$(run produce --topic wide --messages 50000 --rate-mb 5 --client sticky.partitioning.linger.ms=0 "${many_in_flight[@]}")
 row "5. 1,000 partitions at 5 MB/s: PUTs per second / per GiB" "$(awk -v p="$(field "$wide" broker_puts)" -v s="$(field "$wide" seconds)" 'BEGIN {printf "%.1f", p / s}') / $(field "$wide" broker_puts_per_gib)"
 idle_before=$(puts); idle_start=$(date +%s.%N)
 sleep 10 # the idle period being measured
