@@ -78,7 +78,10 @@ fn wal(c: &mut Criterion) {
         b.iter(|| {
             let mut end = 0;
             for partition in 0..100 {
-                end = wal.append(topic, partition % 8, &entry).expect("append").end;
+                end = wal
+                    .append(topic, partition % 8, &entry)
+                    .expect("append")
+                    .end;
             }
             while wal.durable() < end {
                 std::thread::yield_now();

@@ -73,7 +73,8 @@ pub struct StorageConfig {
     pub object_store: Option<String>,
     /// Create the S3 bucket at start if it does not exist.
     pub create_bucket: bool,
-    /// Metadata: `file:///DIR` for the embedded store; unset means
+    /// Metadata: `file:///DIR` for the embedded store, or
+    /// `etcd://HOST:PORT[,HOST:PORT...][/ROOT]`; unset means
     /// `<data_dir>/meta`.
     pub meta: Option<String>,
     /// How often unreferenced data objects are looked for.
@@ -432,8 +433,12 @@ impl Config {
         }
         if let Some(meta) = &self.storage.meta
             && !meta.starts_with("file:///")
+            && !meta.starts_with("etcd://")
         {
-            return invalid("storage.meta", "expected file:///DIR (the embedded store)");
+            return invalid(
+                "storage.meta",
+                "expected file:///DIR (the embedded store) or etcd://HOST:PORT[,HOST:PORT...][/ROOT]",
+            );
         }
         let g = &self.groups;
         if g.min_session_timeout_ms < 1 || g.max_session_timeout_ms < g.min_session_timeout_ms {

@@ -164,7 +164,8 @@ struct ServeArgs {
     /// Create the S3 bucket if it does not exist (LocalStack, MinIO).
     #[arg(long)]
     create_bucket: bool,
-    /// The embedded metadata store's directory, file:///DIR.
+    /// Metadata: file:///DIR (the embedded store) or
+    /// etcd://HOST:PORT[,HOST:PORT...][/ROOT] (default root: silt).
     #[arg(long)]
     meta: Option<String>,
     /// Admin HTTP address (Prometheus /metrics, /health), HOST:PORT.

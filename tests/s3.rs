@@ -1,8 +1,9 @@
 //! The broker on a real S3-compatible server (LocalStack, started by
 //! `.ci/run`; `S3_TEST_ENDPOINT`, default http://127.0.0.1:4566): the client
 //! suite in both durability modes, kill -9, a stateless restart on an empty
-//! data dir, a 10 s outage of the store under load, create-only writes from
-//! two brokers, and one PUT per flush with 1,000 partitions.
+//! data dir (metadata in a directory or in etcd), a 10 s outage of the
+//! store under load, create-only writes from two brokers, and one PUT per
+//! flush with 1,000 partitions.
 
 mod common;
 
@@ -193,13 +194,30 @@ fn s3_object_durability_kill9() {
 /// serves everything acknowledged.
 #[test]
 fn stateless_restart_on_an_empty_data_dir() {
-    let url = bucket_url();
     let meta = tempfile::tempdir().unwrap();
-    let meta_url = format!("file://{}", meta.path().display());
+    stateless_restart(&format!("file://{}", meta.path().display()));
+}
+
+/// The same with the metadata in etcd (`ETCD_TEST_ENDPOINT`, started by
+/// `.ci/run`): nothing of the broker's state is on its machine.
+#[test]
+fn stateless_restart_with_metadata_in_etcd() {
+    let etcd = std::env::var("ETCD_TEST_ENDPOINT").unwrap_or_else(|_| "127.0.0.1:23790".into());
+    stateless_restart(&format!(
+        "etcd://{etcd}/silt-test-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+}
+
+/// Acknowledged messages in `object` durability, then kill -9 and a start
+/// on an empty data dir with the same bucket and metadata: every one is
+/// there, exactly once.
+fn stateless_restart(meta_url: &str) {
+    let url = bucket_url();
     let mut broker = start(
         &endpoint(),
         &url,
-        &["--durability", "object", "--meta", &meta_url],
+        &["--durability", "object", "--meta", meta_url],
         &[],
     );
     create_topic(&broker, "stateless", 4);

@@ -30,6 +30,7 @@ use crate::group::state::GroupSettings;
 use crate::log::partition::Partition;
 use crate::log::{Log, LogSettings};
 use crate::meta::embedded::EmbeddedStore;
+use crate::meta::etcd::EtcdStore;
 use crate::meta::{MetaStore, TopicMeta};
 use crate::storage::Bucket;
 
@@ -96,7 +97,10 @@ impl Broker {
                 data_dir.display()
             )))
         })?;
-        let meta: Arc<dyn MetaStore> = Arc::new(EmbeddedStore::open(&config.meta_dir())?);
+        let meta: Arc<dyn MetaStore> = match config.storage.meta.as_deref() {
+            Some(url) if url.starts_with("etcd://") => Arc::new(EtcdStore::connect(url).await?),
+            _ => Arc::new(EmbeddedStore::open(&config.meta_dir())?),
+        };
         let bucket = Bucket::open(
             config.storage.object_store.as_deref(),
             &data_dir.join("objects"),

@@ -285,25 +285,65 @@ impl Log {
         partition.offsets(self.wal_durable())
     }
 
-    /// Reads whole batches from `offset` within `limit`.
+    /// Reads whole batches from `offset` within `limit`: from the section
+    /// or tail holding it, and on through the following sections and the
+    /// tail while the limit leaves room, so a read never stops short at a
+    /// section boundary (and `min_bytes` of a fetch can be reached).
     pub async fn read(
         &self,
         partition: &Partition,
         offset: i64,
         limit: ReadLimit,
     ) -> Result<ReadResult> {
-        let source = partition.read(offset, limit, self.wal_durable())?;
-        let offsets = self.offsets(partition);
-        let records = match source {
-            ReadSource::Nothing => None,
-            ReadSource::Tail(batches) if batches.len() == 1 => batches.into_iter().next(),
-            ReadSource::Tail(batches) => Some(Bytes::from(batches.concat())),
-            ReadSource::Extent(extent) => {
-                let section = self.cache.get(&extent).await?;
-                Some(batches_from(&section, offset, limit))
+        let mut parts: Vec<Bytes> = Vec::new();
+        let mut used = 0;
+        let mut next = offset;
+        loop {
+            let remaining = ReadLimit {
+                max_bytes: limit.max_bytes.saturating_sub(used),
+                at_least_one: limit.at_least_one && used == 0,
+            };
+            // Past the first part, a failure ends the read with what it
+            // has; the next read from there reports it.
+            let source = match partition.read(next, remaining, self.wal_durable()) {
+                Ok(source) => source,
+                Err(e) if parts.is_empty() => return Err(e),
+                Err(_) => break,
+            };
+            match source {
+                ReadSource::Nothing => break,
+                ReadSource::Tail(batches) => {
+                    parts.extend(batches);
+                    break;
+                }
+                ReadSource::Extent(extent) => {
+                    let section = match self.cache.get(&extent).await {
+                        Ok(section) => section,
+                        Err(e) if parts.is_empty() => return Err(e),
+                        Err(_) => break,
+                    };
+                    let (batches, whole) = batches_from(&section, next, remaining);
+                    if batches.is_empty() {
+                        break;
+                    }
+                    used += batches.len();
+                    parts.push(batches);
+                    if !whole {
+                        break;
+                    }
+                    next = extent.last_offset + 1;
+                }
             }
+        }
+        let records = match parts.len() {
+            0 => None,
+            1 => parts.pop(),
+            _ => Some(Bytes::from(parts.concat())),
         };
-        Ok(ReadResult { records, offsets })
+        Ok(ReadResult {
+            records,
+            offsets: self.offsets(partition),
+        })
     }
 
     /// Loads the sections reads at these (partition, offset) positions
@@ -399,22 +439,22 @@ impl Log {
 }
 
 /// Whole batches of `section` from the one holding `offset`, within `limit`.
-fn batches_from(section: &Bytes, offset: i64, limit: ReadLimit) -> Bytes {
+fn batches_from(section: &Bytes, offset: i64, limit: ReadLimit) -> (Bytes, bool) {
     let mut batches = batch::iter_batches(section).skip_while(|(h, _)| h.last_offset() < offset);
     let Some((_, first)) = batches.next() else {
-        return Bytes::new();
+        return (Bytes::new(), true);
     };
     if !limit.fits(0, first.len()) {
-        return Bytes::new();
+        return (Bytes::new(), false);
     }
     let mut end = first.end;
     for (_, range) in batches {
         if !limit.fits(end - first.start, range.len()) {
-            break;
+            return (section.slice(first.start..end), false);
         }
         end = range.end;
     }
-    section.slice(first.start..end)
+    (section.slice(first.start..end), true)
 }
 
 /// Decodes one batch to find its first record with timestamp >= `timestamp`.
@@ -459,23 +499,28 @@ mod tests {
             max_bytes: usize::MAX,
             at_least_one: true,
         };
-        assert_eq!(bases(&batches_from(&section, 10, all)), vec![10, 12, 14]);
-        assert_eq!(bases(&batches_from(&section, 13, all)), vec![12, 14]);
-        assert_eq!(bases(&batches_from(&section, 16, all)), Vec::<i64>::new());
+        let read = |offset, limit| {
+            let (batches, whole) = batches_from(&section, offset, limit);
+            (bases(&batches), whole)
+        };
+        assert_eq!(read(10, all), (vec![10, 12, 14], true));
+        assert_eq!(read(13, all), (vec![12, 14], true));
+        assert_eq!(read(16, all), (vec![], true));
         let two = ReadLimit {
             max_bytes: 2 * len,
             at_least_one: false,
         };
-        assert_eq!(bases(&batches_from(&section, 10, two)), vec![10, 12]);
+        assert_eq!(read(10, two), (vec![10, 12], false));
+        assert_eq!(read(12, two), (vec![12, 14], true));
         let tiny = ReadLimit {
             max_bytes: 1,
             at_least_one: true,
         };
-        assert_eq!(bases(&batches_from(&section, 12, tiny)), vec![12]);
+        assert_eq!(read(12, tiny), (vec![12], false));
         let none = ReadLimit {
             at_least_one: false,
             ..tiny
         };
-        assert!(batches_from(&section, 12, none).is_empty());
+        assert_eq!(read(12, none), (vec![], false));
     }
 }

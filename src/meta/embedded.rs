@@ -18,8 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    CommitOutcome, CommittedOffset, GroupMeta, MetaStore, PRODUCER_EXPIRY_MS, PartitionCommit,
-    PartitionMeta, TopicMeta,
+    CommitOutcome, CommittedOffset, GroupMeta, MetaStore, PartitionCommit, PartitionMeta, TopicMeta,
 };
 use crate::error::{Error, Result};
 
@@ -269,24 +268,14 @@ impl State {
 
     /// New extents must continue exactly where the partition's data ends.
     fn check_contiguous(&self, commit: &PartitionCommit) -> Result<()> {
-        let Some(partition) = self
+        match self
             .partitions
             .get(&commit.topic)
             .and_then(|parts| parts.get(commit.partition as usize))
-        else {
-            return Ok(());
-        };
-        let mut end = partition.committed_end();
-        for extent in &commit.extents {
-            if extent.base_offset != end || extent.last_offset < extent.base_offset {
-                return Err(Error::Meta(format!(
-                    "extent {}..={} does not continue partition {} at offset {end}",
-                    extent.base_offset, extent.last_offset, commit.partition
-                )));
-            }
-            end = extent.last_offset + 1;
+        {
+            Some(partition) => commit.check_continues(partition.committed_end()),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Applies a change that passed `check` (or was journaled after passing it).
@@ -374,18 +363,7 @@ impl State {
             return CommitOutcome::Fenced;
         }
         partition.extents.extend(commit.extents.iter().cloned());
-        let newest = commit
-            .producers
-            .values()
-            .map(|p| p.last_write_ms)
-            .max()
-            .unwrap_or(0);
-        partition
-            .producers
-            .extend(commit.producers.iter().map(|(id, p)| (*id, p.clone())));
-        partition
-            .producers
-            .retain(|_, p| newest - p.last_write_ms < PRODUCER_EXPIRY_MS);
+        commit.merge_producers(&mut partition.producers);
         CommitOutcome::Committed
     }
 

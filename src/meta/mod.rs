@@ -7,6 +7,7 @@
 //! partition's leader epoch, so a fenced leader can never commit.
 
 pub mod embedded;
+pub mod etcd;
 
 use std::collections::BTreeMap;
 
@@ -92,6 +93,36 @@ pub struct PartitionCommit {
     pub leader_epoch: i32,
     pub extents: Vec<Extent>,
     pub producers: BTreeMap<i64, ProducerSnapshot>,
+}
+
+impl PartitionCommit {
+    /// Fails unless the new extents continue exactly at offset `end`, where
+    /// the partition's committed data ends.
+    pub fn check_continues(&self, mut end: i64) -> Result<()> {
+        for extent in &self.extents {
+            if extent.base_offset != end || extent.last_offset < extent.base_offset {
+                return Err(crate::error::Error::Meta(format!(
+                    "extent {}..={} does not continue partition {} at offset {end}",
+                    extent.base_offset, extent.last_offset, self.partition
+                )));
+            }
+            end = extent.last_offset + 1;
+        }
+        Ok(())
+    }
+
+    /// Merges the commit's producer state into `producers`, forgetting
+    /// producers silent for [`PRODUCER_EXPIRY_MS`] before the newest write.
+    pub fn merge_producers(&self, producers: &mut BTreeMap<i64, ProducerSnapshot>) {
+        let newest = self
+            .producers
+            .values()
+            .map(|p| p.last_write_ms)
+            .max()
+            .unwrap_or(0);
+        producers.extend(self.producers.iter().map(|(id, p)| (*id, p.clone())));
+        producers.retain(|_, p| newest - p.last_write_ms < PRODUCER_EXPIRY_MS);
+    }
 }
 
 /// A consumer group as persisted at its last stable point (or when it

@@ -1,0 +1,570 @@
+//! The metadata store of cluster mode, in etcd (v3 API; etcd 3.4 works).
+//!
+//! Keys, under a root prefix (`etcd://HOST:PORT,.../ROOT`, default `silt`),
+//! values JSON:
+//! - `topics/NAME`: the topic; `alive/TOPIC_ID`: present while it exists;
+//! - `partitions/TOPIC_ID/PARTITION/state`: leader epoch, log start,
+//!   committed end and producer state; absent until the first commit;
+//! - `partitions/TOPIC_ID/PARTITION/extents/BASE_OFFSET`: one per extent, so
+//!   no value grows with the log;
+//! - `producer_ids`: the next free producer id; `broker_configs`;
+//! - `groups/GROUP_HEX` and `offsets/GROUP_HEX/TOPIC/PARTITION` (group ids
+//!   are arbitrary strings, so they are hex-encoded in keys).
+//!
+//! Every read-modify-write is a transaction comparing the revision it read,
+//! retried on conflict. A partition commit compares the partition state's
+//! revision and the topic's `alive` key, so a leader whose epoch is stale
+//! can never commit. Partitions of one flush commit in separate
+//! transactions (etcd allows 128 operations per transaction by default);
+//! a commit retried after a partial failure is recognised and answered
+//! as committed.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use etcd_client::{
+    Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, KvClient, Txn, TxnOp,
+};
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    CommitOutcome, CommittedOffset, Extent, GroupMeta, MetaStore, PartitionCommit, PartitionMeta,
+    ProducerSnapshot, TopicMeta,
+};
+use crate::error::{Error, Result};
+
+/// Partition commits of one flush in flight at once.
+const COMMIT_CONCURRENCY: usize = 32;
+/// Operations per transaction, under etcd's default limit of 128.
+const OPS_PER_TXN: usize = 100;
+
+/// A [`MetaStore`] in an etcd cluster.
+pub struct EtcdStore {
+    kv: KvClient,
+    root: String,
+}
+
+/// A partition's state apart from its extents.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct PartitionState {
+    leader_epoch: i32,
+    log_start_offset: i64,
+    /// The offset after the last committed record.
+    end: i64,
+    producers: BTreeMap<i64, ProducerSnapshot>,
+}
+
+/// A value as read, with the revision to compare when writing it back
+/// (`None`: the key does not exist).
+struct Read<T> {
+    value: Option<T>,
+    revision: Option<i64>,
+}
+
+impl<T> Read<T> {
+    /// The comparison that holds while the key is as it was read.
+    fn unchanged(&self, key: &str) -> Compare {
+        match self.revision {
+            Some(revision) => Compare::mod_revision(key, CompareOp::Equal, revision),
+            None => Compare::create_revision(key, CompareOp::Equal, 0),
+        }
+    }
+}
+
+fn meta_error(e: impl std::fmt::Display) -> Error {
+    Error::Meta(format!("etcd: {e}"))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::Meta(format!("cannot encode metadata: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(kv: &KeyValue) -> Result<T> {
+    serde_json::from_slice(kv.value()).map_err(|e| {
+        Error::Meta(format!(
+            "metadata at {} does not decode: {e}",
+            String::from_utf8_lossy(kv.key())
+        ))
+    })
+}
+
+fn hex(id: &str) -> String {
+    id.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+impl EtcdStore {
+    /// Connects to `url`: `etcd://HOST:PORT[,HOST:PORT...][/ROOT]`.
+    pub async fn connect(url: &str) -> Result<EtcdStore> {
+        let bad = || {
+            Error::InvalidConfig(format!(
+                "expected etcd://HOST:PORT[,HOST:PORT...][/ROOT], got '{url}'"
+            ))
+        };
+        let rest = url.strip_prefix("etcd://").ok_or_else(bad)?;
+        let (hosts, root) = rest.split_once('/').unwrap_or((rest, "silt"));
+        let endpoints: Vec<String> = hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("http://{h}"))
+            .collect();
+        if endpoints.is_empty() || root.is_empty() {
+            return Err(bad());
+        }
+        let options = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(std::time::Duration::from_secs(5))
+            .with_timeout(std::time::Duration::from_secs(10));
+        let client = Client::connect(&endpoints, Some(options))
+            .await
+            .map_err(|e| Error::InvalidConfig(format!("cannot reach etcd at {hosts}: {e}")))?;
+        let store = EtcdStore {
+            kv: client.kv_client(),
+            root: root.trim_end_matches('/').to_string(),
+        };
+        // A first request proves the cluster answers.
+        store
+            .get::<serde_json::Value>("producer_ids")
+            .await
+            .map_err(|e| Error::InvalidConfig(format!("etcd at {hosts} does not answer: {e}")))?;
+        Ok(store)
+    }
+
+    fn key(&self, path: &str) -> String {
+        format!("{}/{path}", self.root)
+    }
+
+    fn partition_key(&self, topic: Uuid, partition: i32, rest: &str) -> String {
+        self.key(&format!("partitions/{topic}/{partition}/{rest}"))
+    }
+
+    fn extent_key(&self, topic: Uuid, partition: i32, base_offset: i64) -> String {
+        // Zero-padded so that keys sort by offset.
+        self.partition_key(topic, partition, &format!("extents/{base_offset:020}"))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Read<T>> {
+        self.get_key(&self.key(path)).await
+    }
+
+    async fn get_key<T: DeserializeOwned>(&self, key: &str) -> Result<Read<T>> {
+        let response = self.kv.clone().get(key, None).await.map_err(meta_error)?;
+        match response.kvs().first() {
+            Some(kv) => Ok(Read {
+                value: Some(decode(kv)?),
+                revision: Some(kv.mod_revision()),
+            }),
+            None => Ok(Read {
+                value: None,
+                revision: None,
+            }),
+        }
+    }
+
+    /// Every key and value under `path/`.
+    async fn list(&self, path: &str) -> Result<Vec<KeyValue>> {
+        let prefix = self.key(&format!("{path}/"));
+        let options = GetOptions::new().with_prefix();
+        let mut response = self
+            .kv
+            .clone()
+            .get(prefix, Some(options))
+            .await
+            .map_err(meta_error)?;
+        Ok(response.take_kvs())
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<bool> {
+        let response = self.kv.clone().txn(txn).await.map_err(meta_error)?;
+        Ok(response.succeeded())
+    }
+
+    /// Runs `ops` in transactions of at most [`OPS_PER_TXN`] operations.
+    async fn write_all(&self, ops: Vec<TxnOp>) -> Result<()> {
+        for chunk in ops.chunks(OPS_PER_TXN) {
+            self.txn(Txn::new().and_then(chunk.to_vec())).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the value at `path`, lets `change` turn it into the value to
+    /// store, and writes it if the key did not change meanwhile; retries
+    /// otherwise. `change` returns `Ok(None)` to write nothing.
+    async fn update<T, R>(
+        &self,
+        path: &str,
+        mut change: impl FnMut(Option<T>) -> Result<(Option<T>, R)>,
+    ) -> Result<R>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        let key = self.key(path);
+        loop {
+            let read: Read<T> = self.get_key(&key).await?;
+            let compare = read.unchanged(&key);
+            let (new, result) = change(read.value)?;
+            let Some(new) = new else {
+                return Ok(result);
+            };
+            let put = TxnOp::put(key.as_str(), encode(&new)?, None);
+            if self.txn(Txn::new().when([compare]).and_then([put])).await? {
+                return Ok(result);
+            }
+        }
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        let options = GetOptions::new().with_count_only();
+        let response = self.kv.clone().get(key, Some(options)).await;
+        Ok(response.map_err(meta_error)?.count() > 0)
+    }
+
+    async fn topic_by_id(&self, id: Uuid) -> Result<Option<TopicMeta>> {
+        Ok(self.topics().await?.into_iter().find(|t| t.id == id))
+    }
+
+    /// Commits one partition; retried until it is decided.
+    async fn commit_partition(&self, commit: &PartitionCommit) -> Result<CommitOutcome> {
+        let (topic, partition) = (commit.topic, commit.partition);
+        let state_key = self.partition_key(topic, partition, "state");
+        let alive_key = self.key(&format!("alive/{topic}"));
+        loop {
+            let read: Read<PartitionState> = self.get_key(&state_key).await?;
+            if read.value.is_none() && !self.exists(&alive_key).await? {
+                return Ok(CommitOutcome::Gone);
+            }
+            let mut state = read.value.clone().unwrap_or_default();
+            if state.leader_epoch != commit.leader_epoch {
+                return Ok(CommitOutcome::Fenced);
+            }
+            if self.is_retry(commit, state.end).await? {
+                return Ok(CommitOutcome::Committed);
+            }
+            commit.check_continues(state.end)?;
+            let mut ops = Vec::with_capacity(commit.extents.len() + 1);
+            for extent in &commit.extents {
+                let key = self.extent_key(topic, partition, extent.base_offset);
+                ops.push(TxnOp::put(key, encode(extent)?, None));
+                state.end = extent.last_offset + 1;
+            }
+            commit.merge_producers(&mut state.producers);
+            ops.push(TxnOp::put(state_key.as_str(), encode(&state)?, None));
+            let compares = [
+                read.unchanged(&state_key),
+                Compare::version(alive_key.as_str(), CompareOp::Greater, 0),
+            ];
+            if self.txn(Txn::new().when(compares).and_then(ops)).await? {
+                return Ok(CommitOutcome::Committed);
+            }
+            // The state moved on, or the topic is gone.
+            if !self.exists(&alive_key).await? {
+                return Ok(CommitOutcome::Gone);
+            }
+        }
+    }
+
+    /// Whether `commit` was already applied (an earlier attempt succeeded
+    /// but its answer was lost): its first extent is stored, from the same
+    /// object.
+    async fn is_retry(&self, commit: &PartitionCommit, end: i64) -> Result<bool> {
+        let Some(first) = commit.extents.first() else {
+            return Ok(false);
+        };
+        if first.base_offset >= end {
+            return Ok(false);
+        }
+        let key = self.extent_key(commit.topic, commit.partition, first.base_offset);
+        let stored: Read<Extent> = self.get_key(&key).await?;
+        Ok(stored.value.is_some_and(|e| e == *first))
+    }
+}
+
+#[async_trait]
+impl MetaStore for EtcdStore {
+    async fn topics(&self) -> Result<Vec<TopicMeta>> {
+        self.list("topics").await?.iter().map(decode).collect()
+    }
+
+    async fn create_topic(&self, topic: TopicMeta) -> Result<()> {
+        let key = self.key(&format!("topics/{}", topic.name));
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+            .and_then([
+                TxnOp::put(key.as_str(), encode(&topic)?, None),
+                TxnOp::put(self.key(&format!("alive/{}", topic.id)), "1", None),
+            ]);
+        if self.txn(txn).await? {
+            Ok(())
+        } else {
+            Err(Error::TopicAlreadyExists(topic.name))
+        }
+    }
+
+    async fn delete_topic(&self, name: &str) -> Result<TopicMeta> {
+        let key = self.key(&format!("topics/{name}"));
+        let read: Read<TopicMeta> = self.get_key(&key).await?;
+        let topic = read.value.clone().ok_or(Error::UnknownTopicOrPartition)?;
+        let prefix = Some(DeleteOptions::new().with_prefix());
+        let txn = Txn::new().when([read.unchanged(&key)]).and_then([
+            TxnOp::delete(key.as_str(), None),
+            TxnOp::delete(self.key(&format!("alive/{}", topic.id)), None),
+            TxnOp::delete(self.key(&format!("partitions/{}/", topic.id)), prefix),
+        ]);
+        if !self.txn(txn).await? {
+            return Err(Error::Meta(format!(
+                "topic '{name}' changed while it was deleted; try again"
+            )));
+        }
+        // Its committed offsets, in every group.
+        let mut deletes = Vec::new();
+        for kv in self.list("offsets").await? {
+            let offset: CommittedOffset = decode(&kv)?;
+            if offset.topic == name {
+                deletes.push(TxnOp::delete(kv.key().to_vec(), None));
+            }
+        }
+        self.write_all(deletes).await?;
+        Ok(topic)
+    }
+
+    async fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<()> {
+        self.update(&format!("topics/{name}"), |topic: Option<TopicMeta>| {
+            let mut topic = topic.ok_or(Error::UnknownTopicOrPartition)?;
+            topic.configs = configs.clone();
+            Ok((Some(topic), ()))
+        })
+        .await
+    }
+
+    async fn add_partitions(&self, name: &str, count: i32) -> Result<()> {
+        self.update(&format!("topics/{name}"), |topic: Option<TopicMeta>| {
+            let mut topic = topic.ok_or(Error::UnknownTopicOrPartition)?;
+            if count <= topic.partitions {
+                return Err(Error::InvalidPartitions(format!(
+                    "topic '{name}' has {} partitions; the new count must be larger",
+                    topic.partitions
+                )));
+            }
+            topic.partitions = count;
+            Ok((Some(topic), ()))
+        })
+        .await
+    }
+
+    async fn partition(&self, topic: Uuid, partition: i32) -> Result<PartitionMeta> {
+        let exists = self
+            .topic_by_id(topic)
+            .await?
+            .is_some_and(|t| (0..t.partitions).contains(&partition));
+        if !exists {
+            return Err(Error::UnknownTopicOrPartition);
+        }
+        let state: Read<PartitionState> = self
+            .get_key(&self.partition_key(topic, partition, "state"))
+            .await?;
+        let state = state.value.unwrap_or_default();
+        let extents = self
+            .list(&format!("partitions/{topic}/{partition}/extents"))
+            .await?
+            .iter()
+            .map(decode)
+            .collect::<Result<Vec<Extent>>>()?;
+        Ok(PartitionMeta {
+            leader_epoch: state.leader_epoch,
+            log_start_offset: state.log_start_offset,
+            extents,
+            producers: state.producers,
+        })
+    }
+
+    async fn commit(&self, commits: Vec<PartitionCommit>) -> Result<Vec<CommitOutcome>> {
+        let commits = commits
+            .into_iter()
+            .map(|commit| async move { self.commit_partition(&commit).await });
+        futures::stream::iter(commits)
+            .buffered(COMMIT_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    async fn allocate_producer_ids(&self, count: u32) -> Result<i64> {
+        self.update("producer_ids", |next: Option<i64>| {
+            let first = next.unwrap_or(0);
+            Ok((Some(first + i64::from(count)), first))
+        })
+        .await
+    }
+
+    async fn broker_configs(&self) -> Result<BTreeMap<String, String>> {
+        Ok(self.get("broker_configs").await?.value.unwrap_or_default())
+    }
+
+    async fn set_broker_configs(&self, configs: BTreeMap<String, String>) -> Result<()> {
+        let put = TxnOp::put(self.key("broker_configs"), encode(&configs)?, None);
+        self.txn(Txn::new().and_then([put])).await.map(|_| ())
+    }
+
+    async fn groups(&self) -> Result<Vec<(Option<GroupMeta>, String, Vec<CommittedOffset>)>> {
+        let mut groups: BTreeMap<String, (Option<GroupMeta>, Vec<CommittedOffset>)> =
+            BTreeMap::new();
+        for kv in self.list("groups").await? {
+            let group: GroupMeta = decode(&kv)?;
+            let id = group.id.clone();
+            groups.entry(id).or_default().0 = Some(group);
+        }
+        let offsets_prefix = self.key("offsets/");
+        for kv in self.list("offsets").await? {
+            let offset: CommittedOffset = decode(&kv)?;
+            let key = String::from_utf8_lossy(kv.key());
+            let group_hex = key[offsets_prefix.len()..].split('/').next().unwrap_or("");
+            let id = unhex(group_hex)
+                .ok_or_else(|| Error::Meta(format!("offset key {key} names no group")))?;
+            groups.entry(id).or_default().1.push(offset);
+        }
+        Ok(groups
+            .into_iter()
+            .map(|(id, (group, offsets))| (group, id, offsets))
+            .collect())
+    }
+
+    async fn put_group(&self, group: GroupMeta) -> Result<()> {
+        self.update(
+            &format!("groups/{}", hex(&group.id)),
+            |stored: Option<GroupMeta>| {
+                // An older generation never replaces a newer one.
+                let newer = stored.is_none_or(|s| s.generation <= group.generation);
+                Ok((newer.then(|| group.clone()), ()))
+            },
+        )
+        .await
+    }
+
+    async fn delete_group(&self, group_id: &str) -> Result<()> {
+        let id = hex(group_id);
+        let prefix = Some(DeleteOptions::new().with_prefix());
+        self.write_all(vec![
+            TxnOp::delete(self.key(&format!("groups/{id}")), None),
+            TxnOp::delete(self.key(&format!("offsets/{id}/")), prefix),
+        ])
+        .await
+    }
+
+    async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()> {
+        let id = hex(group_id);
+        let mut puts = Vec::with_capacity(offsets.len());
+        for o in &offsets {
+            let key = self.key(&format!("offsets/{id}/{}/{}", o.topic, o.partition));
+            puts.push(TxnOp::put(key, encode(o)?, None));
+        }
+        self.write_all(puts).await
+    }
+
+    async fn delete_offsets(&self, group_id: &str, partitions: Vec<(String, i32)>) -> Result<()> {
+        let id = hex(group_id);
+        let deletes = partitions
+            .iter()
+            .map(|(topic, p)| TxnOp::delete(self.key(&format!("offsets/{id}/{topic}/{p}")), None))
+            .collect();
+        self.write_all(deletes).await
+    }
+}
+
+fn unhex(text: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::conformance;
+
+    /// The etcd the tests run against (`.ci/run` starts one).
+    fn endpoint() -> String {
+        std::env::var("ETCD_TEST_ENDPOINT").unwrap_or_else(|_| "127.0.0.1:23790".into())
+    }
+
+    /// A store under a fresh root, so tests never see each other's keys.
+    async fn store() -> EtcdStore {
+        let url = format!(
+            "etcd://{}/silt-test-{}",
+            endpoint(),
+            Uuid::new_v4().simple()
+        );
+        EtcdStore::connect(&url)
+            .await
+            .expect("etcd is running (ETCD_TEST_ENDPOINT)")
+    }
+
+    #[tokio::test]
+    async fn conformance_suite() {
+        conformance::topics_lifecycle(&store().await).await;
+        conformance::commits_are_epoch_guarded(&store().await).await;
+        conformance::producer_ids_are_unique(&store().await).await;
+        conformance::broker_configs_round_trip(&store().await).await;
+        conformance::groups_and_offsets(&store().await).await;
+        conformance::deleting_a_topic_deletes_its_offsets(&store().await).await;
+    }
+
+    #[test]
+    fn group_ids_survive_the_key_encoding() {
+        for id in ["", "plain", "with/slash and space", "ünï"] {
+            assert_eq!(unhex(&hex(id)).as_deref(), Some(id));
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_urls_and_unreachable_clusters_are_named() {
+        let Err(e) = EtcdStore::connect("http://127.0.0.1:2379").await else {
+            panic!("accepted a non-etcd URL");
+        };
+        assert!(e.to_string().contains("expected etcd://"), "{e}");
+        let Err(e) = EtcdStore::connect("etcd://127.0.0.1:1").await else {
+            panic!("connected to nothing");
+        };
+        assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_thousand_partitions_commit_and_a_retry_is_recognised() {
+        let store = store().await;
+        let topic = TopicMeta {
+            name: "wide".into(),
+            id: Uuid::new_v4(),
+            partitions: 1000,
+            configs: BTreeMap::new(),
+        };
+        store.create_topic(topic.clone()).await.unwrap();
+        let object = Uuid::now_v7();
+        let commits: Vec<PartitionCommit> = (0..1000)
+            .map(|p| PartitionCommit {
+                topic: topic.id,
+                partition: p,
+                leader_epoch: 0,
+                extents: vec![Extent {
+                    object,
+                    position: p as u64 * 10,
+                    length: 10,
+                    base_offset: 0,
+                    last_offset: 4,
+                    max_timestamp: 1,
+                }],
+                producers: BTreeMap::new(),
+            })
+            .collect();
+        let outcomes = store.commit(commits.clone()).await.unwrap();
+        assert!(outcomes.iter().all(|o| *o == CommitOutcome::Committed));
+        // The same commit again (its answer was lost): committed, not doubled.
+        let outcomes = store.commit(commits[..10].to_vec()).await.unwrap();
+        assert!(outcomes.iter().all(|o| *o == CommitOutcome::Committed));
+        let p = store.partition(topic.id, 999).await.unwrap();
+        assert_eq!(p.extents, commits[999].extents);
+        assert_eq!(p.committed_end(), 5);
+    }
+}
