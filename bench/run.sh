@@ -118,7 +118,7 @@ for rate in 5 50; do
   for client in idempotent many; do
     if [[ $client == many ]]; then extra=("${many_in_flight[@]}"); label="not idempotent, 1000 in flight"; else extra=(); label="idempotent"; fi
     lat=$(run end-to-end --topic "lat$rate" --messages $((rate * 1000 * 1000 / 1024 * 10)) --rate-mb "$rate" --linger-ms 1 "${extra[@]}")
-    row "3. object, $rate MB/s, $label: produce p50 / p99; end-to-end p99" "$(field "$lat" p50_ms) / $(field "$lat" p99_ms); $(field "$lat" e2e_p99_ms) ms (achieved $(field "$lat" mb_per_s) MB/s)"
+    row "3. object, $rate MB/s, $label: produce p50 / p99; end-to-end p99" "$(field "$lat" p50_ms) / $(field "$lat" p99_ms); $(field "$lat" e2e_p99_ms) ms (achieved $(field "$lat" mb_per_s) MB/s; PUT p99 $(field "$lat" broker_put_p99_ms) ms)"
   done
 done
 wide=$(run produce --topic wide --messages 50000 --rate-mb 5 --client sticky.partitioning.linger.ms=0 "${many_in_flight[@]}")

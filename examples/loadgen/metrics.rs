@@ -58,6 +58,8 @@ pub struct BrokerFigures {
     pub wal_fsyncs: f64,
     /// The broker's peak resident memory so far.
     pub peak_rss_bytes: f64,
+    /// The 99th percentile of PUT latency, in seconds, if there were PUTs.
+    pub put_p99_seconds: Option<f64>,
 }
 
 impl BrokerFigures {
@@ -72,6 +74,46 @@ impl BrokerFigures {
             get_bytes: delta("silt_object_store_bytes_total", &["direction=\"in\""]),
             wal_fsyncs: delta("silt_wal_fsyncs_total", &[]),
             peak_rss_bytes: after.sum("process_resident_memory_peak_bytes", &[]),
+            put_p99_seconds: quantile_between(before, after, "put", 0.99),
         }
     }
+}
+
+/// A quantile of object-store request latency of `kind` between two
+/// scrapes, interpolated within its histogram bucket as Prometheus'
+/// `histogram_quantile` does.
+fn quantile_between(before: &Scrape, after: &Scrape, kind: &str, q: f64) -> Option<f64> {
+    let name = "silt_object_store_request_seconds_bucket";
+    let kind = format!("kind=\"{kind}\"");
+    // (upper bound, requests at or below it) in the run, by bound.
+    let mut buckets: Vec<(f64, f64)> = after
+        .0
+        .iter()
+        .filter(|(series, _)| series.starts_with(name) && series.contains(&kind))
+        .filter_map(|(series, count)| {
+            let le = series.split("le=\"").nth(1)?.split('"').next()?;
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((bound, count - before.0.get(series).copied().unwrap_or(0.0)))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let (mut lower, mut below) = (0.0, 0.0);
+    for (bound, count) in buckets {
+        if count >= q * total {
+            if bound.is_infinite() {
+                return Some(lower);
+            }
+            return Some(lower + (bound - lower) * (q * total - below) / (count - below));
+        }
+        (lower, below) = (bound, count);
+    }
+    None
 }

@@ -209,6 +209,14 @@ impl Report {
             "broker_get_mb".into(),
             json!(round(figures.get_bytes / 1e6, 1)),
         );
+        if let Some(p99) = figures.put_p99_seconds {
+            self.row(
+                "broker: PUT latency p99",
+                format!("{:.0} ms", p99 * 1000.0),
+                "broker_put_p99_ms",
+                json!((p99 * 1000.0).round()),
+            );
+        }
         self.row(
             "broker: WAL fsyncs",
             figures.wal_fsyncs.to_string(),
