@@ -8,11 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use silt::client::{Message, ProducerStamp, encode_idempotent_batch};
 use silt::log::object::{ObjectBuilder, SealedBatch, read_index};
 use silt::log::partition::Partition;
 use silt::log::wal::Wal;
@@ -20,33 +18,21 @@ use silt::meta::{Extent, PartitionMeta};
 use silt::protocol::batch;
 use uuid::Uuid;
 
-/// A v2 record batch of `count` records of `size` bytes, as a producer
-/// sends it.
+/// A v2 record batch of `count` records of `size` bytes from an idempotent
+/// producer, as it arrives in a produce request.
 fn record_batch(count: usize, size: usize) -> Bytes {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: 7,
-            producer_epoch: 0,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: 1_700_000_000_000,
+    let messages: Vec<Message> = (0..count)
+        .map(|i| Message {
             key: None,
-            value: Some(Bytes::from(vec![i as u8; size])),
-            headers: Default::default(),
+            value: Bytes::from(vec![i as u8; size]),
         })
         .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
+    let producer = ProducerStamp {
+        id: 7,
+        epoch: 0,
+        base_sequence: 0,
     };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode");
-    buf.freeze()
+    encode_idempotent_batch(&messages, 1_700_000_000_000, producer)
 }
 
 fn batches(c: &mut Criterion) {

@@ -65,6 +65,20 @@ fn serve_fails(endpoint: &str, url: &str) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `count` messages through a new one-partition topic: all acknowledged,
+/// then read back exactly once.
+fn round_trip(broker: &Broker, topic: &str, count: u64) {
+    create_topic(broker, topic, 1);
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(&broker.addr, &deliveries);
+    produce_keyed(&producer, topic, 0..count, 100);
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    let acked = deliveries.acked.lock().unwrap().clone();
+    assert_eq!(acked.len() as u64, count, "every message acknowledged");
+    let reads = read_all_rdkafka(&broker.addr, topic, 1, acked.len(), Duration::from_secs(60));
+    assert_exactly_once(&acked, &reads);
+}
+
 /// A missing bucket or an unreachable server stops the broker with one line
 /// naming the problem; `--create-bucket` creates a missing bucket, and
 /// leaves an existing one alone.
@@ -83,20 +97,7 @@ fn bucket_problems_are_named_and_create_bucket_fixes_a_missing_one() {
     assert!(unreachable.contains("cannot be reached"), "{unreachable}");
 
     let created = start(&endpoint(), &url, &["--durability", "object"], &[]);
-    create_topic(&created, "in-new-bucket", 1);
-    let deliveries = Deliveries::default();
-    let producer = idempotent_producer(&created.addr, &deliveries);
-    produce_keyed(&producer, "in-new-bucket", 0..100, 100);
-    producer.flush(Duration::from_secs(60)).expect("flush");
-    let acked = deliveries.acked.lock().unwrap().clone();
-    let reads = read_all_rdkafka(
-        &created.addr,
-        "in-new-bucket",
-        1,
-        acked.len(),
-        Duration::from_secs(60),
-    );
-    assert_exactly_once(&acked, &reads);
+    round_trip(&created, "in-new-bucket", 100);
     // The bucket exists now: a broker without --create-bucket passes the
     // start-up check on it.
     let env = aws_env(&endpoint());
@@ -134,21 +135,7 @@ fn an_aws_profile_alone_configures_the_store() {
     let mut env = files.to_vec();
     env.push(("AWS_PROFILE", "silt"));
     let broker = Broker::start_with_env(&["--object-store", &url, "--create-bucket"], &env);
-    create_topic(&broker, "by-profile", 1);
-    let deliveries = Deliveries::default();
-    let producer = idempotent_producer(&broker.addr, &deliveries);
-    produce_keyed(&producer, "by-profile", 0..50, 100);
-    producer.flush(Duration::from_secs(60)).expect("flush");
-    let acked = deliveries.acked.lock().unwrap().clone();
-    let reads = read_all_rdkafka(
-        &broker.addr,
-        "by-profile",
-        1,
-        acked.len(),
-        Duration::from_secs(60),
-    );
-    assert_eq!(acked.len(), 50);
-    assert_exactly_once(&acked, &reads);
+    round_trip(&broker, "by-profile", 50);
 
     let data = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_silt"))

@@ -175,26 +175,19 @@ impl Report {
         let gib = self.json["bytes"].as_u64().unwrap_or(0) as f64 / (1u64 << 30) as f64;
         let figures = metrics::BrokerFigures::between(&before, &after);
         let per_gib = |n: f64| if gib > 0.0 { n / gib } else { 0.0 };
-        self.row(
-            "broker: object-store PUTs (per GiB)",
-            format!("{} ({:.0})", figures.puts, per_gib(figures.puts)),
-            "broker_puts",
-            json!(figures.puts),
-        );
-        self.json.insert(
-            "broker_puts_per_gib".into(),
-            json!(per_gib(figures.puts).round()),
-        );
-        self.row(
-            "broker: object-store GETs (per GiB)",
-            format!("{} ({:.0})", figures.gets, per_gib(figures.gets)),
-            "broker_gets",
-            json!(figures.gets),
-        );
-        self.json.insert(
-            "broker_gets_per_gib".into(),
-            json!(per_gib(figures.gets).round()),
-        );
+        for (what, count, field) in [
+            ("PUTs", figures.puts, "broker_puts"),
+            ("GETs", figures.gets, "broker_gets"),
+        ] {
+            self.row(
+                &format!("broker: object-store {what} (per GiB)"),
+                format!("{count} ({:.0})", per_gib(count)),
+                field,
+                json!(count),
+            );
+            self.json
+                .insert(format!("{field}_per_gib"), json!(per_gib(count).round()));
+        }
         self.row(
             "broker: object-store MB written / read",
             format!(
