@@ -77,6 +77,10 @@ pub struct StorageConfig {
     /// `etcd://HOST:PORT[,HOST:PORT...][/ROOT]`; unset means
     /// `<data_dir>/meta`.
     pub meta: Option<String>,
+    /// With metadata in etcd: the TTL (seconds) of the lease by which this
+    /// broker holds the root; another broker may take over this long after
+    /// it stopped answering.
+    pub meta_lease_seconds: u64,
     /// How often unreferenced data objects are looked for.
     pub gc_interval_ms: u64,
     /// An unreferenced data object is deleted once this old.
@@ -89,6 +93,7 @@ impl Default for StorageConfig {
             object_store: None,
             create_bucket: false,
             meta: None,
+            meta_lease_seconds: 6,
             gc_interval_ms: 10 * 60 * 1000,
             gc_grace_ms: 10 * 60 * 1000,
         }
@@ -430,6 +435,9 @@ impl Config {
                 "storage",
                 "gc_interval_ms must be positive and gc_grace_ms at least 60000",
             );
+        }
+        if !(2..=60).contains(&self.storage.meta_lease_seconds) {
+            return invalid("storage.meta_lease_seconds", "must be 2 to 60");
         }
         if let Some(meta) = &self.storage.meta
             && !meta.starts_with("file:///")

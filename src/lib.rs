@@ -16,6 +16,7 @@ pub mod admin;
 pub mod broker;
 pub mod client;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod group;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use silt::broker::Broker;
+use silt::cluster::Hold;
 use silt::config::{Config, Durability, Overrides};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -299,11 +300,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    // With metadata in etcd, this broker must hold the root to serve it.
+    let hold = match config.storage.meta.as_deref() {
+        Some(url) if url.starts_with("etcd://") => {
+            let ttl = Duration::from_secs(config.storage.meta_lease_seconds);
+            Some(Hold::take(url, config.broker.id, ttl).await?)
+        }
+        _ => None,
+    };
     let broker = Broker::open(config)
         .await
         .context("cannot open the broker")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
+    if let Some(hold) = &hold {
+        let (lost, shutdown) = (hold.lost(), shutdown.clone());
+        tokio::spawn(async move {
+            lost.cancelled().await;
+            shutdown.cancel();
+        });
+    }
     let admin = admin.map(|listener| {
         let addr = listener
             .local_addr()
@@ -324,6 +340,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     broker.shutdown().await;
     tracing::info!("stopped");
+    if hold.is_some_and(|h| h.lost().is_cancelled()) {
+        anyhow::bail!("stopped serving: the hold on the etcd root may have ended");
+    }
     Ok(())
 }
 

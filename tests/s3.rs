@@ -53,12 +53,19 @@ fn start(endpoint: &str, url: &str, args: &[&str], extra: &[(&str, &str)]) -> Br
 
 /// `silt serve` that is expected to stop at start: its stderr.
 fn serve_fails(endpoint: &str, url: &str) -> String {
+    serve_fails_with(endpoint, url, &[], &[])
+}
+
+/// The same with extra arguments and settings.
+fn serve_fails_with(endpoint: &str, url: &str, args: &[&str], extra: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_silt"))
         .args(["serve", "--listen", "127.0.0.1:0", "--object-store", url])
+        .args(args)
         .arg("--data-dir")
         .arg(dir.path())
         .envs(aws_env(endpoint))
+        .envs(extra.iter().copied())
         .output()
         .expect("run silt");
     assert!(!out.status.success(), "the broker started");
@@ -189,11 +196,88 @@ fn stateless_restart_on_an_empty_data_dir() {
 /// `.ci/run`): nothing of the broker's state is on its machine.
 #[test]
 fn stateless_restart_with_metadata_in_etcd() {
+    stateless_restart(&etcd_root());
+}
+
+/// A fresh root in the test etcd.
+fn etcd_root() -> String {
     let etcd = std::env::var("ETCD_TEST_ENDPOINT").unwrap_or_else(|_| "127.0.0.1:23790".into());
-    stateless_restart(&format!(
-        "etcd://{etcd}/silt-test-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    format!("etcd://{etcd}/silt-test-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Brokers on an etcd root hold it through a lease of this many seconds.
+const LEASE_SECONDS: &str = "2";
+
+/// Waits until no broker holds the etcd root of `meta_url` (a no-op for
+/// other metadata stores).
+fn wait_until_root_is_free(meta_url: &str) {
+    if !meta_url.starts_with("etcd://") {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (mut client, root) = runtime
+        .block_on(silt::meta::etcd::connect(meta_url))
+        .expect("etcd");
+    wait_until("the etcd root is free", Duration::from_secs(30), || {
+        let held = runtime.block_on(client.get(format!("{root}/active"), None));
+        held.expect("etcd answers").kvs().is_empty()
+    });
+}
+
+/// One broker at a time serves an etcd root. A second one is refused while
+/// the first holds it; once the first is paused past its lease, the second
+/// takes over (fencing it) and accepts writes; the first, resumed, stops
+/// without committing anything, and every acknowledged message of both is
+/// read exactly once.
+#[test]
+fn a_paused_holder_of_the_etcd_root_is_fenced_and_stops() {
+    let url = bucket_url();
+    let meta = etcd_root();
+    let args = ["--durability", "object", "--meta", meta.as_str()];
+    let lease = [("SILT_STORAGE__META_LEASE_SECONDS", LEASE_SECONDS)];
+    let mut first = start(&endpoint(), &url, &args, &lease);
+    create_topic(&first, "held", 2);
+    let before = Deliveries::default();
+    let producer = idempotent_producer(&first.addr, &before);
+    produce_keyed(&producer, "held", 0..1000, 100);
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    drop(producer);
+
+    let refused = serve_fails_with(&endpoint(), &url, &args, &lease);
+    assert!(refused.contains("is held by broker 1"), "{refused}");
+
+    let pid = first.pid().to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, pid.as_str()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    signal("-STOP");
+    wait_until_root_is_free(&meta);
+    let second = start(&endpoint(), &url, &args, &lease);
+    let after = Deliveries::default();
+    let producer = idempotent_producer(&second.addr, &after);
+    produce_keyed(&producer, "held", 1000..2000, 100);
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    drop(producer);
+
+    signal("-CONT");
+    wait_until("the resumed broker stops", Duration::from_secs(30), || {
+        !first.is_running()
+    });
+    let mut acked = before.acked.lock().unwrap().clone();
+    acked.extend(after.acked.lock().unwrap().clone());
+    assert_eq!(acked.len(), 2000);
+    let reads = read_all_rdkafka(
+        &second.addr,
+        "held",
+        2,
+        acked.len(),
+        Duration::from_secs(60),
+    );
+    assert_exactly_once(&acked, &reads);
 }
 
 /// Acknowledged messages in `object` durability, then kill -9 and a start
@@ -205,7 +289,7 @@ fn stateless_restart(meta_url: &str) {
         &endpoint(),
         &url,
         &["--durability", "object", "--meta", meta_url],
-        &[],
+        &[("SILT_STORAGE__META_LEASE_SECONDS", LEASE_SECONDS)],
     );
     create_topic(&broker, "stateless", 4);
     let deliveries = Deliveries::default();
@@ -217,6 +301,7 @@ fn stateless_restart(meta_url: &str) {
     drop(producer);
     broker.kill9();
     broker.wipe_data_dir();
+    wait_until_root_is_free(meta_url);
     broker.restart();
     let reads = read_all_rdkafka(
         &broker.addr,

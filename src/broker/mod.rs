@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::sync::{Arc, RwLock};
 
+use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -119,7 +120,17 @@ impl Broker {
         let (log, wal_records) = Log::open(settings, &config, meta.clone(), bucket.clone()).await?;
         let log = Arc::new(log);
         let mut topics = Topics::default();
-        for topic in meta.topics().await? {
+        let stored_topics = meta.topics().await?;
+        if config
+            .storage
+            .meta
+            .as_deref()
+            .is_some_and(|m| m.starts_with("etcd://"))
+        {
+            // Another broker may have held this root before: fence it.
+            fence_previous_holder(meta.as_ref(), &stored_topics).await?;
+        }
+        for topic in stored_topics {
             let loaded = load_topic(&log, meta.as_ref(), topic).await?;
             topics.by_id.insert(loaded.id, loaded.clone());
             topics.by_name.insert(loaded.name.clone(), loaded);
@@ -373,6 +384,20 @@ impl Broker {
     pub async fn allocate_producer_id(&self) -> Result<i64> {
         self.meta.allocate_producer_ids(1).await
     }
+}
+
+/// Raises the leader epoch of every partition, so that a broker which
+/// led them before can commit nothing more.
+async fn fence_previous_holder(meta: &dyn MetaStore, topics: &[TopicMeta]) -> Result<()> {
+    let partitions = topics
+        .iter()
+        .flat_map(|t| (0..t.partitions).map(move |p| (t.id, p)));
+    futures::stream::iter(partitions)
+        .map(|(topic, partition)| meta.bump_leader_epoch(topic, partition))
+        .buffer_unordered(32)
+        .try_collect::<Vec<i32>>()
+        .await?;
+    Ok(())
 }
 
 async fn load_topic(log: &Log, meta: &dyn MetaStore, topic: TopicMeta) -> Result<Arc<Topic>> {

@@ -66,6 +66,10 @@ enum Change {
         count: i32,
     },
     Commit(Vec<PartitionCommit>),
+    BumpLeaderEpoch {
+        topic: Uuid,
+        partition: i32,
+    },
     AllocateProducerIds(u32),
     SetBrokerConfigs(BTreeMap<String, String>),
     PutGroup(GroupMeta),
@@ -262,6 +266,12 @@ impl State {
                 Ok(())
             }
             Change::Commit(commits) => commits.iter().try_for_each(|c| self.check_contiguous(c)),
+            Change::BumpLeaderEpoch { topic, partition } => self
+                .partitions
+                .get(topic)
+                .and_then(|parts| parts.get(*partition as usize))
+                .map(|_| ())
+                .ok_or(Error::UnknownTopicOrPartition),
             _ => Ok(()),
         }
     }
@@ -312,6 +322,15 @@ impl State {
             Change::Commit(commits) => {
                 for commit in commits {
                     self.apply_commit(commit);
+                }
+            }
+            Change::BumpLeaderEpoch { topic, partition } => {
+                if let Some(p) = self
+                    .partitions
+                    .get_mut(topic)
+                    .and_then(|parts| parts.get_mut(*partition as usize))
+                {
+                    p.leader_epoch += 1;
                 }
             }
             Change::AllocateProducerIds(count) => self.next_producer_id += i64::from(*count),
@@ -480,6 +499,13 @@ impl MetaStore for EmbeddedStore {
         .await
     }
 
+    async fn bump_leader_epoch(&self, topic: Uuid, partition: i32) -> Result<i32> {
+        self.change(Change::BumpLeaderEpoch { topic, partition }, move |state| {
+            state.partitions[&topic][partition as usize].leader_epoch
+        })
+        .await
+    }
+
     async fn allocate_producer_ids(&self, count: u32) -> Result<i64> {
         self.with_inner(move |inner| {
             let first = inner.state.next_producer_id;
@@ -555,6 +581,7 @@ mod tests {
         conformance::topics_lifecycle(&store(&dir.path().join("a"))).await;
         conformance::commits_are_epoch_guarded(&store(&dir.path().join("b"))).await;
         conformance::producer_ids_are_unique(&store(&dir.path().join("c"))).await;
+        conformance::leader_epoch_bumps_fence_the_old_leader(&store(&dir.path().join("g"))).await;
         conformance::broker_configs_round_trip(&store(&dir.path().join("d"))).await;
         conformance::groups_and_offsets(&store(&dir.path().join("e"))).await;
         conformance::deleting_a_topic_deletes_its_offsets(&store(&dir.path().join("f"))).await;

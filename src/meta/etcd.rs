@@ -74,6 +74,34 @@ impl<T> Read<T> {
     }
 }
 
+/// A client for `url` (`etcd://HOST:PORT[,HOST:PORT...][/ROOT]`) and the
+/// root its keys live under (default `silt`).
+pub async fn connect(url: &str) -> Result<(Client, String)> {
+    let bad = || {
+        Error::InvalidConfig(format!(
+            "expected etcd://HOST:PORT[,HOST:PORT...][/ROOT], got '{url}'"
+        ))
+    };
+    let rest = url.strip_prefix("etcd://").ok_or_else(bad)?;
+    let (hosts, root) = rest.split_once('/').unwrap_or((rest, "silt"));
+    let endpoints: Vec<String> = hosts
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("http://{h}"))
+        .collect();
+    let root = root.trim_end_matches('/');
+    if endpoints.is_empty() || root.is_empty() {
+        return Err(bad());
+    }
+    let options = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(std::time::Duration::from_secs(5))
+        .with_timeout(std::time::Duration::from_secs(10));
+    let client = Client::connect(&endpoints, Some(options))
+        .await
+        .map_err(|e| Error::InvalidConfig(format!("cannot reach etcd at {hosts}: {e}")))?;
+    Ok((client, root.to_string()))
+}
+
 fn meta_error(e: impl std::fmt::Display) -> Error {
     Error::Meta(format!("etcd: {e}"))
 }
@@ -98,36 +126,16 @@ fn hex(id: &str) -> String {
 impl EtcdStore {
     /// Connects to `url`: `etcd://HOST:PORT[,HOST:PORT...][/ROOT]`.
     pub async fn connect(url: &str) -> Result<EtcdStore> {
-        let bad = || {
-            Error::InvalidConfig(format!(
-                "expected etcd://HOST:PORT[,HOST:PORT...][/ROOT], got '{url}'"
-            ))
-        };
-        let rest = url.strip_prefix("etcd://").ok_or_else(bad)?;
-        let (hosts, root) = rest.split_once('/').unwrap_or((rest, "silt"));
-        let endpoints: Vec<String> = hosts
-            .split(',')
-            .filter(|h| !h.is_empty())
-            .map(|h| format!("http://{h}"))
-            .collect();
-        if endpoints.is_empty() || root.is_empty() {
-            return Err(bad());
-        }
-        let options = etcd_client::ConnectOptions::new()
-            .with_connect_timeout(std::time::Duration::from_secs(5))
-            .with_timeout(std::time::Duration::from_secs(10));
-        let client = Client::connect(&endpoints, Some(options))
-            .await
-            .map_err(|e| Error::InvalidConfig(format!("cannot reach etcd at {hosts}: {e}")))?;
+        let (client, root) = connect(url).await?;
         let store = EtcdStore {
             kv: client.kv_client(),
-            root: root.trim_end_matches('/').to_string(),
+            root,
         };
         // A first request proves the cluster answers.
         store
             .get::<serde_json::Value>("producer_ids")
             .await
-            .map_err(|e| Error::InvalidConfig(format!("etcd at {hosts} does not answer: {e}")))?;
+            .map_err(|e| Error::InvalidConfig(format!("etcd at {url} does not answer: {e}")))?;
         Ok(store)
     }
 
@@ -390,6 +398,27 @@ impl MetaStore for EtcdStore {
             .collect()
     }
 
+    async fn bump_leader_epoch(&self, topic: Uuid, partition: i32) -> Result<i32> {
+        let state_key = self.partition_key(topic, partition, "state");
+        let alive_key = self.key(&format!("alive/{topic}"));
+        loop {
+            let read: Read<PartitionState> = self.get_key(&state_key).await?;
+            let mut state = read.value.clone().unwrap_or_default();
+            state.leader_epoch += 1;
+            let compares = [
+                read.unchanged(&state_key),
+                Compare::version(alive_key.as_str(), CompareOp::Greater, 0),
+            ];
+            let put = TxnOp::put(state_key.as_str(), encode(&state)?, None);
+            if self.txn(Txn::new().when(compares).and_then([put])).await? {
+                return Ok(state.leader_epoch);
+            }
+            if !self.exists(&alive_key).await? {
+                return Err(Error::UnknownTopicOrPartition);
+            }
+        }
+    }
+
     async fn allocate_producer_ids(&self, count: u32) -> Result<i64> {
         self.update("producer_ids", |next: Option<i64>| {
             let first = next.unwrap_or(0);
@@ -507,6 +536,7 @@ mod tests {
         conformance::topics_lifecycle(&store().await).await;
         conformance::commits_are_epoch_guarded(&store().await).await;
         conformance::producer_ids_are_unique(&store().await).await;
+        conformance::leader_epoch_bumps_fence_the_old_leader(&store().await).await;
         conformance::broker_configs_round_trip(&store().await).await;
         conformance::groups_and_offsets(&store().await).await;
         conformance::deleting_a_topic_deletes_its_offsets(&store().await).await;

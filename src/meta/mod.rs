@@ -191,6 +191,10 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Appends extents and producer state to partitions, atomically, each
     /// guarded by its leader epoch.
     async fn commit(&self, commits: Vec<PartitionCommit>) -> Result<Vec<CommitOutcome>>;
+    /// Raises a partition's leader epoch by one and returns the new epoch:
+    /// from then on commits at the old epoch are fenced (a broker taking
+    /// over a partition does this first).
+    async fn bump_leader_epoch(&self, topic: Uuid, partition: i32) -> Result<i32>;
     /// Reserves `count` producer ids and returns the first.
     async fn allocate_producer_ids(&self, count: u32) -> Result<i64>;
     /// Dynamic broker config overrides (set with IncrementalAlterConfigs).
@@ -309,6 +313,33 @@ pub(crate) mod conformance {
         assert_eq!(state.extents.len(), 1);
         assert_eq!(state.committed_end(), 10);
         assert_eq!(state.producers.get(&7), Some(&snapshot));
+    }
+
+    pub async fn leader_epoch_bumps_fence_the_old_leader(store: &dyn MetaStore) {
+        let t = topic("moving", 2);
+        store.create_topic(t.clone()).await.unwrap();
+        let commit = |epoch, extents| PartitionCommit {
+            topic: t.id,
+            partition: 1,
+            leader_epoch: epoch,
+            extents,
+            producers: BTreeMap::new(),
+        };
+        let first = store.commit(vec![commit(0, vec![extent(0, 4)])]).await;
+        assert_eq!(first.unwrap(), vec![CommitOutcome::Committed]);
+        assert_eq!(store.bump_leader_epoch(t.id, 1).await.unwrap(), 1);
+        assert_eq!(store.bump_leader_epoch(t.id, 1).await.unwrap(), 2);
+        let stale = store.commit(vec![commit(1, vec![extent(5, 9)])]).await;
+        assert_eq!(stale.unwrap(), vec![CommitOutcome::Fenced]);
+        let current = store.commit(vec![commit(2, vec![extent(5, 9)])]).await;
+        assert_eq!(current.unwrap(), vec![CommitOutcome::Committed]);
+        let state = store.partition(t.id, 1).await.unwrap();
+        assert_eq!((state.leader_epoch, state.committed_end()), (2, 10));
+        assert_eq!(store.partition(t.id, 0).await.unwrap().leader_epoch, 0);
+        assert!(matches!(
+            store.bump_leader_epoch(Uuid::new_v4(), 0).await,
+            Err(Error::UnknownTopicOrPartition)
+        ));
     }
 
     pub async fn producer_ids_are_unique(store: &dyn MetaStore) {

@@ -1,0 +1,112 @@
+//! A broker's hold on an etcd root. Until partition leadership is spread
+//! over several brokers, one broker at a time serves a root: it holds the
+//! key `ROOT/active` through a lease it keeps alive. Another broker on the
+//! same root is refused while the lease lives, and may take over once it
+//! ended (the holder stopped, crashed, or lost etcd for a lease TTL);
+//! taking over raises every partition's leader epoch, so the previous
+//! holder, if it still runs, can commit nothing more.
+//!
+//! The holder gives up (the `lost` token) as soon as its lease could have
+//! ended: when no keep-alive has been confirmed for two thirds of the TTL,
+//! it stops serving before another broker can take over.
+
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::meta::etcd::connect;
+
+/// This broker's hold on an etcd root, kept alive in the background.
+pub struct Hold {
+    lost: CancellationToken,
+    keep_alive: tokio::task::JoinHandle<()>,
+}
+
+impl Hold {
+    /// Takes the root of `url` for broker `broker_id` with a lease of
+    /// `ttl`; refused, naming the holder, while another broker holds it.
+    pub async fn take(url: &str, broker_id: i32, ttl: Duration) -> Result<Hold> {
+        let (mut client, root) = connect(url).await?;
+        let etcd = |e: etcd_client::Error| Error::InvalidConfig(format!("etcd: {e}"));
+        let lease = client
+            .lease_grant(ttl.as_secs() as i64, None)
+            .await
+            .map_err(etcd)?
+            .id();
+        let key = format!("{root}/active");
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(
+                key.as_str(),
+                broker_id.to_string(),
+                Some(PutOptions::new().with_lease(lease)),
+            )])
+            .or_else([TxnOp::get(key.as_str(), None)]);
+        let response = client.txn(txn).await.map_err(etcd)?;
+        if !response.succeeded() {
+            let _ = client.lease_revoke(lease).await;
+            let holder = response
+                .op_responses()
+                .into_iter()
+                .find_map(|op| match op {
+                    etcd_client::TxnOpResponse::Get(get) => get
+                        .kvs()
+                        .first()
+                        .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "?".into());
+            return Err(Error::InvalidConfig(format!(
+                "etcd root '{root}' is held by broker {holder}: one broker per root until \
+                 cluster mode; it frees when that broker stops or {} s after it stops answering",
+                ttl.as_secs()
+            )));
+        }
+        let lost = CancellationToken::new();
+        let keep_alive = tokio::spawn(keep_alive(client, lease, ttl, lost.clone()));
+        Ok(Hold { lost, keep_alive })
+    }
+
+    /// Cancelled once the hold could have ended: stop serving.
+    pub fn lost(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.keep_alive.abort();
+    }
+}
+
+/// Refreshes `lease` every third of `ttl`; cancels `lost` when no refresh
+/// has been confirmed for two thirds of it, or the lease is gone.
+async fn keep_alive(mut client: Client, lease: i64, ttl: Duration, lost: CancellationToken) {
+    let margin = ttl * 2 / 3;
+    let mut confirmed = Instant::now();
+    let mut stream = None;
+    while confirmed.elapsed() < margin {
+        let attempt = Instant::now();
+        let refreshed = async {
+            if stream.is_none() {
+                stream = Some(client.lease_keep_alive(lease).await?);
+            }
+            let (keeper, responses) = stream.as_mut().expect("set above");
+            keeper.keep_alive().await?;
+            responses.message().await
+        };
+        let result = tokio::time::timeout_at(confirmed + margin, refreshed).await;
+        match result {
+            Ok(Ok(Some(response))) if response.ttl() > 0 => confirmed = attempt,
+            // The lease is gone: another broker may hold the root now.
+            Ok(Ok(Some(_))) => break,
+            _ => stream = None,
+        }
+        tokio::time::sleep_until((attempt + ttl / 3).min(confirmed + margin)).await;
+    }
+    tracing::error!("the etcd lease may have ended: stopping so that no two brokers serve");
+    lost.cancel();
+}
