@@ -23,6 +23,8 @@ use crate::meta::etcd::connect;
 pub struct Hold {
     lost: CancellationToken,
     keep_alive: tokio::task::JoinHandle<()>,
+    client: Client,
+    lease: i64,
 }
 
 impl Hold {
@@ -30,7 +32,9 @@ impl Hold {
     /// `ttl`; refused, naming the holder, while another broker holds it.
     pub async fn take(url: &str, broker_id: i32, ttl: Duration) -> Result<Hold> {
         let (mut client, root) = connect(url).await?;
-        let etcd = |e: etcd_client::Error| Error::InvalidConfig(format!("etcd: {e}"));
+        let etcd = |e: etcd_client::Error| Error::Meta(format!("etcd: {e}"));
+        // The lease runs from when it was asked for.
+        let granted = Instant::now();
         let lease = client
             .lease_grant(ttl.as_secs() as i64, None)
             .await
@@ -66,8 +70,29 @@ impl Hold {
             )));
         }
         let lost = CancellationToken::new();
-        let keep_alive = tokio::spawn(keep_alive(client, lease, ttl, lost.clone()));
-        Ok(Hold { lost, keep_alive })
+        let keep_alive = tokio::spawn(keep_alive(
+            client.clone(),
+            lease,
+            ttl,
+            granted,
+            lost.clone(),
+        ));
+        Ok(Hold {
+            lost,
+            keep_alive,
+            client,
+            lease,
+        })
+    }
+
+    /// Gives the root up (revokes the lease), so that another broker can
+    /// take it at once rather than after the TTL.
+    pub async fn release(self) {
+        self.keep_alive.abort();
+        let mut client = self.client.clone();
+        if let Err(e) = client.lease_revoke(self.lease).await {
+            tracing::warn!(error = %e, "cannot revoke the etcd lease; it ends with its TTL");
+        }
     }
 
     /// Cancelled once the hold could have ended: stop serving.
@@ -82,11 +107,18 @@ impl Drop for Hold {
     }
 }
 
-/// Refreshes `lease` every third of `ttl`; cancels `lost` when no refresh
-/// has been confirmed for two thirds of it, or the lease is gone.
-async fn keep_alive(mut client: Client, lease: i64, ttl: Duration, lost: CancellationToken) {
+/// Refreshes `lease` (asked for at `granted`) every third of `ttl`;
+/// cancels `lost` when no refresh has been confirmed for two thirds of it,
+/// or the lease is gone.
+async fn keep_alive(
+    mut client: Client,
+    lease: i64,
+    ttl: Duration,
+    granted: Instant,
+    lost: CancellationToken,
+) {
     let margin = ttl * 2 / 3;
-    let mut confirmed = Instant::now();
+    let mut confirmed = granted;
     let mut stream = None;
     while confirmed.elapsed() < margin {
         let attempt = Instant::now();

@@ -308,9 +308,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let broker = Broker::open(config)
-        .await
-        .context("cannot open the broker")?;
+    let broker = match Broker::open(config).await {
+        Ok(broker) => broker,
+        Err(e) => {
+            if let Some(hold) = hold {
+                hold.release().await;
+            }
+            return Err(anyhow::Error::new(e).context("cannot open the broker"));
+        }
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     if let Some(hold) = &hold {
@@ -340,8 +346,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     broker.shutdown().await;
     tracing::info!("stopped");
-    if hold.is_some_and(|h| h.lost().is_cancelled()) {
-        anyhow::bail!("stopped serving: the hold on the etcd root may have ended");
+    if let Some(hold) = hold {
+        let lost = hold.lost().is_cancelled();
+        hold.release().await;
+        if lost {
+            anyhow::bail!("stopped serving: the hold on the etcd root may have ended");
+        }
     }
     Ok(())
 }

@@ -211,24 +211,28 @@ const LEASE_SECONDS: &str = "2";
 /// Waits until no broker holds the etcd root of `meta_url` (a no-op for
 /// other metadata stores).
 fn wait_until_root_is_free(meta_url: &str) {
-    if !meta_url.starts_with("etcd://") {
-        return;
+    if meta_url.starts_with("etcd://") {
+        wait_until("the etcd root is free", Duration::from_secs(30), || {
+            root_is_free(meta_url)
+        });
     }
+}
+
+/// Whether no broker holds the etcd root of `meta_url`.
+fn root_is_free(meta_url: &str) -> bool {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (mut client, root) = runtime
-        .block_on(silt::meta::etcd::connect(meta_url))
-        .expect("etcd");
-    wait_until("the etcd root is free", Duration::from_secs(30), || {
-        let held = runtime.block_on(client.get(format!("{root}/active"), None));
+    runtime.block_on(async {
+        let (mut client, root) = silt::meta::etcd::connect(meta_url).await.expect("etcd");
+        let held = client.get(format!("{root}/active"), None).await;
         held.expect("etcd answers").kvs().is_empty()
-    });
+    })
 }
 
 /// One broker at a time serves an etcd root. A second one is refused while
 /// the first holds it; once the first is paused past its lease, the second
 /// takes over (fencing it) and accepts writes; the first, resumed, stops
 /// without committing anything, and every acknowledged message of both is
-/// read exactly once.
+/// read exactly once. A clean stop releases the root.
 #[test]
 fn a_paused_holder_of_the_etcd_root_is_fenced_and_stops() {
     let url = bucket_url();
@@ -256,7 +260,7 @@ fn a_paused_holder_of_the_etcd_root_is_fenced_and_stops() {
     };
     signal("-STOP");
     wait_until_root_is_free(&meta);
-    let second = start(&endpoint(), &url, &args, &lease);
+    let mut second = start(&endpoint(), &url, &args, &lease);
     let after = Deliveries::default();
     let producer = idempotent_producer(&second.addr, &after);
     produce_keyed(&producer, "held", 1000..2000, 100);
@@ -278,6 +282,10 @@ fn a_paused_holder_of_the_etcd_root_is_fenced_and_stops() {
         Duration::from_secs(60),
     );
     assert_exactly_once(&acked, &reads);
+
+    // A clean stop gives the root up at once, not after the lease TTL.
+    second.terminate(Duration::from_secs(30));
+    assert!(root_is_free(&meta), "a stopped broker still holds the root");
 }
 
 /// Acknowledged messages in `object` durability, then kill -9 and a start

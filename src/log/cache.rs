@@ -111,6 +111,12 @@ impl SectionCache {
         self.cache.insert(SectionKey::of(extent), bytes);
     }
 
+    /// The section's bytes if they are in memory.
+    pub fn get_in_memory(&self, extent: &Extent) -> Option<Bytes> {
+        let entry = self.cache.memory().get(&SectionKey::of(extent))?;
+        Some(entry.value().clone())
+    }
+
     /// The section's bytes: from memory, disk, or a range read of its object.
     pub async fn get(&self, extent: &Extent) -> Result<Bytes> {
         let bucket = self.bucket.clone();

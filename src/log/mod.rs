@@ -286,9 +286,10 @@ impl Log {
     }
 
     /// Reads whole batches from `offset` within `limit`: from the section
-    /// or tail holding it, and on through the following sections and the
-    /// tail while the limit leaves room, so a read never stops short at a
-    /// section boundary (and `min_bytes` of a fetch can be reached).
+    /// or tail holding it, and on through the following sections already in
+    /// memory and the tail while the limit leaves room, so a read does not
+    /// stop short at every section boundary (and `min_bytes` of a fetch can
+    /// be reached).
     pub async fn read(
         &self,
         partition: &Partition,
@@ -317,10 +318,15 @@ impl Log {
                     break;
                 }
                 ReadSource::Extent(extent) => {
-                    let section = match self.cache.get(&extent).await {
-                        Ok(section) => section,
-                        Err(e) if parts.is_empty() => return Err(e),
-                        Err(_) => break,
+                    // Past the first section, only what is in memory: a
+                    // read never waits on the object store for more.
+                    let section = if parts.is_empty() {
+                        self.cache.get(&extent).await?
+                    } else {
+                        match self.cache.get_in_memory(&extent) {
+                            Some(section) => section,
+                            None => break,
+                        }
                     };
                     let (batches, whole) = batches_from(&section, next, remaining);
                     if batches.is_empty() {

@@ -363,13 +363,15 @@ impl Partition {
         std::mem::take(&mut state.tail_bytes)
     }
 
-    /// The start offset of the first leader epoch after `epoch`, or the log
-    /// end offset when `epoch` is the current one; `None` for unknown epochs.
+    /// Where leader epoch `epoch` ends, for clients checking for log
+    /// truncation; `None` for epochs after the current one. The log is never
+    /// truncated and epochs only rise when a broker takes the partition
+    /// over, so the log end bounds every earlier epoch's end: it is the
+    /// answer for all of them (epoch starts are not recorded), and it never
+    /// makes a client see truncation that did not happen.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
         let state = self.lock();
-        // Leadership never moves on a single node, so the partition has had
-        // one epoch since creation.
-        (epoch == state.leader_epoch).then_some((epoch, state.next_offset))
+        (epoch <= state.leader_epoch).then_some((epoch, state.next_offset))
     }
 }
 
@@ -412,6 +414,21 @@ mod tests {
         split_and_validate(&encode_batch(n, producer_id, sequence))
             .unwrap()
             .remove(0)
+    }
+
+    #[test]
+    fn earlier_leader_epochs_end_at_the_log_end() {
+        let meta = PartitionMeta {
+            leader_epoch: 3,
+            ..PartitionMeta::default()
+        };
+        let p = Partition::new(Uuid::new_v4(), 0, meta);
+        let (h, b) = validated(4, -1, -1);
+        p.append(&h, &b, None, 0).unwrap();
+        // A consumer that read at epoch 1 sees no truncation.
+        assert_eq!(p.end_offset_for_epoch(1), Some((1, 4)));
+        assert_eq!(p.end_offset_for_epoch(3), Some((3, 4)));
+        assert_eq!(p.end_offset_for_epoch(4), None);
     }
 
     #[test]

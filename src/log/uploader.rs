@@ -175,7 +175,7 @@ impl Log {
                     }
                     self.release(partition.apply_commit(commit.extents, s.end));
                 }
-                CommitOutcome::Gone => {}
+                CommitOutcome::Gone | CommitOutcome::Failed => {}
                 CommitOutcome::Fenced => tracing::error!(
                     topic = %partition.topic,
                     partition = partition.index,

@@ -232,7 +232,7 @@ impl EtcdStore {
         Ok(self.topics().await?.into_iter().find(|t| t.id == id))
     }
 
-    /// Commits one partition; retried until it is decided.
+    /// Commits one partition, reading again while its state moves under it.
     async fn commit_partition(&self, commit: &PartitionCommit) -> Result<CommitOutcome> {
         let (topic, partition) = (commit.topic, commit.partition);
         let state_key = self.partition_key(topic, partition, "state");
@@ -390,12 +390,21 @@ impl MetaStore for EtcdStore {
         let commits = commits
             .into_iter()
             .map(|commit| async move { self.commit_partition(&commit).await });
-        futures::stream::iter(commits)
+        let outcomes = futures::stream::iter(commits)
             .buffered(COMMIT_CONCURRENCY)
             .collect::<Vec<_>>()
-            .await
+            .await;
+        // Partitions commit separately: one failing must not undo, or
+        // hide, the others.
+        Ok(outcomes
             .into_iter()
-            .collect()
+            .map(|outcome| {
+                outcome.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "partition commit failed; retried at the next upload");
+                    CommitOutcome::Failed
+                })
+            })
+            .collect())
     }
 
     async fn bump_leader_epoch(&self, topic: Uuid, partition: i32) -> Result<i32> {

@@ -94,7 +94,9 @@ pub async fn serve(
                 Outcome::Close => return,
             },
             () = broker.log.wait_for_capacity(), if parked.is_some() => {
-                let admitted = parked.take().expect("guarded by the branch condition");
+                let mut admitted = parked.take().expect("guarded by the branch condition");
+                // The time it waited counts against its timeout.
+                set_produce_timeout(&mut admitted.request, parked_until - tokio::time::Instant::now());
                 match start(&broker, admitted, peer, handlers::dispatch) {
                     Ok(pending) => in_flight.push_back(pending),
                     Err(e) => {
@@ -256,6 +258,13 @@ fn produce_timeout(request: &Request) -> Duration {
     match &request.body {
         RequestKind::Produce(r) => Duration::from_millis(r.timeout_ms.max(0) as u64),
         _ => Duration::ZERO,
+    }
+}
+
+/// Sets a produce request's timeout (after it waited for room).
+fn set_produce_timeout(request: &mut Request, timeout: Duration) {
+    if let RequestKind::Produce(r) = &mut request.body {
+        r.timeout_ms = timeout.as_millis().min(i32::MAX as u128) as i32;
     }
 }
 
