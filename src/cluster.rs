@@ -6,10 +6,14 @@
 //! taking over raises every partition's leader epoch, so the previous
 //! holder, if it still runs, can commit nothing more.
 //!
-//! The holder gives up (the `lost` token) as soon as its lease could have
-//! ended: when no keep-alive has been confirmed for two thirds of the TTL,
-//! it stops serving before another broker can take over.
+//! Every metadata write of the holder requires the lease still to hold the
+//! root (an etcd comparison, [`crate::meta::etcd`]), and work outside etcd
+//! that must not outlive the hold (garbage collection) checks
+//! [`HoldCheck`]. The holder gives up (the `lost` token) as soon as its
+//! lease could have ended: when no keep-alive has been confirmed for two
+//! thirds of the TTL, it stops serving before another broker can take over.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
@@ -21,6 +25,7 @@ use crate::meta::etcd::connect;
 
 /// This broker's hold on an etcd root, kept alive in the background.
 pub struct Hold {
+    check: HoldCheck,
     lost: CancellationToken,
     keep_alive: tokio::task::JoinHandle<()>,
     client: Client,
@@ -70,14 +75,16 @@ impl Hold {
             )));
         }
         let lost = CancellationToken::new();
+        let check = HoldCheck(Arc::new(Mutex::new(granted + ttl * 2 / 3)));
         let keep_alive = tokio::spawn(keep_alive(
             client.clone(),
             lease,
             ttl,
-            granted,
+            check.clone(),
             lost.clone(),
         ));
         Ok(Hold {
+            check,
             lost,
             keep_alive,
             client,
@@ -89,15 +96,41 @@ impl Hold {
     /// take it at once rather than after the TTL.
     pub async fn release(self) {
         self.keep_alive.abort();
+        self.check.hold_until(Instant::now());
         let mut client = self.client.clone();
         if let Err(e) = client.lease_revoke(self.lease).await {
             tracing::warn!(error = %e, "cannot revoke the etcd lease; it ends with its TTL");
         }
     }
 
+    /// The lease by which the root is held.
+    pub fn lease(&self) -> i64 {
+        self.lease
+    }
+
+    /// A check of the hold for work that must not outlive it.
+    pub fn check(&self) -> HoldCheck {
+        self.check.clone()
+    }
+
     /// Cancelled once the hold could have ended: stop serving.
     pub fn lost(&self) -> CancellationToken {
         self.lost.clone()
+    }
+}
+
+/// Whether a hold is still certain, answered from the clock at once (the
+/// keep-alive task may not have run yet after the process was paused).
+#[derive(Clone)]
+pub struct HoldCheck(Arc<Mutex<Instant>>);
+
+impl HoldCheck {
+    pub fn is_held(&self) -> bool {
+        Instant::now() < *self.0.lock().expect("hold check lock poisoned")
+    }
+
+    fn hold_until(&self, until: Instant) {
+        *self.0.lock().expect("hold check lock poisoned") = until;
     }
 }
 
@@ -107,18 +140,18 @@ impl Drop for Hold {
     }
 }
 
-/// Refreshes `lease` (asked for at `granted`) every third of `ttl`;
-/// cancels `lost` when no refresh has been confirmed for two thirds of it,
-/// or the lease is gone.
+/// Refreshes `lease` every third of `ttl`, moving `check` on; cancels
+/// `lost` when no refresh has been confirmed for two thirds of it, or the
+/// lease is gone.
 async fn keep_alive(
     mut client: Client,
     lease: i64,
     ttl: Duration,
-    granted: Instant,
+    check: HoldCheck,
     lost: CancellationToken,
 ) {
     let margin = ttl * 2 / 3;
-    let mut confirmed = granted;
+    let mut confirmed = *check.0.lock().expect("hold check lock poisoned") - margin;
     let mut stream = None;
     while confirmed.elapsed() < margin {
         let attempt = Instant::now();
@@ -132,7 +165,10 @@ async fn keep_alive(
         };
         let result = tokio::time::timeout_at(confirmed + margin, refreshed).await;
         match result {
-            Ok(Ok(Some(response))) if response.ttl() > 0 => confirmed = attempt,
+            Ok(Ok(Some(response))) if response.ttl() > 0 => {
+                confirmed = attempt;
+                check.hold_until(confirmed + margin);
+            }
             // The lease is gone: another broker may hold the root now.
             Ok(Ok(Some(_))) => break,
             _ => stream = None,
@@ -140,5 +176,6 @@ async fn keep_alive(
         tokio::time::sleep_until((attempt + ttl / 3).min(confirmed + margin)).await;
     }
     tracing::error!("the etcd lease may have ended: stopping so that no two brokers serve");
+    check.hold_until(Instant::now());
     lost.cancel();
 }

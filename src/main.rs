@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use silt::broker::Broker;
-use silt::cluster::Hold;
 use silt::config::{Config, Durability, Overrides};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -300,32 +299,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    // With metadata in etcd, this broker must hold the root to serve it.
-    let hold = match config.storage.meta.as_deref() {
-        Some(url) if url.starts_with("etcd://") => {
-            let ttl = Duration::from_secs(config.storage.meta_lease_seconds);
-            Some(Hold::take(url, config.broker.id, ttl).await?)
-        }
-        _ => None,
-    };
-    let broker = match Broker::open(config).await {
-        Ok(broker) => broker,
-        Err(e) => {
-            if let Some(hold) = hold {
-                hold.release().await;
-            }
-            return Err(anyhow::Error::new(e).context("cannot open the broker"));
-        }
-    };
+    let broker = Broker::open(config)
+        .await
+        .context("cannot open the broker")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    if let Some(hold) = &hold {
-        let (lost, shutdown) = (hold.lost(), shutdown.clone());
-        tokio::spawn(async move {
+    // With metadata in etcd: stop once the hold on the root may be gone.
+    let hold_lost = broker.hold_lost();
+    tokio::spawn({
+        let (lost, shutdown) = (hold_lost.clone(), shutdown.clone());
+        async move {
             lost.cancelled().await;
             shutdown.cancel();
-        });
-    }
+        }
+    });
     let admin = admin.map(|listener| {
         let addr = listener
             .local_addr()
@@ -346,12 +333,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     broker.shutdown().await;
     tracing::info!("stopped");
-    if let Some(hold) = hold {
-        let lost = hold.lost().is_cancelled();
-        hold.release().await;
-        if lost {
-            anyhow::bail!("stopped serving: the hold on the etcd root may have ended");
-        }
+    if hold_lost.is_cancelled() {
+        anyhow::bail!("stopped serving: the hold on the etcd root may have ended");
     }
     Ok(())
 }

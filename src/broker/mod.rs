@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::clock::Clock;
+use crate::cluster::Hold;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::group::Coordinator;
@@ -83,6 +84,9 @@ pub struct Broker {
     request_memory: Arc<tokio::sync::Semaphore>,
     tasks: TaskTracker,
     stop_tasks: CancellationToken,
+    /// With metadata in etcd, this broker's hold on the root.
+    hold: std::sync::Mutex<Option<Hold>>,
+    hold_lost: CancellationToken,
     _data_dir_lock: File,
 }
 
@@ -98,10 +102,6 @@ impl Broker {
                 data_dir.display()
             )))
         })?;
-        let meta: Arc<dyn MetaStore> = match config.storage.meta.as_deref() {
-            Some(url) if url.starts_with("etcd://") => Arc::new(EtcdStore::connect(url).await?),
-            _ => Arc::new(EmbeddedStore::open(&config.meta_dir())?),
-        };
         let bucket = Bucket::open(
             config.storage.object_store.as_deref(),
             &data_dir.join("objects"),
@@ -116,17 +116,13 @@ impl Broker {
             .check()
             .await
             .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        let (meta, hold) = open_meta(&config).await?;
         let settings = LogSettings::from_config(&config);
         let (log, wal_records) = Log::open(settings, &config, meta.clone(), bucket.clone()).await?;
         let log = Arc::new(log);
         let mut topics = Topics::default();
         let stored_topics = meta.topics().await?;
-        if config
-            .storage
-            .meta
-            .as_deref()
-            .is_some_and(|m| m.starts_with("etcd://"))
-        {
+        if hold.is_some() {
             // Another broker may have held this root before: fence it.
             fence_previous_holder(meta.as_ref(), &stored_topics).await?;
         }
@@ -151,8 +147,14 @@ impl Broker {
         let request_memory = Arc::new(tokio::sync::Semaphore::new(
             config.limits.queued_max_request_bytes as usize,
         ));
+        let hold_lost = hold
+            .as_ref()
+            .map_or_else(CancellationToken::new, Hold::lost);
+        let hold_check = hold.as_ref().map(Hold::check);
         let broker = Arc::new(Broker {
             config,
+            hold: std::sync::Mutex::new(hold),
+            hold_lost,
             request_memory,
             log: log.clone(),
             groups: groups.clone(),
@@ -177,6 +179,7 @@ impl Broker {
             std::time::Duration::from_millis(broker.config.storage.gc_interval_ms),
             broker.config.storage.gc_grace_ms,
             broker.clock.clone(),
+            hold_check,
             broker.stop_tasks.clone(),
         ));
         Ok(broker)
@@ -188,6 +191,16 @@ impl Broker {
         self.tasks.close();
         self.tasks.wait().await;
         self.log.close().await;
+        let hold = self.hold.lock().expect("hold lock poisoned").take();
+        if let Some(hold) = hold {
+            hold.release().await;
+        }
+    }
+
+    /// Cancelled when this broker's hold on its etcd root may have ended:
+    /// it must stop serving (never cancelled with the embedded store).
+    pub fn hold_lost(&self) -> CancellationToken {
+        self.hold_lost.clone()
     }
 
     /// The budget of request bytes in memory, in bytes (see
@@ -383,6 +396,28 @@ impl Broker {
     /// A new producer id for InitProducerId.
     pub async fn allocate_producer_id(&self) -> Result<i64> {
         self.meta.allocate_producer_ids(1).await
+    }
+}
+
+/// The metadata store `config` names, and with etcd the hold on its root
+/// (taken first: the store writes only while it lasts).
+async fn open_meta(config: &Config) -> Result<(Arc<dyn MetaStore>, Option<Hold>)> {
+    let Some(url) = config
+        .storage
+        .meta
+        .as_deref()
+        .filter(|u| u.starts_with("etcd://"))
+    else {
+        return Ok((Arc::new(EmbeddedStore::open(&config.meta_dir())?), None));
+    };
+    let ttl = std::time::Duration::from_secs(config.storage.meta_lease_seconds);
+    let hold = Hold::take(url, config.broker.id, ttl).await?;
+    match EtcdStore::connect(url, Some(hold.lease())).await {
+        Ok(store) => Ok((Arc::new(store), Some(hold))),
+        Err(e) => {
+            hold.release().await;
+            Err(e)
+        }
     }
 }
 

@@ -13,17 +13,20 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::cluster::HoldCheck;
+use crate::error::{Error, Result};
 use crate::meta::MetaStore;
 use crate::storage::Bucket;
 
 /// Deletes unreferenced objects older than `grace` (milliseconds, against
-/// `now_ms`); returns how many were deleted.
+/// `now_ms`); returns how many were deleted. With `hold`, only while this
+/// broker holds its etcd root: a broker that lost it has stale references.
 pub async fn collect(
     bucket: &Bucket,
     meta: &dyn MetaStore,
     grace_ms: i64,
     now_ms: i64,
+    hold: Option<&HoldCheck>,
 ) -> Result<usize> {
     // Listing first: an object uploaded after the listing is not considered,
     // and one committed after the scan below is young, so within the grace.
@@ -39,6 +42,11 @@ pub async fn collect(
     for id in objects {
         let old_enough = created_ms(id).is_some_and(|created| now_ms - created >= grace_ms);
         if !referenced.contains(&id) && old_enough {
+            if hold.is_some_and(|h| !h.is_held()) {
+                return Err(Error::Meta(
+                    "garbage collection stopped: the hold on the etcd root may have ended".into(),
+                ));
+            }
             bucket.delete_data_object(id).await?;
             deleted += 1;
         }
@@ -63,6 +71,7 @@ pub async fn run(
     interval: Duration,
     grace_ms: i64,
     clock: crate::clock::Clock,
+    hold: Option<HoldCheck>,
     shutdown: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(interval);
@@ -70,7 +79,8 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                if let Err(e) = collect(&bucket, meta.as_ref(), grace_ms, clock.now_ms()).await {
+                let now_ms = clock.now_ms();
+                if let Err(e) = collect(&bucket, meta.as_ref(), grace_ms, now_ms, hold.as_ref()).await {
                     tracing::warn!(error = %e, "garbage collection failed; trying again later");
                 }
             }
@@ -133,7 +143,10 @@ mod tests {
             producers: BTreeMap::new(),
         };
         meta.commit(vec![commit]).await.unwrap();
-        assert_eq!(collect(&bucket, &meta, 1_000, 10_000).await.unwrap(), 1);
+        assert_eq!(
+            collect(&bucket, &meta, 1_000, 10_000, None).await.unwrap(),
+            1
+        );
         let mut left = bucket.list_data_objects().await.unwrap();
         left.sort();
         assert_eq!(left, vec![referenced, young_orphan]);

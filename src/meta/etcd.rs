@@ -45,6 +45,10 @@ const OPS_PER_TXN: usize = 100;
 pub struct EtcdStore {
     kv: KvClient,
     root: String,
+    /// The lease by which this broker holds the root ([`crate::cluster`]):
+    /// every write requires it still to, so a broker that lost the root
+    /// writes nothing more.
+    holder_lease: Option<i64>,
 }
 
 /// A partition's state apart from its extents.
@@ -124,12 +128,14 @@ fn hex(id: &str) -> String {
 }
 
 impl EtcdStore {
-    /// Connects to `url`: `etcd://HOST:PORT[,HOST:PORT...][/ROOT]`.
-    pub async fn connect(url: &str) -> Result<EtcdStore> {
+    /// Connects to `url`: `etcd://HOST:PORT[,HOST:PORT...][/ROOT]`; with
+    /// `holder_lease`, writes succeed only while that lease holds the root.
+    pub async fn connect(url: &str, holder_lease: Option<i64>) -> Result<EtcdStore> {
         let (client, root) = connect(url).await?;
         let store = EtcdStore {
             kv: client.kv_client(),
             root,
+            holder_lease,
         };
         // A first request proves the cluster answers.
         store
@@ -183,15 +189,39 @@ impl EtcdStore {
         Ok(response.take_kvs())
     }
 
-    async fn txn(&self, txn: Txn) -> Result<bool> {
+    /// Runs `ops` if every one of `compares` holds (and this broker still
+    /// holds the root); whether they ran.
+    async fn txn(&self, compares: Vec<Compare>, ops: Vec<TxnOp>) -> Result<bool> {
+        let mut compares = compares;
+        let holder = self.key("active");
+        if let Some(lease) = self.holder_lease {
+            compares.push(Compare::lease(holder.as_str(), CompareOp::Equal, lease));
+        }
+        let txn = Txn::new().when(compares).and_then(ops);
         let response = self.kv.clone().txn(txn).await.map_err(meta_error)?;
-        Ok(response.succeeded())
+        if response.succeeded() {
+            return Ok(true);
+        }
+        if let Some(lease) = self.holder_lease {
+            let held = self
+                .kv
+                .clone()
+                .get(holder, None)
+                .await
+                .map_err(meta_error)?;
+            if held.kvs().first().is_none_or(|kv| kv.lease() != lease) {
+                return Err(Error::Meta(
+                    "this broker no longer holds the etcd root: another broker took over".into(),
+                ));
+            }
+        }
+        Ok(false)
     }
 
     /// Runs `ops` in transactions of at most [`OPS_PER_TXN`] operations.
     async fn write_all(&self, ops: Vec<TxnOp>) -> Result<()> {
         for chunk in ops.chunks(OPS_PER_TXN) {
-            self.txn(Txn::new().and_then(chunk.to_vec())).await?;
+            self.txn(Vec::new(), chunk.to_vec()).await?;
         }
         Ok(())
     }
@@ -216,7 +246,7 @@ impl EtcdStore {
                 return Ok(result);
             };
             let put = TxnOp::put(key.as_str(), encode(&new)?, None);
-            if self.txn(Txn::new().when([compare]).and_then([put])).await? {
+            if self.txn(vec![compare], vec![put]).await? {
                 return Ok(result);
             }
         }
@@ -262,7 +292,7 @@ impl EtcdStore {
                 read.unchanged(&state_key),
                 Compare::version(alive_key.as_str(), CompareOp::Greater, 0),
             ];
-            if self.txn(Txn::new().when(compares).and_then(ops)).await? {
+            if self.txn(compares.into(), ops).await? {
                 return Ok(CommitOutcome::Committed);
             }
             // The state moved on, or the topic is gone.
@@ -296,13 +326,12 @@ impl MetaStore for EtcdStore {
 
     async fn create_topic(&self, topic: TopicMeta) -> Result<()> {
         let key = self.key(&format!("topics/{}", topic.name));
-        let txn = Txn::new()
-            .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
-            .and_then([
-                TxnOp::put(key.as_str(), encode(&topic)?, None),
-                TxnOp::put(self.key(&format!("alive/{}", topic.id)), "1", None),
-            ]);
-        if self.txn(txn).await? {
+        let absent = Compare::create_revision(key.as_str(), CompareOp::Equal, 0);
+        let puts = vec![
+            TxnOp::put(key.as_str(), encode(&topic)?, None),
+            TxnOp::put(self.key(&format!("alive/{}", topic.id)), "1", None),
+        ];
+        if self.txn(vec![absent], puts).await? {
             Ok(())
         } else {
             Err(Error::TopicAlreadyExists(topic.name))
@@ -314,12 +343,12 @@ impl MetaStore for EtcdStore {
         let read: Read<TopicMeta> = self.get_key(&key).await?;
         let topic = read.value.clone().ok_or(Error::UnknownTopicOrPartition)?;
         let prefix = Some(DeleteOptions::new().with_prefix());
-        let txn = Txn::new().when([read.unchanged(&key)]).and_then([
+        let deletes = vec![
             TxnOp::delete(key.as_str(), None),
             TxnOp::delete(self.key(&format!("alive/{}", topic.id)), None),
             TxnOp::delete(self.key(&format!("partitions/{}/", topic.id)), prefix),
-        ]);
-        if !self.txn(txn).await? {
+        ];
+        if !self.txn(vec![read.unchanged(&key)], deletes).await? {
             return Err(Error::Meta(format!(
                 "topic '{name}' changed while it was deleted; try again"
             )));
@@ -419,7 +448,7 @@ impl MetaStore for EtcdStore {
                 Compare::version(alive_key.as_str(), CompareOp::Greater, 0),
             ];
             let put = TxnOp::put(state_key.as_str(), encode(&state)?, None);
-            if self.txn(Txn::new().when(compares).and_then([put])).await? {
+            if self.txn(compares.into(), vec![put]).await? {
                 return Ok(state.leader_epoch);
             }
             if !self.exists(&alive_key).await? {
@@ -442,7 +471,7 @@ impl MetaStore for EtcdStore {
 
     async fn set_broker_configs(&self, configs: BTreeMap<String, String>) -> Result<()> {
         let put = TxnOp::put(self.key("broker_configs"), encode(&configs)?, None);
-        self.txn(Txn::new().and_then([put])).await.map(|_| ())
+        self.txn(Vec::new(), vec![put]).await.map(|_| ())
     }
 
     async fn groups(&self) -> Result<Vec<(Option<GroupMeta>, String, Vec<CommittedOffset>)>> {
@@ -528,16 +557,37 @@ mod tests {
         std::env::var("ETCD_TEST_ENDPOINT").unwrap_or_else(|_| "127.0.0.1:23790".into())
     }
 
-    /// A store under a fresh root, so tests never see each other's keys.
-    async fn store() -> EtcdStore {
-        let url = format!(
+    /// A fresh root, so tests never see each other's keys.
+    fn fresh_root() -> String {
+        format!(
             "etcd://{}/silt-test-{}",
             endpoint(),
             Uuid::new_v4().simple()
-        );
-        EtcdStore::connect(&url)
+        )
+    }
+
+    async fn store() -> EtcdStore {
+        EtcdStore::connect(&fresh_root(), None)
             .await
             .expect("etcd is running (ETCD_TEST_ENDPOINT)")
+    }
+
+    #[tokio::test]
+    async fn writes_need_the_hold_on_the_root() {
+        let url = fresh_root();
+        let ttl = std::time::Duration::from_secs(5);
+        let hold = crate::cluster::Hold::take(&url, 1, ttl).await.unwrap();
+        let store = EtcdStore::connect(&url, Some(hold.lease())).await.unwrap();
+        let configs = BTreeMap::from([("k".to_string(), "v".to_string())]);
+        store.set_broker_configs(configs.clone()).await.unwrap();
+        let check = hold.check();
+        assert!(check.is_held());
+        // As when the lease ends and another broker takes over.
+        hold.release().await;
+        assert!(!check.is_held());
+        let refused = store.set_broker_configs(BTreeMap::new()).await.unwrap_err();
+        assert!(refused.to_string().contains("no longer holds"), "{refused}");
+        assert_eq!(store.broker_configs().await.unwrap(), configs);
     }
 
     #[tokio::test]
@@ -560,11 +610,11 @@ mod tests {
 
     #[tokio::test]
     async fn bad_urls_and_unreachable_clusters_are_named() {
-        let Err(e) = EtcdStore::connect("http://127.0.0.1:2379").await else {
+        let Err(e) = EtcdStore::connect("http://127.0.0.1:2379", None).await else {
             panic!("accepted a non-etcd URL");
         };
         assert!(e.to_string().contains("expected etcd://"), "{e}");
-        let Err(e) = EtcdStore::connect("etcd://127.0.0.1:1").await else {
+        let Err(e) = EtcdStore::connect("etcd://127.0.0.1:1", None).await else {
             panic!("connected to nothing");
         };
         assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
