@@ -145,16 +145,18 @@ impl Log {
         }
     }
 
-    /// Re-appends WAL records to their partitions (skipping committed ones
-    /// and deleted topics).
-    pub fn replay(&self, records: Vec<WalRecord>) {
+    /// Re-appends WAL records to their partitions (skipping committed ones,
+    /// deleted topics, and batches of a leadership another broker ended:
+    /// `epochs_raised` is how much this start raised every leader epoch).
+    pub fn replay(&self, records: Vec<WalRecord>, epochs_raised: i32) {
         let now = now_ms();
         let mut replayed = 0usize;
         for record in records {
             let Some(partition) = self.partition(record.topic, record.partition) else {
                 continue;
             };
-            let bytes = partition.replay(record.batch, record.position, now);
+            let epoch = partition.leader_epoch() - epochs_raised;
+            let bytes = partition.replay(record.batch, record.position, now, epoch);
             if bytes > 0 {
                 replayed += 1;
                 self.unflushed.fetch_add(bytes, Ordering::Relaxed);

@@ -169,13 +169,25 @@ impl Partition {
     }
 
     /// Re-appends a batch read back from the WAL at start-up; batches already
-    /// committed are skipped. Returns the bytes added to the tail.
-    pub fn replay(&self, data: Bytes, wal: Range<u64>, now_ms: i64) -> u64 {
+    /// committed, or written at a leader epoch other than `epoch`, are
+    /// skipped. Returns the bytes added to the tail.
+    pub fn replay(&self, data: Bytes, wal: Range<u64>, now_ms: i64, epoch: i32) -> u64 {
         let Ok(header) = BatchHeader::parse(&data) else {
             return 0;
         };
         let mut state = self.lock();
         if header.last_offset() < state.next_offset {
+            return 0;
+        }
+        if header.partition_leader_epoch != epoch {
+            // Written while this broker led at an epoch another broker
+            // ended: those offsets are the other broker's now.
+            tracing::warn!(
+                topic = %self.topic,
+                partition = self.index,
+                offset = header.base_offset,
+                "dropping a WAL batch of an earlier leadership"
+            );
             return 0;
         }
         if header.base_offset > state.next_offset {
@@ -414,6 +426,28 @@ mod tests {
         split_and_validate(&encode_batch(n, producer_id, sequence))
             .unwrap()
             .remove(0)
+    }
+
+    #[test]
+    fn replay_skips_batches_of_another_leadership() {
+        let meta = PartitionMeta {
+            leader_epoch: 2,
+            ..PartitionMeta::default()
+        };
+        let p = Partition::new(Uuid::new_v4(), 0, meta);
+        let stamped = |epoch| {
+            let (_, b) = validated(3, -1, -1);
+            let mut owned = b.to_vec();
+            batch::set_leader_epoch(&mut owned, epoch);
+            Bytes::from(owned)
+        };
+        assert_eq!(
+            p.replay(stamped(1), 0..10, 0, 2),
+            0,
+            "an earlier leadership"
+        );
+        assert!(p.replay(stamped(2), 10..20, 0, 2) > 0);
+        assert_eq!(p.next_offset(), 3);
     }
 
     #[test]
