@@ -12,6 +12,7 @@ port="${ETCD_PORT:-23790}"
 peer=$((port + 10))
 dir=$(mktemp -d /tmp/silt-etcd.XXXXXX)
 nohup etcd --name silt --data-dir "$dir/data" --logger=zap --log-level=warn \
+  --auto-compaction-mode=periodic --auto-compaction-retention=1h \
   --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
   --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
   --initial-cluster "silt=http://127.0.0.1:$peer" > "$dir/log" 2>&1 &

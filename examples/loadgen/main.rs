@@ -106,10 +106,11 @@ fn required_messages(target: &Target) -> u64 {
 
 fn produce(target: &Target, options: &produce::Options) -> Report {
     let messages = required_messages(target);
-    let before = target.admin.as_deref().map(metrics::scrape);
     let counters = Arc::new(Counters::default());
     let producers =
         produce::Producers::connect(&target.bootstrap, &target.topic, options, &counters);
+    // After the warm-up, which is not part of the run.
+    let before = target.admin.as_deref().map(metrics::scrape);
     let progress = Progress::start("acknowledged", counters.clone());
     let run = producers.send(messages, None);
     drop(progress);
@@ -145,10 +146,10 @@ fn end_to_end(target: &Target, options: &produce::Options) -> Report {
         eprintln!("loadgen: end-to-end needs --size of at least 8 (the send time)");
         std::process::exit(2);
     }
-    let before = target.admin.as_deref().map(metrics::scrape);
     let produced = Arc::new(Counters::default());
     let producers =
         produce::Producers::connect(&target.bootstrap, &target.topic, options, &produced);
+    let before = target.admin.as_deref().map(metrics::scrape);
     // Positioned after the producers' warm-up messages.
     let tail = consume::Options::tail();
     let consumer = consume::Consumer::new(&target.bootstrap, &target.topic, &tail);
