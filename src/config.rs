@@ -124,8 +124,9 @@ pub struct TopicDefaults {
 #[serde(deny_unknown_fields, default)]
 #[derive(Default)]
 pub struct FlushConfig {
-    /// Upload at least this often (milliseconds); unset means 250 in
-    /// `object` durability and 1000 in `local`.
+    /// Upload at least this often (milliseconds); unset means 100 in
+    /// `object` durability (an acknowledgement waits for the next upload)
+    /// and 1000 in `local`.
     pub interval_ms: Option<u64>,
     /// Upload as soon as this many bytes are buffered; unset means 16 MiB
     /// in `object` durability and 4 MiB in `local` (smaller objects keep the
@@ -470,7 +471,7 @@ impl Config {
     /// The upload cadence for the configured durability mode.
     pub fn flush_interval(&self) -> Duration {
         let default = match self.durability {
-            Durability::Object => 250,
+            Durability::Object => 100,
             Durability::Local => 1000,
         };
         Duration::from_millis(self.flush.interval_ms.unwrap_or(default))
@@ -575,7 +576,7 @@ mod tests {
         assert_eq!(config.durability, Durability::Object);
         assert_eq!(config.flush_bytes(), 1 << 20);
         assert_eq!(config.broker.listen, "127.0.0.1:1234");
-        assert_eq!(config.flush_interval(), Duration::from_millis(250));
+        assert_eq!(config.flush_interval(), Duration::from_millis(100));
     }
 
     #[test]

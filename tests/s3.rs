@@ -461,7 +461,8 @@ fn create_only_writes_keep_two_brokers_apart() {
 fn one_put_per_flush_with_a_thousand_partitions() {
     use rdkafka::producer::{BaseRecord, ThreadedProducer};
     let url = bucket_url();
-    let broker = start(&endpoint(), &url, &["--durability", "object"], &[]);
+    let interval = [("SILT_FLUSH__INTERVAL_MS", "250")];
+    let broker = start(&endpoint(), &url, &["--durability", "object"], &interval);
     create_topic(&broker, "wide", 1000);
     let puts = || {
         broker.metric(
