@@ -40,6 +40,8 @@ use crate::error::{Error, Result};
 const COMMIT_CONCURRENCY: usize = 32;
 /// Operations per transaction, under etcd's default limit of 128.
 const OPS_PER_TXN: usize = 100;
+/// Keys per page of a range read.
+const LIST_PAGE: i64 = 1000;
 
 /// A [`MetaStore`] in an etcd cluster.
 pub struct EtcdStore {
@@ -176,17 +178,39 @@ impl EtcdStore {
         }
     }
 
-    /// Every key and value under `path/`.
+    /// Every key and value under `path/`, in key order, read in pages so
+    /// that no response outgrows the gRPC message limit.
     async fn list(&self, path: &str) -> Result<Vec<KeyValue>> {
         let prefix = self.key(&format!("{path}/"));
-        let options = GetOptions::new().with_prefix();
-        let mut response = self
-            .kv
-            .clone()
-            .get(prefix, Some(options))
-            .await
-            .map_err(meta_error)?;
-        Ok(response.take_kvs())
+        // The first key after every key starting with `prefix` ('/' + 1).
+        let end = format!("{}0", prefix.trim_end_matches('/'));
+        let mut all = Vec::new();
+        let mut from = prefix.into_bytes();
+        loop {
+            let options = GetOptions::new()
+                .with_range(end.as_str())
+                .with_limit(LIST_PAGE);
+            let mut page = self
+                .kv
+                .clone()
+                .get(from.clone(), Some(options))
+                .await
+                .map_err(meta_error)?;
+            let more = page.more();
+            let kvs = page.take_kvs();
+            match kvs.last() {
+                Some(last) if more => {
+                    // The next page starts right after the last key.
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => {
+                    all.extend(kvs);
+                    return Ok(all);
+                }
+            }
+            all.extend(kvs);
+        }
     }
 
     /// Runs `ops` if every one of `compares` holds (and this broker still
@@ -618,6 +642,40 @@ mod tests {
             panic!("connected to nothing");
         };
         assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn long_partitions_are_read_in_pages() {
+        let store = store().await;
+        let topic = TopicMeta {
+            name: "long".into(),
+            id: Uuid::new_v4(),
+            partitions: 1,
+            configs: BTreeMap::new(),
+        };
+        store.create_topic(topic.clone()).await.unwrap();
+        let extents: Vec<Extent> = (0..2_500)
+            .map(|i| Extent {
+                object: Uuid::now_v7(),
+                position: 0,
+                length: 10,
+                base_offset: i,
+                last_offset: i,
+                max_timestamp: i,
+            })
+            .collect();
+        for chunk in extents.chunks(50) {
+            let commit = PartitionCommit {
+                topic: topic.id,
+                partition: 0,
+                leader_epoch: 0,
+                extents: chunk.to_vec(),
+                producers: BTreeMap::new(),
+            };
+            let outcomes = store.commit(vec![commit]).await.unwrap();
+            assert_eq!(outcomes, vec![CommitOutcome::Committed]);
+        }
+        assert_eq!(store.partition(topic.id, 0).await.unwrap().extents, extents);
     }
 
     #[tokio::test]
