@@ -275,11 +275,13 @@ impl Coordinator {
             .unwrap_or(Err(GroupError::CoordinatorNotAvailable))
     }
 
-    /// SyncGroup; the leader's assignments, or waits for them.
+    /// SyncGroup; the leader's assignments, or waits for them. `expected`:
+    /// the protocol type and protocol the member names (v5+), if any.
     pub async fn sync(
         &self,
         group_id: &str,
         member: MemberRef<'_>,
+        expected: (Option<&str>, Option<&str>),
         assignments: Vec<(String, Bytes)>,
     ) -> std::result::Result<Synced, GroupError> {
         let handle = self
@@ -287,6 +289,7 @@ impl Coordinator {
             .ok_or(GroupError::UnknownMemberId)?;
         let waiter = {
             let mut entry = handle.lock().await;
+            entry.group.check_protocol(expected.0, expected.1)?;
             let now = self.clock.now_ms();
             let mut replies = entry.group.sync(
                 member.member_id,
@@ -720,7 +723,7 @@ mod tests {
             generation: joined.generation,
         };
         let assignment = vec![(joined.member_id.clone(), Bytes::from_static(b"a"))];
-        c.sync("g", member, assignment).await.unwrap();
+        c.sync("g", member, (None, None), assignment).await.unwrap();
         joined.member_id
     }
 

@@ -696,6 +696,22 @@ impl Group {
         Ok(())
     }
 
+    /// SyncGroup v5+ names the protocol type and protocol the member
+    /// expects: they must be the group's.
+    pub fn check_protocol(
+        &self,
+        protocol_type: Option<&str>,
+        protocol: Option<&str>,
+    ) -> Result<(), GroupError> {
+        let differs = |given: Option<&str>, ours: &Option<String>| {
+            given.is_some_and(|g| ours.as_deref() != Some(g))
+        };
+        if differs(protocol_type, &self.protocol_type) || differs(protocol, &self.protocol) {
+            return Err(GroupError::InconsistentGroupProtocol);
+        }
+        Ok(())
+    }
+
     /// SyncGroup: the leader brings the assignments; everyone gets theirs.
     pub fn sync(
         &mut self,
@@ -945,6 +961,22 @@ mod tests {
             .iter()
             .map(|(m, a)| (m.to_string(), Bytes::from(a.to_string())))
             .collect()
+    }
+
+    #[test]
+    fn sync_must_name_the_groups_protocol() {
+        let mut g = Group::new("g", SETTINGS);
+        join_new(&mut g, "m1", 0);
+        assert_eq!(g.check_protocol(None, None), Ok(()));
+        assert_eq!(g.check_protocol(Some("consumer"), Some("range")), Ok(()));
+        assert_eq!(
+            g.check_protocol(Some("connect"), Some("range")),
+            Err(GroupError::InconsistentGroupProtocol)
+        );
+        assert_eq!(
+            g.check_protocol(Some("consumer"), Some("roundrobin")),
+            Err(GroupError::InconsistentGroupProtocol)
+        );
     }
 
     #[test]

@@ -153,7 +153,15 @@ pub async fn sync(broker: &Broker, version: i16, request: SyncGroupRequest) -> S
         .collect();
     match broker
         .groups
-        .sync(request.group_id.as_str(), member, assignments)
+        .sync(
+            request.group_id.as_str(),
+            member,
+            (
+                request.protocol_type.as_deref(),
+                request.protocol_name.as_deref(),
+            ),
+            assignments,
+        )
         .await
     {
         Ok(synced) => {
