@@ -65,6 +65,12 @@ pub struct Extent {
 /// back is accepted at whatever sequence it continues with.
 pub const PRODUCER_EXPIRY_MS: i64 = 24 * 3600 * 1000;
 
+/// Idempotent producers remembered per partition at most: a bound on the
+/// partition's stored state (one etcd value), which many short-lived
+/// producers would otherwise grow for a day. A forgotten producer that
+/// comes back is accepted at whatever sequence it continues with.
+pub const MAX_PRODUCERS_PER_PARTITION: usize = 2_000;
+
 /// What the broker remembers of an idempotent producer on one partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerSnapshot {
@@ -112,7 +118,8 @@ impl PartitionCommit {
     }
 
     /// Merges the commit's producer state into `producers`, forgetting
-    /// producers silent for [`PRODUCER_EXPIRY_MS`] before the newest write.
+    /// producers silent for [`PRODUCER_EXPIRY_MS`] before the newest write,
+    /// and the longest silent beyond [`MAX_PRODUCERS_PER_PARTITION`].
     pub fn merge_producers(&self, producers: &mut BTreeMap<i64, ProducerSnapshot>) {
         let newest = self
             .producers
@@ -122,6 +129,17 @@ impl PartitionCommit {
             .unwrap_or(0);
         producers.extend(self.producers.iter().map(|(id, p)| (*id, p.clone())));
         producers.retain(|_, p| newest - p.last_write_ms < PRODUCER_EXPIRY_MS);
+        if producers.len() > MAX_PRODUCERS_PER_PARTITION {
+            let mut by_age: Vec<(i64, i64)> = producers
+                .iter()
+                .map(|(id, p)| (p.last_write_ms, *id))
+                .collect();
+            by_age.sort_unstable();
+            let excess = producers.len() - MAX_PRODUCERS_PER_PARTITION;
+            for (_, id) in &by_age[..excess] {
+                producers.remove(id);
+            }
+        }
     }
 }
 
@@ -438,5 +456,41 @@ pub(crate) mod conformance {
         let configs = BTreeMap::from([("log.retention.ms".to_string(), "5".to_string())]);
         store.set_broker_configs(configs.clone()).await.unwrap();
         assert_eq!(store.broker_configs().await.unwrap(), configs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(last_write_ms: i64) -> ProducerSnapshot {
+        ProducerSnapshot {
+            epoch: 0,
+            last_write_ms,
+            batches: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn producer_state_forgets_the_expired_and_the_longest_silent() {
+        let mut stored: BTreeMap<i64, ProducerSnapshot> = (0..MAX_PRODUCERS_PER_PARTITION as i64)
+            .map(|id| (id, snapshot(1_000 + id)))
+            .collect();
+        stored.insert(-1, snapshot(0));
+        let commit = PartitionCommit {
+            topic: Uuid::nil(),
+            partition: 0,
+            leader_epoch: 0,
+            extents: Vec::new(),
+            producers: BTreeMap::from([(99_999, snapshot(PRODUCER_EXPIRY_MS))]),
+        };
+        commit.merge_producers(&mut stored);
+        assert_eq!(stored.len(), MAX_PRODUCERS_PER_PARTITION);
+        assert!(!stored.contains_key(&-1), "expired");
+        assert!(
+            !stored.contains_key(&0),
+            "the longest silent beyond the bound"
+        );
+        assert!(stored.contains_key(&1) && stored.contains_key(&99_999));
     }
 }
