@@ -582,6 +582,7 @@ mod tests {
         conformance::commits_are_epoch_guarded(&store(&dir.path().join("b"))).await;
         conformance::producer_ids_are_unique(&store(&dir.path().join("c"))).await;
         conformance::leader_epoch_bumps_fence_the_old_leader(&store(&dir.path().join("g"))).await;
+        conformance::partitions_beyond_the_count_do_not_exist(&store(&dir.path().join("h"))).await;
         conformance::broker_configs_round_trip(&store(&dir.path().join("d"))).await;
         conformance::groups_and_offsets(&store(&dir.path().join("e"))).await;
         conformance::deleting_a_topic_deletes_its_offsets(&store(&dir.path().join("f"))).await;

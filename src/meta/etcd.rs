@@ -2,7 +2,8 @@
 //!
 //! Keys, under a root prefix (`etcd://HOST:PORT,.../ROOT`, default `silt`),
 //! values JSON:
-//! - `topics/NAME`: the topic; `alive/TOPIC_ID`: present while it exists;
+//! - `topics/NAME`: the topic; `alive/TOPIC_ID`: its partition count,
+//!   present while it exists;
 //! - `partitions/TOPIC_ID/PARTITION/state`: leader epoch, log start,
 //!   committed end and producer state; absent until the first commit;
 //! - `partitions/TOPIC_ID/PARTITION/extents/BASE_OFFSET`: one per extent, so
@@ -276,14 +277,11 @@ impl EtcdStore {
         }
     }
 
-    async fn exists(&self, key: &str) -> Result<bool> {
-        let options = GetOptions::new().with_count_only();
-        let response = self.kv.clone().get(key, Some(options)).await;
-        Ok(response.map_err(meta_error)?.count() > 0)
-    }
-
-    async fn topic_by_id(&self, id: Uuid) -> Result<Option<TopicMeta>> {
-        Ok(self.topics().await?.into_iter().find(|t| t.id == id))
+    /// Whether the topic exists with this partition: its `alive` key holds
+    /// the partition count.
+    async fn partition_exists(&self, topic: Uuid, partition: i32) -> Result<bool> {
+        let count: Read<i32> = self.get(&format!("alive/{topic}")).await?;
+        Ok(count.value.is_some_and(|n| (0..n).contains(&partition)))
     }
 
     /// Commits one partition, reading again while its state moves under it.
@@ -293,7 +291,7 @@ impl EtcdStore {
         let alive_key = self.key(&format!("alive/{topic}"));
         loop {
             let read: Read<PartitionState> = self.get_key(&state_key).await?;
-            if read.value.is_none() && !self.exists(&alive_key).await? {
+            if read.value.is_none() && !self.partition_exists(topic, partition).await? {
                 return Ok(CommitOutcome::Gone);
             }
             let mut state = read.value.clone().unwrap_or_default();
@@ -320,7 +318,7 @@ impl EtcdStore {
                 return Ok(CommitOutcome::Committed);
             }
             // The state moved on, or the topic is gone.
-            if !self.exists(&alive_key).await? {
+            if !self.partition_exists(topic, partition).await? {
                 return Ok(CommitOutcome::Gone);
             }
         }
@@ -353,7 +351,11 @@ impl MetaStore for EtcdStore {
         let absent = Compare::create_revision(key.as_str(), CompareOp::Equal, 0);
         let puts = vec![
             TxnOp::put(key.as_str(), encode(&topic)?, None),
-            TxnOp::put(self.key(&format!("alive/{}", topic.id)), "1", None),
+            TxnOp::put(
+                self.key(&format!("alive/{}", topic.id)),
+                topic.partitions.to_string(),
+                None,
+            ),
         ];
         if self.txn(vec![absent], puts).await? {
             Ok(())
@@ -399,8 +401,10 @@ impl MetaStore for EtcdStore {
     }
 
     async fn add_partitions(&self, name: &str, count: i32) -> Result<()> {
-        self.update(&format!("topics/{name}"), |topic: Option<TopicMeta>| {
-            let mut topic = topic.ok_or(Error::UnknownTopicOrPartition)?;
+        let key = self.key(&format!("topics/{name}"));
+        loop {
+            let read: Read<TopicMeta> = self.get_key(&key).await?;
+            let mut topic = read.value.clone().ok_or(Error::UnknownTopicOrPartition)?;
             if count <= topic.partitions {
                 return Err(Error::InvalidPartitions(format!(
                     "topic '{name}' has {} partitions; the new count must be larger",
@@ -408,17 +412,22 @@ impl MetaStore for EtcdStore {
                 )));
             }
             topic.partitions = count;
-            Ok((Some(topic), ()))
-        })
-        .await
+            let puts = vec![
+                TxnOp::put(key.as_str(), encode(&topic)?, None),
+                TxnOp::put(
+                    self.key(&format!("alive/{}", topic.id)),
+                    count.to_string(),
+                    None,
+                ),
+            ];
+            if self.txn(vec![read.unchanged(&key)], puts).await? {
+                return Ok(());
+            }
+        }
     }
 
     async fn partition(&self, topic: Uuid, partition: i32) -> Result<PartitionMeta> {
-        let exists = self
-            .topic_by_id(topic)
-            .await?
-            .is_some_and(|t| (0..t.partitions).contains(&partition));
-        if !exists {
+        if !self.partition_exists(topic, partition).await? {
             return Err(Error::UnknownTopicOrPartition);
         }
         let state: Read<PartitionState> = self
@@ -465,6 +474,9 @@ impl MetaStore for EtcdStore {
         let alive_key = self.key(&format!("alive/{topic}"));
         loop {
             let read: Read<PartitionState> = self.get_key(&state_key).await?;
+            if read.value.is_none() && !self.partition_exists(topic, partition).await? {
+                return Err(Error::UnknownTopicOrPartition);
+            }
             let mut state = read.value.clone().unwrap_or_default();
             state.leader_epoch += 1;
             let compares = [
@@ -475,7 +487,7 @@ impl MetaStore for EtcdStore {
             if self.txn(compares.into(), vec![put]).await? {
                 return Ok(state.leader_epoch);
             }
-            if !self.exists(&alive_key).await? {
+            if !self.partition_exists(topic, partition).await? {
                 return Err(Error::UnknownTopicOrPartition);
             }
         }
@@ -620,6 +632,7 @@ mod tests {
         conformance::commits_are_epoch_guarded(&store().await).await;
         conformance::producer_ids_are_unique(&store().await).await;
         conformance::leader_epoch_bumps_fence_the_old_leader(&store().await).await;
+        conformance::partitions_beyond_the_count_do_not_exist(&store().await).await;
         conformance::broker_configs_round_trip(&store().await).await;
         conformance::groups_and_offsets(&store().await).await;
         conformance::deleting_a_topic_deletes_its_offsets(&store().await).await;

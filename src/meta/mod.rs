@@ -369,6 +369,28 @@ pub(crate) mod conformance {
         ));
     }
 
+    pub async fn partitions_beyond_the_count_do_not_exist(store: &dyn MetaStore) {
+        let t = topic("growing", 2);
+        store.create_topic(t.clone()).await.unwrap();
+        let commit = PartitionCommit {
+            topic: t.id,
+            partition: 2,
+            leader_epoch: 0,
+            extents: vec![extent(0, 0)],
+            producers: BTreeMap::new(),
+        };
+        let beyond = store.commit(vec![commit.clone()]).await.unwrap();
+        assert_eq!(beyond, vec![CommitOutcome::Gone]);
+        assert!(matches!(
+            store.bump_leader_epoch(t.id, 2).await,
+            Err(Error::UnknownTopicOrPartition)
+        ));
+        store.add_partitions("growing", 3).await.unwrap();
+        let grown = store.commit(vec![commit]).await.unwrap();
+        assert_eq!(grown, vec![CommitOutcome::Committed]);
+        assert_eq!(store.bump_leader_epoch(t.id, 2).await.unwrap(), 1);
+    }
+
     pub async fn producer_ids_are_unique(store: &dyn MetaStore) {
         let a = store.allocate_producer_ids(10).await.unwrap();
         let b = store.allocate_producer_ids(1).await.unwrap();
