@@ -42,6 +42,14 @@ enum Command {
         #[command(subcommand)]
         command: GroupCommand,
     },
+    /// Describe the cluster: brokers, controller, partition leaders and
+    /// their epochs.
+    Cluster {
+        #[command(flatten)]
+        server: Bootstrap,
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Send stdin lines as messages to a topic.
     Produce {
         #[command(flatten)]
@@ -85,6 +93,12 @@ struct Bootstrap {
     /// A broker to start from, HOST:PORT.
     #[arg(long, global = true, default_value = "127.0.0.1:9092")]
     bootstrap_server: String,
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Brokers, the controller, and every partition's leader and epoch.
+    Describe,
 }
 
 #[derive(Subcommand)]
@@ -206,6 +220,12 @@ fn run() -> anyhow::Result<()> {
                         cli::topic::describe(&mut cluster, &name).await
                     }
                     TopicCommand::Delete { name } => cli::topic::delete(&mut cluster, &name).await,
+                }
+            }
+            Command::Cluster { server, command } => {
+                let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
+                match command {
+                    ClusterCommand::Describe => cli::cluster::describe(&mut cluster).await,
                 }
             }
             Command::Group { server, command } => {

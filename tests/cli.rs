@@ -51,6 +51,17 @@ fn topic_lifecycle_produce_and_consume() {
     assert!(ok);
     let (_, out, _) = run(&["topic", "list"]);
     assert_eq!(out.lines().collect::<Vec<_>>(), vec!["logs", "orders"]);
+    let (ok, out, err) = run(&["cluster", "describe"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Controller: 1"), "{out}");
+    assert!(
+        out.contains(&format!("Broker: 1\t{}", broker.addr)),
+        "{out}"
+    );
+    assert!(
+        out.contains("Topic: orders\tPartition: 2\tLeader: 1\tLeaderEpoch: 0"),
+        "{out}"
+    );
 
     let input: String = (0..30)
         .map(|i| format!("user{}:event {i}\n", i % 5))

@@ -261,6 +261,13 @@ fn a_paused_holder_of_the_etcd_root_is_fenced_and_stops() {
     signal("-STOP");
     wait_until_root_is_free(&meta);
     let mut second = start(&endpoint(), &url, &args, &lease);
+    // Taking over raised every partition's leader epoch.
+    let (ok, described, err) = silt(&["cluster", "describe", "--bootstrap-server", &second.addr]);
+    assert!(ok, "{err}");
+    assert!(
+        described.contains("Topic: held\tPartition: 1\tLeader: 1\tLeaderEpoch: 1"),
+        "{described}"
+    );
     let after = Deliveries::default();
     let producer = idempotent_producer(&second.addr, &after);
     produce_keyed(&producer, "held", 1000..2000, 100);

@@ -1,0 +1,33 @@
+//! `silt cluster`: the cluster as Metadata describes it.
+
+use super::Cluster;
+
+/// Prints the brokers, the controller, and every partition's leader and
+/// leader epoch.
+pub async fn describe(cluster: &mut Cluster) -> anyhow::Result<()> {
+    let metadata = cluster.metadata(None).await?;
+    let id = metadata.cluster_id.as_ref().map_or("", |id| id.as_str());
+    println!("ClusterId: {id}\tController: {}", metadata.controller_id.0);
+    for broker in &metadata.brokers {
+        println!(
+            "Broker: {}\t{}:{}",
+            broker.node_id.0,
+            broker.host.as_str(),
+            broker.port
+        );
+    }
+    let mut topics: Vec<_> = metadata.topics.iter().collect();
+    topics.sort_by_key(|t| t.name.as_ref().map(|n| n.0.to_string()));
+    for topic in topics {
+        let name = topic.name.as_ref().map_or("", |n| n.0.as_str());
+        let mut partitions: Vec<_> = topic.partitions.iter().collect();
+        partitions.sort_by_key(|p| p.partition_index);
+        for p in partitions {
+            println!(
+                "Topic: {name}\tPartition: {}\tLeader: {}\tLeaderEpoch: {}",
+                p.partition_index, p.leader_id.0, p.leader_epoch
+            );
+        }
+    }
+    Ok(())
+}
