@@ -660,12 +660,7 @@ mod tests {
     #[tokio::test]
     async fn long_partitions_are_read_in_pages() {
         let store = store().await;
-        let topic = TopicMeta {
-            name: "long".into(),
-            id: Uuid::new_v4(),
-            partitions: 1,
-            configs: BTreeMap::new(),
-        };
+        let topic = conformance::topic("long", 1);
         store.create_topic(topic.clone()).await.unwrap();
         let extents: Vec<Extent> = (0..2_500)
             .map(|i| Extent {
@@ -694,12 +689,7 @@ mod tests {
     #[tokio::test]
     async fn a_thousand_partitions_commit_and_a_retry_is_recognised() {
         let store = store().await;
-        let topic = TopicMeta {
-            name: "wide".into(),
-            id: Uuid::new_v4(),
-            partitions: 1000,
-            configs: BTreeMap::new(),
-        };
+        let topic = conformance::topic("wide", 1000);
         store.create_topic(topic.clone()).await.unwrap();
         let object = Uuid::now_v7();
         let commits: Vec<PartitionCommit> = (0..1000)

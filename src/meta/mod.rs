@@ -241,7 +241,8 @@ pub(crate) mod conformance {
     use super::*;
     use crate::error::Error;
 
-    fn topic(name: &str, partitions: i32) -> TopicMeta {
+    /// A new topic's metadata.
+    pub fn topic(name: &str, partitions: i32) -> TopicMeta {
         TopicMeta {
             name: name.into(),
             id: Uuid::new_v4(),
