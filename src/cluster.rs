@@ -34,9 +34,40 @@ pub struct Hold {
 
 impl Hold {
     /// Takes the root of `url` for broker `broker_id` with a lease of
-    /// `ttl`; refused, naming the holder, while another broker holds it.
-    pub async fn take(url: &str, broker_id: i32, ttl: Duration) -> Result<Hold> {
-        let (mut client, root) = connect(url).await?;
+    /// `ttl`. While another broker holds it: refused, naming the holder,
+    /// or with `wait`, tried again every third of the TTL.
+    pub async fn take(url: &str, broker_id: i32, ttl: Duration, wait: bool) -> Result<Hold> {
+        let (client, root) = connect(url).await?;
+        let mut announced = false;
+        loop {
+            match Hold::try_take(client.clone(), &root, broker_id, ttl).await? {
+                Ok(hold) => return Ok(hold),
+                Err(holder) if wait => {
+                    if !announced {
+                        tracing::info!(%holder, "standing by: another broker holds the etcd root");
+                        println!("silt: standing by while broker {holder} holds the etcd root");
+                        announced = true;
+                    }
+                    tokio::time::sleep(ttl / 3).await;
+                }
+                Err(holder) => {
+                    return Err(Error::InvalidConfig(format!(
+                        "etcd root '{root}' is held by broker {holder}: one broker per root \
+                         until cluster mode (or start this one with --standby); it frees \
+                         when that broker stops or a lease TTL after it stops answering"
+                    )));
+                }
+            }
+        }
+    }
+
+    /// One attempt: the hold, or who holds the root.
+    async fn try_take(
+        mut client: Client,
+        root: &str,
+        broker_id: i32,
+        ttl: Duration,
+    ) -> Result<std::result::Result<Hold, String>> {
         let etcd = |e: etcd_client::Error| Error::Meta(format!("etcd: {e}"));
         // The lease runs from when it was asked for.
         let granted = Instant::now();
@@ -68,11 +99,7 @@ impl Hold {
                     _ => None,
                 })
                 .unwrap_or_else(|| "?".into());
-            return Err(Error::InvalidConfig(format!(
-                "etcd root '{root}' is held by broker {holder}: one broker per root until \
-                 cluster mode; it frees when that broker stops or {} s after it stops answering",
-                ttl.as_secs()
-            )));
+            return Ok(Err(holder));
         }
         let lost = CancellationToken::new();
         let check = HoldCheck(Arc::new(Mutex::new(granted + ttl * 2 / 3)));
@@ -83,13 +110,13 @@ impl Hold {
             check.clone(),
             lost.clone(),
         ));
-        Ok(Hold {
+        Ok(Ok(Hold {
             check,
             lost,
             keep_alive,
             client,
             lease,
-        })
+        }))
     }
 
     /// Gives the root up (revokes the lease), so that another broker can

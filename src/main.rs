@@ -182,6 +182,10 @@ struct ServeArgs {
     /// etcd://HOST:PORT[,HOST:PORT...][/ROOT] (default root: silt).
     #[arg(long)]
     meta: Option<String>,
+    /// With metadata in etcd: wait while another broker holds the root,
+    /// and serve once its hold ends.
+    #[arg(long)]
+    standby: bool,
     /// Admin HTTP address (Prometheus /metrics, /health), HOST:PORT.
     #[arg(long)]
     admin_listen: Option<String>,
@@ -300,16 +304,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         object_store: args.object_store,
         create_bucket: args.create_bucket,
         meta: args.meta,
+        standby: args.standby,
         admin_listen: args.admin_listen,
     };
     let mut config = Config::load(args.config.as_deref(), std::env::vars(), overrides)?;
-    let listener = TcpListener::bind(&config.broker.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.broker.listen))?;
-    let local = listener.local_addr()?;
+    let bind = |addr: String| async move {
+        TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))
+    };
+    // A standby takes no connections until it serves: clients try the
+    // other brokers they know meanwhile.
+    let early = if config.storage.meta_standby {
+        None
+    } else {
+        Some(bind(config.broker.listen.clone()).await?)
+    };
     if config.broker.advertised_listener.is_none() {
-        config.broker.advertised_listener = Some(local.to_string());
+        let local = match &early {
+            Some(listener) => listener.local_addr()?.to_string(),
+            None => config.broker.listen.clone(),
+        };
+        config.broker.advertised_listener = Some(local);
     }
+    let listen = config.broker.listen.clone();
     silt::admin::recorder();
     let admin = match &config.broker.admin_listen {
         Some(addr) => Some(
@@ -322,6 +340,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let broker = Broker::open(config)
         .await
         .context("cannot open the broker")?;
+    let listener = match early {
+        Some(listener) => listener,
+        None => bind(listen).await?,
+    };
+    let local = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     // With metadata in etcd: stop once the hold on the root may be gone.

@@ -295,6 +295,85 @@ fn a_paused_holder_of_the_etcd_root_is_fenced_and_stops() {
     assert!(root_is_free(&meta), "a stopped broker still holds the root");
 }
 
+/// A free loopback address for a broker to listen on.
+fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").to_string()
+}
+
+/// A standby on the holder's etcd root serves once the holder dies: kill -9
+/// the holder under an idempotent produce load; the standby serves within
+/// the lease TTL + 2 s, the producer (which knows both brokers) carries on,
+/// and every acknowledged message is read exactly once.
+#[test]
+fn a_standby_serves_when_the_holder_dies() {
+    let url = bucket_url();
+    let meta = etcd_root();
+    let env = aws_env(&endpoint());
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("SILT_STORAGE__META_LEASE_SECONDS", LEASE_SECONDS));
+    let args = [
+        "--object-store",
+        url.as_str(),
+        "--create-bucket",
+        "--durability",
+        "object",
+        "--meta",
+        meta.as_str(),
+        "--standby",
+    ];
+    let (first_address, second_address) = (free_address(), free_address());
+    let mut first = Broker::start_pending(&args, &env, &first_address);
+    first.wait_serving(Duration::from_secs(60));
+    create_topic(&first, "failover", 4);
+    let mut second = Broker::start_pending(&args, &env, &second_address);
+
+    let deliveries = Deliveries::default();
+    let bootstrap = format!("{first_address},{second_address}");
+    let producer = producer_with(&bootstrap, &deliveries, &[]);
+    let total = 20_000u64;
+    std::thread::scope(|scope| {
+        let sender = scope.spawn(|| {
+            for chunk in 0..40 {
+                produce_keyed(&producer, "failover", chunk * 500..(chunk + 1) * 500, 200);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        wait_until(
+            "some messages acknowledged",
+            Duration::from_secs(60),
+            || deliveries.acked.lock().unwrap().len() >= 2_000,
+        );
+        let killed = std::time::Instant::now();
+        first.kill9();
+        second.wait_serving(Duration::from_secs(30));
+        let failover = killed.elapsed();
+        let limit = Duration::from_secs(LEASE_SECONDS.parse::<u64>().unwrap() + 2);
+        assert!(
+            failover <= limit,
+            "failover took {failover:?}, over {limit:?}"
+        );
+        sender.join().expect("producer thread");
+    });
+    producer
+        .flush(Duration::from_secs(120))
+        .expect("the producer carries on");
+    assert!(
+        deliveries.failed.lock().unwrap().is_empty(),
+        "no delivery failed"
+    );
+    let acked = deliveries.acked.lock().unwrap().clone();
+    assert_eq!(acked.len() as u64, total);
+    let reads = read_all_rdkafka(
+        &second.addr,
+        "failover",
+        4,
+        acked.len(),
+        Duration::from_secs(120),
+    );
+    assert_exactly_once(&acked, &reads);
+}
+
 /// Acknowledged messages in `object` durability, then kill -9 and a start
 /// on an empty data dir with the same bucket and metadata: every one is
 /// there, exactly once.

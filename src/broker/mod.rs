@@ -413,7 +413,7 @@ async fn open_meta(config: &Config) -> Result<(Arc<dyn MetaStore>, Option<Hold>)
         return Ok((Arc::new(EmbeddedStore::open(&config.meta_dir())?), None));
     };
     let ttl = std::time::Duration::from_secs(config.storage.meta_lease_seconds);
-    let hold = Hold::take(url, config.broker.id, ttl).await?;
+    let hold = Hold::take(url, config.broker.id, ttl, config.storage.meta_standby).await?;
     match EtcdStore::connect(url, Some(hold.lease())).await {
         Ok(store) => Ok((Arc::new(store), Some(hold))),
         Err(e) => {

@@ -612,7 +612,9 @@ mod tests {
     async fn writes_need_the_hold_on_the_root() {
         let url = fresh_root();
         let ttl = std::time::Duration::from_secs(5);
-        let hold = crate::cluster::Hold::take(&url, 1, ttl).await.unwrap();
+        let hold = crate::cluster::Hold::take(&url, 1, ttl, false)
+            .await
+            .unwrap();
         let store = EtcdStore::connect(&url, Some(hold.lease())).await.unwrap();
         let configs = BTreeMap::from([("k".to_string(), "v".to_string())]);
         store.set_broker_configs(configs.clone()).await.unwrap();

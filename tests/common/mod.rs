@@ -17,6 +17,9 @@ use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
+/// Where a broker serves: its Kafka and admin addresses.
+type Serving = (String, Option<String>);
+
 /// A broker process started from the `silt` binary.
 pub struct Broker {
     child: Option<Child>,
@@ -26,6 +29,8 @@ pub struct Broker {
     pub data_dir: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// The address and admin address, once a starting broker serves.
+    pending: Option<Mutex<std::sync::mpsc::Receiver<Serving>>>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -49,13 +54,51 @@ impl Broker {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            pending: None,
             _tmp: Some(tmp),
         };
         broker.spawn("127.0.0.1:0");
         broker
     }
 
+    /// Starts a broker listening on `listen` that may not serve at once
+    /// (a standby); [`Broker::wait_serving`] waits until it does.
+    pub fn start_pending(args: &[&str], env: &[(&str, &str)], listen: &str) -> Broker {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut broker = Broker {
+            child: None,
+            addr: listen.to_string(),
+            admin: None,
+            data_dir: tmp.path().join("data"),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            pending: None,
+            _tmp: Some(tmp),
+        };
+        broker.spawn_pending(listen);
+        broker
+    }
+
+    /// Waits until the broker serves, for at most `deadline`.
+    pub fn wait_serving(&mut self, deadline: Duration) {
+        let pending = self.pending.take().expect("a pending broker");
+        let pending = pending.into_inner().expect("not poisoned");
+        let (addr, admin) = pending
+            .recv_timeout(deadline)
+            .unwrap_or_else(|_| panic!("the broker serves within {deadline:?}"));
+        self.addr = addr;
+        self.admin = admin;
+    }
+
     fn spawn(&mut self, listen: &str) {
+        self.spawn_pending(listen);
+        self.wait_serving(Duration::from_secs(60));
+    }
+
+    fn spawn_pending(&mut self, listen: &str) {
         // Settings from the test's own environment must not leak in.
         let inherited: Vec<String> = std::env::vars()
             .map(|(k, _)| k)
@@ -90,11 +133,7 @@ impl Broker {
                 }
             }
         });
-        let (addr, admin) = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the broker reports its address within 60 s");
-        self.addr = addr;
-        self.admin = admin;
+        self.pending = Some(Mutex::new(rx));
         self.child = Some(child);
     }
 
