@@ -80,10 +80,7 @@ fn round_trip(broker: &Broker, topic: &str, count: u64) {
     let producer = idempotent_producer(&broker.addr, &deliveries);
     produce_keyed(&producer, topic, 0..count, 100);
     producer.flush(Duration::from_secs(60)).expect("flush");
-    let acked = deliveries.acked.lock().unwrap().clone();
-    assert_eq!(acked.len() as u64, count, "every message acknowledged");
-    let reads = read_all_rdkafka(&broker.addr, topic, 1, acked.len(), Duration::from_secs(60));
-    assert_exactly_once(&acked, &reads);
+    assert_all_acked_and_read_once(&broker.addr, topic, 1, &deliveries, count);
 }
 
 /// A missing bucket or an unreachable server stops the broker with one line
@@ -295,6 +292,60 @@ fn a_paused_holder_of_the_etcd_root_is_fenced_and_stops() {
     assert!(root_is_free(&meta), "a stopped broker still holds the root");
 }
 
+/// Sends `chunks` chunks of `per_chunk` keyed messages of `size` bytes,
+/// 50 ms apart: a load that lasts through a failure.
+fn produce_paced(
+    producer: &rdkafka::producer::ThreadedProducer<Deliveries>,
+    topic: &str,
+    chunks: u64,
+    per_chunk: u64,
+    size: usize,
+) {
+    for chunk in 0..chunks {
+        produce_keyed(
+            producer,
+            topic,
+            chunk * per_chunk..(chunk + 1) * per_chunk,
+            size,
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `count` messages are acknowledged.
+fn wait_for_acks(deliveries: &Deliveries, count: usize) {
+    wait_until(
+        "some messages acknowledged",
+        Duration::from_secs(60),
+        || deliveries.acked.lock().unwrap().len() >= count,
+    );
+}
+
+/// All `total` messages were acknowledged, none failed, and the broker at
+/// `addr` serves each exactly once at its acknowledged offset.
+fn assert_all_acked_and_read_once(
+    addr: &str,
+    topic: &str,
+    partitions: i32,
+    deliveries: &Deliveries,
+    total: u64,
+) {
+    assert!(
+        deliveries.failed.lock().unwrap().is_empty(),
+        "no delivery failed"
+    );
+    let acked = deliveries.acked.lock().unwrap().clone();
+    assert_eq!(acked.len() as u64, total);
+    let reads = read_all_rdkafka(
+        addr,
+        topic,
+        partitions,
+        acked.len(),
+        Duration::from_secs(120),
+    );
+    assert_exactly_once(&acked, &reads);
+}
+
 /// A free loopback address for a broker to listen on.
 fn free_address() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -333,17 +384,8 @@ fn a_standby_serves_when_the_holder_dies() {
     let producer = producer_with(&bootstrap, &deliveries, &[]);
     let total = 20_000u64;
     std::thread::scope(|scope| {
-        let sender = scope.spawn(|| {
-            for chunk in 0..40 {
-                produce_keyed(&producer, "failover", chunk * 500..(chunk + 1) * 500, 200);
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-        wait_until(
-            "some messages acknowledged",
-            Duration::from_secs(60),
-            || deliveries.acked.lock().unwrap().len() >= 2_000,
-        );
+        let sender = scope.spawn(|| produce_paced(&producer, "failover", 40, 500, 200));
+        wait_for_acks(&deliveries, 2_000);
         let killed = std::time::Instant::now();
         first.kill9();
         second.wait_serving(Duration::from_secs(30));
@@ -358,20 +400,7 @@ fn a_standby_serves_when_the_holder_dies() {
     producer
         .flush(Duration::from_secs(120))
         .expect("the producer carries on");
-    assert!(
-        deliveries.failed.lock().unwrap().is_empty(),
-        "no delivery failed"
-    );
-    let acked = deliveries.acked.lock().unwrap().clone();
-    assert_eq!(acked.len() as u64, total);
-    let reads = read_all_rdkafka(
-        &second.addr,
-        "failover",
-        4,
-        acked.len(),
-        Duration::from_secs(120),
-    );
-    assert_exactly_once(&acked, &reads);
+    assert_all_acked_and_read_once(&second.addr, "failover", 4, &deliveries, total);
 }
 
 /// Acknowledged messages in `object` durability, then kill -9 and a start
@@ -437,17 +466,8 @@ fn a_ten_second_store_outage_loses_nothing() {
     );
     let total = 60_000u64;
     std::thread::scope(|scope| {
-        let sender = scope.spawn(|| {
-            for chunk in 0..60 {
-                produce_keyed(&producer, "outage", chunk * 1000..(chunk + 1) * 1000, 500);
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-        wait_until(
-            "some messages acknowledged",
-            Duration::from_secs(60),
-            || deliveries.acked.lock().unwrap().len() >= 10_000,
-        );
+        let sender = scope.spawn(|| produce_paced(&producer, "outage", 60, 1000, 500));
+        wait_for_acks(&deliveries, 10_000);
         proxy.cut();
         // An idempotent producer holds at most 5 requests in flight; this
         // one, with many, pushes the broker over its unflushed limit.
@@ -484,20 +504,7 @@ fn a_ten_second_store_outage_loses_nothing() {
     pressure
         .flush(Duration::from_secs(120))
         .expect("producers resume");
-    assert!(
-        deliveries.failed.lock().unwrap().is_empty(),
-        "no delivery failed"
-    );
-    let acked = deliveries.acked.lock().unwrap().clone();
-    assert_eq!(acked.len() as u64, total);
-    let reads = read_all_rdkafka(
-        &broker.addr,
-        "outage",
-        4,
-        acked.len(),
-        Duration::from_secs(120),
-    );
-    assert_exactly_once(&acked, &reads);
+    assert_all_acked_and_read_once(&broker.addr, "outage", 4, &deliveries, total);
 }
 
 /// Data objects are create-only on the real server (every broker proves it

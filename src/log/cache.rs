@@ -225,17 +225,24 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn misses_read_the_object_store_and_hits_do_not() {
+    /// A cache of 1 MiB in memory (and `disk_bytes` on disk) over `bucket`;
+    /// the directory must outlive it.
+    async fn cache_over(bucket: &Bucket, disk_bytes: usize) -> (tempfile::TempDir, SectionCache) {
         let dir = tempfile::tempdir().unwrap();
-        let bucket = Bucket::in_memory();
         let config = CacheConfig {
             memory_bytes: 1 << 20,
-            disk_bytes: 64 << 20,
+            disk_bytes,
         };
         let cache = SectionCache::open(&config, dir.path(), bucket.clone())
             .await
             .unwrap();
+        (dir, cache)
+    }
+
+    #[tokio::test]
+    async fn misses_read_the_object_store_and_hits_do_not() {
+        let bucket = Bucket::in_memory();
+        let (_dir, cache) = cache_over(&bucket, 64 << 20).await;
         let object = Uuid::now_v7();
         bucket
             .put_data_object(object, Bytes::from_static(b"0123456789"))
@@ -251,15 +258,8 @@ mod tests {
 
     #[tokio::test]
     async fn load_fills_the_cache_for_many_sections_at_once() {
-        let dir = tempfile::tempdir().unwrap();
         let bucket = Bucket::in_memory();
-        let config = CacheConfig {
-            memory_bytes: 1 << 20,
-            disk_bytes: 0,
-        };
-        let cache = SectionCache::open(&config, dir.path(), bucket.clone())
-            .await
-            .unwrap();
+        let (_dir, cache) = cache_over(&bucket, 0).await;
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         bucket
             .put_data_object(a, Bytes::from_static(b"aaabbbccc"))
@@ -283,15 +283,8 @@ mod tests {
 
     #[tokio::test]
     async fn read_ahead_loads_in_the_background() {
-        let dir = tempfile::tempdir().unwrap();
         let bucket = Bucket::in_memory();
-        let config = CacheConfig {
-            memory_bytes: 1 << 20,
-            disk_bytes: 0,
-        };
-        let cache = SectionCache::open(&config, dir.path(), bucket.clone())
-            .await
-            .unwrap();
+        let (_dir, cache) = cache_over(&bucket, 0).await;
         let object = Uuid::now_v7();
         bucket
             .put_data_object(object, Bytes::from_static(b"aaabbb"))

@@ -42,22 +42,8 @@ impl Broker {
 
     /// Starts a broker with extra `serve` arguments and `SILT_*` settings.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Broker {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let data_dir = tmp.path().join("data");
-        let mut broker = Broker {
-            child: None,
-            addr: String::new(),
-            admin: None,
-            data_dir,
-            args: args.iter().map(|a| a.to_string()).collect(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            pending: None,
-            _tmp: Some(tmp),
-        };
-        broker.spawn("127.0.0.1:0");
+        let mut broker = Broker::start_pending(args, env, "127.0.0.1:0");
+        broker.wait_serving(Duration::from_secs(60));
         broker
     }
 
