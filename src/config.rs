@@ -77,13 +77,10 @@ pub struct StorageConfig {
     /// `etcd://HOST:PORT[,HOST:PORT...][/ROOT]`; unset means
     /// `<data_dir>/meta`.
     pub meta: Option<String>,
-    /// With metadata in etcd: the TTL (seconds) of the lease by which this
-    /// broker holds the root; another broker may take over this long after
-    /// it stopped answering.
+    /// With metadata in etcd: the TTL (seconds) of the lease of this
+    /// broker's registration; the controller moves its partitions to other
+    /// brokers this long after it stopped answering.
     pub meta_lease_seconds: u64,
-    /// With metadata in etcd: wait while another broker holds the root
-    /// (a standby, serving once it ends) instead of refusing to start.
-    pub meta_standby: bool,
     /// How often unreferenced data objects are looked for.
     pub gc_interval_ms: u64,
     /// An unreferenced data object is deleted once this old.
@@ -97,7 +94,6 @@ impl Default for StorageConfig {
             create_bucket: false,
             meta: None,
             meta_lease_seconds: 6,
-            meta_standby: false,
             gc_interval_ms: 10 * 60 * 1000,
             gc_grace_ms: 10 * 60 * 1000,
         }
@@ -300,13 +296,13 @@ pub enum ConfigError {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub data_dir: Option<PathBuf>,
+    pub broker_id: Option<i32>,
     pub listen: Option<String>,
     pub advertised_listener: Option<String>,
     pub durability: Option<Durability>,
     pub object_store: Option<String>,
     pub create_bucket: bool,
     pub meta: Option<String>,
-    pub standby: bool,
     pub admin_listen: Option<String>,
 }
 
@@ -356,6 +352,9 @@ impl Config {
         if let Some(dir) = overrides.data_dir {
             config.broker.data_dir = dir;
         }
+        if let Some(id) = overrides.broker_id {
+            config.broker.id = id;
+        }
         if let Some(listen) = overrides.listen {
             config.broker.listen = listen;
         }
@@ -369,7 +368,6 @@ impl Config {
             config.storage.object_store = Some(url);
         }
         config.storage.create_bucket |= overrides.create_bucket;
-        config.storage.meta_standby |= overrides.standby;
         if let Some(url) = overrides.meta {
             config.storage.meta = Some(url);
         }
@@ -441,24 +439,6 @@ impl Config {
             return invalid(
                 "storage",
                 "gc_interval_ms must be positive and gc_grace_ms at least 60000",
-            );
-        }
-        if self.storage.meta_standby
-            && !self
-                .storage
-                .meta
-                .as_deref()
-                .is_some_and(|m| m.starts_with("etcd://"))
-        {
-            return invalid(
-                "storage.meta_standby",
-                "needs metadata in etcd (--meta etcd://...)",
-            );
-        }
-        if self.storage.meta_standby && self.broker.listen.ends_with(":0") {
-            return invalid(
-                "storage.meta_standby",
-                "needs a fixed --listen port, for clients to find the standby once it serves",
             );
         }
         if !(2..=60).contains(&self.storage.meta_lease_seconds) {
@@ -619,30 +599,6 @@ mod tests {
         };
         let err = Config::load(None, [], overrides).unwrap_err();
         assert!(err.to_string().contains("broker.listen"), "{err}");
-    }
-
-    #[test]
-    fn a_standby_needs_etcd_and_a_fixed_port() {
-        let standby = |meta: &str, listen: &str| {
-            let overrides = Overrides {
-                meta: Some(meta.into()),
-                listen: Some(listen.into()),
-                standby: true,
-                ..Overrides::default()
-            };
-            Config::load(None, [], overrides).map(|_| ())
-        };
-        let no_etcd = standby("file:///tmp/meta", "127.0.0.1:9092").unwrap_err();
-        assert!(
-            no_etcd.to_string().contains("needs metadata in etcd"),
-            "{no_etcd}"
-        );
-        let any_port = standby("etcd://127.0.0.1:2379", "127.0.0.1:0").unwrap_err();
-        assert!(
-            any_port.to_string().contains("fixed --listen port"),
-            "{any_port}"
-        );
-        assert!(standby("etcd://127.0.0.1:2379", "127.0.0.1:9092").is_ok());
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub enum Error {
     RequestTimedOut,
     #[error("the broker is shutting down")]
     ShuttingDown,
+    #[error("this broker does not lead the partition")]
+    NotLeaderOrFollower,
     #[error("the write-ahead log failed: {0}")]
     WalFailed(String),
     #[error("metadata store: {0}")]
@@ -84,7 +86,7 @@ impl Error {
             Error::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             Error::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
             Error::RequestTimedOut => ResponseError::RequestTimedOut,
-            Error::ShuttingDown => ResponseError::NotLeaderOrFollower,
+            Error::ShuttingDown | Error::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
             Error::WalFailed(_) | Error::Meta(_) | Error::ObjectStore(_) | Error::Io(_) => {
                 ResponseError::KafkaStorageError
             }
@@ -110,6 +112,7 @@ impl crate::group::state::GroupError {
             GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
             GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
             GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            GroupError::NotCoordinator => ResponseError::NotCoordinator,
         }
     }
 }

@@ -163,6 +163,9 @@ struct ServeArgs {
     /// Data directory (WAL, metadata, cache, local objects).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// This broker's id, unique in a cluster.
+    #[arg(long)]
+    broker_id: Option<i32>,
     /// Kafka listener address, HOST:PORT (port 0 picks a free port).
     #[arg(long)]
     listen: Option<String>,
@@ -182,10 +185,6 @@ struct ServeArgs {
     /// etcd://HOST:PORT[,HOST:PORT...][/ROOT] (default root: silt).
     #[arg(long)]
     meta: Option<String>,
-    /// With metadata in etcd: wait while another broker holds the root,
-    /// and serve once its hold ends.
-    #[arg(long)]
-    standby: bool,
     /// Admin HTTP address (Prometheus /metrics, /health), HOST:PORT.
     #[arg(long)]
     admin_listen: Option<String>,
@@ -298,36 +297,23 @@ fn run() -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let overrides = Overrides {
         data_dir: args.data_dir,
+        broker_id: args.broker_id,
         listen: args.listen,
         advertised_listener: args.advertised_listener,
         durability: args.durability,
         object_store: args.object_store,
         create_bucket: args.create_bucket,
         meta: args.meta,
-        standby: args.standby,
         admin_listen: args.admin_listen,
     };
     let mut config = Config::load(args.config.as_deref(), std::env::vars(), overrides)?;
-    let bind = |addr: String| async move {
-        TcpListener::bind(&addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))
-    };
-    // A standby takes no connections until it serves: clients try the
-    // other brokers they know meanwhile.
-    let early = if config.storage.meta_standby {
-        None
-    } else {
-        Some(bind(config.broker.listen.clone()).await?)
-    };
+    let listen = &config.broker.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
     if config.broker.advertised_listener.is_none() {
-        let local = match &early {
-            Some(listener) => listener.local_addr()?.to_string(),
-            None => config.broker.listen.clone(),
-        };
-        config.broker.advertised_listener = Some(local);
+        config.broker.advertised_listener = Some(listener.local_addr()?.to_string());
     }
-    let listen = config.broker.listen.clone();
     silt::admin::recorder();
     let admin = match &config.broker.admin_listen {
         Some(addr) => Some(
@@ -340,14 +326,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let broker = Broker::open(config)
         .await
         .context("cannot open the broker")?;
-    let listener = match early {
-        Some(listener) => listener,
-        None => bind(listen).await?,
-    };
     let local = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    // With metadata in etcd: stop once the hold on the root may be gone.
+    // In a cluster: stop once the registration may have ended.
     let hold_lost = broker.hold_lost();
     tokio::spawn({
         let (lost, shutdown) = (hold_lost.clone(), shutdown.clone());
@@ -377,7 +359,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     broker.shutdown().await;
     tracing::info!("stopped");
     if hold_lost.is_cancelled() {
-        anyhow::bail!("stopped serving: the hold on the etcd root may have ended");
+        anyhow::bail!("stopped serving: the registration in the etcd cluster may have ended");
     }
     Ok(())
 }

@@ -15,15 +15,20 @@ pub struct PartitionLag {
 
 impl Broker {
     /// The lag of every partition the group has committed an offset for
-    /// (partitions of deleted topics are left out).
+    /// (partitions of deleted topics, and in a cluster those another broker
+    /// leads or coordinates, are left out).
     pub async fn consumer_lag(&self, group: &str) -> Vec<PartitionLag> {
         let mut lags = Vec::new();
-        for ((topic, partition), committed) in self.groups.offsets(group, None).await {
+        let offsets = self.groups.offsets(group, None).await.unwrap_or_default();
+        for ((topic, partition), committed) in offsets {
             let Some(committed) = committed else { continue };
             let Some(log) = self.topic(&topic) else {
                 continue;
             };
-            let Some(p) = log.partition(partition) else {
+            let Some(p) = log
+                .partition(partition)
+                .filter(|p| p.leadership().is_some())
+            else {
                 continue;
             };
             let log_end = self.log.offsets(p).high_watermark;

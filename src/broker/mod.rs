@@ -9,6 +9,7 @@
 //! coordinator, then the uploader, coordinator and garbage collector tasks.
 //! Shutdown: those tasks (the uploader's final upload), then WAL and cache.
 
+mod cluster;
 pub mod configs;
 mod lag;
 
@@ -18,13 +19,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::sync::{Arc, RwLock};
 
-use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::cluster::Hold;
+use crate::cluster::{BrokerInfo, Cluster};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::group::Coordinator;
@@ -84,8 +84,8 @@ pub struct Broker {
     request_memory: Arc<tokio::sync::Semaphore>,
     tasks: TaskTracker,
     stop_tasks: CancellationToken,
-    /// With metadata in etcd, this broker's hold on the root.
-    hold: std::sync::Mutex<Option<Hold>>,
+    /// With metadata in etcd, this broker's membership of the cluster.
+    cluster: Option<Arc<Cluster>>,
     hold_lost: CancellationToken,
     _data_dir_lock: File,
 }
@@ -116,24 +116,20 @@ impl Broker {
             .check()
             .await
             .map_err(|e| Error::InvalidConfig(e.to_string()))?;
-        let (meta, hold) = open_meta(&config).await?;
+        let (meta, cluster) = open_meta(&config).await?;
         let settings = LogSettings::from_config(&config);
         let (log, wal_records) = Log::open(settings, &config, meta.clone(), bucket.clone()).await?;
         let log = Arc::new(log);
         let mut topics = Topics::default();
-        let stored_topics = meta.topics().await?;
-        if hold.is_some() {
-            // Another broker may have held this root before: fence it.
-            fence_previous_holder(meta.as_ref(), &stored_topics).await?;
-        }
-        for topic in stored_topics {
-            let loaded = load_topic(&log, meta.as_ref(), topic).await?;
+        let in_cluster = cluster.is_some();
+        for topic in meta.topics().await? {
+            let loaded = load_topic(&log, meta.as_ref(), topic, in_cluster).await?;
             topics.by_id.insert(loaded.id, loaded.clone());
             topics.by_name.insert(loaded.name.clone(), loaded);
         }
-        // Taking an etcd root over raised every epoch by one: the WAL's
-        // batches of this broker's last run carry the epoch before that.
-        log.replay(wal_records, i32::from(hold.is_some()));
+        // In a cluster this broker leads nothing yet: by the time the
+        // controller gives it partitions, their epochs have moved on.
+        log.replay(wal_records);
         log.flush_all().await?;
         let dynamic_configs = meta.broker_configs().await?;
         let group_settings = GroupSettings {
@@ -143,19 +139,33 @@ impl Broker {
         };
         let retention_ms = config.groups.offsets_retention_minutes * 60_000;
         let clock = Clock::system();
+        let owns: crate::group::Owns = match &cluster {
+            Some(cluster) => {
+                let (cluster, me) = (cluster.clone(), config.broker.id);
+                Arc::new(move |group| cluster.coordinator(group).is_some_and(|b| b.id == me))
+            }
+            None => Arc::new(|_| true),
+        };
         let groups = Arc::new(
-            Coordinator::open(meta.clone(), group_settings, clock.clone(), retention_ms).await?,
+            Coordinator::open(
+                meta.clone(),
+                owns,
+                group_settings,
+                clock.clone(),
+                retention_ms,
+            )
+            .await?,
         );
         let request_memory = Arc::new(tokio::sync::Semaphore::new(
             config.limits.queued_max_request_bytes as usize,
         ));
-        let hold_lost = hold
+        let hold_lost = cluster
             .as_ref()
-            .map_or_else(CancellationToken::new, Hold::lost);
-        let hold_check = hold.as_ref().map(Hold::check);
+            .map_or_else(CancellationToken::new, |c| c.lost());
+        let hold_check = cluster.as_ref().map(|c| c.check());
         let broker = Arc::new(Broker {
             config,
-            hold: std::sync::Mutex::new(hold),
+            cluster: cluster.clone(),
             hold_lost,
             request_memory,
             log: log.clone(),
@@ -184,6 +194,18 @@ impl Broker {
             hold_check,
             broker.stop_tasks.clone(),
         ));
+        if let Some(cluster) = cluster {
+            broker.tasks.spawn(crate::cluster::controller::run(
+                cluster.clone(),
+                broker.meta.clone(),
+                broker.stop_tasks.clone(),
+            ));
+            broker.tasks.spawn(
+                broker
+                    .clone()
+                    .follow_cluster(cluster, broker.stop_tasks.clone()),
+            );
+        }
         Ok(broker)
     }
 
@@ -193,14 +215,14 @@ impl Broker {
         self.tasks.close();
         self.tasks.wait().await;
         self.log.close().await;
-        let hold = self.hold.lock().expect("hold lock poisoned").take();
-        if let Some(hold) = hold {
-            hold.release().await;
+        if let Some(cluster) = &self.cluster {
+            cluster.leave().await;
         }
     }
 
-    /// Cancelled when this broker's hold on its etcd root may have ended:
-    /// it must stop serving (never cancelled with the embedded store).
+    /// Cancelled when this broker's registration in its cluster may have
+    /// ended: it must stop serving (never cancelled with the embedded
+    /// store).
     pub fn hold_lost(&self) -> CancellationToken {
         self.hold_lost.clone()
     }
@@ -285,7 +307,7 @@ impl Broker {
             configs,
         };
         self.meta.create_topic(meta.clone()).await?;
-        let topic = load_topic(&self.log, self.meta.as_ref(), meta).await?;
+        let topic = load_topic(&self.log, self.meta.as_ref(), meta, self.cluster.is_some()).await?;
         tracing::info!(topic = name, partitions, "created topic");
         let id = topic.id;
         self.install(topic);
@@ -312,15 +334,20 @@ impl Broker {
         let _admin = self.admin.lock().await;
         let topic = self.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
         self.meta.delete_topic(name).await?;
+        self.forget_topic(&topic).await;
+        tracing::info!(topic = name, "deleted topic");
+        Ok(topic.id)
+    }
+
+    /// Removes a deleted topic from the registry, the log and the groups.
+    async fn forget_topic(&self, topic: &Topic) {
         {
             let mut topics = self.topics.write().expect("topic registry poisoned");
-            topics.by_name.remove(name);
+            topics.by_name.remove(&topic.name);
             topics.by_id.remove(&topic.id);
         }
         self.log.remove_topic(topic.id);
-        self.groups.remove_topic(name).await;
-        tracing::info!(topic = name, "deleted topic");
-        Ok(topic.id)
+        self.groups.remove_topic(&topic.name).await;
     }
 
     /// Grows a topic to `count` partitions.
@@ -343,12 +370,23 @@ impl Broker {
             return Ok(());
         }
         self.meta.add_partitions(name, count).await?;
-        let mut grown = (*topic).clone();
-        for index in current..count {
-            let state = self.meta.partition(topic.id, index).await?;
-            grown
-                .partitions
-                .push(self.log.add_partition(topic.id, index, state));
+        self.grow(&topic, count).await
+    }
+
+    /// Installs `topic` grown to `count` partitions.
+    async fn grow(&self, topic: &Topic, count: i32) -> Result<()> {
+        let mut grown = topic.clone();
+        for index in topic.partitions.len() as i32..count {
+            grown.partitions.push(
+                add_partition(
+                    &self.log,
+                    self.meta.as_ref(),
+                    topic.id,
+                    index,
+                    self.cluster.is_some(),
+                )
+                .await?,
+            );
         }
         self.install(Arc::new(grown));
         Ok(())
@@ -401,9 +439,10 @@ impl Broker {
     }
 }
 
-/// The metadata store `config` names, and with etcd the hold on its root
-/// (taken first: the store writes only while it lasts).
-async fn open_meta(config: &Config) -> Result<(Arc<dyn MetaStore>, Option<Hold>)> {
+/// The metadata store `config` names, and with etcd this broker's
+/// membership of the cluster (joined first: the store writes only while
+/// it lasts).
+async fn open_meta(config: &Config) -> Result<(Arc<dyn MetaStore>, Option<Arc<Cluster>>)> {
     let Some(url) = config
         .storage
         .meta
@@ -413,35 +452,33 @@ async fn open_meta(config: &Config) -> Result<(Arc<dyn MetaStore>, Option<Hold>)
         return Ok((Arc::new(EmbeddedStore::open(&config.meta_dir())?), None));
     };
     let ttl = std::time::Duration::from_secs(config.storage.meta_lease_seconds);
-    let hold = Hold::take(url, config.broker.id, ttl, config.storage.meta_standby).await?;
-    match EtcdStore::connect(url, Some(hold.lease())).await {
-        Ok(store) => Ok((Arc::new(store), Some(hold))),
+    let (host, port) = config.advertised();
+    let me = BrokerInfo {
+        id: config.broker.id,
+        host,
+        port,
+    };
+    let cluster = Cluster::join(url, &me, ttl).await?;
+    match EtcdStore::connect(url, Some(cluster.member())).await {
+        Ok(store) => Ok((Arc::new(store), Some(Arc::new(cluster)))),
         Err(e) => {
-            hold.release().await;
+            cluster.leave().await;
             Err(e)
         }
     }
 }
 
-/// Raises the leader epoch of every partition, so that a broker which
-/// led them before can commit nothing more.
-async fn fence_previous_holder(meta: &dyn MetaStore, topics: &[TopicMeta]) -> Result<()> {
-    let partitions = topics
-        .iter()
-        .flat_map(|t| (0..t.partitions).map(move |p| (t.id, p)));
-    futures::stream::iter(partitions)
-        .map(|(topic, partition)| meta.bump_leader_epoch(topic, partition))
-        .buffer_unordered(32)
-        .try_collect::<Vec<i32>>()
-        .await?;
-    Ok(())
-}
-
-async fn load_topic(log: &Log, meta: &dyn MetaStore, topic: TopicMeta) -> Result<Arc<Topic>> {
+/// A topic's partitions: led by this broker, restored from their committed
+/// state; or in a cluster, led by whoever the controller names.
+async fn load_topic(
+    log: &Log,
+    meta: &dyn MetaStore,
+    topic: TopicMeta,
+    in_cluster: bool,
+) -> Result<Arc<Topic>> {
     let mut partitions = Vec::with_capacity(topic.partitions as usize);
     for index in 0..topic.partitions {
-        let state = meta.partition(topic.id, index).await?;
-        partitions.push(log.add_partition(topic.id, index, state));
+        partitions.push(add_partition(log, meta, topic.id, index, in_cluster).await?);
     }
     Ok(Arc::new(Topic {
         name: topic.name,
@@ -449,6 +486,20 @@ async fn load_topic(log: &Log, meta: &dyn MetaStore, topic: TopicMeta) -> Result
         partitions,
         configs: topic.configs,
     }))
+}
+
+async fn add_partition(
+    log: &Log,
+    meta: &dyn MetaStore,
+    topic: Uuid,
+    index: i32,
+    in_cluster: bool,
+) -> Result<Arc<Partition>> {
+    if in_cluster {
+        return Ok(log.add_follower(topic, index));
+    }
+    let state = meta.partition(topic, index).await?;
+    Ok(log.add_partition(topic, index, state))
 }
 
 fn apply_changes(

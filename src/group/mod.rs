@@ -154,9 +154,13 @@ impl Entry {
 
 type Handle = Arc<tokio::sync::Mutex<Entry>>;
 
+/// Whether this broker coordinates a group (by id).
+pub type Owns = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// Coordinates every consumer group of this broker.
 pub struct Coordinator {
     groups: Mutex<HashMap<String, Handle>>,
+    owns: Owns,
     meta: Arc<dyn MetaStore>,
     settings: GroupSettings,
     clock: Clock,
@@ -172,61 +176,117 @@ pub struct MemberRef<'a> {
 }
 
 impl Coordinator {
-    /// Loads the persisted groups and offsets.
+    /// Loads the persisted groups and offsets of the groups this broker
+    /// coordinates (`owns`; requests for the others are answered
+    /// NOT_COORDINATOR).
     pub async fn open(
         meta: Arc<dyn MetaStore>,
+        owns: Owns,
         settings: GroupSettings,
         clock: Clock,
         offsets_retention_ms: i64,
     ) -> Result<Coordinator> {
-        let now = clock.now_ms();
-        let mut groups = HashMap::new();
-        for (stored, id, offsets) in meta.groups().await? {
-            let group = match stored {
-                Some(m) => restore(m, settings, now),
-                None => Group::new(&id, settings),
-            };
-            let entry = Entry {
-                persisted_revision: Some(group.revision()),
-                empty_since: group.is_empty().then_some(now),
-                group,
-                offsets: offsets
-                    .into_iter()
-                    .map(|o| ((o.topic.clone(), o.partition), o))
-                    .collect(),
-                joins: HashMap::new(),
-                syncs: HashMap::new(),
-            };
-            groups.insert(id, Arc::new(tokio::sync::Mutex::new(entry)));
-        }
-        Ok(Coordinator {
-            groups: Mutex::new(groups),
+        let coordinator = Coordinator {
+            groups: Mutex::new(HashMap::new()),
+            owns,
             meta,
             settings,
             clock,
             offsets_retention_ms,
-        })
+        };
+        let stored = coordinator.meta.groups().await?;
+        {
+            let mut groups = coordinator.groups.lock().expect("group map poisoned");
+            for (group, id, offsets) in stored {
+                if !(coordinator.owns)(&id) {
+                    continue;
+                }
+                let entry = coordinator.restored_entry(&id, group, offsets);
+                groups.insert(id, Arc::new(tokio::sync::Mutex::new(entry)));
+            }
+        }
+        Ok(coordinator)
     }
 
-    fn handle(&self, id: &str, create: bool) -> Option<Handle> {
+    /// The group `id`: in memory, or else as stored (it was coordinated
+    /// elsewhere, or before this broker's start), or else, with `create`,
+    /// a new empty group.
+    async fn handle(
+        &self,
+        id: &str,
+        create: bool,
+    ) -> std::result::Result<Option<Handle>, GroupError> {
+        if !(self.owns)(id) {
+            return Err(GroupError::NotCoordinator);
+        }
+        if let Some(handle) = self.groups.lock().expect("group map poisoned").get(id) {
+            return Ok(Some(handle.clone()));
+        }
+        let (stored, offsets) = self.meta.group(id).await.map_err(|e| {
+            tracing::warn!(group = id, error = %e, "cannot read the group from the store");
+            GroupError::CoordinatorNotAvailable
+        })?;
+        if stored.is_none() && offsets.is_empty() && !create {
+            return Ok(None);
+        }
+        let entry = self.restored_entry(id, stored, offsets);
         let mut groups = self.groups.lock().expect("group map poisoned");
-        if let Some(handle) = groups.get(id) {
-            return Some(handle.clone());
-        }
-        if !create {
-            return None;
-        }
-        let entry = Entry {
-            group: Group::new(id, self.settings),
-            offsets: BTreeMap::new(),
+        let handle = groups
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(entry)));
+        Ok(Some(handle.clone()))
+    }
+
+    /// A group as stored (a new one if nothing is).
+    fn restored_entry(
+        &self,
+        id: &str,
+        stored: Option<GroupMeta>,
+        offsets: Vec<CommittedOffset>,
+    ) -> Entry {
+        let now = self.clock.now_ms();
+        let persisted = stored.is_some() || !offsets.is_empty();
+        let group = match stored {
+            Some(m) => restore(m, self.settings, now),
+            None => Group::new(id, self.settings),
+        };
+        Entry {
+            persisted_revision: persisted.then(|| group.revision()),
+            empty_since: group.is_empty().then_some(now),
+            group,
+            offsets: offsets
+                .into_iter()
+                .map(|o| ((o.topic.clone(), o.partition), o))
+                .collect(),
             joins: HashMap::new(),
             syncs: HashMap::new(),
-            persisted_revision: None,
-            empty_since: Some(self.clock.now_ms()),
+        }
+    }
+
+    /// Drops from memory the groups this broker no longer coordinates
+    /// (they moved to another broker, which loads them from the store);
+    /// requests waiting on a dropped group are answered
+    /// COORDINATOR_NOT_AVAILABLE, so their clients look the coordinator up
+    /// again.
+    pub async fn place(&self) {
+        let moved: Vec<(String, Handle)> = {
+            let mut groups = self.groups.lock().expect("group map poisoned");
+            let ids: Vec<String> = groups
+                .keys()
+                .filter(|id| !(self.owns)(id))
+                .cloned()
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| groups.remove(&id).map(|h| (id, h)))
+                .collect()
         };
-        let handle = Arc::new(tokio::sync::Mutex::new(entry));
-        groups.insert(id.to_string(), handle.clone());
-        Some(handle)
+        for (id, handle) in moved {
+            let mut entry = handle.lock().await;
+            entry.joins.clear();
+            entry.syncs.clear();
+            entry.group.kill();
+            tracing::info!(group = %id, "group coordinated by another broker now");
+        }
     }
 
     /// Persists the group if it reached a new stable point; false if that
@@ -254,7 +314,7 @@ impl Coordinator {
         group_id: &str,
         request: JoinRequest,
     ) -> std::result::Result<Joined, GroupError> {
-        let handle = self.handle(group_id, true).expect("created");
+        let handle = self.handle(group_id, true).await?.expect("created");
         let waiter = {
             let mut entry = handle.lock().await;
             let (member_id, mut replies) = entry.group.join(request, self.clock.now_ms());
@@ -286,6 +346,7 @@ impl Coordinator {
     ) -> std::result::Result<Synced, GroupError> {
         let handle = self
             .handle(group_id, false)
+            .await?
             .ok_or(GroupError::UnknownMemberId)?;
         let waiter = {
             let mut entry = handle.lock().await;
@@ -334,6 +395,7 @@ impl Coordinator {
     ) -> std::result::Result<(), GroupError> {
         let handle = self
             .handle(group_id, false)
+            .await?
             .ok_or(GroupError::UnknownMemberId)?;
         let mut entry = handle.lock().await;
         let now = self.clock.now_ms();
@@ -350,6 +412,7 @@ impl Coordinator {
     ) -> std::result::Result<Vec<std::result::Result<(), GroupError>>, GroupError> {
         let handle = self
             .handle(group_id, false)
+            .await?
             .ok_or(GroupError::UnknownMemberId)?;
         let mut entry = handle.lock().await;
         let now = self.clock.now_ms();
@@ -370,7 +433,11 @@ impl Coordinator {
         member: MemberRef<'_>,
         offsets: Vec<CommittedOffset>,
     ) -> std::result::Result<(), AdminError> {
-        let handle = self.handle(group_id, true).expect("created");
+        let handle = self
+            .handle(group_id, true)
+            .await
+            .map_err(AdminError::Group)?
+            .expect("created");
         let mut entry = handle.lock().await;
         let now = self.clock.now_ms();
         entry
@@ -395,16 +462,16 @@ impl Coordinator {
         &self,
         group_id: &str,
         partitions: Option<&[(String, i32)]>,
-    ) -> Vec<((String, i32), Option<CommittedOffset>)> {
-        let Some(handle) = self.handle(group_id, false) else {
-            return partitions
+    ) -> std::result::Result<Vec<((String, i32), Option<CommittedOffset>)>, GroupError> {
+        let Some(handle) = self.handle(group_id, false).await? else {
+            return Ok(partitions
                 .unwrap_or_default()
                 .iter()
                 .map(|p| (p.clone(), None))
-                .collect();
+                .collect());
         };
         let entry = handle.lock().await;
-        match partitions {
+        Ok(match partitions {
             Some(partitions) => partitions
                 .iter()
                 .map(|p| (p.clone(), entry.offsets.get(p).cloned()))
@@ -414,7 +481,7 @@ impl Coordinator {
                 .iter()
                 .map(|(k, o)| (k.clone(), Some(o.clone())))
                 .collect(),
-        }
+        })
     }
 
     /// OffsetDelete: refused for topics an active member subscribes to.
@@ -426,6 +493,8 @@ impl Coordinator {
     {
         let handle = self
             .handle(group_id, false)
+            .await
+            .map_err(AdminError::Group)?
             .ok_or(AdminError::GroupIdNotFound)?;
         let mut entry = handle.lock().await;
         let consumer = entry.group.protocol_type() == Some("consumer");
@@ -463,6 +532,7 @@ impl Coordinator {
             let groups = self.groups.lock().expect("group map poisoned");
             groups
                 .iter()
+                .filter(|(id, _)| (self.owns)(id))
                 .map(|(id, h)| (id.clone(), h.clone()))
                 .collect()
         };
@@ -477,23 +547,30 @@ impl Coordinator {
     }
 
     /// A group's state and members, if the group exists.
-    pub async fn describe(&self, group_id: &str) -> Option<GroupDescription> {
-        let handle = self.handle(group_id, false)?;
+    pub async fn describe(
+        &self,
+        group_id: &str,
+    ) -> std::result::Result<Option<GroupDescription>, GroupError> {
+        let Some(handle) = self.handle(group_id, false).await? else {
+            return Ok(None);
+        };
         let entry = handle.lock().await;
         let g = &entry.group;
-        Some(GroupDescription {
+        Ok(Some(GroupDescription {
             id: g.id.clone(),
             state: g.state(),
             protocol_type: g.protocol_type().unwrap_or_default().to_string(),
             protocol: g.protocol().unwrap_or_default().to_string(),
             members: g.members().cloned().collect(),
-        })
+        }))
     }
 
     /// DeleteGroups: only groups without members.
     pub async fn delete(&self, group_id: &str) -> std::result::Result<(), AdminError> {
         let handle = self
             .handle(group_id, false)
+            .await
+            .map_err(AdminError::Group)?
             .ok_or(AdminError::GroupIdNotFound)?;
         let mut entry = handle.lock().await;
         if !entry.group.is_empty() {
@@ -680,7 +757,7 @@ mod tests {
 
     async fn coordinator(dir: &std::path::Path, clock: Clock) -> Coordinator {
         let meta: Arc<dyn MetaStore> = Arc::new(EmbeddedStore::open(dir).unwrap());
-        Coordinator::open(meta, SETTINGS, clock, RETENTION_MS)
+        Coordinator::open(meta, Arc::new(|_| true), SETTINGS, clock, RETENTION_MS)
             .await
             .unwrap()
     }
@@ -745,13 +822,13 @@ mod tests {
         let c = coordinator(dir.path(), clock).await;
         // The member carries on in its generation: no rebalance needed.
         assert_eq!(c.heartbeat("g", member).await, Ok(()));
-        let described = c.describe("g").await.unwrap();
+        let described = c.describe("g").await.unwrap().unwrap();
         assert_eq!(
             (described.state, described.members.len()),
             (GroupState::Stable, 1)
         );
         let wanted = [("t".to_string(), 0)];
-        let found = c.offsets("g", Some(&wanted)).await;
+        let found = c.offsets("g", Some(&wanted)).await.unwrap();
         assert_eq!(found[0].1.as_ref().map(|o| o.offset), Some(42));
     }
 
@@ -766,17 +843,17 @@ mod tests {
         hand.store(1_000 + RETENTION_MS - 1, Ordering::SeqCst);
         c.tick().await;
         assert_eq!(
-            c.offsets("g", None).await.len(),
+            c.offsets("g", None).await.unwrap().len(),
             1,
             "kept until the retention passes"
         );
         hand.store(1_000 + RETENTION_MS, Ordering::SeqCst);
         c.tick().await;
-        assert!(c.offsets("g", None).await.is_empty());
+        assert!(c.offsets("g", None).await.unwrap().is_empty());
         drop(c);
         let c = coordinator(dir.path(), clock).await;
         assert!(
-            c.offsets("g", None).await.is_empty(),
+            c.offsets("g", None).await.unwrap().is_empty(),
             "gone from the store too"
         );
     }
@@ -802,13 +879,13 @@ mod tests {
         c.leave("g", &[(member_id.clone(), None)]).await.unwrap();
         c.tick().await;
         assert_eq!(
-            c.offsets("g", None).await.len(),
+            c.offsets("g", None).await.unwrap().len(),
             1,
             "kept: the group only just emptied"
         );
         hand.store(later + RETENTION_MS, Ordering::SeqCst);
         c.tick().await;
-        assert!(c.offsets("g", None).await.is_empty());
+        assert!(c.offsets("g", None).await.unwrap().is_empty());
         c.tick().await;
         assert!(c.list().await.is_empty(), "the unused group is forgotten");
     }

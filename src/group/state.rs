@@ -50,6 +50,8 @@ pub enum GroupError {
     InvalidSessionTimeout,
     FencedInstanceId,
     CoordinatorNotAvailable,
+    /// Another broker coordinates the group.
+    NotCoordinator,
 }
 
 /// A member's protocols: (name, metadata), in the member's preference order.

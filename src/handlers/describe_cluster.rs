@@ -4,7 +4,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::{node, str_bytes};
+use super::str_bytes;
 use crate::broker::Broker;
 
 /// Endpoint type 1: brokers (2, controllers, is not served).
@@ -16,14 +16,18 @@ pub fn handle(broker: &Broker, request: DescribeClusterRequest) -> DescribeClust
             .with_error_code(ResponseError::UnsupportedEndpointType.code())
             .with_error_message(Some(str_bytes("only broker endpoints are served")));
     }
-    let (node_id, host, port) = node(broker);
+    let brokers = broker
+        .live_brokers()
+        .iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port)
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(&broker.config.broker.cluster_id))
-        .with_controller_id(BrokerId(node_id))
-        .with_brokers(vec![
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(node_id))
-                .with_host(str_bytes(&host))
-                .with_port(port),
-        ])
+        .with_controller_id(BrokerId(broker.controller_id()))
+        .with_brokers(brokers)
 }

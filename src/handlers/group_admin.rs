@@ -52,14 +52,25 @@ pub async fn describe(
 ) -> DescribeGroupsResponse {
     let mut groups = Vec::with_capacity(request.groups.len());
     for id in request.groups {
-        let Some(group) = broker.groups.describe(id.as_str()).await else {
+        let group = match broker.groups.describe(id.as_str()).await {
+            Ok(Some(group)) => group,
             // Kafka's answer for a group it does not know: Dead, no error.
-            groups.push(
-                DescribedGroup::default()
-                    .with_group_id(id)
-                    .with_group_state(str_bytes("Dead")),
-            );
-            continue;
+            Ok(None) => {
+                groups.push(
+                    DescribedGroup::default()
+                        .with_group_id(id)
+                        .with_group_state(str_bytes("Dead")),
+                );
+                continue;
+            }
+            Err(e) => {
+                groups.push(
+                    DescribedGroup::default()
+                        .with_group_id(id)
+                        .with_error_code(e.response_error().code()),
+                );
+                continue;
+            }
         };
         // Like Kafka, protocol and member data are shown only when Stable.
         let stable = group.state == GroupState::Stable;

@@ -16,53 +16,63 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{node, str_bytes};
+use super::str_bytes;
 use crate::broker::Broker;
+use crate::cluster::BrokerInfo;
 use crate::group::MemberRef;
 use crate::group::state::{GroupError, JoinRequest};
 
 /// FindCoordinator key type of consumer groups (1 is transactions, not served).
 const GROUP_KEY: i8 = 0;
 
+/// The coordinator of each key: its group id hashed over the live
+/// brokers, the same on every broker.
 pub fn find_coordinator(
     broker: &Broker,
     version: i16,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let (node_id, host, port) = node(broker);
-    let served = request.key_type == GROUP_KEY;
-    let error = (!served).then_some(ResponseError::CoordinatorNotAvailable);
-    let message = error.map(|_| str_bytes("only consumer group coordinators are served"));
+    let find = |key: &str| -> Result<BrokerInfo, (ResponseError, &'static str)> {
+        if request.key_type != GROUP_KEY {
+            return Err((
+                ResponseError::CoordinatorNotAvailable,
+                "only consumer group coordinators are served",
+            ));
+        }
+        broker
+            .coordinator(key)
+            .ok_or((ResponseError::CoordinatorNotAvailable, "no broker is live"))
+    };
     if version >= 4 {
         let coordinators = request
             .coordinator_keys
-            .into_iter()
+            .iter()
             .map(|key| {
-                let entry = CoordinatorEntry::default().with_key(key);
-                match error {
-                    Some(e) => entry
+                let entry = CoordinatorEntry::default().with_key(key.clone());
+                match find(key.as_str()) {
+                    Err((e, message)) => entry
                         .with_error_code(e.code())
-                        .with_error_message(message.clone())
+                        .with_error_message(Some(str_bytes(message)))
                         .with_node_id(BrokerId(-1)),
-                    None => entry
-                        .with_node_id(BrokerId(node_id))
-                        .with_host(str_bytes(&host))
-                        .with_port(port),
+                    Ok(b) => entry
+                        .with_node_id(BrokerId(b.id))
+                        .with_host(str_bytes(&b.host))
+                        .with_port(b.port),
                 }
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     let response = FindCoordinatorResponse::default();
-    match error {
-        Some(e) => response
+    match find(request.key.as_str()) {
+        Err((e, message)) => response
             .with_error_code(e.code())
             .with_node_id(BrokerId(-1))
-            .with_error_message(message.filter(|_| version >= 1)),
-        None => response
-            .with_node_id(BrokerId(node_id))
-            .with_host(str_bytes(&host))
-            .with_port(port),
+            .with_error_message(Some(str_bytes(message)).filter(|_| version >= 1)),
+        Ok(b) => response
+            .with_node_id(BrokerId(b.id))
+            .with_host(str_bytes(&b.host))
+            .with_port(b.port),
     }
 }
 

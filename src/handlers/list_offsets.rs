@@ -72,6 +72,7 @@ async fn lookup(
     current_leader_epoch: i32,
     version: i16,
 ) -> Result<(i64, i64, i32), ResponseError> {
+    partition.check_leader().map_err(|e| e.response_error())?;
     let offsets = broker.log.offsets(partition);
     let epoch = offsets.leader_epoch;
     if current_leader_epoch >= 0 && current_leader_epoch != epoch {

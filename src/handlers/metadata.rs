@@ -7,11 +7,10 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 
-use super::{node, str_bytes, topic_name};
+use super::{str_bytes, topic_name};
 use crate::broker::{Broker, Topic};
 
 pub async fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> MetadataResponse {
-    let (node_id, host, port) = node(broker);
     let all_topics = match &request.topics {
         None => true,
         Some(list) => version == 0 && list.is_empty(),
@@ -20,7 +19,7 @@ pub async fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> 
         broker.config.topics.auto_create && (version < 4 || request.allow_auto_topic_creation);
     let mut topics = Vec::new();
     if all_topics {
-        topics.extend(broker.topics().iter().map(|t| describe(t, node_id)));
+        topics.extend(broker.topics().iter().map(|t| describe(broker, t)));
     } else {
         for wanted in request.topics.unwrap_or_default() {
             let topic = match &wanted.name {
@@ -30,7 +29,7 @@ pub async fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> 
                     .ok_or(ResponseError::UnknownTopicId),
             };
             topics.push(match topic {
-                Ok(topic) => describe(&topic, node_id),
+                Ok(topic) => describe(broker, &topic),
                 Err(error) => MetadataResponseTopic::default()
                     .with_name(wanted.name.clone())
                     .with_topic_id(wanted.topic_id)
@@ -38,16 +37,21 @@ pub async fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> 
             });
         }
     }
-    let mut response = MetadataResponse::default()
-        .with_brokers(vec![
+    let brokers = broker
+        .live_brokers()
+        .iter()
+        .map(|b| {
             MetadataResponseBroker::default()
-                .with_node_id(BrokerId(node_id))
-                .with_host(str_bytes(&host))
-                .with_port(port),
-        ])
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port)
+        })
+        .collect();
+    let mut response = MetadataResponse::default()
+        .with_brokers(brokers)
         .with_topics(topics);
     if version >= 1 {
-        response.controller_id = BrokerId(node_id);
+        response.controller_id = BrokerId(broker.controller_id());
     }
     if version >= 2 {
         response.cluster_id = Some(str_bytes(&broker.config.broker.cluster_id));
@@ -72,17 +76,25 @@ async fn lookup_by_name(
     })
 }
 
-fn describe(topic: &Topic, node_id: i32) -> MetadataResponseTopic {
+/// A topic with each partition's leader (the only replica: the data is
+/// in the object store); LEADER_NOT_AVAILABLE while it has none.
+fn describe(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
         .map(|p| {
-            MetadataResponsePartition::default()
-                .with_partition_index(p.index)
-                .with_leader_id(BrokerId(node_id))
-                .with_leader_epoch(p.leader_epoch())
-                .with_replica_nodes(vec![BrokerId(node_id)])
-                .with_isr_nodes(vec![BrokerId(node_id)])
+            let partition = MetadataResponsePartition::default().with_partition_index(p.index);
+            match broker.leader_of(p) {
+                Some(leader) => partition
+                    .with_leader_id(BrokerId(leader.broker))
+                    .with_leader_epoch(leader.epoch)
+                    .with_replica_nodes(vec![BrokerId(leader.broker)])
+                    .with_isr_nodes(vec![BrokerId(leader.broker)]),
+                None => partition
+                    .with_error_code(ResponseError::LeaderNotAvailable.code())
+                    .with_leader_id(BrokerId(-1))
+                    .with_leader_epoch(-1),
+            }
         })
         .collect();
     MetadataResponseTopic::default()

@@ -170,9 +170,3 @@ pub(crate) fn str_bytes(s: &str) -> StrBytes {
 pub(crate) fn topic_name(s: &str) -> TopicName {
     TopicName(str_bytes(s))
 }
-
-/// The broker's advertised `(node id, host, port)`.
-pub(crate) fn node(broker: &Broker) -> (i32, String, i32) {
-    let (host, port) = broker.config.advertised();
-    (broker.config.broker.id, host, port)
-}

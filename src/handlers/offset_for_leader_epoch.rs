@@ -27,6 +27,9 @@ pub fn handle(
                     else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
+                    if let Err(e) = partition.check_leader() {
+                        return base.with_error_code(e.code());
+                    }
                     let current = partition.leader_epoch();
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch != current {
                         let error = if p.current_leader_epoch < current {

@@ -111,12 +111,11 @@ pub async fn fetch(
                     .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
                     .collect()
             });
-            let found = lookup(broker, &group.group_id, wanted).await;
-            groups.push(
-                OffsetFetchResponseGroup::default()
-                    .with_group_id(group.group_id)
-                    .with_topics(found_v8(found)),
-            );
+            let response = match lookup(broker, &group.group_id, wanted).await {
+                Ok(found) => OffsetFetchResponseGroup::default().with_topics(found_v8(found)),
+                Err(e) => OffsetFetchResponseGroup::default().with_error_code(e.code()),
+            };
+            groups.push(response.with_group_id(group.group_id));
         }
         return OffsetFetchResponse::default().with_groups(groups);
     }
@@ -126,7 +125,10 @@ pub async fn fetch(
             .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
             .collect()
     });
-    let found = lookup(broker, &request.group_id, wanted).await;
+    let found = match lookup(broker, &request.group_id, wanted).await {
+        Ok(found) => found,
+        Err(e) => return OffsetFetchResponse::default().with_error_code(e.code()),
+    };
     let mut topics: Vec<OffsetFetchResponseTopic> = Vec::new();
     for ((topic, partition), offset) in found {
         if topics.last().is_none_or(|t| t.name.as_str() != topic) {
@@ -155,13 +157,14 @@ async fn lookup(
     broker: &Broker,
     group: &GroupId,
     wanted: Wanted,
-) -> Vec<((String, i32), Option<CommittedOffset>)> {
+) -> Result<Vec<((String, i32), Option<CommittedOffset>)>, ResponseError> {
     let mut found = broker
         .groups
         .offsets(group.as_str(), wanted.as_deref())
-        .await;
+        .await
+        .map_err(|e| e.response_error())?;
     found.sort_by(|a, b| a.0.cmp(&b.0));
-    found
+    Ok(found)
 }
 
 /// (offset, leader epoch, metadata) reported for a partition; -1 when none.

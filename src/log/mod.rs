@@ -123,14 +123,37 @@ impl Log {
         Ok((log, records))
     }
 
-    /// Registers a partition restored from its committed state.
+    /// Registers a partition this broker leads, restored from its
+    /// committed state.
     pub fn add_partition(&self, topic: Uuid, index: i32, meta: PartitionMeta) -> Arc<Partition> {
-        let partition = Arc::new(Partition::new(topic, index, meta));
+        self.register(Partition::new(topic, index, meta))
+    }
+
+    /// Registers a partition another broker leads (cluster mode).
+    pub fn add_follower(&self, topic: Uuid, index: i32) -> Arc<Partition> {
+        self.register(Partition::follower(topic, index))
+    }
+
+    fn register(&self, partition: Partition) -> Arc<Partition> {
+        let partition = Arc::new(partition);
         self.partitions
             .write()
             .expect("partition map poisoned")
-            .insert((topic, index), partition.clone());
+            .insert((partition.topic, partition.index), partition.clone());
         partition
+    }
+
+    /// Starts leading `partition` at its committed state `meta`.
+    pub fn lead(&self, partition: &Partition, meta: PartitionMeta) {
+        self.release(partition.lead(meta));
+    }
+
+    /// Stops leading `partition`, dropping what it had not committed;
+    /// produce requests waiting on it are answered NOT_LEADER_OR_FOLLOWER.
+    pub fn resign(&self, partition: &Partition) {
+        self.release(partition.resign());
+        self.commits.send_modify(|n| *n += 1);
+        self.wal.wake_waiters();
     }
 
     /// Forgets a deleted topic's partitions and their unflushed data.
@@ -145,17 +168,19 @@ impl Log {
         }
     }
 
-    /// Re-appends WAL records to their partitions (skipping committed ones,
-    /// deleted topics, and batches of a leadership another broker ended:
-    /// `epochs_raised` is how much this start raised every leader epoch).
-    pub fn replay(&self, records: Vec<WalRecord>, epochs_raised: i32) {
+    /// Re-appends WAL records to the partitions this broker leads (skipping
+    /// committed ones, deleted topics, and batches of an earlier leader
+    /// epoch: another broker led the partition since).
+    pub fn replay(&self, records: Vec<WalRecord>) {
         let now = now_ms();
         let mut replayed = 0usize;
         for record in records {
             let Some(partition) = self.partition(record.topic, record.partition) else {
                 continue;
             };
-            let epoch = partition.leader_epoch() - epochs_raised;
+            let Some(epoch) = partition.leadership() else {
+                continue;
+            };
             let bytes = partition.replay(record.batch, record.position, now, epoch);
             if bytes > 0 {
                 replayed += 1;
@@ -269,6 +294,7 @@ impl Log {
                 if partition.offsets(self.wal_durable()).high_watermark >= end_offset {
                     return Ok(());
                 }
+                partition.check_leader()?;
                 if let Some(failure) = self.wal.failure() {
                     return Err(Error::WalFailed(failure));
                 }

@@ -38,6 +38,9 @@ struct State {
     tail: VecDeque<TailBatch>,
     tail_bytes: u64,
     producers: ProducerTable,
+    /// Whether this broker leads the partition: only a leader appends and
+    /// serves reads.
+    leading: bool,
     /// The topic was deleted: appends are refused.
     deleted: bool,
 }
@@ -106,25 +109,57 @@ pub struct Sealed {
 }
 
 impl Partition {
-    /// A partition restored to its committed state.
+    /// A partition this broker leads, restored to its committed state.
     pub fn new(topic: Uuid, index: i32, meta: PartitionMeta) -> Self {
-        let committed_end = meta.committed_end();
         Partition {
             topic,
             index,
-            state: Mutex::new(State {
-                leader_epoch: meta.leader_epoch,
-                log_start: meta.log_start_offset,
-                committed_end,
-                high_watermark: committed_end,
-                next_offset: committed_end,
-                extents: meta.extents,
-                tail: VecDeque::new(),
-                tail_bytes: 0,
-                producers: ProducerTable::from_snapshots(&meta.producers),
-                deleted: false,
-            }),
+            state: Mutex::new(State::restored(meta, true)),
         }
+    }
+
+    /// A partition another broker leads (or nobody yet): it refuses appends
+    /// and reads until [`Partition::lead`].
+    pub fn follower(topic: Uuid, index: i32) -> Self {
+        Partition {
+            topic,
+            index,
+            state: Mutex::new(State::restored(PartitionMeta::default(), false)),
+        }
+    }
+
+    /// Starts leading at the committed state `meta` (read after the epoch
+    /// was raised for this broker, so it holds everything committed
+    /// before); returns the bytes of a tail left from an earlier
+    /// leadership, dropped.
+    pub fn lead(&self, meta: PartitionMeta) -> u64 {
+        let mut state = self.lock();
+        if state.deleted {
+            return 0;
+        }
+        let dropped = state.tail_bytes;
+        *state = State::restored(meta, true);
+        dropped
+    }
+
+    /// Stops leading (another broker leads now, or this one was fenced):
+    /// drops the tail, whose commit would be fenced; returns its bytes.
+    pub fn resign(&self) -> u64 {
+        let mut state = self.lock();
+        state.leading = false;
+        state.tail.clear();
+        std::mem::take(&mut state.tail_bytes)
+    }
+
+    /// The leader epoch while this broker leads the partition.
+    pub fn leadership(&self) -> Option<i32> {
+        let state = self.lock();
+        state.leading.then_some(state.leader_epoch)
+    }
+
+    /// `NotLeaderOrFollower` unless this broker leads the partition.
+    pub fn check_leader(&self) -> Result<()> {
+        self.lock().check_leader()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -144,6 +179,7 @@ impl Partition {
         if state.deleted {
             return Err(Error::UnknownTopicOrPartition);
         }
+        state.check_leader()?;
         if let SequenceCheck::Duplicate(previous) = state.producers.check(header)? {
             return Ok(Appended {
                 base_offset: previous.base_offset,
@@ -237,6 +273,7 @@ impl Partition {
         wal_durable: Option<u64>,
     ) -> Result<ReadSource> {
         let mut state = self.lock();
+        state.check_leader()?;
         state.advance_high_watermark(wal_durable);
         if offset < state.log_start || offset > state.high_watermark {
             return Err(Error::OffsetOutOfRange {
@@ -388,6 +425,31 @@ impl Partition {
 }
 
 impl State {
+    fn restored(meta: PartitionMeta, leading: bool) -> State {
+        let committed_end = meta.committed_end();
+        State {
+            leader_epoch: meta.leader_epoch,
+            log_start: meta.log_start_offset,
+            committed_end,
+            high_watermark: committed_end,
+            next_offset: committed_end,
+            extents: meta.extents,
+            tail: VecDeque::new(),
+            tail_bytes: 0,
+            producers: ProducerTable::from_snapshots(&meta.producers),
+            leading,
+            deleted: false,
+        }
+    }
+
+    fn check_leader(&self) -> Result<()> {
+        if self.leading {
+            Ok(())
+        } else {
+            Err(Error::NotLeaderOrFollower)
+        }
+    }
+
     fn push(&mut self, header: BatchHeader, data: Bytes, wal: Range<u64>, now_ms: i64) -> Appended {
         self.producers.record(&header, header.base_offset, now_ms);
         let bytes = data.len() as u64;

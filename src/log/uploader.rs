@@ -176,11 +176,14 @@ impl Log {
                     self.release(partition.apply_commit(commit.extents, s.end));
                 }
                 CommitOutcome::Gone | CommitOutcome::Failed => {}
-                CommitOutcome::Fenced => tracing::error!(
-                    topic = %partition.topic,
-                    partition = partition.index,
-                    "extent commit fenced: another broker leads this partition"
-                ),
+                CommitOutcome::Fenced => {
+                    tracing::warn!(
+                        topic = %partition.topic,
+                        partition = partition.index,
+                        "extent commit fenced: another broker leads this partition; stepping down"
+                    );
+                    self.resign(partition);
+                }
             }
         }
         self.commits.send_modify(|n| *n += 1);

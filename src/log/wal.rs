@@ -176,6 +176,11 @@ impl Wal {
         self.shared.durable.subscribe()
     }
 
+    /// Wakes every [`Wal::subscribe`] receiver, though nothing new is durable.
+    pub fn wake_waiters(&self) {
+        self.shared.durable.send_modify(|_| {});
+    }
+
     /// Why the WAL stopped accepting writes, if it did.
     pub fn failure(&self) -> Option<String> {
         self.shared

@@ -499,7 +499,7 @@ impl MetaStore for EmbeddedStore {
         .await
     }
 
-    async fn bump_leader_epoch(&self, topic: Uuid, partition: i32) -> Result<i32> {
+    async fn assign_leader(&self, topic: Uuid, partition: i32, _broker: i32) -> Result<i32> {
         self.change(Change::BumpLeaderEpoch { topic, partition }, move |state| {
             state.partitions[&topic][partition as usize].leader_epoch
         })
@@ -540,6 +540,20 @@ impl MetaStore for EmbeddedStore {
                     (state.groups.get(id).cloned(), id.clone(), offsets)
                 })
                 .collect())
+        })
+        .await
+    }
+
+    async fn group(&self, group_id: &str) -> Result<(Option<GroupMeta>, Vec<CommittedOffset>)> {
+        let id = group_id.to_string();
+        self.with_inner(move |inner| {
+            let state = &inner.state;
+            let offsets = state
+                .offsets
+                .get(&id)
+                .map(|topics| topics.values().flat_map(|p| p.values().cloned()).collect())
+                .unwrap_or_default();
+            Ok((state.groups.get(&id).cloned(), offsets))
         })
         .await
     }

@@ -8,6 +8,11 @@
 //!   committed end and producer state; absent until the first commit;
 //! - `partitions/TOPIC_ID/PARTITION/extents/BASE_OFFSET`: one per extent, so
 //!   no value grows with the log;
+//! - `leaders/TOPIC_ID/PARTITION`: the partition's leader and its epoch,
+//!   written by the controller with the epoch in the state;
+//! - `live/brokers/ID`: a registered broker, under its lease
+//!   ([`crate::cluster`]); `live/controller`: the controller's id, under its
+//!   lease;
 //! - `producer_ids`: the next free producer id; `broker_configs`;
 //! - `groups/GROUP_HEX` and `offsets/GROUP_HEX/TOPIC/PARTITION` (group ids
 //!   are arbitrary strings, so they are hex-encoded in keys).
@@ -32,10 +37,19 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    CommitOutcome, CommittedOffset, Extent, GroupMeta, MetaStore, PartitionCommit, PartitionMeta,
-    ProducerSnapshot, TopicMeta,
+    CommitOutcome, CommittedOffset, Extent, GroupMeta, MetaStore, PartitionCommit, PartitionLeader,
+    PartitionMeta, ProducerSnapshot, TopicMeta,
 };
 use crate::error::{Error, Result};
+
+/// Prefix of the registered brokers' keys.
+pub const BROKERS: &str = "live/brokers/";
+/// Key of the controller's id.
+pub const CONTROLLER: &str = "live/controller";
+/// Prefix of the partition leaders' keys.
+pub const LEADERS: &str = "leaders/";
+/// Prefix of the topics' keys.
+pub const TOPICS: &str = "topics/";
 
 /// Partition commits of one flush in flight at once.
 const COMMIT_CONCURRENCY: usize = 32;
@@ -48,10 +62,17 @@ const LIST_PAGE: i64 = 1000;
 pub struct EtcdStore {
     kv: KvClient,
     root: String,
-    /// The lease by which this broker holds the root ([`crate::cluster`]):
-    /// every write requires it still to, so a broker that lost the root
+    /// The registration of the broker writing ([`crate::cluster`]): every
+    /// write requires it still to hold, so a broker that left the cluster
     /// writes nothing more.
-    holder_lease: Option<i64>,
+    member: Option<Member>,
+}
+
+/// A registered broker: its id and the lease of its registration.
+#[derive(Debug, Clone, Copy)]
+pub struct Member {
+    pub id: i32,
+    pub lease: i64,
 }
 
 /// A partition's state apart from its extents.
@@ -132,13 +153,13 @@ fn hex(id: &str) -> String {
 
 impl EtcdStore {
     /// Connects to `url`: `etcd://HOST:PORT[,HOST:PORT...][/ROOT]`; with
-    /// `holder_lease`, writes succeed only while that lease holds the root.
-    pub async fn connect(url: &str, holder_lease: Option<i64>) -> Result<EtcdStore> {
+    /// `member`, writes succeed only while that registration holds.
+    pub async fn connect(url: &str, member: Option<Member>) -> Result<EtcdStore> {
         let (client, root) = connect(url).await?;
         let store = EtcdStore {
             kv: client.kv_client(),
             root,
-            holder_lease,
+            member,
         };
         // A first request proves the cluster answers.
         store
@@ -214,29 +235,30 @@ impl EtcdStore {
         }
     }
 
-    /// Runs `ops` if every one of `compares` holds (and this broker still
-    /// holds the root); whether they ran.
+    /// Runs `ops` if every one of `compares` holds (and this broker is
+    /// still registered); whether they ran.
     async fn txn(&self, compares: Vec<Compare>, ops: Vec<TxnOp>) -> Result<bool> {
         let mut compares = compares;
-        let holder = self.key("active");
-        if let Some(lease) = self.holder_lease {
-            compares.push(Compare::lease(holder.as_str(), CompareOp::Equal, lease));
+        let registration = self
+            .member
+            .map(|m| (self.key(&format!("{BROKERS}{}", m.id)), m));
+        if let Some((key, member)) = &registration {
+            compares.push(Compare::lease(key.as_str(), CompareOp::Equal, member.lease));
         }
         let txn = Txn::new().when(compares).and_then(ops);
         let response = self.kv.clone().txn(txn).await.map_err(meta_error)?;
         if response.succeeded() {
             return Ok(true);
         }
-        if let Some(lease) = self.holder_lease {
-            let held = self
-                .kv
-                .clone()
-                .get(holder, None)
-                .await
-                .map_err(meta_error)?;
-            if held.kvs().first().is_none_or(|kv| kv.lease() != lease) {
+        if let Some((key, member)) = registration {
+            let held = self.kv.clone().get(key, None).await.map_err(meta_error)?;
+            if held
+                .kvs()
+                .first()
+                .is_none_or(|kv| kv.lease() != member.lease)
+            {
                 return Err(Error::Meta(
-                    "this broker no longer holds the etcd root: another broker took over".into(),
+                    "this broker is no longer registered in the cluster: its lease ended".into(),
                 ));
             }
         }
@@ -275,6 +297,23 @@ impl EtcdStore {
                 return Ok(result);
             }
         }
+    }
+
+    /// Whether this broker holds the controller key.
+    async fn is_controller(&self) -> Result<bool> {
+        let Some(member) = self.member else {
+            return Ok(false);
+        };
+        let held = self
+            .kv
+            .clone()
+            .get(self.key(CONTROLLER), None)
+            .await
+            .map_err(meta_error)?;
+        Ok(held
+            .kvs()
+            .first()
+            .is_some_and(|kv| kv.lease() == member.lease))
     }
 
     /// Whether the topic exists with this partition: its `alive` key holds
@@ -372,7 +411,11 @@ impl MetaStore for EtcdStore {
         let deletes = vec![
             TxnOp::delete(key.as_str(), None),
             TxnOp::delete(self.key(&format!("alive/{}", topic.id)), None),
-            TxnOp::delete(self.key(&format!("partitions/{}/", topic.id)), prefix),
+            TxnOp::delete(
+                self.key(&format!("partitions/{}/", topic.id)),
+                prefix.clone(),
+            ),
+            TxnOp::delete(self.key(&format!("{LEADERS}{}/", topic.id)), prefix),
         ];
         if !self.txn(vec![read.unchanged(&key)], deletes).await? {
             return Err(Error::Meta(format!(
@@ -469,9 +512,11 @@ impl MetaStore for EtcdStore {
             .collect())
     }
 
-    async fn bump_leader_epoch(&self, topic: Uuid, partition: i32) -> Result<i32> {
+    async fn assign_leader(&self, topic: Uuid, partition: i32, broker: i32) -> Result<i32> {
         let state_key = self.partition_key(topic, partition, "state");
         let alive_key = self.key(&format!("alive/{topic}"));
+        let leader_key = self.key(&format!("{LEADERS}{topic}/{partition}"));
+        let controller_key = self.key(CONTROLLER);
         loop {
             let read: Read<PartitionState> = self.get_key(&state_key).await?;
             if read.value.is_none() && !self.partition_exists(topic, partition).await? {
@@ -479,16 +524,33 @@ impl MetaStore for EtcdStore {
             }
             let mut state = read.value.clone().unwrap_or_default();
             state.leader_epoch += 1;
-            let compares = [
+            let leader = PartitionLeader {
+                broker,
+                epoch: state.leader_epoch,
+            };
+            let mut compares = vec![
                 read.unchanged(&state_key),
                 Compare::version(alive_key.as_str(), CompareOp::Greater, 0),
             ];
-            let put = TxnOp::put(state_key.as_str(), encode(&state)?, None);
-            if self.txn(compares.into(), vec![put]).await? {
+            if let Some(member) = self.member {
+                compares.push(Compare::lease(
+                    controller_key.as_str(),
+                    CompareOp::Equal,
+                    member.lease,
+                ));
+            }
+            let puts = vec![
+                TxnOp::put(state_key.as_str(), encode(&state)?, None),
+                TxnOp::put(leader_key.as_str(), encode(&leader)?, None),
+            ];
+            if self.txn(compares, puts).await? {
                 return Ok(state.leader_epoch);
             }
             if !self.partition_exists(topic, partition).await? {
                 return Err(Error::UnknownTopicOrPartition);
+            }
+            if self.member.is_some() && !self.is_controller().await? {
+                return Err(Error::Meta("this broker is not the controller".into()));
             }
         }
     }
@@ -531,6 +593,18 @@ impl MetaStore for EtcdStore {
             .into_iter()
             .map(|(id, (group, offsets))| (group, id, offsets))
             .collect())
+    }
+
+    async fn group(&self, group_id: &str) -> Result<(Option<GroupMeta>, Vec<CommittedOffset>)> {
+        let group_hex = hex(group_id);
+        let group = self.get(&format!("groups/{group_hex}")).await?.value;
+        let offsets = self
+            .list(&format!("offsets/{group_hex}"))
+            .await?
+            .iter()
+            .map(decode)
+            .collect::<Result<Vec<CommittedOffset>>>()?;
+        Ok((group, offsets))
     }
 
     async fn put_group(&self, group: GroupMeta) -> Result<()> {
@@ -609,22 +683,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn writes_need_the_hold_on_the_root() {
+    async fn writes_need_the_registration_and_assignments_the_controller() {
         let url = fresh_root();
         let ttl = std::time::Duration::from_secs(5);
-        let hold = crate::cluster::Hold::take(&url, 1, ttl, false)
+        let me = crate::cluster::BrokerInfo {
+            id: 1,
+            host: "127.0.0.1".into(),
+            port: 9092,
+        };
+        let cluster = crate::cluster::Cluster::join(&url, &me, ttl).await.unwrap();
+        let store = EtcdStore::connect(&url, Some(cluster.member()))
             .await
             .unwrap();
-        let store = EtcdStore::connect(&url, Some(hold.lease())).await.unwrap();
         let configs = BTreeMap::from([("k".to_string(), "v".to_string())]);
         store.set_broker_configs(configs.clone()).await.unwrap();
-        let check = hold.check();
+        let t = conformance::topic("assigned", 1);
+        store.create_topic(t.clone()).await.unwrap();
+        let refused = store.assign_leader(t.id, 0, 1).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("not the controller"),
+            "{refused}"
+        );
+        assert!(cluster.campaign().await.unwrap());
+        assert_eq!(store.assign_leader(t.id, 0, 1).await.unwrap(), 1);
+        let check = cluster.check();
         assert!(check.is_held());
-        // As when the lease ends and another broker takes over.
-        hold.release().await;
+        // As when the lease ends and the controller moves the partitions.
+        cluster.leave().await;
         assert!(!check.is_held());
         let refused = store.set_broker_configs(BTreeMap::new()).await.unwrap_err();
-        assert!(refused.to_string().contains("no longer holds"), "{refused}");
+        assert!(
+            refused.to_string().contains("no longer registered"),
+            "{refused}"
+        );
         assert_eq!(store.broker_configs().await.unwrap(), configs);
     }
 

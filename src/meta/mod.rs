@@ -47,6 +47,13 @@ impl PartitionMeta {
     }
 }
 
+/// Which broker leads a partition, at which leader epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionLeader {
+    pub broker: i32,
+    pub epoch: i32,
+}
+
 /// A run of whole record batches of one partition inside a data object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Extent {
@@ -213,10 +220,12 @@ pub trait MetaStore: Send + Sync + 'static {
     /// its leader epoch; each partition's commit is atomic. `Err` means
     /// nothing was committed.
     async fn commit(&self, commits: Vec<PartitionCommit>) -> Result<Vec<CommitOutcome>>;
-    /// Raises a partition's leader epoch by one and returns the new epoch:
-    /// from then on commits at the old epoch are fenced (a broker taking
-    /// over a partition does this first).
-    async fn bump_leader_epoch(&self, topic: Uuid, partition: i32) -> Result<i32>;
+    /// Makes `broker` the partition's leader: raises its leader epoch by
+    /// one and returns the new epoch; from then on commits at the old epoch
+    /// are fenced. In etcd only the controller may, and the leader is
+    /// recorded for every broker to see; the embedded store has one broker
+    /// and records only the epoch.
+    async fn assign_leader(&self, topic: Uuid, partition: i32, broker: i32) -> Result<i32>;
     /// Reserves `count` producer ids and returns the first.
     async fn allocate_producer_ids(&self, count: u32) -> Result<i64>;
     /// Dynamic broker config overrides (set with IncrementalAlterConfigs).
@@ -225,6 +234,8 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn set_broker_configs(&self, configs: BTreeMap<String, String>) -> Result<()>;
     /// Every group with metadata or committed offsets, with its offsets.
     async fn groups(&self) -> Result<Vec<(Option<GroupMeta>, String, Vec<CommittedOffset>)>>;
+    /// One group's metadata (if stored) and committed offsets.
+    async fn group(&self, group_id: &str) -> Result<(Option<GroupMeta>, Vec<CommittedOffset>)>;
     /// Stores a group's metadata unless a newer generation is stored.
     async fn put_group(&self, group: GroupMeta) -> Result<()>;
     /// Deletes a group's metadata and offsets.
@@ -355,8 +366,8 @@ pub(crate) mod conformance {
         };
         let first = store.commit(vec![commit(0, vec![extent(0, 4)])]).await;
         assert_eq!(first.unwrap(), vec![CommitOutcome::Committed]);
-        assert_eq!(store.bump_leader_epoch(t.id, 1).await.unwrap(), 1);
-        assert_eq!(store.bump_leader_epoch(t.id, 1).await.unwrap(), 2);
+        assert_eq!(store.assign_leader(t.id, 1, 1).await.unwrap(), 1);
+        assert_eq!(store.assign_leader(t.id, 1, 1).await.unwrap(), 2);
         let stale = store.commit(vec![commit(1, vec![extent(5, 9)])]).await;
         assert_eq!(stale.unwrap(), vec![CommitOutcome::Fenced]);
         let current = store.commit(vec![commit(2, vec![extent(5, 9)])]).await;
@@ -365,7 +376,7 @@ pub(crate) mod conformance {
         assert_eq!((state.leader_epoch, state.committed_end()), (2, 10));
         assert_eq!(store.partition(t.id, 0).await.unwrap().leader_epoch, 0);
         assert!(matches!(
-            store.bump_leader_epoch(Uuid::new_v4(), 0).await,
+            store.assign_leader(Uuid::new_v4(), 0, 1).await,
             Err(Error::UnknownTopicOrPartition)
         ));
     }
@@ -383,13 +394,13 @@ pub(crate) mod conformance {
         let beyond = store.commit(vec![commit.clone()]).await.unwrap();
         assert_eq!(beyond, vec![CommitOutcome::Gone]);
         assert!(matches!(
-            store.bump_leader_epoch(t.id, 2).await,
+            store.assign_leader(t.id, 2, 1).await,
             Err(Error::UnknownTopicOrPartition)
         ));
         store.add_partitions("growing", 3).await.unwrap();
         let grown = store.commit(vec![commit]).await.unwrap();
         assert_eq!(grown, vec![CommitOutcome::Committed]);
-        assert_eq!(store.bump_leader_epoch(t.id, 2).await.unwrap(), 1);
+        assert_eq!(store.assign_leader(t.id, 2, 1).await.unwrap(), 1);
     }
 
     pub async fn producer_ids_are_unique(store: &dyn MetaStore) {
@@ -452,6 +463,10 @@ pub(crate) mod conformance {
         assert_eq!(offsets, &vec![offset("t", 0, 9), offset("t", 1, 6)]);
         let (meta, _, _) = all.iter().find(|(_, id, _)| id == "standalone").unwrap();
         assert!(meta.is_none());
+        let (one, one_offsets) = store.group("g").await.unwrap();
+        assert_eq!(one.map(|m| m.generation), Some(2));
+        assert_eq!(one_offsets, vec![offset("t", 0, 9), offset("t", 1, 6)]);
+        assert_eq!(store.group("none").await.unwrap(), (None, Vec::new()));
         store
             .delete_offsets("g", vec![("t".into(), 1)])
             .await

@@ -1,73 +1,81 @@
-//! A broker's hold on an etcd root. Until partition leadership is spread
-//! over several brokers, one broker at a time serves a root: it holds the
-//! key `ROOT/active` through a lease it keeps alive. Another broker on the
-//! same root is refused while the lease lives, and may take over once it
-//! ended (the holder stopped, crashed, or lost etcd for a lease TTL);
-//! taking over raises every partition's leader epoch, so the previous
-//! holder, if it still runs, can commit nothing more.
+//! A broker's registration in an etcd cluster: the key
+//! `ROOT/live/brokers/ID` (its advertised address), held through a lease the
+//! broker keeps alive. While the key lives the broker is a cluster member;
+//! it goes when the broker stops, crashes, or loses etcd for a lease TTL,
+//! and the controller then moves its partitions to other brokers, raising
+//! their leader epochs so that it can commit nothing more.
 //!
-//! Every metadata write of the holder requires the lease still to hold the
-//! root (an etcd comparison, [`crate::meta::etcd`]), and work outside etcd
-//! that must not outlive the hold (garbage collection) checks
-//! [`HoldCheck`]. The holder gives up (the `lost` token) as soon as its
-//! lease could have ended: when no keep-alive has been confirmed for two
-//! thirds of the TTL, it stops serving before another broker can take over.
+//! Every metadata write of the broker requires its lease still to hold the
+//! key (an etcd comparison, [`crate::meta::etcd`]), and work outside etcd
+//! that must not outlive the registration (serving as leader, garbage
+//! collection) checks [`HoldCheck`]. The broker gives up (the `lost` token)
+//! as soon as its lease could have ended: when no keep-alive has been
+//! confirmed for two thirds of the TTL, it stops serving before the
+//! controller can give its partitions away.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::meta::etcd::connect;
+use crate::meta::etcd::{BROKERS, connect};
 
-/// This broker's hold on an etcd root, kept alive in the background.
-pub struct Hold {
+/// A live broker as registered: its id and advertised address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+/// This broker's registration, kept alive in the background.
+pub struct Registration {
     check: HoldCheck,
     lost: CancellationToken,
     keep_alive: tokio::task::JoinHandle<()>,
     client: Client,
+    root: String,
     lease: i64,
 }
 
-impl Hold {
-    /// Takes the root of `url` for broker `broker_id` with a lease of
-    /// `ttl`. While another broker holds it: refused, naming the holder,
-    /// or with `wait`, tried again every third of the TTL.
-    pub async fn take(url: &str, broker_id: i32, ttl: Duration, wait: bool) -> Result<Hold> {
+impl Registration {
+    /// Registers `broker` in the cluster of `url` with a lease of `ttl`.
+    /// While its id is registered by another process (a previous run
+    /// whose lease has not ended yet), waits, trying every third of the TTL.
+    pub async fn register(url: &str, broker: &BrokerInfo, ttl: Duration) -> Result<Registration> {
         let (client, root) = connect(url).await?;
         let mut announced = false;
         loop {
-            match Hold::try_take(client.clone(), &root, broker_id, ttl).await? {
-                Ok(hold) => return Ok(hold),
-                Err(holder) if wait => {
-                    if !announced {
-                        tracing::info!(%holder, "standing by: another broker holds the etcd root");
-                        println!("silt: standing by while broker {holder} holds the etcd root");
-                        announced = true;
-                    }
-                    tokio::time::sleep(ttl / 3).await;
-                }
-                Err(holder) => {
-                    return Err(Error::InvalidConfig(format!(
-                        "etcd root '{root}' is held by broker {holder}: one broker per root \
-                         until cluster mode (or start this one with --standby); it frees \
-                         when that broker stops or a lease TTL after it stops answering"
-                    )));
-                }
+            if let Some(registration) =
+                Registration::try_register(client.clone(), &root, broker, ttl).await?
+            {
+                return Ok(registration);
             }
+            if !announced {
+                tracing::info!(id = broker.id, "waiting: this broker id is registered");
+                println!(
+                    "silt: broker id {} is registered by another process; waiting for its \
+                     lease to end (a previous run of this broker frees it within {} s)",
+                    broker.id,
+                    ttl.as_secs()
+                );
+                announced = true;
+            }
+            tokio::time::sleep(ttl / 3).await;
         }
     }
 
-    /// One attempt: the hold, or who holds the root.
-    async fn try_take(
+    /// One attempt: the registration, or `None` while the id is taken.
+    async fn try_register(
         mut client: Client,
         root: &str,
-        broker_id: i32,
+        broker: &BrokerInfo,
         ttl: Duration,
-    ) -> Result<std::result::Result<Hold, String>> {
+    ) -> Result<Option<Registration>> {
         let etcd = |e: etcd_client::Error| Error::Meta(format!("etcd: {e}"));
         // The lease runs from when it was asked for.
         let granted = Instant::now();
@@ -76,30 +84,18 @@ impl Hold {
             .await
             .map_err(etcd)?
             .id();
-        let key = format!("{root}/active");
+        let key = format!("{root}/{BROKERS}{}", broker.id);
+        let value = serde_json::to_vec(broker).expect("broker info encodes");
         let txn = Txn::new()
             .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(
                 key.as_str(),
-                broker_id.to_string(),
+                value,
                 Some(PutOptions::new().with_lease(lease)),
-            )])
-            .or_else([TxnOp::get(key.as_str(), None)]);
-        let response = client.txn(txn).await.map_err(etcd)?;
-        if !response.succeeded() {
+            )]);
+        if !client.txn(txn).await.map_err(etcd)?.succeeded() {
             let _ = client.lease_revoke(lease).await;
-            let holder = response
-                .op_responses()
-                .into_iter()
-                .find_map(|op| match op {
-                    etcd_client::TxnOpResponse::Get(get) => get
-                        .kvs()
-                        .first()
-                        .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
-                    _ => None,
-                })
-                .unwrap_or_else(|| "?".into());
-            return Ok(Err(holder));
+            return Ok(None);
         }
         let lost = CancellationToken::new();
         let check = HoldCheck(Arc::new(Mutex::new(granted + ttl * 2 / 3)));
@@ -110,17 +106,18 @@ impl Hold {
             check.clone(),
             lost.clone(),
         ));
-        Ok(Ok(Hold {
+        Ok(Some(Registration {
             check,
             lost,
             keep_alive,
             client,
+            root: root.to_string(),
             lease,
         }))
     }
 
-    /// Gives the root up (revokes the lease), so that another broker can
-    /// take it at once rather than after the TTL.
+    /// Leaves the cluster (revokes the lease), so that the controller moves
+    /// this broker's partitions at once rather than after the TTL.
     pub async fn release(self) {
         self.keep_alive.abort();
         self.check.hold_until(Instant::now());
@@ -130,23 +127,29 @@ impl Hold {
         }
     }
 
-    /// The lease by which the root is held.
+    /// The lease the registration (and the controller key, when this
+    /// broker is the controller) is held by.
     pub fn lease(&self) -> i64 {
         self.lease
     }
 
-    /// A check of the hold for work that must not outlive it.
+    /// The etcd client and root of the cluster.
+    pub fn client(&self) -> (Client, &str) {
+        (self.client.clone(), &self.root)
+    }
+
+    /// A check of the registration for work that must not outlive it.
     pub fn check(&self) -> HoldCheck {
         self.check.clone()
     }
 
-    /// Cancelled once the hold could have ended: stop serving.
+    /// Cancelled once the registration could have ended: stop serving.
     pub fn lost(&self) -> CancellationToken {
         self.lost.clone()
     }
 }
 
-/// Whether a hold is still certain, answered from the clock at once (the
+/// Whether a registration is still certain, answered from the clock at once (the
 /// keep-alive task may not have run yet after the process was paused).
 #[derive(Clone)]
 pub struct HoldCheck(Arc<Mutex<Instant>>);
@@ -161,7 +164,7 @@ impl HoldCheck {
     }
 }
 
-impl Drop for Hold {
+impl Drop for Registration {
     fn drop(&mut self) {
         self.keep_alive.abort();
     }
@@ -196,13 +199,15 @@ async fn keep_alive(
                 confirmed = attempt;
                 check.hold_until(confirmed + margin);
             }
-            // The lease is gone: another broker may hold the root now.
+            // The lease is gone: the controller may move the partitions.
             Ok(Ok(Some(_))) => break,
             _ => stream = None,
         }
         tokio::time::sleep_until((attempt + ttl / 3).min(confirmed + margin)).await;
     }
-    tracing::error!("the etcd lease may have ended: stopping so that no two brokers serve");
+    tracing::error!(
+        "the etcd lease may have ended: stopping so that no two brokers lead a partition"
+    );
     check.hold_until(Instant::now());
     lost.cancel();
 }

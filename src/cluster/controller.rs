@@ -1,0 +1,244 @@
+//! The controller: one broker of the cluster (elected through the
+//! `live/controller` key under its lease) assigns every partition a leader
+//! among the live brokers. A partition without a live leader gets one at
+//! once; beyond that, leaderships move only to even the brokers' loads out,
+//! a few per second, so that a broker joining does not pause every
+//! partition at once. Each assignment raises the partition's leader epoch
+//! ([`MetaStore::assign_leader`]), fencing the previous leader.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::Cluster;
+use crate::meta::{MetaStore, PartitionLeader};
+
+/// How often the controller looks again without a change, and at most
+/// how often it evens loads out.
+const BALANCE_INTERVAL: Duration = Duration::from_secs(1);
+/// Leaderships moved per balancing round, at most.
+const MOVES_PER_ROUND: usize = 8;
+/// Assignments in flight at once.
+const ASSIGN_CONCURRENCY: usize = 32;
+
+/// A partition of a topic.
+pub type PartitionId = (Uuid, i32);
+
+/// The leader changes that assign every partition of `partitions` a live
+/// leader (from `brokers`), then move at most `balancing_moves` leaderships
+/// from the most to the least loaded brokers while their loads differ by
+/// more than one. `leaders` maps partitions to their current leader.
+pub fn plan(
+    brokers: &[i32],
+    partitions: &[PartitionId],
+    leaders: &HashMap<PartitionId, i32>,
+    balancing_moves: usize,
+) -> Vec<(PartitionId, i32)> {
+    if brokers.is_empty() {
+        return Vec::new();
+    }
+    let mut led: BTreeMap<i32, Vec<PartitionId>> =
+        brokers.iter().map(|b| (*b, Vec::new())).collect();
+    let mut orphans = Vec::new();
+    for partition in partitions {
+        match leaders.get(partition).and_then(|b| led.get_mut(b)) {
+            Some(list) => list.push(*partition),
+            None => orphans.push(*partition),
+        }
+    }
+    let least_loaded = |led: &BTreeMap<i32, Vec<PartitionId>>| {
+        led.iter()
+            .min_by_key(|(id, list)| (list.len(), **id))
+            .map(|(id, _)| *id)
+            .expect("brokers is not empty")
+    };
+    let mut moves = Vec::new();
+    for partition in orphans {
+        let to = least_loaded(&led);
+        led.get_mut(&to).expect("a broker").push(partition);
+        moves.push((partition, to));
+    }
+    for _ in 0..balancing_moves {
+        let to = least_loaded(&led);
+        let (from, most) = led
+            .iter()
+            .max_by_key(|(id, list)| (list.len(), std::cmp::Reverse(**id)))
+            .map(|(id, list)| (*id, list.len()))
+            .expect("brokers is not empty");
+        if most <= led[&to].len() + 1 {
+            break;
+        }
+        let partition = led.get_mut(&from).expect("a broker").pop().expect("loaded");
+        led.get_mut(&to).expect("a broker").push(partition);
+        moves.push((partition, to));
+    }
+    moves
+}
+
+/// Campaigns for the controller role and, while holding it, keeps every
+/// partition led, until `stop`. Every broker runs this.
+pub async fn run(cluster: Arc<Cluster>, meta: Arc<dyn MetaStore>, stop: CancellationToken) {
+    let mut changes = cluster.changes();
+    let mut controlling = false;
+    // Assignments made, until the leaders mirror shows them.
+    let mut assigned: HashMap<PartitionId, PartitionLeader> = HashMap::new();
+    let mut last_balance = Instant::now();
+    loop {
+        if !controlling {
+            controlling = match cluster.campaign().await {
+                Ok(won) => won,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot campaign for controller");
+                    false
+                }
+            };
+            if controlling {
+                tracing::info!("this broker is the controller");
+            }
+        }
+        if controlling {
+            let balance = last_balance.elapsed() >= BALANCE_INTERVAL;
+            if balance {
+                last_balance = Instant::now();
+            }
+            let moves = if balance { MOVES_PER_ROUND } else { 0 };
+            assign(&cluster, meta.as_ref(), &mut assigned, moves).await;
+        }
+        let [brokers, controller, leaders, topics] = &mut changes;
+        tokio::select! {
+            _ = brokers.changed() => {}
+            _ = controller.changed() => {}
+            _ = leaders.changed() => {}
+            _ = topics.changed() => {}
+            () = tokio::time::sleep(BALANCE_INTERVAL) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// One round: plans from the mirrors (and the assignments they do not
+/// show yet) and applies the plan.
+async fn assign(
+    cluster: &Cluster,
+    meta: &dyn MetaStore,
+    assigned: &mut HashMap<PartitionId, PartitionLeader>,
+    balancing_moves: usize,
+) {
+    let brokers: Vec<i32> = cluster.live_brokers().iter().map(|b| b.id).collect();
+    let partitions: Vec<PartitionId> = cluster
+        .topics()
+        .iter()
+        .flat_map(|t| (0..t.partitions).map(move |p| (t.id, p)))
+        .collect();
+    let mut leaders = cluster.leaders();
+    assigned.retain(|partition, mine| match leaders.get(partition) {
+        Some(seen) => seen.epoch < mine.epoch,
+        None => true,
+    });
+    for (partition, mine) in assigned.iter() {
+        leaders.insert(*partition, *mine);
+    }
+    let current = leaders.iter().map(|(p, l)| (*p, l.broker)).collect();
+    let moves = plan(&brokers, &partitions, &current, balancing_moves);
+    if moves.is_empty() {
+        return;
+    }
+    tracing::info!(moves = moves.len(), "assigning partition leaders");
+    let results = futures::stream::iter(moves)
+        .map(|((topic, partition), broker)| async move {
+            let result = meta.assign_leader(topic, partition, broker).await;
+            ((topic, partition), broker, result)
+        })
+        .buffer_unordered(ASSIGN_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    for (partition, broker, result) in results {
+        match result {
+            Ok(epoch) => {
+                assigned.insert(partition, PartitionLeader { broker, epoch });
+            }
+            Err(e) => {
+                tracing::warn!(topic = %partition.0, partition = partition.1, error = %e, "cannot assign a leader")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partitions(count: i32) -> Vec<PartitionId> {
+        let topic = Uuid::from_u128(7);
+        (0..count).map(|p| (topic, p)).collect()
+    }
+
+    fn apply(leaders: &mut HashMap<PartitionId, i32>, moves: &[(PartitionId, i32)]) {
+        leaders.extend(moves.iter().copied());
+    }
+
+    fn loads(leaders: &HashMap<PartitionId, i32>) -> BTreeMap<i32, usize> {
+        let mut loads = BTreeMap::new();
+        for broker in leaders.values() {
+            *loads.entry(*broker).or_default() += 1;
+        }
+        loads
+    }
+
+    #[test]
+    fn every_partition_gets_a_leader_evenly_at_once() {
+        let all = partitions(10);
+        let moves = plan(&[1, 2, 3], &all, &HashMap::new(), 0);
+        assert_eq!(moves.len(), 10);
+        let mut leaders = HashMap::new();
+        apply(&mut leaders, &moves);
+        assert_eq!(loads(&leaders), BTreeMap::from([(1, 4), (2, 3), (3, 3)]));
+        assert!(
+            plan(&[1, 2, 3], &all, &leaders, MOVES_PER_ROUND).is_empty(),
+            "stable"
+        );
+    }
+
+    #[test]
+    fn a_dead_brokers_partitions_move_at_once_to_the_others() {
+        let all = partitions(9);
+        let mut leaders = HashMap::new();
+        apply(&mut leaders, &plan(&[1, 2, 3], &all, &HashMap::new(), 0));
+        let moves = plan(&[1, 3], &all, &leaders, 0);
+        assert_eq!(moves.len(), 3, "only broker 2's partitions move");
+        assert!(moves.iter().all(|(p, _)| leaders[p] == 2));
+        apply(&mut leaders, &moves);
+        let spread = loads(&leaders);
+        assert!(spread[&1].abs_diff(spread[&3]) <= 1, "{spread:?}");
+    }
+
+    #[test]
+    fn a_joining_broker_takes_partitions_a_few_per_round() {
+        let all = partitions(60);
+        let mut leaders = HashMap::new();
+        apply(&mut leaders, &plan(&[1, 2], &all, &HashMap::new(), 0));
+        let mut rounds = 0;
+        loop {
+            let moves = plan(&[1, 2, 3], &all, &leaders, MOVES_PER_ROUND);
+            if moves.is_empty() {
+                break;
+            }
+            assert!(moves.len() <= MOVES_PER_ROUND);
+            assert!(moves.iter().all(|(_, to)| *to == 3), "{moves:?}");
+            apply(&mut leaders, &moves);
+            rounds += 1;
+        }
+        assert_eq!(rounds, 20 / MOVES_PER_ROUND + 1);
+        assert_eq!(loads(&leaders), BTreeMap::from([(1, 20), (2, 20), (3, 20)]));
+    }
+
+    #[test]
+    fn without_brokers_nothing_is_assigned() {
+        assert!(plan(&[], &partitions(3), &HashMap::new(), 8).is_empty());
+    }
+}
