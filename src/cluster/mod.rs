@@ -163,8 +163,9 @@ impl Cluster {
     /// live brokers in id order, the same on every broker.
     pub fn coordinator(&self, group: &str) -> Option<BrokerInfo> {
         let brokers = self.live_brokers();
-        let hash = crc32c::crc32c(group.as_bytes()) as usize;
-        brokers.get(hash % brokers.len().max(1)).cloned()
+        brokers
+            .get(coordinator_index(group, brokers.len()))
+            .cloned()
     }
 
     /// Receivers that change with the live brokers, the controller, the
@@ -187,6 +188,11 @@ impl Cluster {
             registration.release().await;
         }
     }
+}
+
+/// Which of `brokers` live brokers (in id order) coordinates `group`.
+pub fn coordinator_index(group: &str, brokers: usize) -> usize {
+    crc32c::crc32c(group.as_bytes()) as usize % brokers.max(1)
 }
 
 /// The key (under `leaders/`) of a partition's leader.

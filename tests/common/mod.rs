@@ -535,4 +535,5 @@ pub fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() ->
 }
 pub mod groups;
 pub mod proxy;
+pub mod s3;
 pub mod scenarios;

@@ -1,0 +1,331 @@
+//! Cluster mode on a real etcd and a real S3-compatible server (both
+//! started by `.ci/run`), with real clients: several brokers share the
+//! partitions; a broker killed, paused, added or removed moves leaderships
+//! (and group coordinators) without losing or duplicating anything
+//! acknowledged.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::groups::RdMember;
+use common::s3::*;
+use common::*;
+use rdkafka::producer::Producer;
+
+/// Brokers `ids` of one cluster (fresh etcd root and bucket prefix), in
+/// `object` durability.
+struct Cluster {
+    meta: String,
+    url: String,
+    brokers: BTreeMap<i32, Broker>,
+}
+
+impl Cluster {
+    fn start(ids: &[i32]) -> Cluster {
+        let mut cluster = Cluster {
+            meta: etcd_root(),
+            url: bucket_url(),
+            brokers: BTreeMap::new(),
+        };
+        for id in ids {
+            cluster.add(*id);
+        }
+        cluster
+    }
+
+    /// Starts broker `id` and waits until it serves.
+    fn add(&mut self, id: i32) -> &Broker {
+        let id_text = id.to_string();
+        let broker = start(
+            &endpoint(),
+            &self.url,
+            &[
+                "--broker-id",
+                &id_text,
+                "--durability",
+                "object",
+                "--meta",
+                &self.meta,
+            ],
+            &[("SILT_STORAGE__META_LEASE_SECONDS", LEASE_SECONDS)],
+        );
+        self.brokers.insert(id, broker);
+        &self.brokers[&id]
+    }
+
+    fn addr(&self, id: i32) -> &str {
+        &self.brokers[&id].addr
+    }
+
+    /// Every broker's address, for a client that knows them all.
+    fn bootstrap(&self) -> String {
+        let addrs: Vec<&str> = self.brokers.values().map(|b| b.addr.as_str()).collect();
+        addrs.join(",")
+    }
+}
+
+/// `silt cluster describe` through `addr`: the live brokers, and each
+/// partition of `topic` with its (leader, leader epoch).
+fn describe(addr: &str, topic: &str) -> (Vec<i32>, BTreeMap<i32, (i32, i32)>) {
+    let (ok, out, err) = silt(&["cluster", "describe", "--bootstrap-server", addr]);
+    assert!(ok, "{err}");
+    let mut brokers = Vec::new();
+    let mut leaders = BTreeMap::new();
+    for line in out.lines() {
+        let fields: BTreeMap<&str, &str> = line
+            .split('\t')
+            .filter_map(|f| f.split_once(": "))
+            .collect();
+        if let Some(id) = fields.get("Broker") {
+            brokers.push(id.parse().unwrap());
+        }
+        if fields.get("Topic") == Some(&topic) {
+            let partition = fields["Partition"].parse().unwrap();
+            let leader = fields["Leader"].parse().unwrap();
+            let epoch = fields["LeaderEpoch"].parse().unwrap();
+            leaders.insert(partition, (leader, epoch));
+        }
+    }
+    (brokers, leaders)
+}
+
+/// Waits until every one of the `partitions` partitions of `topic` is led
+/// by one of `brokers`, evenly (their counts differ by one at most);
+/// returns the leaders.
+fn wait_for_leaders(
+    addr: &str,
+    topic: &str,
+    partitions: i32,
+    brokers: &[i32],
+    deadline: Duration,
+) -> BTreeMap<i32, (i32, i32)> {
+    let mut found = BTreeMap::new();
+    wait_until("partitions led by the live brokers", deadline, || {
+        let (live, leaders) = describe(addr, topic);
+        found = leaders;
+        let counts: Vec<usize> = brokers
+            .iter()
+            .map(|b| found.values().filter(|(l, _)| l == b).count())
+            .collect();
+        let even = counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1;
+        live == brokers
+            && found.len() == partitions as usize
+            && found.values().all(|(l, _)| brokers.contains(l))
+            && even
+    });
+    found
+}
+
+/// Three brokers lead a topic's partitions between them; a producer and
+/// consumers bootstrapped at one broker each (librdkafka and kafka-python)
+/// reach all three: every acknowledged message is read exactly once.
+#[test]
+fn three_brokers_share_the_partitions() {
+    let cluster = Cluster::start(&[1, 2, 3]);
+    create_topic(&cluster.brokers[&1], "shared", 6);
+    let leaders = wait_for_leaders(
+        cluster.addr(2),
+        "shared",
+        6,
+        &[1, 2, 3],
+        Duration::from_secs(30),
+    );
+    assert!(
+        leaders.values().all(|(_, epoch)| *epoch >= 1),
+        "{leaders:?}"
+    );
+
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(cluster.addr(1), &deliveries);
+    produce_keyed(&producer, "shared", 0..6000, 100);
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    assert_all_acked_and_read_once(cluster.addr(3), "shared", 6, &deliveries, 6000);
+    let acked = deliveries.acked.lock().unwrap().clone();
+    assert!(
+        (0..6).all(|p| acked.values().any(|ack| ack.partition == p)),
+        "every partition took messages"
+    );
+    let reads = read_all_kafka_python(
+        cluster.addr(2),
+        "shared",
+        acked.len(),
+        Duration::from_secs(60),
+    );
+    assert_exactly_once(&acked, &reads);
+}
+
+/// kill -9 the broker leading some busy partitions and coordinating the
+/// consumer group, under an idempotent acks=all load: its partitions get
+/// new leaders within the lease TTL + 2 s, the producer (bootstrapped at a
+/// surviving broker) carries on, the group member goes on consuming through
+/// the new coordinator, and every acknowledged message is read exactly
+/// once.
+#[test]
+fn a_killed_leader_fails_over_within_the_lease() {
+    let mut cluster = Cluster::start(&[1, 2, 3]);
+    create_topic(&cluster.brokers[&1], "busy", 6);
+    wait_for_leaders(
+        cluster.addr(1),
+        "busy",
+        6,
+        &[1, 2, 3],
+        Duration::from_secs(30),
+    );
+    // A group broker 2 coordinates (the second of three live brokers).
+    let group = (0..)
+        .map(|i| format!("failover-{i}"))
+        .find(|g| silt::cluster::coordinator_index(g, 3) == 1)
+        .unwrap();
+    let member = RdMember::start(&cluster.bootstrap(), "busy", &group, &[]);
+
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(cluster.addr(1), &deliveries);
+    let total = 20_000u64;
+    std::thread::scope(|scope| {
+        let sender = scope.spawn(|| produce_paced(&producer, "busy", 40, 500, 200));
+        wait_for_acks(&deliveries, 2_000);
+        wait_until("the member reads", Duration::from_secs(60), || {
+            !member.reads.lock().unwrap().is_empty()
+        });
+        let killed = Instant::now();
+        cluster.brokers.get_mut(&2).unwrap().kill9();
+        wait_for_leaders(cluster.addr(1), "busy", 6, &[1, 3], Duration::from_secs(30));
+        let failover = killed.elapsed();
+        let limit = Duration::from_secs(LEASE_SECONDS.parse::<u64>().unwrap() + 2);
+        assert!(
+            failover <= limit,
+            "failover took {failover:?}, over {limit:?}"
+        );
+        sender.join().expect("producer thread");
+    });
+    producer
+        .flush(Duration::from_secs(120))
+        .expect("the producer carries on");
+    assert_all_acked_and_read_once(cluster.addr(3), "busy", 6, &deliveries, total);
+
+    // The member read everything (at least once) through the coordinator
+    // that took the group over.
+    let acked = deliveries.acked.lock().unwrap().clone();
+    wait_until(
+        "the group member read every message",
+        Duration::from_secs(120),
+        || {
+            let reads = member.reads.lock().unwrap();
+            let keys: std::collections::BTreeSet<&str> =
+                reads.iter().map(|r| r.key.as_str()).collect();
+            acked.keys().all(|k| keys.contains(k.as_str()))
+        },
+    );
+    member.stop();
+}
+
+/// A leader paused (SIGSTOP) past its lease loses its partitions to the
+/// other broker, which accepts writes; resumed, the paused broker commits
+/// nothing, stops, and every acknowledged message of both is read exactly
+/// once.
+#[test]
+fn a_paused_leader_is_fenced_and_stops() {
+    let mut cluster = Cluster::start(&[1, 2]);
+    create_topic(&cluster.brokers[&1], "paused", 2);
+    let before = wait_for_leaders(
+        cluster.addr(2),
+        "paused",
+        2,
+        &[1, 2],
+        Duration::from_secs(30),
+    );
+    let before_pause = Deliveries::default();
+    let producer = idempotent_producer(cluster.addr(2), &before_pause);
+    produce_keyed(&producer, "paused", 0..1000, 100);
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    // A producer connected to the paused broker would wait for its
+    // requests to time out; a new one finds the new leaders at once.
+    drop(producer);
+
+    let pid = cluster.brokers[&1].pid().to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, pid.as_str()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    signal("-STOP");
+    let after = wait_for_leaders(cluster.addr(2), "paused", 2, &[2], Duration::from_secs(30));
+    for (partition, (leader, epoch)) in &before {
+        if *leader == 1 {
+            assert!(after[partition].1 > *epoch, "the epoch rose: {after:?}");
+        }
+    }
+    let after_pause = Deliveries::default();
+    let producer = idempotent_producer(cluster.addr(2), &after_pause);
+    produce_keyed(&producer, "paused", 1000..2000, 100);
+    producer.flush(Duration::from_secs(60)).expect("flush");
+
+    signal("-CONT");
+    let first = cluster.brokers.get_mut(&1).unwrap();
+    wait_until("the resumed broker stops", Duration::from_secs(30), || {
+        !first.is_running()
+    });
+    let mut acked = before_pause.acked.lock().unwrap().clone();
+    acked.extend(after_pause.acked.lock().unwrap().clone());
+    assert_eq!(acked.len(), 2000);
+    let reads = read_all_rdkafka(
+        cluster.addr(2),
+        "paused",
+        2,
+        acked.len(),
+        Duration::from_secs(60),
+    );
+    assert_exactly_once(&acked, &reads);
+}
+
+/// A broker joining takes over some partitions (no data moves), and gives
+/// them back when it stops; a producer running throughout sees no failure
+/// and every acknowledged message is read exactly once.
+#[test]
+fn a_joining_broker_takes_partitions_and_a_leaving_one_gives_them_back() {
+    let mut cluster = Cluster::start(&[1, 2]);
+    create_topic(&cluster.brokers[&1], "growing", 8);
+    wait_for_leaders(
+        cluster.addr(1),
+        "growing",
+        8,
+        &[1, 2],
+        Duration::from_secs(30),
+    );
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(cluster.addr(1), &deliveries);
+    let total = 16_000u64;
+    std::thread::scope(|scope| {
+        let sender = scope.spawn(|| produce_paced(&producer, "growing", 80, 200, 200));
+        wait_for_acks(&deliveries, 1_000);
+        cluster.add(3);
+        let joined = wait_for_leaders(
+            cluster.addr(1),
+            "growing",
+            8,
+            &[1, 2, 3],
+            Duration::from_secs(30),
+        );
+        let on_three = joined.values().filter(|(l, _)| *l == 3).count();
+        assert!(on_three >= 2, "{joined:?}");
+        cluster
+            .brokers
+            .get_mut(&3)
+            .unwrap()
+            .terminate(Duration::from_secs(30));
+        wait_for_leaders(
+            cluster.addr(1),
+            "growing",
+            8,
+            &[1, 2],
+            Duration::from_secs(30),
+        );
+        sender.join().expect("producer thread");
+    });
+    producer.flush(Duration::from_secs(120)).expect("flush");
+    assert_all_acked_and_read_once(cluster.addr(2), "growing", 8, &deliveries, total);
+}
