@@ -342,6 +342,7 @@ impl Config {
                 apply_env(&mut table, &name, key, &value)?;
             }
         }
+        let durability_chosen = table.contains_key("durability") || overrides.durability.is_some();
         let mut config: Config =
             toml::Value::Table(table)
                 .try_into()
@@ -374,8 +375,20 @@ impl Config {
         if let Some(addr) = overrides.admin_listen {
             config.broker.admin_listen = Some(addr);
         }
+        // In a cluster, losing a broker must lose nothing acknowledged.
+        if !durability_chosen && config.in_cluster() {
+            config.durability = Durability::Object;
+        }
         config.validate()?;
         Ok(config)
+    }
+
+    /// Whether the metadata is in etcd: cluster mode.
+    pub fn in_cluster(&self) -> bool {
+        self.storage
+            .meta
+            .as_deref()
+            .is_some_and(|m| m.starts_with("etcd://"))
     }
 
     /// Checks the settings that serde cannot.
@@ -599,6 +612,22 @@ mod tests {
         };
         let err = Config::load(None, [], overrides).unwrap_err();
         assert!(err.to_string().contains("broker.listen"), "{err}");
+    }
+
+    #[test]
+    fn a_cluster_defaults_to_object_durability() {
+        let load = |meta: &str, durability: Option<Durability>| {
+            let overrides = Overrides {
+                meta: Some(meta.into()),
+                durability,
+                ..Overrides::default()
+            };
+            Config::load(None, [], overrides).unwrap().durability
+        };
+        assert_eq!(load("etcd://127.0.0.1:2379", None), Durability::Object);
+        assert_eq!(load("file:///tmp/meta", None), Durability::Local);
+        let chosen = load("etcd://127.0.0.1:2379", Some(Durability::Local));
+        assert_eq!(chosen, Durability::Local);
     }
 
     #[test]

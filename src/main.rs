@@ -99,6 +99,18 @@ struct Bootstrap {
 enum ClusterCommand {
     /// Brokers, the controller, and every partition's leader and epoch.
     Describe,
+    /// Move a partition's leadership to a broker, and keep it there while
+    /// that broker is live (no data moves).
+    Move {
+        /// The cluster's metadata: etcd://HOST:PORT[,HOST:PORT...][/ROOT].
+        #[arg(long)]
+        meta: String,
+        topic: String,
+        partition: i32,
+        /// The broker id to lead the partition.
+        #[arg(long)]
+        to: i32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -225,12 +237,18 @@ fn run() -> anyhow::Result<()> {
                     TopicCommand::Delete { name } => cli::topic::delete(&mut cluster, &name).await,
                 }
             }
-            Command::Cluster { server, command } => {
-                let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
-                match command {
-                    ClusterCommand::Describe => cli::cluster::describe(&mut cluster).await,
+            Command::Cluster { server, command } => match command {
+                ClusterCommand::Describe => {
+                    let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
+                    cli::cluster::describe(&mut cluster).await
                 }
-            }
+                ClusterCommand::Move {
+                    meta,
+                    topic,
+                    partition,
+                    to,
+                } => cli::cluster::move_leader(&meta, &topic, partition, to).await,
+            },
             Command::Group { server, command } => {
                 let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
                 match command {

@@ -329,3 +329,58 @@ fn a_joining_broker_takes_partitions_and_a_leaving_one_gives_them_back() {
     producer.flush(Duration::from_secs(120)).expect("flush");
     assert_all_acked_and_read_once(cluster.addr(2), "growing", 8, &deliveries, total);
 }
+
+/// `silt cluster move` moves a partition holding data to a named broker
+/// (no data moves) and the controller keeps it there; producers and
+/// consumers carry on; unknown topics and brokers that are not live are
+/// named.
+#[test]
+fn a_partition_moves_to_the_broker_named() {
+    let cluster = Cluster::start(&[1, 2]);
+    create_topic(&cluster.brokers[&1], "moving", 2);
+    let before = wait_for_leaders(
+        cluster.addr(1),
+        "moving",
+        2,
+        &[1, 2],
+        Duration::from_secs(30),
+    );
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(cluster.addr(1), &deliveries);
+    produce_keyed(&producer, "moving", 0..5000, 200);
+    producer.flush(Duration::from_secs(60)).expect("flush");
+
+    let (from, epoch) = before[&0];
+    let to = if from == 1 { 2 } else { 1 };
+    let to_text = to.to_string();
+    let meta = cluster.meta.as_str();
+    let (ok, out, err) = silt(&[
+        "cluster", "move", "--meta", meta, "moving", "0", "--to", &to_text,
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with(&format!("Moved moving partition 0 to broker {to}")),
+        "{out}"
+    );
+    let (_, after) = describe(cluster.addr(to), "moving");
+    assert_eq!(after[&0].0, to);
+    assert!(after[&0].1 > epoch, "{after:?}");
+
+    produce_keyed(&producer, "moving", 5000..10_000, 200);
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    assert_all_acked_and_read_once(cluster.addr(2), "moving", 2, &deliveries, 10_000);
+    // Balancing moved the other partition, never the one moved by hand.
+    let (_, settled) = describe(cluster.addr(1), "moving");
+    assert_eq!(settled[&0].0, to, "{settled:?}");
+
+    for (args, expected) in [
+        (["nothing", "0", "--to", "1"], "no topic 'nothing'"),
+        (["moving", "5", "--to", "1"], "has partitions 0 to 1"),
+        (["moving", "0", "--to", "9"], "broker 9 is not live"),
+    ] {
+        let mut all = vec!["cluster", "move", "--meta", meta];
+        all.extend(args);
+        let (ok, _, err) = silt(&all);
+        assert!(!ok && err.contains(expected), "{err}");
+    }
+}

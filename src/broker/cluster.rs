@@ -29,7 +29,7 @@ impl Broker {
         cluster: Arc<Cluster>,
         stop: CancellationToken,
     ) {
-        let [mut brokers, _, mut leaders, mut topics] = cluster.changes();
+        let [mut brokers, _, mut leaders, mut topics, _] = cluster.changes();
         let mut brokers_changed = true;
         loop {
             if let Err(e) = self.sync_topics().await {

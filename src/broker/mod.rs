@@ -117,7 +117,10 @@ impl Broker {
             .await
             .map_err(|e| Error::InvalidConfig(e.to_string()))?;
         let (meta, cluster) = open_meta(&config).await?;
-        let settings = LogSettings::from_config(&config);
+        let settings = LogSettings {
+            registration: cluster.as_ref().map(|c| c.check()),
+            ..LogSettings::from_config(&config)
+        };
         let (log, wal_records) = Log::open(settings, &config, meta.clone(), bucket.clone()).await?;
         let log = Arc::new(log);
         let mut topics = Topics::default();
@@ -447,7 +450,7 @@ async fn open_meta(config: &Config) -> Result<(Arc<dyn MetaStore>, Option<Arc<Cl
         .storage
         .meta
         .as_deref()
-        .filter(|u| u.starts_with("etcd://"))
+        .filter(|_| config.in_cluster())
     else {
         return Ok((Arc::new(EmbeddedStore::open(&config.meta_dir())?), None));
     };

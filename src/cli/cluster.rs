@@ -1,4 +1,5 @@
-//! `silt cluster`: the cluster as Metadata describes it.
+//! `silt cluster`: the cluster as Metadata describes it, and moving a
+//! partition's leadership (through etcd).
 
 use super::Cluster;
 
@@ -29,5 +30,16 @@ pub async fn describe(cluster: &mut Cluster) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// Moves a partition's leadership to broker `to` and waits until it led it.
+pub async fn move_leader(meta: &str, topic: &str, partition: i32, to: i32) -> anyhow::Result<()> {
+    let deadline = std::time::Duration::from_secs(30);
+    let (epoch, took) = silt::cluster::move_leader(meta, topic, partition, to, deadline).await?;
+    println!(
+        "Moved {topic} partition {partition} to broker {to} (leader epoch {epoch}) in {} ms.",
+        took.as_millis()
+    );
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! The controller: one broker of the cluster (elected through the
 //! `live/controller` key under its lease) assigns every partition a leader
-//! among the live brokers. A partition without a live leader gets one at
-//! once; beyond that, leaderships move only to even the brokers' loads out,
-//! a few per second, so that a broker joining does not pause every
-//! partition at once. Each assignment raises the partition's leader epoch
+//! among the live brokers. A partition pinned to a live broker (`silt
+//! cluster move`) goes there, and one without a live leader gets one, at
+//! once; beyond that, unpinned leaderships move only to even the brokers'
+//! loads out, a few per second, so that a broker joining does not pause
+//! every partition at once. Each assignment raises the partition's leader epoch
 //! ([`MetaStore::assign_leader`]), fencing the previous leader.
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,27 +30,49 @@ const ASSIGN_CONCURRENCY: usize = 32;
 /// A partition of a topic.
 pub type PartitionId = (Uuid, i32);
 
-/// The leader changes that assign every partition of `partitions` a live
-/// leader (from `brokers`), then move at most `balancing_moves` leaderships
-/// from the most to the least loaded brokers while their loads differ by
-/// more than one. `leaders` maps partitions to their current leader.
+/// The leader changes that move every partition of `partitions` pinned
+/// to a live broker (`pins`) there and assign every other one a live
+/// leader (from `brokers`), then move at most `balancing_moves` unpinned
+/// leaderships from the most to the least loaded brokers while their loads
+/// differ by more than one. `leaders` maps partitions to their current
+/// leader.
 pub fn plan(
     brokers: &[i32],
     partitions: &[PartitionId],
     leaders: &HashMap<PartitionId, i32>,
+    pins: &HashMap<PartitionId, i32>,
     balancing_moves: usize,
 ) -> Vec<(PartitionId, i32)> {
     if brokers.is_empty() {
         return Vec::new();
     }
+    let pin =
+        |partition: &PartitionId| pins.get(partition).copied().filter(|b| brokers.contains(b));
     let mut led: BTreeMap<i32, Vec<PartitionId>> =
         brokers.iter().map(|b| (*b, Vec::new())).collect();
+    let mut moves = Vec::new();
     let mut orphans = Vec::new();
     for partition in partitions {
-        match leaders.get(partition).and_then(|b| led.get_mut(b)) {
-            Some(list) => list.push(*partition),
-            None => orphans.push(*partition),
-        }
+        let leader = leaders
+            .get(partition)
+            .copied()
+            .filter(|b| brokers.contains(b));
+        let target = match (pin(partition), leader) {
+            (Some(to), from) => {
+                if from != Some(to) {
+                    moves.push((*partition, to));
+                }
+                to
+            }
+            (None, Some(from)) => from,
+            (None, None) => {
+                orphans.push(*partition);
+                continue;
+            }
+        };
+        led.get_mut(&target)
+            .expect("a live broker")
+            .push(*partition);
     }
     let least_loaded = |led: &BTreeMap<i32, Vec<PartitionId>>| {
         led.iter()
@@ -57,7 +80,6 @@ pub fn plan(
             .map(|(id, _)| *id)
             .expect("brokers is not empty")
     };
-    let mut moves = Vec::new();
     for partition in orphans {
         let to = least_loaded(&led);
         led.get_mut(&to).expect("a broker").push(partition);
@@ -73,7 +95,11 @@ pub fn plan(
         if most <= led[&to].len() + 1 {
             break;
         }
-        let partition = led.get_mut(&from).expect("a broker").pop().expect("loaded");
+        let from_list = led.get_mut(&from).expect("a broker");
+        let Some(i) = from_list.iter().rposition(|p| pin(p).is_none()) else {
+            break;
+        };
+        let partition = from_list.remove(i);
         led.get_mut(&to).expect("a broker").push(partition);
         moves.push((partition, to));
     }
@@ -109,12 +135,13 @@ pub async fn run(cluster: Arc<Cluster>, meta: Arc<dyn MetaStore>, stop: Cancella
             let moves = if balance { MOVES_PER_ROUND } else { 0 };
             assign(&cluster, meta.as_ref(), &mut assigned, moves).await;
         }
-        let [brokers, controller, leaders, topics] = &mut changes;
+        let [brokers, controller, leaders, topics, pins] = &mut changes;
         tokio::select! {
             _ = brokers.changed() => {}
             _ = controller.changed() => {}
             _ = leaders.changed() => {}
             _ = topics.changed() => {}
+            _ = pins.changed() => {}
             () = tokio::time::sleep(BALANCE_INTERVAL) => {}
             () = stop.cancelled() => return,
         }
@@ -144,7 +171,13 @@ async fn assign(
         leaders.insert(*partition, *mine);
     }
     let current = leaders.iter().map(|(p, l)| (*p, l.broker)).collect();
-    let moves = plan(&brokers, &partitions, &current, balancing_moves);
+    let moves = plan(
+        &brokers,
+        &partitions,
+        &current,
+        &cluster.pins(),
+        balancing_moves,
+    );
     if moves.is_empty() {
         return;
     }
@@ -193,13 +226,13 @@ mod tests {
     #[test]
     fn every_partition_gets_a_leader_evenly_at_once() {
         let all = partitions(10);
-        let moves = plan(&[1, 2, 3], &all, &HashMap::new(), 0);
+        let moves = plan(&[1, 2, 3], &all, &HashMap::new(), &HashMap::new(), 0);
         assert_eq!(moves.len(), 10);
         let mut leaders = HashMap::new();
         apply(&mut leaders, &moves);
         assert_eq!(loads(&leaders), BTreeMap::from([(1, 4), (2, 3), (3, 3)]));
         assert!(
-            plan(&[1, 2, 3], &all, &leaders, MOVES_PER_ROUND).is_empty(),
+            plan(&[1, 2, 3], &all, &leaders, &HashMap::new(), MOVES_PER_ROUND).is_empty(),
             "stable"
         );
     }
@@ -208,8 +241,11 @@ mod tests {
     fn a_dead_brokers_partitions_move_at_once_to_the_others() {
         let all = partitions(9);
         let mut leaders = HashMap::new();
-        apply(&mut leaders, &plan(&[1, 2, 3], &all, &HashMap::new(), 0));
-        let moves = plan(&[1, 3], &all, &leaders, 0);
+        apply(
+            &mut leaders,
+            &plan(&[1, 2, 3], &all, &HashMap::new(), &HashMap::new(), 0),
+        );
+        let moves = plan(&[1, 3], &all, &leaders, &HashMap::new(), 0);
         assert_eq!(moves.len(), 3, "only broker 2's partitions move");
         assert!(moves.iter().all(|(p, _)| leaders[p] == 2));
         apply(&mut leaders, &moves);
@@ -221,10 +257,13 @@ mod tests {
     fn a_joining_broker_takes_partitions_a_few_per_round() {
         let all = partitions(60);
         let mut leaders = HashMap::new();
-        apply(&mut leaders, &plan(&[1, 2], &all, &HashMap::new(), 0));
+        apply(
+            &mut leaders,
+            &plan(&[1, 2], &all, &HashMap::new(), &HashMap::new(), 0),
+        );
         let mut rounds = 0;
         loop {
-            let moves = plan(&[1, 2, 3], &all, &leaders, MOVES_PER_ROUND);
+            let moves = plan(&[1, 2, 3], &all, &leaders, &HashMap::new(), MOVES_PER_ROUND);
             if moves.is_empty() {
                 break;
             }
@@ -238,7 +277,30 @@ mod tests {
     }
 
     #[test]
+    fn pinned_partitions_go_to_their_broker_and_stay_there() {
+        let all = partitions(4);
+        let mut leaders = HashMap::new();
+        apply(
+            &mut leaders,
+            &plan(&[1, 2], &all, &HashMap::new(), &HashMap::new(), 0),
+        );
+        let pins: HashMap<PartitionId, i32> = all.iter().map(|p| (*p, 1)).collect();
+        let moves = plan(&[1, 2], &all, &leaders, &pins, 0);
+        assert_eq!(moves.len(), 2, "broker 2's partitions move to 1 at once");
+        apply(&mut leaders, &moves);
+        assert!(
+            plan(&[1, 2], &all, &leaders, &pins, MOVES_PER_ROUND).is_empty(),
+            "no balancing"
+        );
+        // Broker 1 gone: its pins do not hold; back when it returns.
+        let moves = plan(&[2], &all, &leaders, &pins, 0);
+        assert_eq!(moves.len(), 4);
+        apply(&mut leaders, &moves);
+        assert_eq!(plan(&[1, 2], &all, &leaders, &pins, 0).len(), 4);
+    }
+
+    #[test]
     fn without_brokers_nothing_is_assigned() {
-        assert!(plan(&[], &partitions(3), &HashMap::new(), 8).is_empty());
+        assert!(plan(&[], &partitions(3), &HashMap::new(), &HashMap::new(), 8).is_empty());
     }
 }

@@ -21,6 +21,23 @@ pub struct Mirror<T> {
     ready: watch::Sender<bool>,
 }
 
+impl<T> Mirror<T> {
+    /// `look` applied to the entries, keyed without the prefix.
+    pub fn with<R>(&self, look: impl FnOnce(&BTreeMap<String, T>) -> R) -> R {
+        look(&self.entries.read().expect("mirror poisoned"))
+    }
+
+    /// A receiver that changes whenever the entries do.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Waits until the first complete read.
+    pub async fn wait_ready(&self) {
+        let _ = self.ready.subscribe().wait_for(|ready| *ready).await;
+    }
+}
+
 impl<T: DeserializeOwned + Send + Sync + 'static> Mirror<T> {
     /// Starts mirroring the keys under `prefix` until `stop`.
     pub fn start(client: Client, prefix: String, stop: CancellationToken) -> Arc<Mirror<T>> {
@@ -37,21 +54,6 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Mirror<T> {
             }
         });
         mirror
-    }
-
-    /// `look` applied to the entries, keyed without the prefix.
-    pub fn with<R>(&self, look: impl FnOnce(&BTreeMap<String, T>) -> R) -> R {
-        look(&self.entries.read().expect("mirror poisoned"))
-    }
-
-    /// A receiver that changes whenever the entries do.
-    pub fn changes(&self) -> watch::Receiver<u64> {
-        self.changes.subscribe()
-    }
-
-    /// Waits until the first complete read.
-    pub async fn wait_ready(&self) {
-        let _ = self.ready.subscribe().wait_for(|ready| *ready).await;
     }
 
     /// Reads, then watches, forever; starts over after any failure.

@@ -24,7 +24,7 @@ use uuid::Uuid;
 pub use registration::{BrokerInfo, HoldCheck, Registration};
 
 use crate::error::{Error, Result};
-use crate::meta::etcd::{BROKERS, CONTROLLER, LEADERS, Member, TOPICS};
+use crate::meta::etcd::{BROKERS, CONTROLLER, LEADERS, Member, PINS, TOPICS};
 use crate::meta::{PartitionLeader, TopicMeta};
 use mirror::Mirror;
 
@@ -41,6 +41,7 @@ pub struct Cluster {
     controller: Arc<Mirror<i32>>,
     leaders: Arc<Mirror<PartitionLeader>>,
     topics: Arc<Mirror<TopicMeta>>,
+    pins: Arc<Mirror<i32>>,
     stop_mirrors: CancellationToken,
 }
 
@@ -61,10 +62,13 @@ impl Cluster {
         let leaders = Mirror::start(c, p, s);
         let (c, p, s) = mirror(TOPICS);
         let topics = Mirror::start(c, p, s);
+        let (c, p, s) = mirror(PINS);
+        let pins = Mirror::start(c, p, s);
         brokers.wait_ready().await;
         controller.wait_ready().await;
         leaders.wait_ready().await;
         topics.wait_ready().await;
+        pins.wait_ready().await;
         Ok(Cluster {
             me: me.id,
             client,
@@ -77,6 +81,7 @@ impl Cluster {
             controller,
             leaders,
             topics,
+            pins,
             stop_mirrors: stop,
         })
     }
@@ -140,12 +145,12 @@ impl Cluster {
 
     /// Every partition's leader.
     pub fn leaders(&self) -> HashMap<(Uuid, i32), PartitionLeader> {
-        self.leaders.with(|leaders| {
-            leaders
-                .iter()
-                .filter_map(|(key, leader)| Some((parse_leader_key(key)?, *leader)))
-                .collect()
-        })
+        by_partition(&self.leaders)
+    }
+
+    /// The broker each pinned partition should be led by.
+    pub fn pins(&self) -> HashMap<(Uuid, i32), i32> {
+        by_partition(&self.pins)
     }
 
     /// The controller's id, if one is elected.
@@ -169,13 +174,14 @@ impl Cluster {
     }
 
     /// Receivers that change with the live brokers, the controller, the
-    /// leaders and the topics, in that order.
-    pub fn changes(&self) -> [watch::Receiver<u64>; 4] {
+    /// leaders, the topics and the pins, in that order.
+    pub fn changes(&self) -> [watch::Receiver<u64>; 5] {
         [
             self.brokers.changes(),
             self.controller.changes(),
             self.leaders.changes(),
             self.topics.changes(),
+            self.pins.changes(),
         ]
     }
 
@@ -200,7 +206,69 @@ fn leader_key(topic: Uuid, partition: i32) -> String {
     format!("{topic}/{partition}")
 }
 
-fn parse_leader_key(key: &str) -> Option<(Uuid, i32)> {
-    let (topic, partition) = key.split_once('/')?;
-    Some((topic.parse().ok()?, partition.parse().ok()?))
+/// A mirror of `TOPIC_ID/PARTITION` keys, by partition.
+fn by_partition<T: Copy>(mirror: &Mirror<T>) -> HashMap<(Uuid, i32), T> {
+    mirror.with(|entries| {
+        entries
+            .iter()
+            .filter_map(|(key, value)| {
+                let (topic, partition) = key.split_once('/')?;
+                Some(((topic.parse().ok()?, partition.parse().ok()?), *value))
+            })
+            .collect()
+    })
+}
+
+/// Pins partition `partition` of `topic` to broker `to` in the cluster of
+/// `url` and waits (up to `deadline`) until the controller moved it there;
+/// returns the new leader epoch and how long the move took.
+pub async fn move_leader(
+    url: &str,
+    topic: &str,
+    partition: i32,
+    to: i32,
+    deadline: Duration,
+) -> Result<(i32, Duration)> {
+    let (client, root) = crate::meta::etcd::connect(url).await?;
+    let kv = client.kv_client();
+    let etcd = |e: etcd_client::Error| Error::Meta(format!("etcd: {e}"));
+    let get = |key: String| {
+        let mut kv = kv.clone();
+        async move { kv.get(key, None).await.map_err(etcd) }
+    };
+    let stored = get(format!("{root}/{TOPICS}{topic}")).await?;
+    let meta: TopicMeta = match stored.kvs().first() {
+        Some(kv) => serde_json::from_slice(kv.value())
+            .map_err(|e| Error::Meta(format!("topic '{topic}' does not decode: {e}")))?,
+        None => return Err(Error::InvalidRequest(format!("no topic '{topic}'"))),
+    };
+    if !(0..meta.partitions).contains(&partition) {
+        return Err(Error::InvalidRequest(format!(
+            "topic '{topic}' has partitions 0 to {}",
+            meta.partitions - 1
+        )));
+    }
+    if get(format!("{root}/{BROKERS}{to}")).await?.kvs().is_empty() {
+        return Err(Error::InvalidRequest(format!("broker {to} is not live")));
+    }
+    let started = tokio::time::Instant::now();
+    let key = leader_key(meta.id, partition);
+    kv.clone()
+        .put(format!("{root}/{PINS}{key}"), to.to_string(), None)
+        .await
+        .map_err(etcd)?;
+    loop {
+        let leader = get(format!("{root}/{LEADERS}{key}")).await?;
+        let leader: Option<PartitionLeader> = leader
+            .kvs()
+            .first()
+            .and_then(|kv| serde_json::from_slice(kv.value()).ok());
+        if let Some(leader) = leader.filter(|l| l.broker == to) {
+            return Ok((leader.epoch, started.elapsed()));
+        }
+        if started.elapsed() > deadline {
+            return Err(Error::RequestTimedOut);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

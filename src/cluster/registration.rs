@@ -151,7 +151,7 @@ impl Registration {
 
 /// Whether a registration is still certain, answered from the clock at once (the
 /// keep-alive task may not have run yet after the process was paused).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct HoldCheck(Arc<Mutex<Instant>>);
 
 impl HoldCheck {

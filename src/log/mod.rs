@@ -25,6 +25,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
+use crate::cluster::HoldCheck;
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
 use crate::meta::{Extent, MetaStore, PartitionMeta};
@@ -51,6 +52,9 @@ pub struct LogSettings {
     pub flush_interval: Duration,
     pub flush_bytes: u64,
     pub max_unflushed_bytes: u64,
+    /// In a cluster, whether this broker's registration still certainly
+    /// holds: a broker that may have lost it neither appends nor reads.
+    pub registration: Option<HoldCheck>,
 }
 
 impl LogSettings {
@@ -61,6 +65,7 @@ impl LogSettings {
             flush_interval: config.flush_interval(),
             flush_bytes: config.flush_bytes(),
             max_unflushed_bytes: config.limits.max_unflushed_bytes,
+            registration: None,
         }
     }
 }
@@ -258,6 +263,15 @@ impl Log {
         }
     }
 
+    /// `NotLeaderOrFollower` once this broker's cluster registration may
+    /// have ended (the controller may have given its partitions away).
+    fn check_registration(&self) -> Result<()> {
+        match &self.settings.registration {
+            Some(check) if !check.is_held() => Err(Error::NotLeaderOrFollower),
+            _ => Ok(()),
+        }
+    }
+
     /// Appends one validated batch to `partition`.
     pub fn append(
         &self,
@@ -265,6 +279,7 @@ impl Log {
         header: &BatchHeader,
         data: &Bytes,
     ) -> Result<Appended> {
+        self.check_registration()?;
         let wal = match self.settings.durability {
             Durability::Local => Some(&self.wal),
             Durability::Object => None,
@@ -324,6 +339,7 @@ impl Log {
         offset: i64,
         limit: ReadLimit,
     ) -> Result<ReadResult> {
+        self.check_registration()?;
         let mut parts: Vec<Bytes> = Vec::new();
         let mut used = 0;
         let mut next = offset;

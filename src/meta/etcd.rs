@@ -10,6 +10,8 @@
 //!   no value grows with the log;
 //! - `leaders/TOPIC_ID/PARTITION`: the partition's leader and its epoch,
 //!   written by the controller with the epoch in the state;
+//! - `pins/TOPIC_ID/PARTITION`: the broker an operator moved the
+//!   partition to (`silt cluster move`), which the controller keeps it on;
 //! - `live/brokers/ID`: a registered broker, under its lease
 //!   ([`crate::cluster`]); `live/controller`: the controller's id, under its
 //!   lease;
@@ -48,6 +50,8 @@ pub const BROKERS: &str = "live/brokers/";
 pub const CONTROLLER: &str = "live/controller";
 /// Prefix of the partition leaders' keys.
 pub const LEADERS: &str = "leaders/";
+/// Prefix of the partitions' pins to a broker (`silt cluster move`).
+pub const PINS: &str = "pins/";
 /// Prefix of the topics' keys.
 pub const TOPICS: &str = "topics/";
 
@@ -415,7 +419,8 @@ impl MetaStore for EtcdStore {
                 self.key(&format!("partitions/{}/", topic.id)),
                 prefix.clone(),
             ),
-            TxnOp::delete(self.key(&format!("{LEADERS}{}/", topic.id)), prefix),
+            TxnOp::delete(self.key(&format!("{LEADERS}{}/", topic.id)), prefix.clone()),
+            TxnOp::delete(self.key(&format!("{PINS}{}/", topic.id)), prefix),
         ];
         if !self.txn(vec![read.unchanged(&key)], deletes).await? {
             return Err(Error::Meta(format!(
