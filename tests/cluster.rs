@@ -9,24 +9,33 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::etcd::EtcdCluster;
 use common::groups::RdMember;
 use common::s3::*;
 use common::*;
 use rdkafka::producer::Producer;
 
 /// Brokers `ids` of one cluster (fresh etcd root and bucket prefix), in
-/// `object` durability.
+/// `object` durability (the cluster default).
 struct Cluster {
     meta: String,
     url: String,
+    lease_seconds: &'static str,
     brokers: BTreeMap<i32, Broker>,
 }
 
 impl Cluster {
+    /// Brokers on a fresh root of the test etcd, with short leases.
     fn start(ids: &[i32]) -> Cluster {
+        Cluster::start_on(etcd_root(), LEASE_SECONDS, ids)
+    }
+
+    /// Brokers on the etcd root `meta`, with leases of `lease_seconds`.
+    fn start_on(meta: String, lease_seconds: &'static str, ids: &[i32]) -> Cluster {
         let mut cluster = Cluster {
-            meta: etcd_root(),
+            meta,
             url: bucket_url(),
+            lease_seconds,
             brokers: BTreeMap::new(),
         };
         for id in ids {
@@ -41,15 +50,8 @@ impl Cluster {
         let broker = start(
             &endpoint(),
             &self.url,
-            &[
-                "--broker-id",
-                &id_text,
-                "--durability",
-                "object",
-                "--meta",
-                &self.meta,
-            ],
-            &[("SILT_STORAGE__META_LEASE_SECONDS", LEASE_SECONDS)],
+            &["--broker-id", &id_text, "--meta", &self.meta],
+            &[("SILT_STORAGE__META_LEASE_SECONDS", self.lease_seconds)],
         );
         self.brokers.insert(id, broker);
         &self.brokers[&id]
@@ -383,4 +385,44 @@ fn a_partition_moves_to_the_broker_named() {
         let (ok, _, err) = silt(&all);
         assert!(!ok && err.contains(expected), "{err}");
     }
+}
+
+/// kill -9 the leader of a three-member etcd cluster under a produce load:
+/// etcd elects another, the brokers (which know every member) carry on
+/// without stopping, the producer's writes resume, and every acknowledged
+/// message is read exactly once.
+#[test]
+fn the_etcd_leader_dying_pauses_writes_only() {
+    let mut etcd = EtcdCluster::start(3);
+    let meta = format!("etcd://{}/silt-test", etcd.endpoints());
+    // The default lease outlasts an etcd election.
+    let mut cluster = Cluster::start_on(meta, "6", &[1, 2, 3]);
+    create_topic(&cluster.brokers[&1], "steady", 6);
+    wait_for_leaders(
+        cluster.addr(1),
+        "steady",
+        6,
+        &[1, 2, 3],
+        Duration::from_secs(30),
+    );
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(cluster.addr(1), &deliveries);
+    let total = 20_000u64;
+    std::thread::scope(|scope| {
+        let sender = scope.spawn(|| produce_paced(&producer, "steady", 40, 500, 200));
+        wait_for_acks(&deliveries, 2_000);
+        let leader = etcd.leader().expect("an etcd leader");
+        etcd.kill(leader);
+        wait_until("etcd elects a new leader", Duration::from_secs(30), || {
+            etcd.leader().is_some()
+        });
+        sender.join().expect("producer thread");
+    });
+    producer
+        .flush(Duration::from_secs(120))
+        .expect("writes resume");
+    for (id, broker) in &mut cluster.brokers {
+        assert!(broker.is_running(), "broker {id} stopped");
+    }
+    assert_all_acked_and_read_once(cluster.addr(2), "steady", 6, &deliveries, total);
 }

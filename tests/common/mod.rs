@@ -533,6 +533,7 @@ pub fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() ->
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+pub mod etcd;
 pub mod groups;
 pub mod proxy;
 pub mod s3;

@@ -1,0 +1,119 @@
+//! A three-member etcd cluster of its own for a test (the `etcd` binary
+//! from the Debian package etcd-server, which `.ci/run` installs), on free
+//! loopback ports, so that a test can kill its leader.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::wait_until;
+
+/// One etcd member: its process and client address.
+struct Member {
+    child: Option<Child>,
+    client: String,
+}
+
+/// A running etcd cluster; its members are killed when dropped.
+pub struct EtcdCluster {
+    members: Vec<Member>,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
+}
+
+impl EtcdCluster {
+    /// Starts `size` members and waits until the cluster is healthy.
+    pub fn start(size: usize) -> EtcdCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
+        let initial: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .collect();
+        let members = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (client, peer))| {
+                let client = format!("127.0.0.1:{client}");
+                let peer = format!("http://127.0.0.1:{peer}");
+                let log = std::fs::File::create(dir.path().join(format!("m{i}.log"))).unwrap();
+                let child = Command::new("etcd")
+                    .args(["--name", &format!("m{i}")])
+                    .arg("--data-dir")
+                    .arg(dir.path().join(format!("m{i}")))
+                    .args(["--listen-client-urls", &format!("http://{client}")])
+                    .args(["--advertise-client-urls", &format!("http://{client}")])
+                    .args(["--listen-peer-urls", &peer])
+                    .args(["--initial-advertise-peer-urls", &peer])
+                    .args(["--initial-cluster", &initial.join(",")])
+                    .args(["--initial-cluster-state", "new"])
+                    .args(["--logger=zap", "--log-level=warn"])
+                    .stdout(Stdio::null())
+                    .stderr(log)
+                    .spawn()
+                    .expect("run etcd (apt install etcd-server)");
+                Member {
+                    child: Some(child),
+                    client,
+                }
+            })
+            .collect();
+        let cluster = EtcdCluster { members, _dir: dir };
+        wait_until("etcd is healthy", Duration::from_secs(30), || {
+            cluster.leader().is_some()
+        });
+        cluster
+    }
+
+    /// The client endpoints, comma-separated (for `etcd://...`).
+    pub fn endpoints(&self) -> String {
+        let live: Vec<&str> = self.members.iter().map(|m| m.client.as_str()).collect();
+        live.join(",")
+    }
+
+    /// The index of the current leader among the live members, if one is
+    /// elected.
+    pub fn leader(&self) -> Option<usize> {
+        self.members.iter().position(|member| {
+            member.child.is_some()
+                && Command::new("etcdctl")
+                    .env("ETCDCTL_API", "3")
+                    .args(["--endpoints", &member.client, "endpoint", "status"])
+                    .args(["--write-out", "fields"])
+                    .output()
+                    .is_ok_and(|out| {
+                        let text = String::from_utf8_lossy(&out.stdout);
+                        let field = |name: &str| {
+                            text.lines()
+                                .find_map(|l| l.strip_prefix(&format!("\"{name}\" : ")))
+                                .map(str::to_string)
+                        };
+                        out.status.success()
+                            && field("MemberID").is_some()
+                            && field("MemberID") == field("Leader")
+                    })
+        })
+    }
+
+    /// SIGKILL member `index`.
+    pub fn kill(&mut self, index: usize) {
+        let mut child = self.members[index].child.take().expect("member running");
+        child.kill().expect("kill -9");
+        child.wait().expect("reap");
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for member in &mut self.members {
+            if let Some(mut child) = member.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
