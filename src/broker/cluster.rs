@@ -105,7 +105,7 @@ impl Broker {
                     }
                     (None, Some(_)) => {
                         tracing::info!(topic = %topic.name, partition = partition.index, "no longer leading");
-                        self.log.resign(partition);
+                        self.log.resign(partition, None);
                     }
                     _ => {}
                 }

@@ -153,10 +153,11 @@ impl Log {
         self.release(partition.lead(meta));
     }
 
-    /// Stops leading `partition`, dropping what it had not committed;
-    /// produce requests waiting on it are answered NOT_LEADER_OR_FOLLOWER.
-    pub fn resign(&self, partition: &Partition) {
-        self.release(partition.resign());
+    /// Stops leading `partition` (if fenced at `epoch`: only while that is
+    /// its epoch), dropping what it had not committed; produce requests
+    /// waiting on it are answered NOT_LEADER_OR_FOLLOWER.
+    pub fn resign(&self, partition: &Partition, epoch: Option<i32>) {
+        self.release(partition.resign(epoch));
         self.commits.send_modify(|n| *n += 1);
         self.wal.wake_waiters();
     }

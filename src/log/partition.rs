@@ -142,10 +142,14 @@ impl Partition {
         dropped
     }
 
-    /// Stops leading (another broker leads now, or this one was fenced):
-    /// drops the tail, whose commit would be fenced; returns its bytes.
-    pub fn resign(&self) -> u64 {
+    /// Stops leading (another broker leads now, or this one was fenced at
+    /// `epoch`, if given and still current): drops the tail, whose commit
+    /// would be fenced; returns its bytes.
+    pub fn resign(&self, epoch: Option<i32>) -> u64 {
         let mut state = self.lock();
+        if epoch.is_some_and(|e| e != state.leader_epoch) {
+            return 0;
+        }
         state.leading = false;
         state.tail.clear();
         std::mem::take(&mut state.tail_bytes)
@@ -375,10 +379,15 @@ impl Partition {
         })
     }
 
-    /// Makes committed extents ending at `end` visible and drops the tail
-    /// batches they hold; returns the bytes dropped.
-    pub fn apply_commit(&self, extents: Vec<Extent>, end: i64) -> u64 {
+    /// Makes extents committed at `epoch` ending at `end` visible and drops
+    /// the tail batches they hold; returns the bytes dropped. Nothing if
+    /// the partition was taken over again meanwhile (its state, read
+    /// afresh, holds them).
+    pub fn apply_commit(&self, epoch: i32, extents: Vec<Extent>, end: i64) -> u64 {
         let mut state = self.lock();
+        if state.leader_epoch != epoch {
+            return 0;
+        }
         state.extents.extend(extents);
         state.committed_end = state.committed_end.max(end);
         state.high_watermark = state.high_watermark.max(end);
@@ -513,6 +522,53 @@ mod tests {
     }
 
     #[test]
+    fn only_the_current_leadership_serves_and_commits() {
+        let p = Partition::follower(Uuid::new_v4(), 0);
+        let (h, b) = validated(2, -1, -1);
+        assert!(matches!(
+            p.append(&h, &b, None, 0),
+            Err(Error::NotLeaderOrFollower)
+        ));
+        assert!(matches!(
+            p.read(0, ANY, None),
+            Err(Error::NotLeaderOrFollower)
+        ));
+        let committed = Extent {
+            object: Uuid::now_v7(),
+            position: 0,
+            length: 10,
+            base_offset: 0,
+            last_offset: 9,
+            max_timestamp: 0,
+        };
+        let meta = |epoch| PartitionMeta {
+            leader_epoch: epoch,
+            extents: vec![committed.clone()],
+            ..PartitionMeta::default()
+        };
+        assert_eq!(p.lead(meta(1)), 0);
+        assert_eq!(p.leadership(), Some(1));
+        let appended = p.append(&h, &b, None, 0).unwrap();
+        assert_eq!(
+            appended.base_offset, 10,
+            "continues after the committed data"
+        );
+        let sealed = p.seal(None, u64::MAX).unwrap();
+        // Moved away and back meanwhile: the tail of epoch 1 is dropped...
+        assert_eq!(p.lead(meta(3)), b.len() as u64);
+        // ...and the epoch-1 upload's outcome no longer touches the state.
+        assert_eq!(
+            p.apply_commit(sealed.leader_epoch, Vec::new(), sealed.end),
+            0
+        );
+        assert_eq!(p.resign(Some(1)), 0);
+        assert_eq!(p.leadership(), Some(3));
+        assert_eq!(p.next_offset(), 10);
+        p.resign(None);
+        assert_eq!(p.leadership(), None);
+    }
+
+    #[test]
     fn earlier_leader_epochs_end_at_the_log_end() {
         let meta = PartitionMeta {
             leader_epoch: 3,
@@ -548,7 +604,10 @@ mod tests {
             last_offset: 5,
             max_timestamp: 0,
         };
-        assert_eq!(p.apply_commit(vec![extent.clone()], 6), 2 * b.len() as u64);
+        assert_eq!(
+            p.apply_commit(p.leader_epoch(), vec![extent.clone()], 6),
+            2 * b.len() as u64
+        );
         assert_eq!(p.offsets(None).high_watermark, 6);
         match p.read(4, ANY, None).unwrap() {
             ReadSource::Extent(e) => assert_eq!(e, extent),

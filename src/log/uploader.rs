@@ -173,7 +173,7 @@ impl Log {
                             extent.position as usize..(extent.position + extent.length) as usize;
                         self.cache.insert(extent, object.slice(range));
                     }
-                    self.release(partition.apply_commit(commit.extents, s.end));
+                    self.release(partition.apply_commit(s.leader_epoch, commit.extents, s.end));
                 }
                 CommitOutcome::Gone | CommitOutcome::Failed => {}
                 CommitOutcome::Fenced => {
@@ -182,7 +182,7 @@ impl Log {
                         partition = partition.index,
                         "extent commit fenced: another broker leads this partition; stepping down"
                     );
-                    self.resign(partition);
+                    self.resign(partition, Some(s.leader_epoch));
                 }
             }
         }
