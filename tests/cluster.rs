@@ -156,6 +156,33 @@ fn three_brokers_share_the_partitions() {
         Duration::from_secs(60),
     );
     assert_exactly_once(&acked, &reads);
+
+    // A group coordinated by broker 3, seen through broker 1 by the console.
+    let group = (0..)
+        .map(|i| format!("shared-{i}"))
+        .find(|g| silt::cluster::coordinator_index(g, 3) == 2)
+        .unwrap();
+    let member = RdMember::start(cluster.addr(1), "shared", &group, &[]);
+    wait_until(
+        "the member read everything",
+        Duration::from_secs(60),
+        || member.reads.lock().unwrap().len() >= acked.len(),
+    );
+    member.stop();
+    let bootstrap = ["--bootstrap-server", cluster.addr(1)];
+    let (ok, listed, err) = silt(&[&["group", "list"][..], &bootstrap].concat());
+    assert!(
+        ok && listed.contains(&format!("{group}\tEmpty")),
+        "{listed}{err}"
+    );
+    let (ok, described, err) = silt(&[&["group", "describe", &group][..], &bootstrap].concat());
+    assert!(ok, "{err}");
+    let lags: Vec<&str> = described
+        .lines()
+        .filter(|l| l.starts_with("shared\t"))
+        .map(|l| l.rsplit('\t').next().unwrap())
+        .collect();
+    assert_eq!(lags, vec!["0"; 6], "{described}");
 }
 
 /// kill -9 the broker leading some busy partitions and coordinating the

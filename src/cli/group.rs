@@ -20,15 +20,21 @@ fn group_id(group: &str) -> GroupId {
     GroupId(StrBytes::from_string(group.to_string()))
 }
 
-/// Prints every group with its state.
+/// Prints every group with its state (each broker lists the groups it
+/// coordinates).
 pub async fn list(cluster: &mut Cluster) -> anyhow::Result<()> {
-    let response = cluster.any().call(ListGroupsRequest::default(), 4).await?;
-    check(response.error_code, "cannot list groups")?;
-    let mut groups: Vec<(String, String)> = response
-        .groups
-        .iter()
-        .map(|g| (g.group_id.to_string(), g.group_state.to_string()))
-        .collect();
+    let mut groups: Vec<(String, String)> = Vec::new();
+    for broker in cluster.broker_ids().await? {
+        let client = cluster.leader(broker).await?;
+        let response = client.call(ListGroupsRequest::default(), 4).await?;
+        check(response.error_code, "cannot list groups")?;
+        groups.extend(
+            response
+                .groups
+                .iter()
+                .map(|g| (g.group_id.to_string(), g.group_state.to_string())),
+        );
+    }
     groups.sort();
     for (group, state) in groups {
         println!("{group}\t{state}");
@@ -153,7 +159,7 @@ pub async fn reset_offsets(
                 .with_name(TopicName(StrBytes::from_string(topic.to_string())))
                 .with_partitions(partitions),
         ]);
-    let response = cluster.any().call(request, 8).await?;
+    let response = cluster.coordinator(group).await?.call(request, 8).await?;
     for p in response.topics.iter().flat_map(|t| &t.partitions) {
         check(
             p.error_code,
@@ -173,7 +179,7 @@ pub async fn reset_offsets(
 /// DescribeGroups of one group.
 async fn describe_group(cluster: &mut Cluster, group: &str) -> anyhow::Result<DescribedGroup> {
     let request = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
-    let response = cluster.any().call(request, 5).await?;
+    let response = cluster.coordinator(group).await?.call(request, 5).await?;
     let described = response
         .groups
         .into_iter()
@@ -189,7 +195,7 @@ async fn describe_group(cluster: &mut Cluster, group: &str) -> anyhow::Result<De
 /// Deletes a group without members, with its offsets.
 pub async fn delete(cluster: &mut Cluster, group: &str) -> anyhow::Result<()> {
     let request = DeleteGroupsRequest::default().with_groups_names(vec![group_id(group)]);
-    let response = cluster.any().call(request, 2).await?;
+    let response = cluster.coordinator(group).await?.call(request, 2).await?;
     let result = response
         .results
         .first()
@@ -206,7 +212,7 @@ async fn committed_offsets(
     let request = OffsetFetchRequest::default()
         .with_group_id(group_id(group))
         .with_topics(None);
-    let response = cluster.any().call(request, 7).await?;
+    let response = cluster.coordinator(group).await?.call(request, 7).await?;
     check(
         response.error_code,
         &format!("cannot fetch offsets of group '{group}'"),

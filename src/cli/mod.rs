@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use anyhow::{Context, bail};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::{
+    FindCoordinatorRequest, MetadataRequest, MetadataResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use silt::client::Client;
 
@@ -95,11 +97,34 @@ impl Cluster {
         })
     }
 
+    /// Every broker's id, from Metadata.
+    pub async fn broker_ids(&mut self) -> anyhow::Result<Vec<i32>> {
+        let response = self.metadata(Some(&[])).await?;
+        let mut ids: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// A connection to the coordinator of `group` (FindCoordinator).
+    pub async fn coordinator(&mut self, group: &str) -> anyhow::Result<&mut Client> {
+        let request =
+            FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string()));
+        let response = self.bootstrap.call(request, 3).await?;
+        check(
+            response.error_code,
+            &format!("cannot find the coordinator of group '{group}'"),
+        )?;
+        let node_id = response.node_id.0;
+        let addr = format!("{}:{}", response.host.as_str(), response.port);
+        self.brokers.insert(node_id, addr);
+        self.leader(node_id).await
+    }
+
     /// A connection to broker `node_id` (the leader of some partition).
     pub async fn leader(&mut self, node_id: i32) -> anyhow::Result<&mut Client> {
         if !self.leaders.contains_key(&node_id) {
             let Some(addr) = self.brokers.get(&node_id) else {
-                bail!("partition leader {node_id} is not among the brokers the cluster listed");
+                bail!("broker {node_id} is not among the brokers the cluster listed");
             };
             let client = Client::connect(addr).await?;
             self.leaders.insert(node_id, client);
