@@ -577,6 +577,21 @@ mod tests {
     }
 
     #[test]
+    fn the_cluster_node_example_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cluster.toml");
+        let overrides = Overrides {
+            broker_id: Some(2),
+            ..Overrides::default()
+        };
+        let config = Config::load(Some(&path), [], overrides).unwrap();
+        assert!(config.in_cluster());
+        assert_eq!(
+            (config.broker.id, config.durability),
+            (2, Durability::Object)
+        );
+    }
+
+    #[test]
     fn env_overrides_file_and_flags_override_env() {
         let env = [
             ("SILT_BROKER__DATA_DIR".to_string(), "/tmp/a".to_string()),
