@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Cluster-mode figures (issue: cluster mode), release brokers in object
+# durability on LocalStack (started here unless S3_BENCH_ENDPOINT names a
+# server) and a one-member etcd started here, all on this machine:
+#   7a. produce throughput of one broker, then of three brokers (clients
+#       bootstrapped at one; 12 partitions, 4 idempotent producers, 1 KiB);
+#   7b. moving a partition's leadership (`silt cluster move`) when it holds
+#       MESSAGES KiB, and when it is empty;
+#   7c. failover after kill -9 of the leader with the default 6 s lease:
+#       until Metadata from another broker names a live leader.
+# Prints one markdown table. Everything listens on loopback and stops by
+# itself.
+#
+# usage: bench/cluster.sh [MESSAGES]   (default 500000: 0.5 GiB per run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+messages="${1:-500000}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/silt-target}"
+cargo build --release -j2 --bin silt --example loadgen >&2
+silt="$CARGO_TARGET_DIR/release/silt"
+loadgen="$CARGO_TARGET_DIR/release/examples/loadgen"
+
+work=$(mktemp -d /var/tmp/silt-cluster-bench.XXXXXX)
+declare -A pids addrs
+etcd_pid="" localstack_pid=""
+stop_brokers() {
+  for id in "${!pids[@]}"; do kill "${pids[$id]}" 2>/dev/null || true; wait "${pids[$id]}" 2>/dev/null || true; done
+  pids=() addrs=()
+}
+cleanup() {
+  stop_brokers
+  [[ -n "$etcd_pid" ]] && kill "$etcd_pid" 2>/dev/null
+  [[ -n "$localstack_pid" ]] && kill "$localstack_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [[ -z "${S3_BENCH_ENDPOINT:-}" ]]; then
+  export LOCALSTACK_PORT=45680
+  localstack_pid=$(localstack/start.sh silt-cluster-bench)
+  S3_BENCH_ENDPOINT="http://127.0.0.1:$LOCALSTACK_PORT"
+fi
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_ENDPOINT_URL="$S3_BENCH_ENDPOINT"
+etcd_pid=$(ETCD_PORT=23850 scripts/etcd-start.sh)
+etcd=127.0.0.1:23850
+
+# start_broker ID ROOT: a release broker of the cluster on etcd root ROOT.
+start_broker() {
+  local id=$1 root=$2
+  "$silt" serve --broker-id "$id" --listen 127.0.0.1:0 --data-dir "$work/$root-$id" \
+    --meta "etcd://$etcd/$root" --object-store "s3://silt-bench/$root" --create-bucket \
+    > "$work/out-$id" 2>> "$work/broker.log" &
+  pids[$id]=$!
+  for _ in $(seq 300); do grep -q "^silt: listening on" "$work/out-$id" 2>/dev/null && break; sleep 0.1; done
+  addrs[$id]=$(sed -n 's/^silt: listening on //p' "$work/out-$id")
+  [[ -n "${addrs[$id]}" ]] || { echo "broker $id did not start" >&2; cat "$work/broker.log" >&2; exit 1; }
+}
+topic() { "$silt" topic create "$1" --partitions "$2" --bootstrap-server "${addrs[1]}" >&2; }
+field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<< "$1"; }
+row() { echo "| $1 | $2 |" >> "$work/table"; }
+# leader TOPIC PARTITION ADDR: the partition's leader as ADDR's Metadata says.
+leader() {
+  "$silt" cluster describe --bootstrap-server "$3" 2>/dev/null |
+    awk -F'\t' -v t="Topic: $1" -v p="Partition: $2" '$1 == t && $2 == p { sub("Leader: ", "", $3); print $3 }'
+}
+# wait_led TOPIC PARTITIONS: until every partition has a leader.
+wait_led() {
+  for _ in $(seq 300); do
+    local led
+    led=$("$silt" cluster describe --bootstrap-server "${addrs[1]}" | grep -c "^Topic: $1.*Leader: [0-9]")
+    [[ "$led" == "$2" ]] && return
+    sleep 0.1
+  done
+  echo "topic $1 did not get leaders" >&2; exit 1
+}
+
+# 7a. One broker, then three.
+for size in 1 3; do
+  root="bench-$size-$(basename "$work")"
+  for id in $(seq "$size"); do start_broker "$id" "$root"; done
+  topic throughput 12
+  wait_led throughput 12
+  produce=$("$loadgen" produce --bootstrap "${addrs[1]}" --topic throughput --messages "$messages" --producers 4 | tail -1)
+  row "7a. $size broker(s): produce, 12 partitions, 4 idempotent producers" "$(field "$produce" mb_per_s) MB/s (p99 $(field "$produce" p99_ms) ms)"
+  [[ $size == 3 ]] || stop_brokers
+done
+
+# 7b. Moving a leadership, with data and without.
+topic full 1
+topic empty 1
+wait_led full 1
+wait_led empty 1
+"$loadgen" produce --bootstrap "${addrs[1]}" --topic full --messages "$messages" > /dev/null
+for t in full empty; do
+  from=$(leader "$t" 0 "${addrs[1]}")
+  to=$(( from % 3 + 1 ))
+  moved=$("$silt" cluster move --meta "etcd://$etcd/$root" "$t" 0 --to "$to")
+  took=$(sed -n 's/.* in \([0-9]*\) ms\./\1/p' <<< "$moved")
+  if [[ $t == full ]]; then label="holding $((messages / 1024)) MiB"; else label="empty"; fi
+  row "7b. move a partition's leadership ($label)" "$took ms"
+done
+
+# 7c. kill -9 the leader of `full` (default 6 s lease).
+victim=$(leader full 0 "${addrs[1]}")
+survivor=$(( victim % 3 + 1 ))
+kill -9 "${pids[$victim]}"
+killed=$(date +%s.%N)
+for _ in $(seq 300); do
+  now=$(leader full 0 "${addrs[$survivor]}")
+  [[ -n "$now" && "$now" != "$victim" && "$now" != "-1" ]] && break
+  sleep 0.05
+done
+unset "pids[$victim]"
+row "7c. failover after kill -9 (6 s lease): a live leader in Metadata" "$(awk -v s="$killed" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f s", e - s }')"
+
+echo
+echo "| figure | value |"
+echo "|---|---|"
+cat "$work/table"
