@@ -30,10 +30,16 @@ impl Broker {
         stop: CancellationToken,
     ) {
         let [mut brokers, _, mut leaders, mut topics, _] = cluster.changes();
-        let mut brokers_changed = true;
+        let (mut brokers_changed, mut topics_changed) = (true, true);
         loop {
-            if let Err(e) = self.sync_topics().await {
-                tracing::warn!(error = %e, "cannot read the topics from etcd");
+            if topics_changed {
+                topics_changed = match self.sync_topics().await {
+                    Ok(()) => false,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the topics from etcd; retrying");
+                        true
+                    }
+                };
             }
             self.sync_leadership(&cluster).await;
             if brokers_changed {
@@ -43,7 +49,7 @@ impl Broker {
             tokio::select! {
                 _ = brokers.changed() => brokers_changed = true,
                 _ = leaders.changed() => {}
-                _ = topics.changed() => {}
+                _ = topics.changed() => topics_changed = true,
                 () = tokio::time::sleep(RECHECK_INTERVAL) => {}
                 () = stop.cancelled() => return,
             }
