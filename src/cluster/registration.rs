@@ -8,10 +8,12 @@
 //! Every metadata write of the broker requires its lease still to hold the
 //! key (an etcd comparison, [`crate::meta::etcd`]), and work outside etcd
 //! that must not outlive the registration (serving as leader, garbage
-//! collection) checks [`HoldCheck`]. The broker gives up (the `lost` token)
-//! as soon as its lease could have ended: when no keep-alive has been
-//! confirmed for two thirds of the TTL, it stops serving before the
-//! controller can give its partitions away.
+//! collection) checks [`HoldCheck`]: when no keep-alive has been confirmed
+//! for two thirds of the TTL, before the controller could give its
+//! partitions away, the broker stops appending (it may be cut off from a
+//! working etcd) until etcd confirms the lease again (etcd was only
+//! unreachable). Once etcd says the lease is gone, the broker stops (the
+//! `lost` token).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -170,9 +172,12 @@ impl Drop for Registration {
     }
 }
 
-/// Refreshes `lease` every third of `ttl`, moving `check` on; cancels
-/// `lost` when no refresh has been confirmed for two thirds of it, or the
-/// lease is gone.
+/// Refreshes `lease` every third of `ttl`, moving `check` on. While no
+/// refresh has been confirmed for two thirds of the TTL, `check` says the
+/// registration may have ended (the broker stops appending) and refreshes
+/// go on: etcd may only be unreachable, and a lease it still knows means no
+/// other broker took anything over. Cancels `lost` once etcd says the lease
+/// is gone.
 async fn keep_alive(
     mut client: Client,
     lease: i64,
@@ -183,7 +188,8 @@ async fn keep_alive(
     let margin = ttl * 2 / 3;
     let mut confirmed = *check.0.lock().expect("hold check lock poisoned") - margin;
     let mut stream = None;
-    while confirmed.elapsed() < margin {
+    let mut suspended = false;
+    loop {
         let attempt = Instant::now();
         let refreshed = async {
             if stream.is_none() {
@@ -193,21 +199,35 @@ async fn keep_alive(
             keeper.keep_alive().await?;
             responses.message().await
         };
-        let result = tokio::time::timeout_at(confirmed + margin, refreshed).await;
-        match result {
+        match tokio::time::timeout(ttl / 3, refreshed).await {
             Ok(Ok(Some(response))) if response.ttl() > 0 => {
                 confirmed = attempt;
                 check.hold_until(confirmed + margin);
+                if suspended {
+                    tracing::info!("etcd confirms the lease again: serving writes");
+                    suspended = false;
+                }
             }
             // The lease is gone: the controller may move the partitions.
             Ok(Ok(Some(_))) => break,
             _ => stream = None,
         }
-        tokio::time::sleep_until((attempt + ttl / 3).min(confirmed + margin)).await;
+        if !suspended && confirmed.elapsed() >= margin {
+            tracing::warn!(
+                "cannot confirm the etcd lease: refusing writes until etcd answers (reads of \
+                 committed data go on)"
+            );
+            suspended = true;
+        }
+        let next = attempt + ttl / 3;
+        tokio::time::sleep_until(if suspended {
+            next
+        } else {
+            next.min(confirmed + margin)
+        })
+        .await;
     }
-    tracing::error!(
-        "the etcd lease may have ended: stopping so that no two brokers lead a partition"
-    );
+    tracing::error!("the etcd lease ended: stopping so that no two brokers lead a partition");
     check.hold_until(Instant::now());
     lost.cancel();
 }

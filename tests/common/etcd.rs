@@ -7,10 +7,29 @@ use std::time::Duration;
 
 use super::wait_until;
 
-/// One etcd member: its process and client address.
+/// One etcd member: its process, client address and command line.
 struct Member {
     child: Option<Child>,
     client: String,
+    args: Vec<String>,
+    log: std::path::PathBuf,
+}
+
+impl Member {
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("etcd log");
+        let child = Command::new("etcd")
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("run etcd (apt install etcd-server)");
+        self.child = Some(child);
+    }
 }
 
 /// A running etcd cluster; its members are killed when dropped.
@@ -40,26 +59,35 @@ impl EtcdCluster {
             .map(|(i, (client, peer))| {
                 let client = format!("127.0.0.1:{client}");
                 let peer = format!("http://127.0.0.1:{peer}");
-                let log = std::fs::File::create(dir.path().join(format!("m{i}.log"))).unwrap();
-                let child = Command::new("etcd")
-                    .args(["--name", &format!("m{i}")])
-                    .arg("--data-dir")
-                    .arg(dir.path().join(format!("m{i}")))
-                    .args(["--listen-client-urls", &format!("http://{client}")])
-                    .args(["--advertise-client-urls", &format!("http://{client}")])
-                    .args(["--listen-peer-urls", &peer])
-                    .args(["--initial-advertise-peer-urls", &peer])
-                    .args(["--initial-cluster", &initial.join(",")])
-                    .args(["--initial-cluster-state", "new"])
-                    .args(["--logger=zap", "--log-level=warn"])
-                    .stdout(Stdio::null())
-                    .stderr(log)
-                    .spawn()
-                    .expect("run etcd (apt install etcd-server)");
-                Member {
-                    child: Some(child),
+                let data = dir.path().join(format!("m{i}"));
+                let args = [
+                    "--name".to_string(),
+                    format!("m{i}"),
+                    "--data-dir".into(),
+                    data.display().to_string(),
+                    "--listen-client-urls".into(),
+                    format!("http://{client}"),
+                    "--advertise-client-urls".into(),
+                    format!("http://{client}"),
+                    "--listen-peer-urls".into(),
+                    peer.clone(),
+                    "--initial-advertise-peer-urls".into(),
+                    peer,
+                    "--initial-cluster".into(),
+                    initial.join(","),
+                    "--initial-cluster-state".into(),
+                    "new".into(),
+                    "--logger=zap".into(),
+                    "--log-level=warn".into(),
+                ];
+                let mut member = Member {
+                    child: None,
                     client,
-                }
+                    args: args.to_vec(),
+                    log: dir.path().join(format!("m{i}.log")),
+                };
+                member.spawn();
+                member
             })
             .collect();
         let cluster = EtcdCluster { members, _dir: dir };
@@ -97,6 +125,16 @@ impl EtcdCluster {
                             && field("MemberID") == field("Leader")
                     })
         })
+    }
+
+    /// Starts member `index` again on its data (after [`EtcdCluster::kill`])
+    /// and waits until the cluster has a leader.
+    pub fn restart(&mut self, index: usize) {
+        assert!(self.members[index].child.is_none(), "kill the member first");
+        self.members[index].spawn();
+        wait_until("etcd is healthy again", Duration::from_secs(30), || {
+            self.leader().is_some()
+        });
     }
 
     /// SIGKILL member `index`.
