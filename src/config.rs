@@ -81,6 +81,11 @@ pub struct StorageConfig {
     /// broker's registration; the controller moves its partitions to other
     /// brokers this long after it stopped answering.
     pub meta_lease_seconds: u64,
+    /// In a cluster in `local` durability: how long (ms) the partitions of
+    /// a leader that stopped wait for it to come back (its WAL holds writes
+    /// not uploaded yet) before other brokers take them over from the last
+    /// upload, losing those writes.
+    pub failover_grace_ms: u64,
     /// How often unreferenced data objects are looked for.
     pub gc_interval_ms: u64,
     /// An unreferenced data object is deleted once this old.
@@ -94,6 +99,7 @@ impl Default for StorageConfig {
             create_bucket: false,
             meta: None,
             meta_lease_seconds: 6,
+            failover_grace_ms: 60_000,
             gc_interval_ms: 10 * 60 * 1000,
             gc_grace_ms: 10 * 60 * 1000,
         }
@@ -483,6 +489,15 @@ impl Config {
             return invalid("limits.max_in_flight_per_connection", "must be at least 1");
         }
         Ok(())
+    }
+
+    /// How long a dead leader's partitions wait for it: `failover_grace_ms`
+    /// in `local` durability, nothing in `object` (nothing is lost).
+    pub fn failover_grace(&self) -> std::time::Duration {
+        match self.durability {
+            Durability::Local => std::time::Duration::from_millis(self.storage.failover_grace_ms),
+            Durability::Object => std::time::Duration::ZERO,
+        }
     }
 
     /// The upload cadence for the configured durability mode.

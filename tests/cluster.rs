@@ -21,6 +21,9 @@ struct Cluster {
     meta: String,
     url: String,
     lease_seconds: &'static str,
+    /// More `serve` arguments and settings for every broker.
+    args: Vec<&'static str>,
+    env: Vec<(&'static str, &'static str)>,
     brokers: BTreeMap<i32, Broker>,
 }
 
@@ -32,10 +35,23 @@ impl Cluster {
 
     /// Brokers on the etcd root `meta`, with leases of `lease_seconds`.
     fn start_on(meta: String, lease_seconds: &'static str, ids: &[i32]) -> Cluster {
+        Cluster::start_with(meta, lease_seconds, &[], &[], ids)
+    }
+
+    /// The same, with more `serve` arguments and settings.
+    fn start_with(
+        meta: String,
+        lease_seconds: &'static str,
+        args: &[&'static str],
+        env: &[(&'static str, &'static str)],
+        ids: &[i32],
+    ) -> Cluster {
         let mut cluster = Cluster {
             meta,
             url: bucket_url(),
             lease_seconds,
+            args: args.to_vec(),
+            env: env.to_vec(),
             brokers: BTreeMap::new(),
         };
         for id in ids {
@@ -47,12 +63,11 @@ impl Cluster {
     /// Starts broker `id` and waits until it serves.
     fn add(&mut self, id: i32) -> &Broker {
         let id_text = id.to_string();
-        let broker = start(
-            &endpoint(),
-            &self.url,
-            &["--broker-id", &id_text, "--meta", &self.meta],
-            &[("SILT_STORAGE__META_LEASE_SECONDS", self.lease_seconds)],
-        );
+        let mut args = vec!["--broker-id", &id_text, "--meta", &self.meta];
+        args.extend(&self.args);
+        let mut env = vec![("SILT_STORAGE__META_LEASE_SECONDS", self.lease_seconds)];
+        env.extend(&self.env);
+        let broker = start(&endpoint(), &self.url, &args, &env);
         self.brokers.insert(id, broker);
         &self.brokers[&id]
     }
@@ -526,4 +541,51 @@ fn brokers_ride_out_an_etcd_outage() {
         Duration::from_secs(60),
     );
     assert_exactly_once(&acked, &reads);
+}
+
+/// In `local` durability a leader killed with acknowledged writes it had
+/// not uploaded keeps its partitions for `storage.failover_grace_ms`:
+/// restarted on its disk, it leads them again at the same epoch and
+/// replays its WAL, and every acknowledged message is read exactly once.
+#[test]
+fn a_local_leader_restarted_on_its_disk_within_the_grace_loses_nothing() {
+    let mut cluster = Cluster::start_with(
+        etcd_root(),
+        LEASE_SECONDS,
+        &["--durability", "local"],
+        // Nothing is uploaded before the kill: it is all in the WAL.
+        &[("SILT_FLUSH__INTERVAL_MS", "600000")],
+        &[1, 2],
+    );
+    create_topic(&cluster.brokers[&1], "local", 2);
+    let before = wait_for_leaders(
+        cluster.addr(2),
+        "local",
+        2,
+        &[1, 2],
+        Duration::from_secs(30),
+    );
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(cluster.addr(2), &deliveries);
+    produce_keyed(&producer, "local", 0..2000, 100);
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    drop(producer);
+
+    cluster.brokers.get_mut(&1).unwrap().kill9();
+    wait_until("broker 1 is gone", Duration::from_secs(30), || {
+        describe(cluster.addr(2), "local").0 == [2]
+    });
+    let (_, waiting) = describe(cluster.addr(2), "local");
+    assert_eq!(waiting, before, "its partition waits for it");
+
+    cluster.brokers.get_mut(&1).unwrap().restart();
+    let after = wait_for_leaders(
+        cluster.addr(2),
+        "local",
+        2,
+        &[1, 2],
+        Duration::from_secs(60),
+    );
+    assert_eq!(after, before, "led again by broker 1 at the same epoch");
+    assert_all_acked_and_read_once(cluster.addr(2), "local", 2, &deliveries, 2000);
 }

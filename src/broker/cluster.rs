@@ -101,10 +101,11 @@ impl Broker {
         let mut takeovers: Vec<(Arc<Partition>, i32)> = Vec::new();
         for topic in self.topics() {
             for partition in &topic.partitions {
-                let assigned = leaders
-                    .get(&(topic.id, partition.index))
-                    .filter(|l| l.broker == me)
-                    .map(|l| l.epoch);
+                let leader = leaders.get(&(topic.id, partition.index));
+                if leader.is_some_and(|l| l.broker != me) {
+                    self.log.drop_replay(topic.id, partition.index);
+                }
+                let assigned = leader.filter(|l| l.broker == me).map(|l| l.epoch);
                 match (assigned, partition.leadership()) {
                     (Some(epoch), current) if current != Some(epoch) => {
                         takeovers.push((partition.clone(), epoch));

@@ -130,8 +130,8 @@ impl Broker {
             topics.by_id.insert(loaded.id, loaded.clone());
             topics.by_name.insert(loaded.name.clone(), loaded);
         }
-        // In a cluster this broker leads nothing yet: by the time the
-        // controller gives it partitions, their epochs have moved on.
+        // In a cluster this broker leads nothing yet: the records wait for
+        // the partitions the controller gives it back at the same epoch.
         log.replay(wal_records);
         log.flush_all().await?;
         let dynamic_configs = meta.broker_configs().await?;
@@ -201,6 +201,7 @@ impl Broker {
             broker.tasks.spawn(crate::cluster::controller::run(
                 cluster.clone(),
                 broker.meta.clone(),
+                broker.config.failover_grace(),
                 broker.stop_tasks.clone(),
             ));
             broker.tasks.spawn(

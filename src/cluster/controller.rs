@@ -7,7 +7,7 @@
 //! every partition at once. Each assignment raises the partition's leader epoch
 //! ([`MetaStore::assign_leader`]), fencing the previous leader.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,12 +35,13 @@ pub type PartitionId = (Uuid, i32);
 /// leader (from `brokers`), then move at most `balancing_moves` unpinned
 /// leaderships from the most to the least loaded brokers while their loads
 /// differ by more than one. `leaders` maps partitions to their current
-/// leader.
+/// leader; the partitions of a `waiting` (dead) leader stay as they are.
 pub fn plan(
     brokers: &[i32],
     partitions: &[PartitionId],
     leaders: &HashMap<PartitionId, i32>,
     pins: &HashMap<PartitionId, i32>,
+    waiting: &HashSet<i32>,
     balancing_moves: usize,
 ) -> Vec<(PartitionId, i32)> {
     if brokers.is_empty() {
@@ -53,6 +54,9 @@ pub fn plan(
     let mut moves = Vec::new();
     let mut orphans = Vec::new();
     for partition in partitions {
+        if leaders.get(partition).is_some_and(|b| waiting.contains(b)) {
+            continue;
+        }
         let leader = leaders
             .get(partition)
             .copied()
@@ -107,13 +111,21 @@ pub fn plan(
 }
 
 /// Campaigns for the controller role and, while holding it, keeps every
-/// partition led, until `stop`. Every broker runs this.
-pub async fn run(cluster: Arc<Cluster>, meta: Arc<dyn MetaStore>, stop: CancellationToken) {
+/// partition led, until `stop`; a dead leader's partitions wait `grace`
+/// for it to come back. Every broker runs this.
+pub async fn run(
+    cluster: Arc<Cluster>,
+    meta: Arc<dyn MetaStore>,
+    grace: Duration,
+    stop: CancellationToken,
+) {
     let mut changes = cluster.changes();
     let mut controlling = false;
     // Assignments made, until the leaders mirror shows them.
     let mut assigned: HashMap<PartitionId, PartitionLeader> = HashMap::new();
     let mut last_balance = Instant::now();
+    // Leaders gone, and since when.
+    let mut departed: HashMap<i32, Instant> = HashMap::new();
     loop {
         if !controlling {
             controlling = match cluster.campaign().await {
@@ -133,7 +145,8 @@ pub async fn run(cluster: Arc<Cluster>, meta: Arc<dyn MetaStore>, stop: Cancella
                 last_balance = Instant::now();
             }
             let moves = if balance { MOVES_PER_ROUND } else { 0 };
-            assign(&cluster, meta.as_ref(), &mut assigned, moves).await;
+            let waiting = waiting_for(&cluster, &mut departed, grace);
+            assign(&cluster, meta.as_ref(), &mut assigned, &waiting, moves).await;
         }
         let [brokers, controller, leaders, topics, pins] = &mut changes;
         tokio::select! {
@@ -148,12 +161,42 @@ pub async fn run(cluster: Arc<Cluster>, meta: Arc<dyn MetaStore>, stop: Cancella
     }
 }
 
+/// The dead leaders whose partitions still wait for them (for `grace`
+/// since they were first seen gone); `departed` remembers since when.
+fn waiting_for(
+    cluster: &Cluster,
+    departed: &mut HashMap<i32, Instant>,
+    grace: Duration,
+) -> HashSet<i32> {
+    let live: HashSet<i32> = cluster.live_brokers().iter().map(|b| b.id).collect();
+    let leaders: HashSet<i32> = cluster.leaders().values().map(|l| l.broker).collect();
+    departed.retain(|b, _| !live.contains(b) && leaders.contains(b));
+    for gone in leaders.difference(&live) {
+        departed.entry(*gone).or_insert_with(|| {
+            if !grace.is_zero() {
+                tracing::warn!(
+                    broker = gone,
+                    grace_ms = grace.as_millis() as u64,
+                    "a leader is gone: its partitions wait for it"
+                );
+            }
+            Instant::now()
+        });
+    }
+    departed
+        .iter()
+        .filter(|(_, since)| since.elapsed() < grace)
+        .map(|(b, _)| *b)
+        .collect()
+}
+
 /// One round: plans from the mirrors (and the assignments they do not
 /// show yet) and applies the plan.
 async fn assign(
     cluster: &Cluster,
     meta: &dyn MetaStore,
     assigned: &mut HashMap<PartitionId, PartitionLeader>,
+    waiting: &HashSet<i32>,
     balancing_moves: usize,
 ) {
     let brokers: Vec<i32> = cluster.live_brokers().iter().map(|b| b.id).collect();
@@ -176,6 +219,7 @@ async fn assign(
         &partitions,
         &current,
         &cluster.pins(),
+        waiting,
         balancing_moves,
     );
     if moves.is_empty() {
@@ -226,13 +270,28 @@ mod tests {
     #[test]
     fn every_partition_gets_a_leader_evenly_at_once() {
         let all = partitions(10);
-        let moves = plan(&[1, 2, 3], &all, &HashMap::new(), &HashMap::new(), 0);
+        let moves = plan(
+            &[1, 2, 3],
+            &all,
+            &HashMap::new(),
+            &HashMap::new(),
+            &HashSet::new(),
+            0,
+        );
         assert_eq!(moves.len(), 10);
         let mut leaders = HashMap::new();
         apply(&mut leaders, &moves);
         assert_eq!(loads(&leaders), BTreeMap::from([(1, 4), (2, 3), (3, 3)]));
         assert!(
-            plan(&[1, 2, 3], &all, &leaders, &HashMap::new(), MOVES_PER_ROUND).is_empty(),
+            plan(
+                &[1, 2, 3],
+                &all,
+                &leaders,
+                &HashMap::new(),
+                &HashSet::new(),
+                MOVES_PER_ROUND
+            )
+            .is_empty(),
             "stable"
         );
     }
@@ -243,9 +302,16 @@ mod tests {
         let mut leaders = HashMap::new();
         apply(
             &mut leaders,
-            &plan(&[1, 2, 3], &all, &HashMap::new(), &HashMap::new(), 0),
+            &plan(
+                &[1, 2, 3],
+                &all,
+                &HashMap::new(),
+                &HashMap::new(),
+                &HashSet::new(),
+                0,
+            ),
         );
-        let moves = plan(&[1, 3], &all, &leaders, &HashMap::new(), 0);
+        let moves = plan(&[1, 3], &all, &leaders, &HashMap::new(), &HashSet::new(), 0);
         assert_eq!(moves.len(), 3, "only broker 2's partitions move");
         assert!(moves.iter().all(|(p, _)| leaders[p] == 2));
         apply(&mut leaders, &moves);
@@ -259,11 +325,25 @@ mod tests {
         let mut leaders = HashMap::new();
         apply(
             &mut leaders,
-            &plan(&[1, 2], &all, &HashMap::new(), &HashMap::new(), 0),
+            &plan(
+                &[1, 2],
+                &all,
+                &HashMap::new(),
+                &HashMap::new(),
+                &HashSet::new(),
+                0,
+            ),
         );
         let mut rounds = 0;
         loop {
-            let moves = plan(&[1, 2, 3], &all, &leaders, &HashMap::new(), MOVES_PER_ROUND);
+            let moves = plan(
+                &[1, 2, 3],
+                &all,
+                &leaders,
+                &HashMap::new(),
+                &HashSet::new(),
+                MOVES_PER_ROUND,
+            );
             if moves.is_empty() {
                 break;
             }
@@ -282,25 +362,68 @@ mod tests {
         let mut leaders = HashMap::new();
         apply(
             &mut leaders,
-            &plan(&[1, 2], &all, &HashMap::new(), &HashMap::new(), 0),
+            &plan(
+                &[1, 2],
+                &all,
+                &HashMap::new(),
+                &HashMap::new(),
+                &HashSet::new(),
+                0,
+            ),
         );
         let pins: HashMap<PartitionId, i32> = all.iter().map(|p| (*p, 1)).collect();
-        let moves = plan(&[1, 2], &all, &leaders, &pins, 0);
+        let moves = plan(&[1, 2], &all, &leaders, &pins, &HashSet::new(), 0);
         assert_eq!(moves.len(), 2, "broker 2's partitions move to 1 at once");
         apply(&mut leaders, &moves);
         assert!(
-            plan(&[1, 2], &all, &leaders, &pins, MOVES_PER_ROUND).is_empty(),
+            plan(
+                &[1, 2],
+                &all,
+                &leaders,
+                &pins,
+                &HashSet::new(),
+                MOVES_PER_ROUND
+            )
+            .is_empty(),
             "no balancing"
         );
         // Broker 1 gone: its pins do not hold; back when it returns.
-        let moves = plan(&[2], &all, &leaders, &pins, 0);
+        let moves = plan(&[2], &all, &leaders, &pins, &HashSet::new(), 0);
         assert_eq!(moves.len(), 4);
         apply(&mut leaders, &moves);
-        assert_eq!(plan(&[1, 2], &all, &leaders, &pins, 0).len(), 4);
+        assert_eq!(
+            plan(&[1, 2], &all, &leaders, &pins, &HashSet::new(), 0).len(),
+            4
+        );
+    }
+
+    #[test]
+    fn a_waiting_leaders_partitions_stay_until_its_grace_ends() {
+        let all = partitions(6);
+        let mut leaders = HashMap::new();
+        let none = HashMap::new();
+        apply(
+            &mut leaders,
+            &plan(&[1, 2], &all, &none, &none, &HashSet::new(), 0),
+        );
+        let waiting = HashSet::from([2]);
+        assert!(plan(&[1], &all, &leaders, &none, &waiting, MOVES_PER_ROUND).is_empty());
+        let moves = plan(&[1], &all, &leaders, &none, &HashSet::new(), 0);
+        assert_eq!(moves.len(), 3, "moved once the grace ended");
     }
 
     #[test]
     fn without_brokers_nothing_is_assigned() {
-        assert!(plan(&[], &partitions(3), &HashMap::new(), &HashMap::new(), 8).is_empty());
+        assert!(
+            plan(
+                &[],
+                &partitions(3),
+                &HashMap::new(),
+                &HashMap::new(),
+                &HashSet::new(),
+                8
+            )
+            .is_empty()
+        );
     }
 }

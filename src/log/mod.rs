@@ -80,6 +80,9 @@ pub struct Log {
     cache: SectionCache,
     meta: Arc<dyn MetaStore>,
     partitions: RwLock<HashMap<(Uuid, i32), Arc<Partition>>>,
+    /// WAL records of partitions this broker does not lead (yet): replayed
+    /// if it leads them again at the epoch they were written at.
+    pending_replay: std::sync::Mutex<HashMap<(Uuid, i32), Vec<WalRecord>>>,
     /// Bytes in tails, not yet committed to the object store.
     unflushed: AtomicU64,
     /// Where the next upload starts sealing (round robin over partitions).
@@ -120,6 +123,7 @@ impl Log {
             cache,
             meta,
             partitions: RwLock::new(HashMap::new()),
+            pending_replay: std::sync::Mutex::new(HashMap::new()),
             unflushed: AtomicU64::new(0),
             upload_cursor: std::sync::atomic::AtomicUsize::new(0),
             flush_wanted: Notify::new(),
@@ -150,9 +154,36 @@ impl Log {
         partition
     }
 
-    /// Starts leading `partition` at its committed state `meta`.
+    /// Starts leading `partition` at its committed state `meta`, with what
+    /// this broker's WAL holds of it beyond that at the same epoch (it led
+    /// the partition before a restart, and nobody took over).
     pub fn lead(&self, partition: &Partition, meta: PartitionMeta) {
+        let epoch = meta.leader_epoch;
         self.release(partition.lead(meta));
+        let pending = self.take_replay(partition.topic, partition.index);
+        self.replay_into(partition, pending, epoch);
+    }
+
+    /// Drops the WAL records kept for `partition`, which another broker
+    /// leads now: in `local` durability, acknowledged writes this broker
+    /// had not uploaded are lost (logged and counted).
+    pub fn drop_replay(&self, topic: Uuid, index: i32) {
+        let lost = self.take_replay(topic, index);
+        if !lost.is_empty() {
+            tracing::warn!(%topic, partition = index, batches = lost.len(), "another broker leads the partition: its batches not uploaded before this broker stopped are lost");
+            metrics::counter!("silt_wal_batches_lost_total").increment(lost.len() as u64);
+        }
+    }
+
+    fn take_replay(&self, topic: Uuid, index: i32) -> Vec<WalRecord> {
+        let mut pending = self.pending_replay.lock().expect("replay lock poisoned");
+        pending.remove(&(topic, index)).unwrap_or_default()
+    }
+
+    /// The WAL position of the oldest record kept for a later replay.
+    fn oldest_pending_replay(&self) -> Option<u64> {
+        let pending = self.pending_replay.lock().expect("replay lock poisoned");
+        pending.values().flatten().map(|r| r.position.start).min()
     }
 
     /// Stops leading `partition` (if fenced at `epoch`: only while that is
@@ -178,17 +209,37 @@ impl Log {
 
     /// Re-appends WAL records to the partitions this broker leads (skipping
     /// committed ones, deleted topics, and batches of an earlier leader
-    /// epoch: another broker led the partition since).
+    /// epoch: another broker led the partition since); keeps those of the
+    /// partitions it does not lead yet (a cluster's broker at start) for
+    /// [`Log::lead`].
     pub fn replay(&self, records: Vec<WalRecord>) {
+        let mut by_partition: HashMap<(Uuid, i32), Vec<WalRecord>> = HashMap::new();
+        for record in records {
+            by_partition
+                .entry((record.topic, record.partition))
+                .or_default()
+                .push(record);
+        }
+        for ((topic, index), records) in by_partition {
+            let Some(partition) = self.partition(topic, index) else {
+                continue;
+            };
+            match partition.leadership() {
+                Some(epoch) => self.replay_into(&partition, records, epoch),
+                None => {
+                    let mut pending = self.pending_replay.lock().expect("replay lock poisoned");
+                    pending.insert((topic, index), records);
+                }
+            }
+        }
+    }
+
+    /// Re-appends `records` (one partition's, in WAL order) written at
+    /// leader epoch `epoch`.
+    fn replay_into(&self, partition: &Partition, records: Vec<WalRecord>, epoch: i32) {
         let now = now_ms();
         let mut replayed = 0usize;
         for record in records {
-            let Some(partition) = self.partition(record.topic, record.partition) else {
-                continue;
-            };
-            let Some(epoch) = partition.leadership() else {
-                continue;
-            };
             let bytes = partition.replay(record.batch, record.position, now, epoch);
             if bytes > 0 {
                 replayed += 1;
@@ -198,6 +249,8 @@ impl Log {
         }
         if replayed > 0 {
             tracing::info!(
+                topic = %partition.topic,
+                partition = partition.index,
                 batches = replayed,
                 "replayed uncommitted batches from the WAL"
             );

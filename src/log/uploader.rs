@@ -191,6 +191,7 @@ impl Log {
             .all_partitions()
             .iter()
             .filter_map(|p| p.oldest_wal_position())
+            .chain(self.oldest_pending_replay())
             .min()
             .map_or(trim_limit, |oldest| oldest.min(trim_limit));
         self.wal.trim(oldest_needed)?;
