@@ -43,7 +43,7 @@ impl Broker {
             }
             self.sync_leadership(&cluster).await;
             if brokers_changed {
-                self.groups.place().await;
+                self.groups.reload().await;
                 brokers_changed = false;
             }
             tokio::select! {
@@ -149,6 +149,7 @@ impl Broker {
             id: self.config.broker.id,
             host,
             port,
+            ready: true,
         }
     }
 

@@ -75,7 +75,7 @@ mod tests {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         broker
             .log
-            .wait_durable(&topic.partitions[1], appended.end_offset, deadline)
+            .wait_durable(&topic.partitions[1], &appended, deadline)
             .await
             .unwrap();
         let standalone = MemberRef {

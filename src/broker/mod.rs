@@ -143,9 +143,13 @@ impl Broker {
         let retention_ms = config.groups.offsets_retention_minutes * 60_000;
         let clock = Clock::system();
         let owns: crate::group::Owns = match &cluster {
+            // Not while the registration may have ended: another broker
+            // may coordinate the group by then.
             Some(cluster) => {
-                let (cluster, me) = (cluster.clone(), config.broker.id);
-                Arc::new(move |group| cluster.coordinator(group).is_some_and(|b| b.id == me))
+                let (cluster, me, check) = (cluster.clone(), config.broker.id, cluster.check());
+                Arc::new(move |group| {
+                    check.is_held() && cluster.coordinator(group).is_some_and(|b| b.id == me)
+                })
             }
             None => Arc::new(|_| true),
         };
@@ -207,8 +211,10 @@ impl Broker {
             broker.tasks.spawn(
                 broker
                     .clone()
-                    .follow_cluster(cluster, broker.stop_tasks.clone()),
+                    .follow_cluster(cluster.clone(), broker.stop_tasks.clone()),
             );
+            // Only now is it given partitions and groups.
+            cluster.announce_ready(&broker.me()).await?;
         }
         Ok(broker)
     }
@@ -461,6 +467,7 @@ async fn open_meta(config: &Config) -> Result<(Arc<dyn MetaStore>, Option<Arc<Cl
         id: config.broker.id,
         host,
         port,
+        ready: false,
     };
     let cluster = Cluster::join(url, &me, ttl).await?;
     match EtcdStore::connect(url, Some(cluster.member())).await {

@@ -206,9 +206,12 @@ async fn assign(
         .flat_map(|t| (0..t.partitions).map(move |p| (t.id, p)))
         .collect();
     let mut leaders = cluster.leaders();
-    assigned.retain(|partition, mine| match leaders.get(partition) {
-        Some(seen) => seen.epoch < mine.epoch,
-        None => true,
+    let existing: HashSet<&PartitionId> = partitions.iter().collect();
+    assigned.retain(|partition, mine| {
+        existing.contains(partition)
+            && leaders
+                .get(partition)
+                .is_none_or(|seen| seen.epoch < mine.epoch)
     });
     for (partition, mine) in assigned.iter() {
         leaders.insert(*partition, *mine);

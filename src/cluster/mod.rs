@@ -129,13 +129,42 @@ impl Cluster {
         self.lost.clone()
     }
 
-    /// The live brokers, by id.
+    /// The live brokers that are ready, by id.
     pub fn live_brokers(&self) -> Vec<BrokerInfo> {
         let mut brokers = self
             .brokers
-            .with(|b| b.values().cloned().collect::<Vec<_>>());
+            .with(|b| b.values().filter(|b| b.ready).cloned().collect::<Vec<_>>());
         brokers.sort_by_key(|b| b.id);
         brokers
+    }
+
+    /// Marks this broker (`me`) ready: it serves, and may be given
+    /// partitions and groups from now on.
+    pub async fn announce_ready(&self, me: &BrokerInfo) -> Result<()> {
+        let key = format!("{}/{BROKERS}{}", self.root, me.id);
+        let ready = BrokerInfo {
+            ready: true,
+            ..me.clone()
+        };
+        let value = serde_json::to_vec(&ready).expect("broker info encodes");
+        let txn = Txn::new()
+            .when([Compare::lease(key.as_str(), CompareOp::Equal, self.lease)])
+            .and_then([TxnOp::put(
+                key.as_str(),
+                value,
+                Some(PutOptions::new().with_lease(self.lease)),
+            )]);
+        let response = self.client.kv_client().txn(txn).await;
+        if response
+            .map_err(|e| Error::Meta(format!("etcd: {e}")))?
+            .succeeded()
+        {
+            Ok(())
+        } else {
+            Err(Error::Meta(
+                "the broker's registration ended while it started".into(),
+            ))
+        }
     }
 
     /// Every topic, as stored.

@@ -32,6 +32,9 @@ pub struct BrokerInfo {
     pub id: i32,
     pub host: String,
     pub port: i32,
+    /// False while the broker starts: it gets no partitions or groups yet.
+    #[serde(default)]
+    pub ready: bool,
 }
 
 /// This broker's registration, kept alive in the background.

@@ -194,15 +194,9 @@ impl Coordinator {
             clock,
             offsets_retention_ms,
         };
-        let stored = coordinator.meta.groups().await?;
-        {
-            let mut groups = coordinator.groups.lock().expect("group map poisoned");
-            for (group, id, offsets) in stored {
-                if !(coordinator.owns)(&id) {
-                    continue;
-                }
-                let entry = coordinator.restored_entry(&id, group, offsets);
-                groups.insert(id, Arc::new(tokio::sync::Mutex::new(entry)));
+        for (group, id, offsets) in coordinator.meta.groups().await? {
+            if (coordinator.owns)(&id) {
+                coordinator.keep(&id, group, offsets);
             }
         }
         Ok(coordinator)
@@ -229,12 +223,20 @@ impl Coordinator {
         if stored.is_none() && offsets.is_empty() && !create {
             return Ok(None);
         }
-        let entry = self.restored_entry(id, stored, offsets);
+        Ok(Some(self.keep(id, stored, offsets)))
+    }
+
+    /// The group `id` in memory, or else as stored (one loaded meanwhile
+    /// wins).
+    fn keep(&self, id: &str, stored: Option<GroupMeta>, offsets: Vec<CommittedOffset>) -> Handle {
         let mut groups = self.groups.lock().expect("group map poisoned");
-        let handle = groups
-            .entry(id.to_string())
-            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(entry)));
-        Ok(Some(handle.clone()))
+        if let Some(handle) = groups.get(id) {
+            return handle.clone();
+        }
+        let entry = self.restored_entry(id, stored, offsets);
+        let handle = Arc::new(tokio::sync::Mutex::new(entry));
+        groups.insert(id.to_string(), handle.clone());
+        handle
     }
 
     /// A group as stored (a new one if nothing is).
@@ -263,29 +265,23 @@ impl Coordinator {
         }
     }
 
-    /// Drops from memory the groups this broker no longer coordinates
-    /// (they moved to another broker, which loads them from the store);
-    /// requests waiting on a dropped group are answered
+    /// Drops every group from memory, for the live brokers changed: a
+    /// group may have moved to another broker (which loads it from the
+    /// store), and even moved back, so one kept would be stale. Groups this
+    /// broker still coordinates are loaded again from the store when next
+    /// asked for; requests waiting on a dropped group are answered
     /// COORDINATOR_NOT_AVAILABLE, so their clients look the coordinator up
     /// again.
-    pub async fn place(&self) {
-        let moved: Vec<(String, Handle)> = {
+    pub async fn reload(&self) {
+        let dropped: Vec<Handle> = {
             let mut groups = self.groups.lock().expect("group map poisoned");
-            let ids: Vec<String> = groups
-                .keys()
-                .filter(|id| !(self.owns)(id))
-                .cloned()
-                .collect();
-            ids.into_iter()
-                .filter_map(|id| groups.remove(&id).map(|h| (id, h)))
-                .collect()
+            groups.drain().map(|(_, h)| h).collect()
         };
-        for (id, handle) in moved {
+        for handle in dropped {
             let mut entry = handle.lock().await;
             entry.joins.clear();
             entry.syncs.clear();
             entry.group.kill();
-            tracing::info!(group = %id, "group coordinated by another broker now");
         }
     }
 
@@ -528,6 +524,17 @@ impl Coordinator {
 
     /// Every group: (id, protocol type, state).
     pub async fn list(&self) -> Vec<(String, String, GroupState)> {
+        // Those coordinated here but not asked for since they were loaded.
+        match self.meta.groups().await {
+            Ok(stored) => {
+                for (group, id, offsets) in stored {
+                    if (self.owns)(&id) {
+                        self.keep(&id, group, offsets);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the groups from the store"),
+        }
         let handles: Vec<(String, Handle)> = {
             let groups = self.groups.lock().expect("group map poisoned");
             groups
@@ -620,6 +627,7 @@ impl Coordinator {
             let groups = self.groups.lock().expect("group map poisoned");
             groups
                 .iter()
+                .filter(|(id, _)| (self.owns)(id))
                 .map(|(id, h)| (id.clone(), h.clone()))
                 .collect()
         };

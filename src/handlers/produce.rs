@@ -52,7 +52,7 @@ fn respond(
         None
     };
     let mut responses = Vec::with_capacity(request.topic_data.len());
-    let mut pending: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
+    let mut pending: Vec<(usize, usize, Arc<Partition>, Appended)> = Vec::new();
     for topic_data in request.topic_data {
         let topic = if version >= 13 {
             broker.topic_by_id(topic_data.topic_id)
@@ -75,12 +75,7 @@ fn respond(
             partitions.push(match outcome {
                 Ok((partition, appended)) => {
                     let log_start = broker.log.offsets(&partition).log_start;
-                    pending.push((
-                        responses.len(),
-                        partitions.len(),
-                        partition,
-                        appended.end_offset,
-                    ));
+                    pending.push((responses.len(), partitions.len(), partition, appended));
                     response
                         .with_base_offset(appended.base_offset)
                         .with_log_start_offset(log_start)
@@ -105,10 +100,10 @@ fn respond(
     }
     let broker = broker.clone();
     async move {
-        for (t, p, partition, end_offset) in pending {
+        for (t, p, partition, appended) in pending {
             if let Err(e) = broker
                 .log
-                .wait_durable(&partition, end_offset, deadline)
+                .wait_durable(&partition, &appended, deadline)
                 .await
             {
                 let response = &mut responses[t].partition_responses[p];

@@ -160,6 +160,8 @@ impl Log {
     pub fn lead(&self, partition: &Partition, meta: PartitionMeta) {
         let epoch = meta.leader_epoch;
         self.release(partition.lead(meta));
+        // Produce requests waiting on an earlier leadership's tail.
+        self.wake_waiters();
         let pending = self.take_replay(partition.topic, partition.index);
         self.replay_into(partition, pending, epoch);
     }
@@ -191,6 +193,11 @@ impl Log {
     /// waiting on it are answered NOT_LEADER_OR_FOLLOWER.
     pub fn resign(&self, partition: &Partition, epoch: Option<i32>) {
         self.release(partition.resign(epoch));
+        self.wake_waiters();
+    }
+
+    /// Wakes the requests waiting for durability, to look again.
+    fn wake_waiters(&self) {
         self.commits.send_modify(|n| *n += 1);
         self.wal.wake_waiters();
     }
@@ -204,7 +211,9 @@ impl Log {
         };
         for partition in removed {
             self.release(partition.clear_tail());
+            self.drop_replay(partition.topic, partition.index);
         }
+        self.wake_waiters();
     }
 
     /// Re-appends WAL records to the partitions this broker leads (skipping
@@ -351,21 +360,21 @@ impl Log {
         Ok(appended)
     }
 
-    /// Waits until `partition`'s high watermark reaches `end_offset`, or
-    /// fails with `RequestTimedOut` at `deadline`.
+    /// Waits until `appended` is durable in `partition`, or fails: with
+    /// `RequestTimedOut` at `deadline`, NOT_LEADER_OR_FOLLOWER once the
+    /// leadership it was appended in ended.
     pub async fn wait_durable(
         &self,
         partition: &Partition,
-        end_offset: i64,
+        appended: &Appended,
         deadline: tokio::time::Instant,
     ) -> Result<()> {
         let mut changes = self.changes();
         let wait = async {
             loop {
-                if partition.offsets(self.wal_durable()).high_watermark >= end_offset {
+                if partition.is_durable(appended, self.wal_durable())? {
                     return Ok(());
                 }
-                partition.check_leader()?;
                 if let Some(failure) = self.wal.failure() {
                     return Err(Error::WalFailed(failure));
                 }

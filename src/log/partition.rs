@@ -57,8 +57,10 @@ struct TailBatch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
     pub base_offset: i64,
-    /// The append is acknowledged once the high watermark reaches this.
+    /// The append is acknowledged once the high watermark reaches this...
     pub end_offset: i64,
+    /// ...in the leadership it was appended in (a later one may not hold it).
+    pub leader_epoch: i32,
     /// Bytes added to the tail (0 for a retried duplicate).
     pub bytes: u64,
 }
@@ -180,14 +182,12 @@ impl Partition {
         now_ms: i64,
     ) -> Result<Appended> {
         let mut state = self.lock();
-        if state.deleted {
-            return Err(Error::UnknownTopicOrPartition);
-        }
         state.check_leader()?;
         if let SequenceCheck::Duplicate(previous) = state.producers.check(header)? {
             return Ok(Appended {
                 base_offset: previous.base_offset,
                 end_offset: previous.last_offset + 1,
+                leader_epoch: state.leader_epoch,
                 bytes: 0,
             });
         }
@@ -228,6 +228,7 @@ impl Partition {
                 offset = header.base_offset,
                 "dropping a WAL batch of an earlier leadership"
             );
+            metrics::counter!("silt_wal_batches_lost_total").increment(1);
             return 0;
         }
         if header.base_offset > state.next_offset {
@@ -258,9 +259,28 @@ impl Partition {
         }
     }
 
+    /// Whether `appended` is durable (the high watermark passed it); an
+    /// error once the leadership it was appended in ended (its tail was
+    /// dropped, and a later high watermark says nothing of it) or the
+    /// topic was deleted.
+    pub fn is_durable(&self, appended: &Appended, wal_durable: Option<u64>) -> Result<bool> {
+        let mut state = self.lock();
+        state.check_leader()?;
+        if state.leader_epoch != appended.leader_epoch {
+            return Err(Error::NotLeaderOrFollower);
+        }
+        state.advance_high_watermark(wal_durable);
+        Ok(state.high_watermark >= appended.end_offset)
+    }
+
     /// The partition's current leader epoch.
     pub fn leader_epoch(&self) -> i32 {
         self.lock().leader_epoch
+    }
+
+    /// Offset after the last committed batch.
+    pub fn committed_end(&self) -> i64 {
+        self.lock().committed_end
     }
 
     /// Offset after the last appended batch (durable or not).
@@ -452,7 +472,9 @@ impl State {
     }
 
     fn check_leader(&self) -> Result<()> {
-        if self.leading {
+        if self.deleted {
+            Err(Error::UnknownTopicOrPartition)
+        } else if self.leading {
             Ok(())
         } else {
             Err(Error::NotLeaderOrFollower)
@@ -468,6 +490,7 @@ impl State {
         Appended {
             base_offset: header.base_offset,
             end_offset: self.next_offset,
+            leader_epoch: self.leader_epoch,
             bytes,
         }
     }
@@ -564,6 +587,21 @@ mod tests {
         assert_eq!(p.resign(Some(1)), 0);
         assert_eq!(p.leadership(), Some(3));
         assert_eq!(p.next_offset(), 10);
+        // Another broker's commits at epoch 2 pass the dropped append's
+        // offsets: its producer must not be told it is durable.
+        let longer = PartitionMeta {
+            leader_epoch: 4,
+            extents: vec![Extent {
+                last_offset: 99,
+                ..committed.clone()
+            }],
+            ..PartitionMeta::default()
+        };
+        p.lead(longer);
+        assert!(matches!(
+            p.is_durable(&appended, None),
+            Err(Error::NotLeaderOrFollower)
+        ));
         p.resign(None);
         assert_eq!(p.leadership(), None);
     }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::Log;
 use super::object::ObjectBuilder;
+use super::partition::Partition;
 use crate::error::Result;
 use crate::meta::{CommitOutcome, Extent, PartitionCommit};
 
@@ -175,7 +176,8 @@ impl Log {
                     }
                     self.release(partition.apply_commit(s.leader_epoch, commit.extents, s.end));
                 }
-                CommitOutcome::Gone | CommitOutcome::Failed => {}
+                CommitOutcome::Gone => {}
+                CommitOutcome::Failed => self.adopt_if_committed(partition, s.leader_epoch).await,
                 CommitOutcome::Fenced => {
                     tracing::warn!(
                         topic = %partition.topic,
@@ -196,5 +198,31 @@ impl Log {
             .map_or(trim_limit, |oldest| oldest.min(trim_limit));
         self.wal.trim(oldest_needed)?;
         Ok(progressed)
+    }
+
+    /// After a commit reported failed: if it was applied all the same (its
+    /// answer was lost), takes the stored extents, so the tail is not
+    /// uploaded again at offsets the store has already.
+    async fn adopt_if_committed(&self, partition: &Partition, epoch: i32) {
+        let Ok(stored) = self.meta.partition(partition.topic, partition.index).await else {
+            return;
+        };
+        let ours = partition.committed_end();
+        let end = stored.committed_end();
+        if stored.leader_epoch != epoch || end <= ours {
+            return;
+        }
+        tracing::info!(
+            topic = %partition.topic,
+            partition = partition.index,
+            end,
+            "a commit reported failed was applied; taking the stored extents"
+        );
+        let extents = stored
+            .extents
+            .into_iter()
+            .filter(|e| e.base_offset >= ours)
+            .collect();
+        self.release(partition.apply_commit(epoch, extents, end));
     }
 }

@@ -695,6 +695,7 @@ mod tests {
             id: 1,
             host: "127.0.0.1".into(),
             port: 9092,
+            ready: true,
         };
         let cluster = crate::cluster::Cluster::join(&url, &me, ttl).await.unwrap();
         let store = EtcdStore::connect(&url, Some(cluster.member()))
