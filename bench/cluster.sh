@@ -3,7 +3,8 @@
 # durability on LocalStack (started here unless S3_BENCH_ENDPOINT names a
 # server) and a one-member etcd started here, all on this machine:
 #   7a. produce throughput of one broker, then of three brokers (clients
-#       bootstrapped at one; 12 partitions, 4 idempotent producers, 1 KiB);
+#       bootstrapped at one; 12 partitions, 4 producers, 1 KiB), idempotent
+#       and not;
 #   7b. moving a partition's leadership (`silt cluster move`) when it holds
 #       MESSAGES KiB, and when it is empty: until the new leader answers
 #       ListOffsets for it (`silt topic describe`);
@@ -13,6 +14,8 @@
 # itself.
 #
 # usage: bench/cluster.sh [MESSAGES]   (default 500000: 0.5 GiB per run)
+# BENCH_STORE=file:///DIR puts the objects in a local directory instead
+# (the brokers share it), to compare without the S3 server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 messages="${1:-500000}"
@@ -44,18 +47,29 @@ fi
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_ENDPOINT_URL="$S3_BENCH_ENDPOINT"
 etcd_pid=$(ETCD_PORT=23850 scripts/etcd-start.sh)
+store="${BENCH_STORE:-s3://silt-bench}"
+create_bucket=""
+[[ $store == s3://* ]] && create_bucket=--create-bucket
 etcd=127.0.0.1:23850
 
 # start_broker ID ROOT: a release broker of the cluster on etcd root ROOT.
 start_broker() {
   local id=$1 root=$2
   "$silt" serve --broker-id "$id" --listen 127.0.0.1:0 --data-dir "$work/$root-$id" \
-    --meta "etcd://$etcd/$root" --object-store "s3://silt-bench/$root" --create-bucket \
+    --meta "etcd://$etcd/$root" --object-store "$store/$root" $create_bucket \
     > "$work/out-$id" 2>> "$work/broker.log" &
   pids[$id]=$!
   for _ in $(seq 300); do grep -q "^silt: listening on" "$work/out-$id" 2>/dev/null && break; sleep 0.1; done
   addrs[$id]=$(sed -n 's/^silt: listening on //p' "$work/out-$id")
   [[ -n "${addrs[$id]}" ]] || { echo "broker $id did not start" >&2; cat "$work/broker.log" >&2; exit 1; }
+}
+# broker_cpu: CPU seconds (user + system) the running brokers used so far.
+broker_cpu() {
+  local ticks=0 pid
+  for pid in "${pids[@]}"; do
+    ticks=$((ticks + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+  done
+  awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
 }
 topic() { "$silt" topic create "$1" --partitions "$2" --bootstrap-server "${addrs[1]}" >&2; }
 field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<< "$1"; }
@@ -76,14 +90,20 @@ wait_led() {
   echo "topic $1 did not get leaders" >&2; exit 1
 }
 
-# 7a. One broker, then three.
+# 7a. One broker, then three; idempotent producers (librdkafka keeps at
+# most 5 requests in flight per connection), then producers that keep many.
 for size in 1 3; do
   root="bench-$size-$(basename "$work")"
   for id in $(seq "$size"); do start_broker "$id" "$root"; done
   topic throughput 12
   wait_led throughput 12
-  produce=$("$loadgen" produce --bootstrap "${addrs[1]}" --topic throughput --messages "$messages" --producers 4 | tail -1)
-  row "7a. $size broker(s): produce, 12 partitions, 4 idempotent producers" "$(field "$produce" mb_per_s) MB/s (p99 $(field "$produce" p99_ms) ms)"
+  for kind in idempotent many; do
+    if [[ $kind == many ]]; then extra=(--idempotence false --client max.in.flight=1000); label="not idempotent, 1000 in flight"; else extra=(); label="idempotent"; fi
+    cpu_before=$(broker_cpu)
+    produce=$("$loadgen" produce --bootstrap "${addrs[1]}" --topic throughput --messages "$messages" --producers 4 "${extra[@]}" | tail -1)
+    cpu=$(awk -v a="$cpu_before" -v b="$(broker_cpu)" -v m="$messages" 'BEGIN { printf "%.1f", (b - a) / (m * 1024 / 1e9) }')
+    row "7a. $size broker(s): produce, 12 partitions, 4 producers, $label" "$(field "$produce" mb_per_s) MB/s (p99 $(field "$produce" p99_ms) ms; brokers' CPU $cpu s per GB)"
+  done
   [[ $size == 3 ]] || stop_brokers
 done
 

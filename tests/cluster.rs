@@ -326,18 +326,18 @@ fn a_paused_leader_is_fenced_and_stops() {
     assert_exactly_once(&acked, &reads);
 }
 
-/// A broker joining takes over some partitions (no data moves), and gives
-/// them back when it stops; a producer running throughout sees no failure
-/// and every acknowledged message is read exactly once.
+/// A fourth broker joining takes over some partitions (no data moves), and
+/// gives them back when it stops; a producer running throughout sees no
+/// failure and every acknowledged message is read exactly once.
 #[test]
 fn a_joining_broker_takes_partitions_and_a_leaving_one_gives_them_back() {
-    let mut cluster = Cluster::start(&[1, 2]);
-    create_topic(&cluster.brokers[&1], "growing", 8);
+    let mut cluster = Cluster::start(&[1, 2, 3]);
+    create_topic(&cluster.brokers[&1], "growing", 12);
     wait_for_leaders(
         cluster.addr(1),
         "growing",
-        8,
-        &[1, 2],
+        12,
+        &[1, 2, 3],
         Duration::from_secs(30),
     );
     let deliveries = Deliveries::default();
@@ -346,32 +346,32 @@ fn a_joining_broker_takes_partitions_and_a_leaving_one_gives_them_back() {
     std::thread::scope(|scope| {
         let sender = scope.spawn(|| produce_paced(&producer, "growing", 80, 200, 200));
         wait_for_acks(&deliveries, 1_000);
-        cluster.add(3);
+        cluster.add(4);
         let joined = wait_for_leaders(
             cluster.addr(1),
             "growing",
-            8,
-            &[1, 2, 3],
+            12,
+            &[1, 2, 3, 4],
             Duration::from_secs(30),
         );
-        let on_three = joined.values().filter(|(l, _)| *l == 3).count();
-        assert!(on_three >= 2, "{joined:?}");
+        let on_four = joined.values().filter(|(l, _)| *l == 4).count();
+        assert_eq!(on_four, 3, "{joined:?}");
         cluster
             .brokers
-            .get_mut(&3)
+            .get_mut(&4)
             .unwrap()
             .terminate(Duration::from_secs(30));
         wait_for_leaders(
             cluster.addr(1),
             "growing",
-            8,
-            &[1, 2],
+            12,
+            &[1, 2, 3],
             Duration::from_secs(30),
         );
         sender.join().expect("producer thread");
     });
     producer.flush(Duration::from_secs(120)).expect("flush");
-    assert_all_acked_and_read_once(cluster.addr(2), "growing", 8, &deliveries, total);
+    assert_all_acked_and_read_once(cluster.addr(2), "growing", 12, &deliveries, total);
 }
 
 /// `silt cluster move` moves a partition holding data to a named broker

@@ -40,13 +40,13 @@ impl<T> Mirror<T> {
 
 impl<T: DeserializeOwned + Send + Sync + 'static> Mirror<T> {
     /// Starts mirroring the keys under `prefix` until `stop`.
-    pub fn start(client: Client, prefix: String, stop: CancellationToken) -> Arc<Mirror<T>> {
+    pub fn start(client: &Client, prefix: String, stop: &CancellationToken) -> Arc<Mirror<T>> {
         let mirror = Arc::new(Mirror {
             entries: RwLock::new(BTreeMap::new()),
             changes: watch::Sender::new(0),
             ready: watch::Sender::new(false),
         });
-        let task = mirror.clone();
+        let (task, client, stop) = (mirror.clone(), client.clone(), stop.clone());
         tokio::spawn(async move {
             tokio::select! {
                 () = task.follow(client, &prefix) => {}
