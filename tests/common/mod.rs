@@ -47,9 +47,9 @@ impl Broker {
         broker
     }
 
-    /// Starts a broker listening on `listen` that may not serve at once
-    /// (a standby); [`Broker::wait_serving`] waits until it does.
-    pub fn start_pending(args: &[&str], env: &[(&str, &str)], listen: &str) -> Broker {
+    /// Starts a broker listening on `listen`; [`Broker::wait_serving`]
+    /// waits until it serves.
+    fn start_pending(args: &[&str], env: &[(&str, &str)], listen: &str) -> Broker {
         let tmp = tempfile::tempdir().expect("temp dir");
         let mut broker = Broker {
             child: None,
@@ -69,7 +69,7 @@ impl Broker {
     }
 
     /// Waits until the broker serves, for at most `deadline`.
-    pub fn wait_serving(&mut self, deadline: Duration) {
+    fn wait_serving(&mut self, deadline: Duration) {
         let pending = self.pending.take().expect("a pending broker");
         let pending = pending.into_inner().expect("not poisoned");
         let (addr, admin) = pending
