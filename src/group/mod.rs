@@ -195,7 +195,7 @@ impl Coordinator {
             offsets_retention_ms,
         };
         for (group, id, offsets) in coordinator.meta.groups().await? {
-            if (coordinator.owns)(&id) {
+            if (coordinator.owns)(&id) && coordinator.claim(&id).await {
                 coordinator.keep(&id, group, offsets);
             }
         }
@@ -216,10 +216,16 @@ impl Coordinator {
         if let Some(handle) = self.groups.lock().expect("group map poisoned").get(id) {
             return Ok(Some(handle.clone()));
         }
-        let (stored, offsets) = self.meta.group(id).await.map_err(|e| {
-            tracing::warn!(group = id, error = %e, "cannot read the group from the store");
+        let unavailable = |e: crate::error::Error| {
+            tracing::warn!(group = id, error = %e, "cannot load the group from the store");
             GroupError::CoordinatorNotAvailable
-        })?;
+        };
+        // Another broker may still coordinate it (it has not seen the
+        // change of live brokers yet): retriable.
+        if !self.meta.claim_group(id).await.map_err(unavailable)? {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        let (stored, offsets) = self.meta.group(id).await.map_err(unavailable)?;
         if stored.is_none() && offsets.is_empty() && !create {
             return Ok(None);
         }
@@ -273,15 +279,31 @@ impl Coordinator {
     /// COORDINATOR_NOT_AVAILABLE, so their clients look the coordinator up
     /// again.
     pub async fn reload(&self) {
-        let dropped: Vec<Handle> = {
+        let dropped: Vec<(String, Handle)> = {
             let mut groups = self.groups.lock().expect("group map poisoned");
-            groups.drain().map(|(_, h)| h).collect()
+            groups.drain().collect()
         };
-        for handle in dropped {
+        for (id, handle) in dropped {
             let mut entry = handle.lock().await;
             entry.joins.clear();
             entry.syncs.clear();
             entry.group.kill();
+            // So that the broker coordinating it now can claim it.
+            if let Err(e) = self.meta.release_group(&id).await {
+                tracing::warn!(group = %id, error = %e, "cannot give the group up; it frees with this broker's lease");
+            }
+        }
+    }
+
+    /// Claims the group in the store; false (logged) if another broker
+    /// coordinates it or the store fails.
+    async fn claim(&self, id: &str) -> bool {
+        match self.meta.claim_group(id).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(group = id, error = %e, "cannot claim the group");
+                false
+            }
         }
     }
 
@@ -528,7 +550,7 @@ impl Coordinator {
         match self.meta.groups().await {
             Ok(stored) => {
                 for (group, id, offsets) in stored {
-                    if (self.owns)(&id) {
+                    if (self.owns)(&id) && self.claim(&id).await {
                         self.keep(&id, group, offsets);
                     }
                 }

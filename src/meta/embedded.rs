@@ -544,6 +544,14 @@ impl MetaStore for EmbeddedStore {
         .await
     }
 
+    async fn claim_group(&self, _group_id: &str) -> Result<bool> {
+        Ok(true)
+    }
+
+    async fn release_group(&self, _group_id: &str) -> Result<()> {
+        Ok(())
+    }
+
     async fn group(&self, group_id: &str) -> Result<(Option<GroupMeta>, Vec<CommittedOffset>)> {
         let id = group_id.to_string();
         self.with_inner(move |inner| {

@@ -17,7 +17,9 @@
 //!   lease;
 //! - `producer_ids`: the next free producer id; `broker_configs`;
 //! - `groups/GROUP_HEX` and `offsets/GROUP_HEX/TOPIC/PARTITION` (group ids
-//!   are arbitrary strings, so they are hex-encoded in keys).
+//!   are arbitrary strings, so they are hex-encoded in keys);
+//!   `live/groups/GROUP_HEX`: the group's coordinator, under its lease:
+//!   every write of the group compares it.
 //!
 //! Every read-modify-write is a transaction comparing the revision it read,
 //! retried on conflict. A partition commit compares the partition state's
@@ -31,7 +33,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, KvClient, Txn, TxnOp,
+    Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, KvClient, PutOptions, Txn,
+    TxnOp,
 };
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
@@ -46,6 +49,8 @@ use crate::error::{Error, Result};
 
 /// Prefix of the registered brokers' keys.
 pub const BROKERS: &str = "live/brokers/";
+/// Prefix of the group coordinators' keys.
+const GROUP_OWNERS: &str = "live/groups/";
 /// Key of the controller's id.
 pub const CONTROLLER: &str = "live/controller";
 /// Prefix of the partition leaders' keys.
@@ -301,6 +306,51 @@ impl EtcdStore {
                 return Ok(result);
             }
         }
+    }
+
+    fn group_owner_key(&self, group_id: &str) -> String {
+        self.key(&format!("{GROUP_OWNERS}{}", hex(group_id)))
+    }
+
+    /// The comparison that holds while this broker coordinates the group.
+    fn group_guard(&self, group_id: &str) -> Option<Compare> {
+        let member = self.member?;
+        let key = self.group_owner_key(group_id);
+        Some(Compare::lease(key, CompareOp::Equal, member.lease))
+    }
+
+    /// Whether this broker holds the group owner key `key`.
+    async fn owns_group(&self, key: &str) -> Result<bool> {
+        let Some(member) = self.member else {
+            return Ok(true);
+        };
+        let held = self.kv.clone().get(key, None).await.map_err(meta_error)?;
+        Ok(held
+            .kvs()
+            .first()
+            .is_some_and(|kv| kv.lease() == member.lease))
+    }
+
+    /// An error unless this broker coordinates the group.
+    async fn check_owns_group(&self, group_id: &str) -> Result<()> {
+        if self.owns_group(&self.group_owner_key(group_id)).await? {
+            Ok(())
+        } else {
+            Err(not_coordinator(group_id))
+        }
+    }
+
+    /// Runs `ops` on a group's keys, in transactions of at most
+    /// [`OPS_PER_TXN`] operations, each only while this broker coordinates
+    /// the group.
+    async fn write_group(&self, group_id: &str, ops: Vec<TxnOp>) -> Result<()> {
+        for chunk in ops.chunks(OPS_PER_TXN) {
+            let guard = self.group_guard(group_id).into_iter().collect();
+            if !self.txn(guard, chunk.to_vec()).await? {
+                return Err(not_coordinator(group_id));
+            }
+        }
+        Ok(())
     }
 
     /// Whether this broker holds the controller key.
@@ -612,26 +662,61 @@ impl MetaStore for EtcdStore {
         Ok((group, offsets))
     }
 
+    async fn claim_group(&self, group_id: &str) -> Result<bool> {
+        let Some(member) = self.member else {
+            return Ok(true);
+        };
+        let key = self.group_owner_key(group_id);
+        let put = TxnOp::put(
+            key.as_str(),
+            member.id.to_string(),
+            Some(PutOptions::new().with_lease(member.lease)),
+        );
+        let absent = Compare::create_revision(key.as_str(), CompareOp::Equal, 0);
+        Ok(self.txn(vec![absent], vec![put]).await? || self.owns_group(&key).await?)
+    }
+
+    async fn release_group(&self, group_id: &str) -> Result<()> {
+        let Some(member) = self.member else {
+            return Ok(());
+        };
+        let key = self.group_owner_key(group_id);
+        let mine = Compare::lease(key.as_str(), CompareOp::Equal, member.lease);
+        self.txn(vec![mine], vec![TxnOp::delete(key.as_str(), None)])
+            .await
+            .map(|_| ())
+    }
+
     async fn put_group(&self, group: GroupMeta) -> Result<()> {
-        self.update(
-            &format!("groups/{}", hex(&group.id)),
-            |stored: Option<GroupMeta>| {
-                // An older generation never replaces a newer one.
-                let newer = stored.is_none_or(|s| s.generation <= group.generation);
-                Ok((newer.then(|| group.clone()), ()))
-            },
-        )
-        .await
+        let key = self.key(&format!("groups/{}", hex(&group.id)));
+        loop {
+            let read: Read<GroupMeta> = self.get_key(&key).await?;
+            // An older generation never replaces a newer one.
+            if read
+                .value
+                .as_ref()
+                .is_some_and(|s| s.generation > group.generation)
+            {
+                return Ok(());
+            }
+            let mut compares = vec![read.unchanged(&key)];
+            compares.extend(self.group_guard(&group.id));
+            let put = TxnOp::put(key.as_str(), encode(&group)?, None);
+            if self.txn(compares, vec![put]).await? {
+                return Ok(());
+            }
+            self.check_owns_group(&group.id).await?;
+        }
     }
 
     async fn delete_group(&self, group_id: &str) -> Result<()> {
         let id = hex(group_id);
         let prefix = Some(DeleteOptions::new().with_prefix());
-        self.write_all(vec![
+        let deletes = vec![
             TxnOp::delete(self.key(&format!("groups/{id}")), None),
             TxnOp::delete(self.key(&format!("offsets/{id}/")), prefix),
-        ])
-        .await
+        ];
+        self.write_group(group_id, deletes).await
     }
 
     async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()> {
@@ -641,7 +726,7 @@ impl MetaStore for EtcdStore {
             let key = self.key(&format!("offsets/{id}/{}/{}", o.topic, o.partition));
             puts.push(TxnOp::put(key, encode(o)?, None));
         }
-        self.write_all(puts).await
+        self.write_group(group_id, puts).await
     }
 
     async fn delete_offsets(&self, group_id: &str, partitions: Vec<(String, i32)>) -> Result<()> {
@@ -650,8 +735,14 @@ impl MetaStore for EtcdStore {
             .iter()
             .map(|(topic, p)| TxnOp::delete(self.key(&format!("offsets/{id}/{topic}/{p}")), None))
             .collect();
-        self.write_all(deletes).await
+        self.write_group(group_id, deletes).await
     }
+}
+
+fn not_coordinator(group_id: &str) -> Error {
+    Error::Meta(format!(
+        "this broker no longer coordinates group '{group_id}'"
+    ))
 }
 
 fn unhex(text: &str) -> Option<String> {
@@ -723,6 +814,53 @@ mod tests {
             "{refused}"
         );
         assert_eq!(store.broker_configs().await.unwrap(), configs);
+    }
+
+    /// A broker `id` registered on `url`, and its store.
+    async fn member(url: &str, id: i32) -> (crate::cluster::Cluster, EtcdStore) {
+        let me = crate::cluster::BrokerInfo {
+            id,
+            host: "127.0.0.1".into(),
+            port: 9092,
+            ready: true,
+        };
+        let ttl = std::time::Duration::from_secs(5);
+        let cluster = crate::cluster::Cluster::join(url, &me, ttl).await.unwrap();
+        let store = EtcdStore::connect(url, Some(cluster.member()))
+            .await
+            .unwrap();
+        (cluster, store)
+    }
+
+    #[tokio::test]
+    async fn one_coordinator_at_a_time_writes_a_group() {
+        let url = fresh_root();
+        let (_a_cluster, a) = member(&url, 1).await;
+        let (_b_cluster, b) = member(&url, 2).await;
+        let offset = CommittedOffset {
+            topic: "t".into(),
+            partition: 0,
+            offset: 5,
+            leader_epoch: 0,
+            metadata: None,
+            commit_time_ms: 1,
+        };
+        assert!(a.claim_group("g").await.unwrap());
+        assert!(a.claim_group("g").await.unwrap(), "claimed again");
+        assert!(!b.claim_group("g").await.unwrap());
+        a.commit_offsets("g", vec![offset.clone()]).await.unwrap();
+        let refused = b.commit_offsets("g", vec![offset.clone()]).await;
+        assert!(
+            refused
+                .unwrap_err()
+                .to_string()
+                .contains("no longer coordinates")
+        );
+        a.release_group("g").await.unwrap();
+        assert!(b.claim_group("g").await.unwrap());
+        assert!(a.delete_offsets("g", vec![("t".into(), 0)]).await.is_err());
+        b.delete_group("g").await.unwrap();
+        assert_eq!(b.group("g").await.unwrap(), (None, Vec::new()));
     }
 
     #[tokio::test]

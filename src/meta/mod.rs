@@ -234,6 +234,13 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn set_broker_configs(&self, configs: BTreeMap<String, String>) -> Result<()>;
     /// Every group with metadata or committed offsets, with its offsets.
     async fn groups(&self) -> Result<Vec<(Option<GroupMeta>, String, Vec<CommittedOffset>)>>;
+    /// Makes this broker the coordinator of `group_id` in the store, unless
+    /// another live broker is (then `false`); from then on, until
+    /// [`MetaStore::release_group`] or this broker's end, only it can write
+    /// the group. The embedded store has one broker: always `true`.
+    async fn claim_group(&self, group_id: &str) -> Result<bool>;
+    /// Gives up coordinating `group_id`, so another broker can claim it.
+    async fn release_group(&self, group_id: &str) -> Result<()>;
     /// One group's metadata (if stored) and committed offsets.
     async fn group(&self, group_id: &str) -> Result<(Option<GroupMeta>, Vec<CommittedOffset>)>;
     /// Stores a group's metadata unless a newer generation is stored.
