@@ -43,7 +43,7 @@ impl Broker {
             }
             self.sync_leadership(&cluster).await;
             if brokers_changed {
-                self.groups.reload().await;
+                self.groups.place().await;
                 brokers_changed = false;
             }
             tokio::select! {

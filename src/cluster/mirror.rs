@@ -38,7 +38,7 @@ impl<T> Mirror<T> {
     }
 }
 
-impl<T: DeserializeOwned + Send + Sync + 'static> Mirror<T> {
+impl<T: DeserializeOwned + PartialEq + Send + Sync + 'static> Mirror<T> {
     /// Starts mirroring the keys under `prefix` until `stop`.
     pub fn start(client: &Client, prefix: String, stop: &CancellationToken) -> Arc<Mirror<T>> {
         let mirror = Arc::new(Mirror {
@@ -72,13 +72,21 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Mirror<T> {
             .get(prefix, Some(GetOptions::new().with_prefix()))
             .await?;
         let revision = response.header().map_or(0, |h| h.revision());
-        let entries = response
+        let entries: BTreeMap<String, T> = response
             .kvs()
             .iter()
             .filter_map(|kv| Some((strip(kv.key(), prefix), decode(kv)?)))
             .collect();
-        *self.entries.write().expect("mirror poisoned") = entries;
-        self.changes.send_modify(|n| *n += 1);
+        // A read again after a broken watch usually finds nothing new.
+        let changed = {
+            let mut current = self.entries.write().expect("mirror poisoned");
+            let changed = *current != entries;
+            *current = entries;
+            changed
+        };
+        if changed {
+            self.changes.send_modify(|n| *n += 1);
+        }
         self.ready.send_replace(true);
         let options = WatchOptions::new()
             .with_prefix()

@@ -209,7 +209,8 @@ impl Cluster {
     }
 
     /// Leaves the cluster: the controller moves this broker's partitions
-    /// at once.
+    /// at once (in `local` durability after `storage.failover_grace_ms`: it
+    /// cannot tell a clean stop from a crash).
     pub async fn leave(&self) {
         self.stop_mirrors.cancel();
         let registration = self.registration.lock().expect("registration lock").take();

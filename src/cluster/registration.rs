@@ -32,9 +32,14 @@ pub struct BrokerInfo {
     pub id: i32,
     pub host: String,
     pub port: i32,
-    /// False while the broker starts: it gets no partitions or groups yet.
-    #[serde(default)]
+    /// False while the broker starts: it gets no partitions or groups yet
+    /// (absent, as from brokers before this field: true).
+    #[serde(default = "absent_means_ready")]
     pub ready: bool,
+}
+
+fn absent_means_ready() -> bool {
+    true
 }
 
 /// This broker's registration, kept alive in the background.

@@ -161,6 +161,8 @@ pub type Owns = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 pub struct Coordinator {
     groups: Mutex<HashMap<String, Handle>>,
     owns: Owns,
+    /// Groups claimed in the store (see [`MetaStore::claim_group`]).
+    claimed: Mutex<std::collections::HashSet<String>>,
     meta: Arc<dyn MetaStore>,
     settings: GroupSettings,
     clock: Clock,
@@ -189,6 +191,7 @@ impl Coordinator {
         let coordinator = Coordinator {
             groups: Mutex::new(HashMap::new()),
             owns,
+            claimed: Mutex::new(std::collections::HashSet::new()),
             meta,
             settings,
             clock,
@@ -222,11 +225,18 @@ impl Coordinator {
         };
         // Another broker may still coordinate it (it has not seen the
         // change of live brokers yet): retriable.
-        if !self.meta.claim_group(id).await.map_err(unavailable)? {
+        if !self.claim(id).await {
             return Err(GroupError::CoordinatorNotAvailable);
         }
-        let (stored, offsets) = self.meta.group(id).await.map_err(unavailable)?;
+        let (stored, offsets) = match self.meta.group(id).await {
+            Ok(found) => found,
+            Err(e) => {
+                self.release(id).await;
+                return Err(unavailable(e));
+            }
+        };
         if stored.is_none() && offsets.is_empty() && !create {
+            self.release(id).await;
             return Ok(None);
         }
         Ok(Some(self.keep(id, stored, offsets)))
@@ -271,26 +281,31 @@ impl Coordinator {
         }
     }
 
-    /// Drops every group from memory, for the live brokers changed: a
-    /// group may have moved to another broker (which loads it from the
-    /// store), and even moved back, so one kept would be stale. Groups this
-    /// broker still coordinates are loaded again from the store when next
-    /// asked for; requests waiting on a dropped group are answered
-    /// COORDINATOR_NOT_AVAILABLE, so their clients look the coordinator up
-    /// again.
-    pub async fn reload(&self) {
-        let dropped: Vec<(String, Handle)> = {
-            let mut groups = self.groups.lock().expect("group map poisoned");
-            groups.drain().collect()
+    /// For the live brokers changed: drops from memory, and gives up in the
+    /// store, the groups this broker no longer coordinates, so the broker
+    /// coordinating them now can claim and load them. Requests waiting on a
+    /// dropped group are answered COORDINATOR_NOT_AVAILABLE, so their
+    /// clients look the coordinator up again. Groups it still coordinates
+    /// stay: it held their claim throughout, so nobody else changed them.
+    pub async fn place(&self) {
+        let moved: Vec<String> = {
+            let claimed = self.claimed.lock().expect("claim set poisoned");
+            claimed
+                .iter()
+                .filter(|id| !(self.owns)(id))
+                .cloned()
+                .collect()
         };
-        for (id, handle) in dropped {
-            let mut entry = handle.lock().await;
-            entry.joins.clear();
-            entry.syncs.clear();
-            entry.group.kill();
-            // So that the broker coordinating it now can claim it.
-            if let Err(e) = self.meta.release_group(&id).await {
-                tracing::warn!(group = %id, error = %e, "cannot give the group up; it frees with this broker's lease");
+        for id in moved {
+            let dropped = self.groups.lock().expect("group map poisoned").remove(&id);
+            if let Some(handle) = dropped {
+                let mut entry = handle.lock().await;
+                entry.joins.clear();
+                entry.syncs.clear();
+                entry.group.kill();
+            }
+            if !(self.owns)(&id) {
+                self.release(&id).await;
             }
         }
     }
@@ -299,11 +314,25 @@ impl Coordinator {
     /// coordinates it or the store fails.
     async fn claim(&self, id: &str) -> bool {
         match self.meta.claim_group(id).await {
-            Ok(claimed) => claimed,
+            Ok(true) => {
+                let mut claimed = self.claimed.lock().expect("claim set poisoned");
+                claimed.insert(id.to_string());
+                true
+            }
+            Ok(false) => false,
             Err(e) => {
                 tracing::warn!(group = id, error = %e, "cannot claim the group");
                 false
             }
+        }
+    }
+
+    /// Gives the group up in the store (best effort: the claim ends with
+    /// this broker's lease anyway).
+    async fn release(&self, id: &str) {
+        self.claimed.lock().expect("claim set poisoned").remove(id);
+        if let Err(e) = self.meta.release_group(id).await {
+            tracing::warn!(group = id, error = %e, "cannot give the group up; it frees with this broker's lease");
         }
     }
 
@@ -614,6 +643,7 @@ impl Coordinator {
             .lock()
             .expect("group map poisoned")
             .remove(group_id);
+        self.release(group_id).await;
         Ok(())
     }
 
@@ -706,6 +736,7 @@ impl Coordinator {
         }
         entry.group.kill();
         self.groups.lock().expect("group map poisoned").remove(id);
+        self.release(id).await;
     }
 }
 

@@ -158,12 +158,23 @@ impl Log {
     /// this broker's WAL holds of it beyond that at the same epoch (it led
     /// the partition before a restart, and nobody took over).
     pub fn lead(&self, partition: &Partition, meta: PartitionMeta) {
-        let epoch = meta.leader_epoch;
-        self.release(partition.lead(meta));
+        // The records go from the kept ones to the tail under the lock the
+        // uploader reads first, so its WAL trim always sees them.
+        let (dropped, replayed) = {
+            let mut pending = self.pending_replay.lock().expect("replay lock poisoned");
+            let records = pending
+                .remove(&(partition.topic, partition.index))
+                .unwrap_or_default();
+            partition.lead_with(meta, records, now_ms())
+        };
+        self.release(dropped);
+        if replayed > 0 {
+            tracing::info!(topic = %partition.topic, partition = partition.index, bytes = replayed, "replayed uncommitted batches from the WAL");
+            self.unflushed.fetch_add(replayed, Ordering::Relaxed);
+            self.data_arrived.notify_one();
+        }
         // Produce requests waiting on an earlier leadership's tail.
         self.wake_waiters();
-        let pending = self.take_replay(partition.topic, partition.index);
-        self.replay_into(partition, pending, epoch);
     }
 
     /// Drops the WAL records kept for `partition`, which another broker
@@ -405,8 +416,9 @@ impl Log {
         limit: ReadLimit,
     ) -> Result<ReadResult> {
         // Committed data never changes: serving it is safe whoever leads.
-        if self.settings.durability == Durability::Local {
-            self.check_registration()?;
+        let suspended = self.check_registration().is_err();
+        if suspended && self.settings.durability == Durability::Local {
+            return Err(Error::NotLeaderOrFollower);
         }
         let mut parts: Vec<Bytes> = Vec::new();
         let mut used = 0;
@@ -420,6 +432,13 @@ impl Log {
             // has; the next read from there reports it.
             let source = match partition.read(next, remaining, self.wal_durable()) {
                 Ok(source) => source,
+                // Another broker may have appended past this one's end:
+                // not out of range (a consumer would reset), just not here.
+                Err(Error::OffsetOutOfRange { offset, end, .. })
+                    if suspended && offset > end && parts.is_empty() =>
+                {
+                    return Err(Error::NotLeaderOrFollower);
+                }
                 Err(e) if parts.is_empty() => return Err(e),
                 Err(_) => break,
             };

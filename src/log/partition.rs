@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::object::SealedBatch;
 use super::producer::{ProducerTable, SequenceCheck};
-use super::wal::Wal;
+use super::wal::{Wal, WalRecord};
 use crate::error::{Error, Result};
 use crate::meta::{Extent, PartitionMeta, ProducerSnapshot};
 use crate::protocol::batch::{self, BatchHeader};
@@ -135,13 +135,25 @@ impl Partition {
     /// before); returns the bytes of a tail left from an earlier
     /// leadership, dropped.
     pub fn lead(&self, meta: PartitionMeta) -> u64 {
+        self.lead_with(meta, Vec::new(), 0).0
+    }
+
+    /// [`Partition::lead`], re-appending `wal` (this broker's WAL records
+    /// of the partition, in order) written at the same epoch before anyone
+    /// can append: returns the bytes dropped and the bytes re-appended.
+    pub fn lead_with(&self, meta: PartitionMeta, wal: Vec<WalRecord>, now_ms: i64) -> (u64, u64) {
         let mut state = self.lock();
         if state.deleted {
-            return 0;
+            return (0, 0);
         }
         let dropped = state.tail_bytes;
         *state = State::restored(meta, true);
-        dropped
+        let epoch = state.leader_epoch;
+        let replayed = wal
+            .into_iter()
+            .map(|r| self.replay_locked(&mut state, r.batch, r.position, now_ms, epoch))
+            .sum();
+        (dropped, replayed)
     }
 
     /// Stops leading (another broker leads now, or this one was fenced at
@@ -212,10 +224,20 @@ impl Partition {
     /// committed, or written at a leader epoch other than `epoch`, are
     /// skipped. Returns the bytes added to the tail.
     pub fn replay(&self, data: Bytes, wal: Range<u64>, now_ms: i64, epoch: i32) -> u64 {
+        self.replay_locked(&mut self.lock(), data, wal, now_ms, epoch)
+    }
+
+    fn replay_locked(
+        &self,
+        state: &mut State,
+        data: Bytes,
+        wal: Range<u64>,
+        now_ms: i64,
+        epoch: i32,
+    ) -> u64 {
         let Ok(header) = BatchHeader::parse(&data) else {
             return 0;
         };
-        let mut state = self.lock();
         if header.last_offset() < state.next_offset {
             return 0;
         }

@@ -189,11 +189,13 @@ impl Log {
             }
         }
         self.commits.send_modify(|n| *n += 1);
+        // Kept records first: one taking over moves them into its tail.
+        let pending = self.oldest_pending_replay();
         let oldest_needed = self
             .all_partitions()
             .iter()
             .filter_map(|p| p.oldest_wal_position())
-            .chain(self.oldest_pending_replay())
+            .chain(pending)
             .min()
             .map_or(trim_limit, |oldest| oldest.min(trim_limit));
         self.wal.trim(oldest_needed)?;

@@ -697,7 +697,7 @@ impl MetaStore for EtcdStore {
                 .as_ref()
                 .is_some_and(|s| s.generation > group.generation)
             {
-                return Ok(());
+                return self.check_owns_group(&group.id).await;
             }
             let mut compares = vec![read.unchanged(&key)];
             compares.extend(self.group_guard(&group.id));
