@@ -72,6 +72,20 @@ impl Cluster {
         &self.brokers[&id]
     }
 
+    /// Creates `topic` through broker 1 and waits until its partitions
+    /// are led evenly by all the brokers; returns the leaders.
+    fn create_led_topic(&self, topic: &str, partitions: i32) -> BTreeMap<i32, (i32, i32)> {
+        create_topic(&self.brokers[&1], topic, partitions as u32);
+        let ids: Vec<i32> = self.brokers.keys().copied().collect();
+        wait_for_leaders(
+            self.addr(1),
+            topic,
+            partitions,
+            &ids,
+            Duration::from_secs(30),
+        )
+    }
+
     fn addr(&self, id: i32) -> &str {
         &self.brokers[&id].addr
     }
@@ -141,14 +155,7 @@ fn wait_for_leaders(
 #[test]
 fn three_brokers_share_the_partitions() {
     let cluster = Cluster::start(&[1, 2, 3]);
-    create_topic(&cluster.brokers[&1], "shared", 6);
-    let leaders = wait_for_leaders(
-        cluster.addr(2),
-        "shared",
-        6,
-        &[1, 2, 3],
-        Duration::from_secs(30),
-    );
+    let leaders = cluster.create_led_topic("shared", 6);
     assert!(
         leaders.values().all(|(_, epoch)| *epoch >= 1),
         "{leaders:?}"
@@ -209,14 +216,7 @@ fn three_brokers_share_the_partitions() {
 #[test]
 fn a_killed_leader_fails_over_within_the_lease() {
     let mut cluster = Cluster::start(&[1, 2, 3]);
-    create_topic(&cluster.brokers[&1], "busy", 6);
-    wait_for_leaders(
-        cluster.addr(1),
-        "busy",
-        6,
-        &[1, 2, 3],
-        Duration::from_secs(30),
-    );
+    cluster.create_led_topic("busy", 6);
     // A group broker 2 coordinates (the second of three live brokers).
     let group = (0..)
         .map(|i| format!("failover-{i}"))
@@ -272,14 +272,7 @@ fn a_killed_leader_fails_over_within_the_lease() {
 #[test]
 fn a_paused_leader_is_fenced_and_stops() {
     let mut cluster = Cluster::start(&[1, 2]);
-    create_topic(&cluster.brokers[&1], "paused", 2);
-    let before = wait_for_leaders(
-        cluster.addr(2),
-        "paused",
-        2,
-        &[1, 2],
-        Duration::from_secs(30),
-    );
+    let before = cluster.create_led_topic("paused", 2);
     let before_pause = Deliveries::default();
     let producer = idempotent_producer(cluster.addr(2), &before_pause);
     produce_keyed(&producer, "paused", 0..1000, 100);
@@ -332,14 +325,7 @@ fn a_paused_leader_is_fenced_and_stops() {
 #[test]
 fn a_joining_broker_takes_partitions_and_a_leaving_one_gives_them_back() {
     let mut cluster = Cluster::start(&[1, 2, 3]);
-    create_topic(&cluster.brokers[&1], "growing", 12);
-    wait_for_leaders(
-        cluster.addr(1),
-        "growing",
-        12,
-        &[1, 2, 3],
-        Duration::from_secs(30),
-    );
+    cluster.create_led_topic("growing", 12);
     let deliveries = Deliveries::default();
     let producer = idempotent_producer(cluster.addr(1), &deliveries);
     let total = 16_000u64;
@@ -381,14 +367,7 @@ fn a_joining_broker_takes_partitions_and_a_leaving_one_gives_them_back() {
 #[test]
 fn a_partition_moves_to_the_broker_named() {
     let cluster = Cluster::start(&[1, 2]);
-    create_topic(&cluster.brokers[&1], "moving", 2);
-    let before = wait_for_leaders(
-        cluster.addr(1),
-        "moving",
-        2,
-        &[1, 2],
-        Duration::from_secs(30),
-    );
+    let before = cluster.create_led_topic("moving", 2);
     let deliveries = Deliveries::default();
     let producer = idempotent_producer(cluster.addr(1), &deliveries);
     produce_keyed(&producer, "moving", 0..5000, 200);
@@ -439,14 +418,7 @@ fn the_etcd_leader_dying_pauses_writes_only() {
     let meta = format!("etcd://{}/silt-test", etcd.endpoints());
     // The default lease outlasts an etcd election.
     let mut cluster = Cluster::start_on(meta, "6", &[1, 2, 3]);
-    create_topic(&cluster.brokers[&1], "steady", 6);
-    wait_for_leaders(
-        cluster.addr(1),
-        "steady",
-        6,
-        &[1, 2, 3],
-        Duration::from_secs(30),
-    );
+    cluster.create_led_topic("steady", 6);
     let deliveries = Deliveries::default();
     let producer = idempotent_producer(cluster.addr(1), &deliveries);
     let total = 20_000u64;
@@ -478,15 +450,8 @@ fn brokers_ride_out_an_etcd_outage() {
     let mut etcd = EtcdCluster::start(1);
     let meta = format!("etcd://{}/silt-test", etcd.endpoints());
     let mut cluster = Cluster::start_on(meta, "3", &[1, 2]);
-    create_topic(&cluster.brokers[&1], "outage", 4);
     create_topic(&cluster.brokers[&1], "probe", 2);
-    wait_for_leaders(
-        cluster.addr(1),
-        "outage",
-        4,
-        &[1, 2],
-        Duration::from_secs(30),
-    );
+    cluster.create_led_topic("outage", 4);
     let before = Deliveries::default();
     let producer = idempotent_producer(&cluster.bootstrap(), &before);
     produce_keyed(&producer, "outage", 0..5000, 100);
@@ -557,14 +522,7 @@ fn a_local_leader_restarted_on_its_disk_within_the_grace_loses_nothing() {
         &[("SILT_FLUSH__INTERVAL_MS", "600000")],
         &[1, 2],
     );
-    create_topic(&cluster.brokers[&1], "local", 2);
-    let before = wait_for_leaders(
-        cluster.addr(2),
-        "local",
-        2,
-        &[1, 2],
-        Duration::from_secs(30),
-    );
+    let before = cluster.create_led_topic("local", 2);
     let deliveries = Deliveries::default();
     let producer = idempotent_producer(cluster.addr(2), &deliveries);
     produce_keyed(&producer, "local", 0..2000, 100);

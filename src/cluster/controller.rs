@@ -258,6 +258,30 @@ mod tests {
         (0..count).map(|p| (topic, p)).collect()
     }
 
+    /// [`plan`] with nothing pinned and no leader waited for.
+    fn plan_plain(
+        brokers: &[i32],
+        all: &[PartitionId],
+        leaders: &HashMap<PartitionId, i32>,
+        balancing_moves: usize,
+    ) -> Vec<(PartitionId, i32)> {
+        plan(
+            brokers,
+            all,
+            leaders,
+            &HashMap::new(),
+            &HashSet::new(),
+            balancing_moves,
+        )
+    }
+
+    /// The leaders `brokers` get from nothing.
+    fn assigned(brokers: &[i32], all: &[PartitionId]) -> HashMap<PartitionId, i32> {
+        plan_plain(brokers, all, &HashMap::new(), 0)
+            .into_iter()
+            .collect()
+    }
+
     fn apply(leaders: &mut HashMap<PartitionId, i32>, moves: &[(PartitionId, i32)]) {
         leaders.extend(moves.iter().copied());
     }
@@ -273,28 +297,13 @@ mod tests {
     #[test]
     fn every_partition_gets_a_leader_evenly_at_once() {
         let all = partitions(10);
-        let moves = plan(
-            &[1, 2, 3],
-            &all,
-            &HashMap::new(),
-            &HashMap::new(),
-            &HashSet::new(),
-            0,
-        );
+        let moves = plan_plain(&[1, 2, 3], &all, &HashMap::new(), 0);
         assert_eq!(moves.len(), 10);
         let mut leaders = HashMap::new();
         apply(&mut leaders, &moves);
         assert_eq!(loads(&leaders), BTreeMap::from([(1, 4), (2, 3), (3, 3)]));
         assert!(
-            plan(
-                &[1, 2, 3],
-                &all,
-                &leaders,
-                &HashMap::new(),
-                &HashSet::new(),
-                MOVES_PER_ROUND
-            )
-            .is_empty(),
+            plan_plain(&[1, 2, 3], &all, &leaders, MOVES_PER_ROUND).is_empty(),
             "stable"
         );
     }
@@ -302,19 +311,8 @@ mod tests {
     #[test]
     fn a_dead_brokers_partitions_move_at_once_to_the_others() {
         let all = partitions(9);
-        let mut leaders = HashMap::new();
-        apply(
-            &mut leaders,
-            &plan(
-                &[1, 2, 3],
-                &all,
-                &HashMap::new(),
-                &HashMap::new(),
-                &HashSet::new(),
-                0,
-            ),
-        );
-        let moves = plan(&[1, 3], &all, &leaders, &HashMap::new(), &HashSet::new(), 0);
+        let mut leaders = assigned(&[1, 2, 3], &all);
+        let moves = plan_plain(&[1, 3], &all, &leaders, 0);
         assert_eq!(moves.len(), 3, "only broker 2's partitions move");
         assert!(moves.iter().all(|(p, _)| leaders[p] == 2));
         apply(&mut leaders, &moves);
@@ -325,28 +323,10 @@ mod tests {
     #[test]
     fn a_joining_broker_takes_partitions_a_few_per_round() {
         let all = partitions(60);
-        let mut leaders = HashMap::new();
-        apply(
-            &mut leaders,
-            &plan(
-                &[1, 2],
-                &all,
-                &HashMap::new(),
-                &HashMap::new(),
-                &HashSet::new(),
-                0,
-            ),
-        );
+        let mut leaders = assigned(&[1, 2], &all);
         let mut rounds = 0;
         loop {
-            let moves = plan(
-                &[1, 2, 3],
-                &all,
-                &leaders,
-                &HashMap::new(),
-                &HashSet::new(),
-                MOVES_PER_ROUND,
-            );
+            let moves = plan_plain(&[1, 2, 3], &all, &leaders, MOVES_PER_ROUND);
             if moves.is_empty() {
                 break;
             }
@@ -362,71 +342,36 @@ mod tests {
     #[test]
     fn pinned_partitions_go_to_their_broker_and_stay_there() {
         let all = partitions(4);
-        let mut leaders = HashMap::new();
-        apply(
-            &mut leaders,
-            &plan(
-                &[1, 2],
-                &all,
-                &HashMap::new(),
-                &HashMap::new(),
-                &HashSet::new(),
-                0,
-            ),
-        );
+        let mut leaders = assigned(&[1, 2], &all);
         let pins: HashMap<PartitionId, i32> = all.iter().map(|p| (*p, 1)).collect();
-        let moves = plan(&[1, 2], &all, &leaders, &pins, &HashSet::new(), 0);
+        let none = HashSet::new();
+        let moves = plan(&[1, 2], &all, &leaders, &pins, &none, 0);
         assert_eq!(moves.len(), 2, "broker 2's partitions move to 1 at once");
         apply(&mut leaders, &moves);
         assert!(
-            plan(
-                &[1, 2],
-                &all,
-                &leaders,
-                &pins,
-                &HashSet::new(),
-                MOVES_PER_ROUND
-            )
-            .is_empty(),
+            plan(&[1, 2], &all, &leaders, &pins, &none, MOVES_PER_ROUND).is_empty(),
             "no balancing"
         );
         // Broker 1 gone: its pins do not hold; back when it returns.
-        let moves = plan(&[2], &all, &leaders, &pins, &HashSet::new(), 0);
+        let moves = plan(&[2], &all, &leaders, &pins, &none, 0);
         assert_eq!(moves.len(), 4);
         apply(&mut leaders, &moves);
-        assert_eq!(
-            plan(&[1, 2], &all, &leaders, &pins, &HashSet::new(), 0).len(),
-            4
-        );
+        assert_eq!(plan(&[1, 2], &all, &leaders, &pins, &none, 0).len(), 4);
     }
 
     #[test]
     fn a_waiting_leaders_partitions_stay_until_its_grace_ends() {
         let all = partitions(6);
-        let mut leaders = HashMap::new();
+        let leaders = assigned(&[1, 2], &all);
         let none = HashMap::new();
-        apply(
-            &mut leaders,
-            &plan(&[1, 2], &all, &none, &none, &HashSet::new(), 0),
-        );
         let waiting = HashSet::from([2]);
         assert!(plan(&[1], &all, &leaders, &none, &waiting, MOVES_PER_ROUND).is_empty());
-        let moves = plan(&[1], &all, &leaders, &none, &HashSet::new(), 0);
+        let moves = plan_plain(&[1], &all, &leaders, 0);
         assert_eq!(moves.len(), 3, "moved once the grace ended");
     }
 
     #[test]
     fn without_brokers_nothing_is_assigned() {
-        assert!(
-            plan(
-                &[],
-                &partitions(3),
-                &HashMap::new(),
-                &HashMap::new(),
-                &HashSet::new(),
-                8
-            )
-            .is_empty()
-        );
+        assert!(plan_plain(&[], &partitions(3), &HashMap::new(), 8).is_empty());
     }
 }

@@ -246,6 +246,14 @@ impl Inner {
 }
 
 impl State {
+    /// A group's committed offsets, by topic and partition.
+    fn offsets_of(&self, group: &str) -> Vec<CommittedOffset> {
+        self.offsets
+            .get(group)
+            .map(|topics| topics.values().flat_map(|p| p.values().cloned()).collect())
+            .unwrap_or_default()
+    }
+
     /// Fails if `change` cannot be applied to this state.
     fn check(&self, change: &Change) -> Result<()> {
         let topic = |name: &str| self.topics.get(name).ok_or(Error::UnknownTopicOrPartition);
@@ -532,12 +540,11 @@ impl MetaStore for EmbeddedStore {
             Ok(ids
                 .into_iter()
                 .map(|id| {
-                    let offsets = state
-                        .offsets
-                        .get(id)
-                        .map(|topics| topics.values().flat_map(|p| p.values().cloned()).collect())
-                        .unwrap_or_default();
-                    (state.groups.get(id).cloned(), id.clone(), offsets)
+                    (
+                        state.groups.get(id).cloned(),
+                        id.clone(),
+                        state.offsets_of(id),
+                    )
                 })
                 .collect())
         })
@@ -556,12 +563,7 @@ impl MetaStore for EmbeddedStore {
         let id = group_id.to_string();
         self.with_inner(move |inner| {
             let state = &inner.state;
-            let offsets = state
-                .offsets
-                .get(&id)
-                .map(|topics| topics.values().flat_map(|p| p.values().cloned()).collect())
-                .unwrap_or_default();
-            Ok((state.groups.get(&id).cloned(), offsets))
+            Ok((state.groups.get(&id).cloned(), state.offsets_of(&id)))
         })
         .await
     }

@@ -244,6 +244,11 @@ impl EtcdStore {
         }
     }
 
+    /// Every value under `path/`, decoded, in key order.
+    async fn list_decoded<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+        self.list(path).await?.iter().map(decode).collect()
+    }
+
     /// Runs `ops` if every one of `compares` holds (and this broker is
     /// still registered); whether they ran.
     async fn txn(&self, compares: Vec<Compare>, ops: Vec<TxnOp>) -> Result<bool> {
@@ -436,7 +441,7 @@ impl EtcdStore {
 #[async_trait]
 impl MetaStore for EtcdStore {
     async fn topics(&self) -> Result<Vec<TopicMeta>> {
-        self.list("topics").await?.iter().map(decode).collect()
+        self.list_decoded("topics").await
     }
 
     async fn create_topic(&self, topic: TopicMeta) -> Result<()> {
@@ -533,11 +538,8 @@ impl MetaStore for EtcdStore {
             .await?;
         let state = state.value.unwrap_or_default();
         let extents = self
-            .list(&format!("partitions/{topic}/{partition}/extents"))
-            .await?
-            .iter()
-            .map(decode)
-            .collect::<Result<Vec<Extent>>>()?;
+            .list_decoded(&format!("partitions/{topic}/{partition}/extents"))
+            .await?;
         Ok(PartitionMeta {
             leader_epoch: state.leader_epoch,
             log_start_offset: state.log_start_offset,
@@ -653,12 +655,7 @@ impl MetaStore for EtcdStore {
     async fn group(&self, group_id: &str) -> Result<(Option<GroupMeta>, Vec<CommittedOffset>)> {
         let group_hex = hex(group_id);
         let group = self.get(&format!("groups/{group_hex}")).await?.value;
-        let offsets = self
-            .list(&format!("offsets/{group_hex}"))
-            .await?
-            .iter()
-            .map(decode)
-            .collect::<Result<Vec<CommittedOffset>>>()?;
+        let offsets = self.list_decoded(&format!("offsets/{group_hex}")).await?;
         Ok((group, offsets))
     }
 
