@@ -128,7 +128,6 @@ pub struct TopicDefaults {
 /// When the uploader seals buffered data into an object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-#[derive(Default)]
 pub struct FlushConfig {
     /// Upload at least this often (milliseconds); unset means 100 in
     /// `object` durability (an acknowledgement waits for the next upload)
@@ -138,6 +137,19 @@ pub struct FlushConfig {
     /// in `object` durability and 4 MiB in `local` (smaller objects keep the
     /// fsync bursts that compete with the WAL short).
     pub bytes: Option<u64>,
+    /// Uploads under way at once: the next object is sealed and PUT while
+    /// earlier ones are still being written (they commit in order).
+    pub uploads_in_flight: usize,
+}
+
+impl Default for FlushConfig {
+    fn default() -> Self {
+        FlushConfig {
+            interval_ms: None,
+            bytes: None,
+            uploads_in_flight: 4,
+        }
+    }
 }
 
 /// The local write-ahead log (used in `local` durability).
@@ -427,8 +439,14 @@ impl Config {
         if self.topics.max_message_bytes < 1 {
             return invalid("topics.max_message_bytes", "must be positive");
         }
-        if self.flush.bytes == Some(0) || self.flush.interval_ms == Some(0) {
-            return invalid("flush", "interval_ms and bytes must be positive");
+        if self.flush.bytes == Some(0)
+            || self.flush.interval_ms == Some(0)
+            || self.flush.uploads_in_flight == 0
+        {
+            return invalid(
+                "flush",
+                "interval_ms, bytes and uploads_in_flight must be positive",
+            );
         }
         if self.flush_bytes() > MAX_OBJECT_BYTES {
             return invalid(

@@ -51,6 +51,8 @@ pub struct LogSettings {
     pub durability: Durability,
     pub flush_interval: Duration,
     pub flush_bytes: u64,
+    /// Uploads under way at once (PUTs overlap; commits keep their order).
+    pub uploads_in_flight: usize,
     pub max_unflushed_bytes: u64,
     /// In a cluster, whether this broker's registration still certainly
     /// holds: a broker that may have lost it does not append, and in
@@ -66,6 +68,7 @@ impl LogSettings {
             durability: config.durability,
             flush_interval: config.flush_interval(),
             flush_bytes: config.flush_bytes(),
+            uploads_in_flight: config.flush.uploads_in_flight,
             max_unflushed_bytes: config.limits.max_unflushed_bytes,
             registration: None,
         }
@@ -85,6 +88,8 @@ pub struct Log {
     pending_replay: std::sync::Mutex<HashMap<(Uuid, i32), Vec<WalRecord>>>,
     /// Bytes in tails, not yet committed to the object store.
     unflushed: AtomicU64,
+    /// Of those, the bytes sealed into uploads under way.
+    uploading: AtomicU64,
     /// Where the next upload starts sealing (round robin over partitions).
     upload_cursor: std::sync::atomic::AtomicUsize,
     flush_wanted: Notify,
@@ -125,6 +130,7 @@ impl Log {
             partitions: RwLock::new(HashMap::new()),
             pending_replay: std::sync::Mutex::new(HashMap::new()),
             unflushed: AtomicU64::new(0),
+            uploading: AtomicU64::new(0),
             upload_cursor: std::sync::atomic::AtomicUsize::new(0),
             flush_wanted: Notify::new(),
             data_arrived: Notify::new(),
@@ -362,10 +368,11 @@ impl Log {
         };
         let appended = partition.append(header, data, wal, now_ms())?;
         let before = self.unflushed.fetch_add(appended.bytes, Ordering::Relaxed);
-        if before == 0 && appended.bytes > 0 {
+        let unsealed = before.saturating_sub(self.uploading.load(Ordering::Relaxed));
+        if unsealed == 0 && appended.bytes > 0 {
             self.data_arrived.notify_one();
         }
-        if before + appended.bytes >= self.settings.flush_bytes {
+        if unsealed + appended.bytes >= self.settings.flush_bytes {
             self.flush_wanted.notify_one();
         }
         Ok(appended)

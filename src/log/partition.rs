@@ -4,8 +4,17 @@
 //! Offsets are assigned here, under the partition lock, by rewriting the
 //! batch header; the WAL append happens under the same lock so the WAL holds
 //! each partition's batches in offset order. Invariants:
-//! `log_start <= committed_end <= high_watermark <= next_offset`; extents
-//! cover `[log_start, committed_end)` and the tail `[committed_end, next_offset)`.
+//! `log_start <= committed_end <= high_watermark <= next_offset` and
+//! `committed_end <= sealed_end <= next_offset`; extents cover
+//! `[log_start, committed_end)` and the tail `[committed_end, next_offset)`,
+//! of which `[committed_end, sealed_end)` is in uploads under way.
+//!
+//! Several uploads may be under way at once; they commit in the order they
+//! were sealed. When one of them fails for this partition, the partition
+//! is unsealed back to its committed end and its seal generation moves on,
+//! so the later uploads still under way leave this partition out (their
+//! extents would not continue the committed ones) and the next upload
+//! seals the data again.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -37,6 +46,10 @@ struct State {
     extents: Vec<Extent>,
     tail: VecDeque<TailBatch>,
     tail_bytes: u64,
+    /// Offset after the last batch handed to an upload.
+    sealed_end: i64,
+    /// Changes whenever sealed data is handed back (see the module docs).
+    seal_generation: u64,
     producers: ProducerTable,
     /// Whether this broker leads the partition: only a leader appends and
     /// serves reads.
@@ -104,6 +117,9 @@ pub enum ReadSource {
 /// A partition's batches ready for upload.
 pub struct Sealed {
     pub leader_epoch: i32,
+    /// The partition's seal generation when sealed: the upload may commit
+    /// them only while it is unchanged.
+    pub generation: u64,
     pub batches: Vec<SealedBatch>,
     /// Offset after the last sealed batch.
     pub end: i64,
@@ -147,7 +163,9 @@ impl Partition {
             return (0, 0);
         }
         let dropped = state.tail_bytes;
+        let generation = state.seal_generation + 1;
         *state = State::restored(meta, true);
+        state.seal_generation = generation;
         let epoch = state.leader_epoch;
         let replayed = wal
             .into_iter()
@@ -166,6 +184,7 @@ impl Partition {
         }
         state.leading = false;
         state.tail.clear();
+        state.unseal();
         std::mem::take(&mut state.tail_bytes)
     }
 
@@ -384,41 +403,62 @@ impl Partition {
         (state.extents.clone(), tail)
     }
 
-    /// The tail batches to upload: all in `object` durability, the durable
-    /// ones in `local`, at most `max_bytes` (but at least one batch).
+    /// The next tail batches to upload, after those already in uploads:
+    /// all in `object` durability, the durable ones in `local`, at most
+    /// `max_bytes` (but at least one batch).
     pub fn seal(&self, wal_durable: Option<u64>, max_bytes: u64) -> Option<Sealed> {
-        let state = self.lock();
-        let mut size = 0;
-        let batches: Vec<&TailBatch> = state
+        let mut state = self.lock();
+        let sealed_end = state.sealed_end;
+        let first = state
             .tail
-            .iter()
+            .partition_point(|b| b.header.base_offset < sealed_end);
+        let mut size = 0;
+        let batches: Vec<SealedBatch> = state
+            .tail
+            .range(first..)
             .take_while(|b| wal_durable.is_none_or(|d| b.wal.end <= d))
             .take_while(|b| {
                 let take = size == 0 || size + b.data.len() as u64 <= max_bytes;
                 size += b.data.len() as u64;
                 take
             })
+            .map(|b| SealedBatch {
+                base_offset: b.header.base_offset,
+                last_offset: b.header.last_offset(),
+                max_timestamp: b.header.max_timestamp,
+                data: b.data.clone(),
+            })
             .collect();
-        let end = batches.last()?.header.last_offset() + 1;
-        let producer_ids = batches
-            .iter()
+        let end = batches.last()?.last_offset + 1;
+        let producer_ids = state
+            .tail
+            .range(first..first + batches.len())
             .filter(|b| b.header.has_producer_id())
             .map(|b| b.header.producer_id);
         let producers = state.producers.snapshot(producer_ids, end);
+        state.sealed_end = end;
         Some(Sealed {
             leader_epoch: state.leader_epoch,
+            generation: state.seal_generation,
             end,
             producers,
-            batches: batches
-                .iter()
-                .map(|b| SealedBatch {
-                    base_offset: b.header.base_offset,
-                    last_offset: b.header.last_offset(),
-                    max_timestamp: b.header.max_timestamp,
-                    data: b.data.clone(),
-                })
-                .collect(),
+            batches,
         })
+    }
+
+    /// Whether data sealed at `generation` may still be committed: nothing
+    /// sealed before it was handed back since.
+    pub fn seal_holds(&self, generation: u64) -> bool {
+        self.lock().seal_generation == generation
+    }
+
+    /// Hands data sealed at `generation` back after its upload failed:
+    /// everything not committed is sealed again by the next upload.
+    pub fn unseal(&self, generation: u64) {
+        let mut state = self.lock();
+        if state.seal_generation == generation {
+            state.unseal();
+        }
     }
 
     /// Makes extents committed at `epoch` ending at `end` visible and drops
@@ -432,6 +472,7 @@ impl Partition {
         }
         state.extents.extend(extents);
         state.committed_end = state.committed_end.max(end);
+        state.sealed_end = state.sealed_end.max(end);
         state.high_watermark = state.high_watermark.max(end);
         let mut dropped = 0;
         while let Some(front) = state.tail.front() {
@@ -460,6 +501,7 @@ impl Partition {
         let mut state = self.lock();
         state.deleted = true;
         state.tail.clear();
+        state.unseal();
         std::mem::take(&mut state.tail_bytes)
     }
 
@@ -487,10 +529,18 @@ impl State {
             extents: meta.extents,
             tail: VecDeque::new(),
             tail_bytes: 0,
+            sealed_end: committed_end,
+            seal_generation: 0,
             producers: ProducerTable::from_snapshots(&meta.producers),
             leading,
             deleted: false,
         }
+    }
+
+    /// Hands everything sealed and not committed back to the next upload.
+    fn unseal(&mut self) {
+        self.sealed_end = self.committed_end;
+        self.seal_generation += 1;
     }
 
     fn check_leader(&self) -> Result<()> {
@@ -626,6 +676,26 @@ mod tests {
         ));
         p.resign(None);
         assert_eq!(p.leadership(), None);
+    }
+
+    #[test]
+    fn seals_continue_after_uploads_under_way_and_failures_hand_data_back() {
+        let p = Partition::new(Uuid::new_v4(), 0, PartitionMeta::default());
+        let (h, b) = validated(2, -1, -1);
+        p.append(&h, &b, None, 0).unwrap();
+        let first = p.seal(None, u64::MAX).unwrap();
+        p.append(&h, &b, None, 0).unwrap();
+        let second = p.seal(None, u64::MAX).unwrap();
+        assert_eq!((first.end, second.batches[0].base_offset), (2, 2));
+        assert!(p.seal(None, u64::MAX).is_none(), "everything is under way");
+        // The first upload fails: the second may no longer commit, and
+        // the next seal takes both batches again.
+        p.unseal(first.generation);
+        assert!(!p.seal_holds(second.generation));
+        p.unseal(second.generation);
+        let again = p.seal(None, u64::MAX).unwrap();
+        assert_eq!((again.batches.len(), again.end), (2, 4));
+        assert!(p.seal_holds(again.generation));
     }
 
     #[test]

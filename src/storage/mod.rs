@@ -19,7 +19,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
-use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::signer::{Method, Signer};
 use object_store::{
@@ -245,9 +244,16 @@ impl Bucket {
     }
 
     /// A bucket held in memory, for unit tests.
-    pub fn in_memory() -> Bucket {
+    #[cfg(test)]
+    pub(crate) fn in_memory() -> Bucket {
+        Bucket::over(Arc::new(object_store::memory::InMemory::new()))
+    }
+
+    /// A bucket over any store (a test double), for unit tests.
+    #[cfg(test)]
+    pub(crate) fn over(store: Arc<dyn ObjectStore>) -> Bucket {
         Bucket {
-            store: Arc::new(InMemory::new()),
+            store,
             prefix: ObjectPath::default(),
             local: false,
             name: "memory".into(),
