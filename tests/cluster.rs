@@ -547,3 +547,47 @@ fn a_local_leader_restarted_on_its_disk_within_the_grace_loses_nothing() {
     assert_eq!(after, before, "led again by broker 1 at the same epoch");
     assert_all_acked_and_read_once(cluster.addr(2), "local", 2, &deliveries, 2000);
 }
+
+/// In `local` durability a leader stopped cleanly uploads what its WAL
+/// holds and gives its partitions up: another broker leads them at once,
+/// not after `storage.failover_grace_ms`, and every acknowledged message
+/// is read exactly once.
+#[test]
+fn a_local_leader_stopped_cleanly_hands_its_partitions_over_at_once() {
+    let mut cluster = Cluster::start_with(
+        etcd_root(),
+        LEASE_SECONDS,
+        &["--durability", "local"],
+        &[
+            // Nothing is uploaded before the stop: it is all in the WAL.
+            ("SILT_FLUSH__INTERVAL_MS", "600000"),
+            ("SILT_STORAGE__FAILOVER_GRACE_MS", "600000"),
+        ],
+        &[1, 2],
+    );
+    let before = cluster.create_led_topic("handover", 2);
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(cluster.addr(2), &deliveries);
+    produce_keyed(&producer, "handover", 0..2000, 100);
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    drop(producer);
+
+    cluster
+        .brokers
+        .get_mut(&1)
+        .unwrap()
+        .terminate(Duration::from_secs(30));
+    let after = wait_for_leaders(
+        cluster.addr(2),
+        "handover",
+        2,
+        &[2],
+        Duration::from_secs(30),
+    );
+    let (moved, _) = before.iter().find(|(_, (leader, _))| *leader == 1).unwrap();
+    assert!(
+        after[moved].1 > before[moved].1,
+        "a new leadership: {after:?}"
+    );
+    assert_all_acked_and_read_once(cluster.addr(2), "handover", 2, &deliveries, 2000);
+}

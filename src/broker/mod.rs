@@ -219,13 +219,19 @@ impl Broker {
         Ok(broker)
     }
 
-    /// Stops the uploader after a final upload, then closes the log.
+    /// Stops the uploader after a final upload, then closes the log; in a
+    /// cluster, gives up its partitions if everything was uploaded, and
+    /// leaves.
     pub async fn shutdown(&self) {
         self.stop_tasks.cancel();
         self.tasks.close();
         self.tasks.wait().await;
         self.log.close().await;
         if let Some(cluster) = &self.cluster {
+            // Everything is in the bucket: nothing needs this broker back.
+            if self.log.unflushed_bytes() == 0 {
+                cluster.resign_leaderships().await;
+            }
             cluster.leave().await;
         }
     }

@@ -208,9 +208,35 @@ impl Cluster {
         ]
     }
 
+    /// Gives up the partitions this broker leads, for a clean stop that
+    /// uploaded everything: their leader records are removed (each only
+    /// while it still names this broker at the same epoch), so the
+    /// controller assigns them at once, even in `local` durability where a
+    /// dead leader's partitions wait for it. Failures are logged: the
+    /// partitions then wait as after a crash.
+    pub async fn resign_leaderships(&self) {
+        let mine: Vec<(String, PartitionLeader)> = self.leaders.with(|leaders| {
+            leaders
+                .iter()
+                .filter(|(_, leader)| leader.broker == self.me)
+                .map(|(key, leader)| (format!("{}/{LEADERS}{key}", self.root), *leader))
+                .collect()
+        });
+        for (key, leader) in mine {
+            let value = serde_json::to_vec(&leader).expect("a leader record encodes");
+            let txn = Txn::new()
+                .when([Compare::value(key.as_str(), CompareOp::Equal, value)])
+                .and_then([TxnOp::delete(key.as_str(), None)]);
+            if let Err(e) = self.client.kv_client().txn(txn).await {
+                tracing::warn!(key, error = %e, "cannot give up a partition; it waits as after a crash");
+            }
+        }
+    }
+
     /// Leaves the cluster: the controller moves this broker's partitions
-    /// at once (in `local` durability after `storage.failover_grace_ms`: it
-    /// cannot tell a clean stop from a crash).
+    /// at once (in `local` durability only those it resigned, see
+    /// [`Cluster::resign_leaderships`]; the others wait
+    /// `storage.failover_grace_ms`).
     pub async fn leave(&self) {
         self.stop_mirrors.cancel();
         let registration = self.registration.lock().expect("registration lock").take();
