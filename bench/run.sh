@@ -4,7 +4,8 @@
 # on this machine, 1 KiB incompressible messages, acks=all, idempotent
 # producers. Prints one markdown table.
 #   0. the machine's baselines in the same run: fdatasync'ed writes,
-#      sequential write, loopback TCP, the S3 server's own GET rate;
+#      sequential write, 2 MiB writes each fdatasync'ed (what the WAL
+#      does), loopback TCP, the S3 server's own PUT and GET rates;
 #   1. local durability, 8 partitions: produce as fast as possible, then a
 #      catch-up consume;
 #   2. local durability: 50 MB/s open loop, produce and end-to-end latency;
@@ -65,8 +66,12 @@ row() { echo "| $1 | $2 |" >> "$work/table"; }
 fsync=$(dd if=/dev/zero of="$work/dd" bs=4k count=2000 oflag=dsync 2>&1 | awk '/copied/ {print $(NF-3)}')
 row "baseline: fdatasync'ed 4 KiB writes" "$(awk -v s="$fsync" 'BEGIN {printf "%.0f/s", 2000 / s}')"
 seq_mb=$(dd if=/dev/zero of="$work/dd" bs=1M count=1024 conv=fdatasync 2>&1 | awk '/copied/ {printf "%.0f", 1073.741824 / $(NF-3)}')
-rm -f "$work/dd"
 row "baseline: sequential write + fdatasync" "$seq_mb MB/s"
+# What the WAL does: each write made durable before the next (its group
+# commits under load are a few MiB).
+wal_mb=$(dd if=/dev/zero of="$work/dd" bs=2M count=512 oflag=dsync 2>&1 | awk '/copied/ {printf "%.0f", 1073.741824 / $(NF-3)}')
+rm -f "$work/dd"
+row "baseline: 2 MiB writes, each fdatasync'ed" "$wal_mb MB/s"
 tcp=$("$loadgen" tcp-baseline --gib 2 | tail -1)
 row "baseline: loopback TCP, one stream" "$(field "$tcp" mb_per_s) MB/s"
 
@@ -95,6 +100,16 @@ if [[ -z "${S3_BENCH_ENDPOINT:-}" ]]; then
 fi
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_ENDPOINT_URL="$S3_BENCH_ENDPOINT"
+prefix=$(basename "$work")
+# The server's own rate for 16 MiB PUTs (the size of a full upload), 4 at
+# a time (unsigned requests, which local servers accept): the ceiling for
+# produce in object durability.
+curl -s -X PUT "$S3_BENCH_ENDPOINT/silt-bench" -o /dev/null
+head -c $((16 * 1024 * 1024)) /dev/urandom > "$work/put"
+put_start=$(date +%s.%N)
+seq 32 | xargs -P 4 -I{} curl -s -o /dev/null -X PUT --data-binary @"$work/put" "$S3_BENCH_ENDPOINT/silt-bench/$prefix-baseline/{}"
+row "baseline: the S3 server's 16 MiB PUTs, 4 at a time" "$(awk -v s="$put_start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f MB/s", 32 * 16.777216 / (e - s) }')"
+rm -f "$work/put"
 prefix=$(basename "$work")
 object_broker() {
   start_broker --data-dir "$work/object" --meta "file://$work/meta" --durability object \
