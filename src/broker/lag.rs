@@ -70,7 +70,7 @@ mod tests {
             .remove(0);
         let appended = broker
             .log
-            .append(&topic.partitions[1], &header, &batch)
+            .append(&topic.partitions[1], &header, batch)
             .unwrap();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         broker

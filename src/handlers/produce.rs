@@ -65,7 +65,7 @@ fn respond(
                 (Some(error), _) => Err(error),
                 (None, None) if version >= 13 => Err(ResponseError::UnknownTopicId),
                 (None, None) => Err(ResponseError::UnknownTopicOrPartition),
-                (None, Some(topic)) => append(broker, topic, data.index, data.records.as_ref())
+                (None, Some(topic)) => append(broker, topic, data.index, data.records)
                     .map_err(|e| {
                         tracing::debug!(topic = %topic.name, partition = data.index, error = %e, "produce refused");
                         e.response_error()
@@ -118,12 +118,13 @@ fn respond(
     .boxed()
 }
 
-/// Validates and appends one partition's records.
+/// Validates and appends one partition's records (taken by value: their
+/// buffer is usually theirs alone, so offsets are written in place).
 fn append(
     broker: &Broker,
     topic: &Topic,
     index: i32,
-    records: Option<&bytes::Bytes>,
+    records: Option<bytes::Bytes>,
 ) -> Result<(Arc<Partition>, Appended)> {
     let partition = topic
         .partition(index)
@@ -139,7 +140,7 @@ fn append(
         });
     }
     let mut batches =
-        batch::split_and_validate(records).map_err(|e| Error::CorruptMessage(e.to_string()))?;
+        batch::split_and_validate(&records).map_err(|e| Error::CorruptMessage(e.to_string()))?;
     if batches.len() != 1 {
         return Err(Error::InvalidRecord(format!(
             "expected exactly one record batch per partition, got {}",
@@ -147,11 +148,14 @@ fn append(
         )));
     }
     let (header, data) = batches.remove(0);
+    // The batch is a slice of `records`: drop it so the slice is the
+    // buffer's only reference.
+    drop(records);
     if header.is_transactional() || header.is_control() {
         return Err(Error::InvalidRecord(
             "transactional and control batches are not supported".into(),
         ));
     }
-    let appended = broker.log.append(partition, &header, &data)?;
+    let appended = broker.log.append(partition, &header, data)?;
     Ok((partition.clone(), appended))
 }

@@ -359,7 +359,7 @@ impl Log {
         &self,
         partition: &Partition,
         header: &BatchHeader,
-        data: &Bytes,
+        data: Bytes,
     ) -> Result<Appended> {
         self.check_registration()?;
         let wal = match self.settings.durability {

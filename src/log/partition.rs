@@ -204,11 +204,14 @@ impl Partition {
     }
 
     /// Validates the producer sequence, assigns offsets and appends `data`
-    /// (one validated batch) to the tail and, if given, the WAL.
+    /// (one validated batch) to the tail and, if given, the WAL. The offsets
+    /// are written into the batch in place when `data` is its buffer's only
+    /// reference (a produce request's records usually are), else into a
+    /// copy.
     pub fn append(
         &self,
         header: &BatchHeader,
-        data: &Bytes,
+        data: Bytes,
         wal: Option<&Wal>,
         now_ms: i64,
     ) -> Result<Appended> {
@@ -223,7 +226,9 @@ impl Partition {
             });
         }
         let base_offset = state.next_offset;
-        let mut owned = BytesMut::from(&data[..]);
+        let mut owned = data
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
         batch::set_base_offset(&mut owned, base_offset);
         batch::set_leader_epoch(&mut owned, state.leader_epoch);
         let data = owned.freeze();
@@ -621,7 +626,7 @@ mod tests {
         let p = Partition::follower(Uuid::new_v4(), 0);
         let (h, b) = validated(2, -1, -1);
         assert!(matches!(
-            p.append(&h, &b, None, 0),
+            p.append(&h, b.clone(), None, 0),
             Err(Error::NotLeaderOrFollower)
         ));
         assert!(matches!(
@@ -643,7 +648,7 @@ mod tests {
         };
         assert_eq!(p.lead(meta(1)), 0);
         assert_eq!(p.leadership(), Some(1));
-        let appended = p.append(&h, &b, None, 0).unwrap();
+        let appended = p.append(&h, b.clone(), None, 0).unwrap();
         assert_eq!(
             appended.base_offset, 10,
             "continues after the committed data"
@@ -682,9 +687,9 @@ mod tests {
     fn seals_continue_after_uploads_under_way_and_failures_hand_data_back() {
         let p = Partition::new(Uuid::new_v4(), 0, PartitionMeta::default());
         let (h, b) = validated(2, -1, -1);
-        p.append(&h, &b, None, 0).unwrap();
+        p.append(&h, b.clone(), None, 0).unwrap();
         let first = p.seal(None, u64::MAX).unwrap();
-        p.append(&h, &b, None, 0).unwrap();
+        p.append(&h, b.clone(), None, 0).unwrap();
         let second = p.seal(None, u64::MAX).unwrap();
         assert_eq!((first.end, second.batches[0].base_offset), (2, 2));
         assert!(p.seal(None, u64::MAX).is_none(), "everything is under way");
@@ -706,7 +711,7 @@ mod tests {
         };
         let p = Partition::new(Uuid::new_v4(), 0, meta);
         let (h, b) = validated(4, -1, -1);
-        p.append(&h, &b, None, 0).unwrap();
+        p.append(&h, b.clone(), None, 0).unwrap();
         // A consumer that read at epoch 1 sees no truncation.
         assert_eq!(p.end_offset_for_epoch(1), Some((1, 4)));
         assert_eq!(p.end_offset_for_epoch(3), Some((3, 4)));
@@ -717,8 +722,8 @@ mod tests {
     fn offsets_are_assigned_and_reads_wait_for_durability() {
         let p = Partition::new(Uuid::new_v4(), 0, PartitionMeta::default());
         let (h, b) = validated(3, -1, -1);
-        let a = p.append(&h, &b, None, 0).unwrap();
-        let c = p.append(&h, &b, None, 0).unwrap();
+        let a = p.append(&h, b.clone(), None, 0).unwrap();
+        let c = p.append(&h, b.clone(), None, 0).unwrap();
         assert_eq!((a.base_offset, a.end_offset), (0, 3));
         assert_eq!((c.base_offset, c.end_offset), (3, 6));
         // Nothing durable yet in object durability: the end is out of range.
@@ -753,7 +758,7 @@ mod tests {
         let (h, b) = validated(2, -1, -1);
         let mut end = 0;
         for _ in 0..3 {
-            p.append(&h, &b, Some(&wal), 0).unwrap();
+            p.append(&h, b.clone(), Some(&wal), 0).unwrap();
             end = wal.end();
         }
         // Before the fsync nothing is visible.
@@ -794,14 +799,14 @@ mod tests {
     fn duplicates_get_the_original_offsets() {
         let p = Partition::new(Uuid::new_v4(), 0, PartitionMeta::default());
         let (h, b) = validated(4, 11, 0);
-        let first = p.append(&h, &b, None, 0).unwrap();
-        let retry = p.append(&h, &b, None, 0).unwrap();
+        let first = p.append(&h, b.clone(), None, 0).unwrap();
+        let retry = p.append(&h, b.clone(), None, 0).unwrap();
         assert_eq!(retry.base_offset, first.base_offset);
         assert_eq!(retry.bytes, 0);
         assert_eq!(p.next_offset(), 4);
         let (gap, gap_bytes) = validated(1, 11, 9);
         assert!(matches!(
-            p.append(&gap, &gap_bytes, None, 0),
+            p.append(&gap, gap_bytes.clone(), None, 0),
             Err(Error::OutOfOrderSequence { .. })
         ));
     }

@@ -507,7 +507,7 @@ mod tests {
         let (header, data) = split_and_validate(&encode_batch(3, -1, -1))
             .unwrap()
             .remove(0);
-        log.append(partition, &header, &data).unwrap();
+        log.append(partition, &header, data).unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

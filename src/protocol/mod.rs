@@ -10,9 +10,10 @@ pub mod versions;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+    ApiKey, ApiVersionsResponse, ProduceRequest, RequestHeader, RequestKind, ResponseHeader,
+    ResponseKind,
 };
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 /// A decoded request.
 #[derive(Debug)]
@@ -74,14 +75,41 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, DecodeError> {
         api: api_key,
         reason: e.to_string(),
     };
-    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
+    let mut header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
         .map_err(malformed)?;
-    let body = RequestKind::decode(api_key, &mut frame, version).map_err(malformed)?;
+    let mut body = RequestKind::decode(api_key, &mut frame, version).map_err(malformed)?;
+    if let RequestKind::Produce(produce) = &mut body {
+        detach_from_frame(&mut header, produce);
+    }
     Ok(Request {
         header,
         api_key,
         body,
     })
+}
+
+/// Gives a produce request's strings buffers of their own (the decoder
+/// slices them out of the frame, as it does the records), so that once the
+/// frame is dropped a partition's records are the only reference to it and
+/// the log can write offsets into them in place instead of copying.
+/// Unknown tagged fields, which a produce request has no use for, go.
+fn detach_from_frame(header: &mut RequestHeader, produce: &mut ProduceRequest) {
+    let own = |s: &mut StrBytes| *s = StrBytes::from_string(s.to_string());
+    if let Some(client_id) = &mut header.client_id {
+        own(client_id);
+    }
+    header.unknown_tagged_fields.clear();
+    if let Some(transactional_id) = &mut produce.transactional_id {
+        own(&mut transactional_id.0);
+    }
+    produce.unknown_tagged_fields.clear();
+    for topic in &mut produce.topic_data {
+        own(&mut topic.name.0);
+        topic.unknown_tagged_fields.clear();
+        for partition in &mut topic.partition_data {
+            partition.unknown_tagged_fields.clear();
+        }
+    }
 }
 
 /// Encodes a response with its size prefix, ready for the socket.
@@ -116,4 +144,52 @@ pub fn unsupported_api_versions(correlation_id: i32, body: ApiVersionsResponse) 
         &ResponseKind::ApiVersions(body),
     )
     .expect("a v0 ApiVersions response always encodes")
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+
+    use super::*;
+
+    #[test]
+    fn a_produce_requests_records_own_their_frame_once_decoded() {
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::Produce as i16)
+            .with_request_api_version(9)
+            .with_client_id(Some(StrBytes::from_static_str("client")));
+        let records = Bytes::from_static(b"one record batch, as far as decoding goes");
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_static_str("orders")))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(3)
+                            .with_records(Some(records.clone())),
+                    ]),
+            ]);
+        let mut frame = BytesMut::new();
+        header
+            .encode(&mut frame, ApiKey::Produce.request_header_version(9))
+            .unwrap();
+        request.encode(&mut frame, 9).unwrap();
+        let Request { header, body, .. } = decode_request(frame.freeze()).unwrap();
+        let RequestKind::Produce(mut decoded) = body else {
+            panic!("a produce request");
+        };
+        assert_eq!(header.client_id.as_deref(), Some("client"));
+        assert_eq!(&*decoded.topic_data[0].name.0, "orders");
+        let decoded_records = decoded.topic_data[0].partition_data[0]
+            .records
+            .take()
+            .unwrap();
+        assert_eq!(decoded_records, records);
+        assert!(
+            decoded_records.is_unique(),
+            "the frame is the records' alone"
+        );
+    }
 }
