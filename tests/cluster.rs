@@ -514,20 +514,7 @@ fn brokers_ride_out_an_etcd_outage() {
 /// replays its WAL, and every acknowledged message is read exactly once.
 #[test]
 fn a_local_leader_restarted_on_its_disk_within_the_grace_loses_nothing() {
-    let mut cluster = Cluster::start_with(
-        etcd_root(),
-        LEASE_SECONDS,
-        &["--durability", "local"],
-        // Nothing is uploaded before the kill: it is all in the WAL.
-        &[("SILT_FLUSH__INTERVAL_MS", "600000")],
-        &[1, 2],
-    );
-    let before = cluster.create_led_topic("local", 2);
-    let deliveries = Deliveries::default();
-    let producer = idempotent_producer(cluster.addr(2), &deliveries);
-    produce_keyed(&producer, "local", 0..2000, 100);
-    producer.flush(Duration::from_secs(60)).expect("flush");
-    drop(producer);
+    let (mut cluster, before, deliveries) = local_cluster_with_writes_only_in_the_wal("local");
 
     cluster.brokers.get_mut(&1).unwrap().kill9();
     wait_until("broker 1 is gone", Duration::from_secs(30), || {
@@ -554,23 +541,7 @@ fn a_local_leader_restarted_on_its_disk_within_the_grace_loses_nothing() {
 /// is read exactly once.
 #[test]
 fn a_local_leader_stopped_cleanly_hands_its_partitions_over_at_once() {
-    let mut cluster = Cluster::start_with(
-        etcd_root(),
-        LEASE_SECONDS,
-        &["--durability", "local"],
-        &[
-            // Nothing is uploaded before the stop: it is all in the WAL.
-            ("SILT_FLUSH__INTERVAL_MS", "600000"),
-            ("SILT_STORAGE__FAILOVER_GRACE_MS", "600000"),
-        ],
-        &[1, 2],
-    );
-    let before = cluster.create_led_topic("handover", 2);
-    let deliveries = Deliveries::default();
-    let producer = idempotent_producer(cluster.addr(2), &deliveries);
-    produce_keyed(&producer, "handover", 0..2000, 100);
-    producer.flush(Duration::from_secs(60)).expect("flush");
-    drop(producer);
+    let (mut cluster, before, deliveries) = local_cluster_with_writes_only_in_the_wal("handover");
 
     cluster
         .brokers
@@ -590,4 +561,30 @@ fn a_local_leader_stopped_cleanly_hands_its_partitions_over_at_once() {
         "a new leadership: {after:?}"
     );
     assert_all_acked_and_read_once(cluster.addr(2), "handover", 2, &deliveries, 2000);
+}
+
+/// Brokers 1 and 2 in `local` durability that upload nothing (what they
+/// take stays in their WAL), a dead leader's partitions waiting 10 minutes
+/// for it; `topic` has 2 partitions, one led by each, holding 2000
+/// acknowledged messages. Returns the cluster, the leaders (and epochs)
+/// and the acknowledgements.
+fn local_cluster_with_writes_only_in_the_wal(
+    topic: &str,
+) -> (Cluster, BTreeMap<i32, (i32, i32)>, Deliveries) {
+    let cluster = Cluster::start_with(
+        etcd_root(),
+        LEASE_SECONDS,
+        &["--durability", "local"],
+        &[
+            ("SILT_FLUSH__INTERVAL_MS", "600000"),
+            ("SILT_STORAGE__FAILOVER_GRACE_MS", "600000"),
+        ],
+        &[1, 2],
+    );
+    let leaders = cluster.create_led_topic(topic, 2);
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(cluster.addr(2), &deliveries);
+    produce_keyed(&producer, topic, 0..2000, 100);
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    (cluster, leaders, deliveries)
 }
