@@ -141,8 +141,11 @@ impl Bucket {
         })
     }
 
-    /// Creates the bucket unless it exists and is ours (for LocalStack and
-    /// MinIO; on AWS buckets are usually provisioned with Terraform).
+    /// Creates the bucket unless it exists (for LocalStack and MinIO; on AWS
+    /// buckets are usually provisioned with Terraform). Servers answer an
+    /// existing bucket of ours with BucketAlreadyOwnedByYou or, some of
+    /// them, BucketAlreadyExists; either way [`Bucket::check`] then decides
+    /// whether these credentials may use it.
     /// A local directory is always created; this is a no-op there.
     /// `object_store` has no bucket API, so this sends S3's CreateBucket
     /// through a URL presigned with the store's own credentials.
@@ -179,7 +182,10 @@ impl Bucket {
             })?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        if status.is_success() || text.contains("<Code>BucketAlreadyOwnedByYou</Code>") {
+        let exists = ["<Code>BucketAlreadyOwnedByYou</Code>", "<Code>BucketAlreadyExists</Code>"]
+            .iter()
+            .any(|code| text.contains(code));
+        if status.is_success() || exists {
             tracing::info!(bucket = %self.name, "bucket ready");
             return Ok(());
         }
