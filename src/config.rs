@@ -129,7 +129,7 @@ pub struct TopicDefaults {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlushConfig {
-    /// Upload at least this often (milliseconds); unset means 100 in
+    /// Upload at least this often (milliseconds); unset means 50 in
     /// `object` durability (an acknowledgement waits for the next upload)
     /// and 1000 in `local`.
     pub interval_ms: Option<u64>,
@@ -521,7 +521,7 @@ impl Config {
     /// The upload cadence for the configured durability mode.
     pub fn flush_interval(&self) -> Duration {
         let default = match self.durability {
-            Durability::Object => 100,
+            Durability::Object => 50,
             Durability::Local => 1000,
         };
         Duration::from_millis(self.flush.interval_ms.unwrap_or(default))
@@ -641,7 +641,7 @@ mod tests {
         assert_eq!(config.durability, Durability::Object);
         assert_eq!(config.flush_bytes(), 1 << 20);
         assert_eq!(config.broker.listen, "127.0.0.1:1234");
-        assert_eq!(config.flush_interval(), Duration::from_millis(100));
+        assert_eq!(config.flush_interval(), Duration::from_millis(50));
     }
 
     #[test]
