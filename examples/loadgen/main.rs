@@ -111,11 +111,13 @@ fn produce(target: &Target, options: &produce::Options) -> Report {
         produce::Producers::connect(&target.bootstrap, &target.topic, options, &counters);
     // After the warm-up, which is not part of the run.
     let before = target.admin.as_deref().map(metrics::scrape);
+    let cpu_before = silt::admin::cpu_seconds();
     let progress = Progress::start("acknowledged", counters.clone());
     let run = producers.send(messages, None);
     drop(progress);
     let mut report = Report::new("produce", &counters, run.seconds);
     report.latency("", "ack latency", &run.latency);
+    report.client_cpu(cpu_before);
     report.broker(target.admin.as_deref(), before);
     report
 }
@@ -126,6 +128,7 @@ fn consume(target: &Target, options: &consume::Options) -> Report {
         std::process::exit(2);
     }
     let before = target.admin.as_deref().map(metrics::scrape);
+    let cpu_before = silt::admin::cpu_seconds();
     let counters = Arc::new(Counters::default());
     let consumer = consume::Consumer::new(&target.bootstrap, &target.topic, options);
     let progress = Progress::start("consumed", counters.clone());
@@ -136,6 +139,7 @@ fn consume(target: &Target, options: &consume::Options) -> Report {
     consumer.read(target.messages, deadline, &counters, |_| {});
     drop(progress);
     let mut report = Report::new("consume", &counters, start.elapsed().as_secs_f64());
+    report.client_cpu(cpu_before);
     report.broker(target.admin.as_deref(), before);
     report
 }
@@ -150,6 +154,7 @@ fn end_to_end(target: &Target, options: &produce::Options) -> Report {
     let producers =
         produce::Producers::connect(&target.bootstrap, &target.topic, options, &produced);
     let before = target.admin.as_deref().map(metrics::scrape);
+    let cpu_before = silt::admin::cpu_seconds();
     // Positioned after the producers' warm-up messages.
     let tail = consume::Options::tail();
     let consumer = consume::Consumer::new(&target.bootstrap, &target.topic, &tail);
@@ -170,6 +175,7 @@ fn end_to_end(target: &Target, options: &produce::Options) -> Report {
     let mut report = Report::new("end-to-end", &produced, run.seconds);
     report.latency("", "ack latency", &run.latency);
     report.latency("e2e_", "send-to-receive latency", &received);
+    report.client_cpu(cpu_before);
     report.broker(target.admin.as_deref(), before);
     report
 }

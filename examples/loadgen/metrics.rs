@@ -34,6 +34,11 @@ fn fetch(admin: &str) -> std::io::Result<String> {
 }
 
 impl Scrape {
+    /// Whether the broker reports `name` at all.
+    fn has(&self, name: &str) -> bool {
+        self.0.keys().any(|series| series.split('{').next() == Some(name))
+    }
+
     /// The sum of the samples of `name` whose labels contain every one of
     /// `labels` (e.g. `kind="put"`).
     fn sum(&self, name: &str, labels: &[&str]) -> f64 {
@@ -60,6 +65,8 @@ pub struct BrokerFigures {
     pub peak_rss_bytes: f64,
     /// The 99th percentile of PUT latency, in seconds, if there were PUTs.
     pub put_p99_seconds: Option<f64>,
+    /// The broker's CPU time over the run, if it reports its own.
+    pub cpu_seconds: Option<f64>,
 }
 
 impl BrokerFigures {
@@ -75,6 +82,9 @@ impl BrokerFigures {
             wal_fsyncs: delta("silt_wal_fsyncs_total", &[]),
             peak_rss_bytes: after.sum("process_resident_memory_peak_bytes", &[]),
             put_p99_seconds: quantile_between(before, after, "put", 0.99),
+            cpu_seconds: after
+                .has("process_cpu_seconds_total")
+                .then(|| delta("process_cpu_seconds_total", &[])),
         }
     }
 }

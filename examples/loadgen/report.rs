@@ -216,12 +216,38 @@ impl Report {
             "broker_wal_fsyncs",
             json!(figures.wal_fsyncs),
         );
+        if let Some(seconds) = figures.cpu_seconds {
+            self.cpu("broker", seconds);
+        }
         self.row(
             "broker: peak RSS",
             format!("{:.0} MB", figures.peak_rss_bytes / 1e6),
             "broker_peak_rss_mb",
             json!((figures.peak_rss_bytes / 1e6).round()),
         );
+    }
+
+    /// Adds the CPU time this load generator used since `before` (its
+    /// [`silt::admin::cpu_seconds`] when the run started).
+    pub fn client_cpu(&mut self, before: Option<f64>) {
+        if let (Some(before), Some(now)) = (before, silt::admin::cpu_seconds()) {
+            self.cpu("client", now - before);
+        }
+    }
+
+    /// A CPU time row for `who`, also per GB moved: what one gigabyte
+    /// costs it, to set against the cores the machine has.
+    fn cpu(&mut self, who: &str, seconds: f64) {
+        let gb = self.json["bytes"].as_u64().unwrap_or(0) as f64 / 1e9;
+        let per_gb = if gb > 0.0 { seconds / gb } else { 0.0 };
+        self.row(
+            &format!("{who}: CPU seconds (per GB)"),
+            format!("{seconds:.2} ({per_gb:.2})"),
+            &format!("{who}_cpu_s"),
+            json!(round(seconds, 2)),
+        );
+        self.json
+            .insert(format!("{who}_cpu_s_per_gb"), json!(round(per_gb, 2)));
     }
 
     fn row(&mut self, label: &str, shown: String, field: &str, value: Value) {
