@@ -79,7 +79,10 @@ fn every_mode_runs_and_counts() {
     assert!(produced["broker_peak_rss_mb"].as_f64().unwrap() > 0.0);
     // A short run may take less CPU than the 10 ms the kernel counts in.
     for field in ["client_cpu_s", "broker_cpu_s"] {
-        assert!(produced[field].as_f64().is_some_and(|s| s >= 0.0), "{produced}");
+        assert!(
+            produced[field].as_f64().is_some_and(|s| s >= 0.0),
+            "{produced}"
+        );
     }
 
     let consumed = with("consume", &["--messages", "2000"]);

@@ -36,7 +36,9 @@ fn fetch(admin: &str) -> std::io::Result<String> {
 impl Scrape {
     /// Whether the broker reports `name` at all.
     fn has(&self, name: &str) -> bool {
-        self.0.keys().any(|series| series.split('{').next() == Some(name))
+        self.0
+            .keys()
+            .any(|series| series.split('{').next() == Some(name))
     }
 
     /// The sum of the samples of `name` whose labels contain every one of

@@ -182,9 +182,12 @@ impl Bucket {
             })?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        let exists = ["<Code>BucketAlreadyOwnedByYou</Code>", "<Code>BucketAlreadyExists</Code>"]
-            .iter()
-            .any(|code| text.contains(code));
+        let exists = [
+            "<Code>BucketAlreadyOwnedByYou</Code>",
+            "<Code>BucketAlreadyExists</Code>",
+        ]
+        .iter()
+        .any(|code| text.contains(code));
         if status.is_success() || exists {
             tracing::info!(bucket = %self.name, "bucket ready");
             return Ok(());
