@@ -52,6 +52,15 @@ fn record<T>(kind: &'static str, started: Instant, result: &Result<T>) {
         .record(started.elapsed().as_secs_f64());
 }
 
+/// Records one finished PUT of `size` bytes (also for writes that bypass
+/// the store, such as data objects in a local directory).
+pub(super) fn record_put<T>(started: Instant, size: u64, result: &Result<T>) {
+    record("put", started, result);
+    if result.is_ok() {
+        bytes("out", size);
+    }
+}
+
 fn bytes(direction: &'static str, n: u64) {
     metrics::counter!("silt_object_store_bytes_total", "direction" => direction).increment(n);
 }
@@ -67,10 +76,7 @@ impl ObjectStore for MeteredStore {
         let started = Instant::now();
         let size = payload.content_length() as u64;
         let result = self.inner.put_opts(location, payload, opts).await;
-        record("put", started, &result);
-        if result.is_ok() {
-            bytes("out", size);
-        }
+        record_put(started, size, &result);
         result
     }
 

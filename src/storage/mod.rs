@@ -9,12 +9,13 @@
 //! enforced; `Bucket::create` makes a missing bucket (`--create-bucket`).
 
 mod aws_profile;
+mod local_dir;
 mod metered;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
@@ -35,7 +36,8 @@ use metered::MeteredStore;
 pub struct Bucket {
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
-    local: bool,
+    /// The directory, when the bucket is a local one.
+    dir: Option<PathBuf>,
     /// The bucket (or directory) name, for messages.
     name: String,
     /// The bare S3 client, for bucket administration; `None` off S3.
@@ -135,7 +137,7 @@ impl Bucket {
         Ok(Bucket {
             store: Arc::new(MeteredStore::new(Arc::new(client.clone()))),
             prefix: ObjectPath::from(prefix),
-            local: false,
+            dir: None,
             name: bucket.to_string(),
             s3: Some(S3Admin { client, region }),
         })
@@ -248,12 +250,16 @@ impl Bucket {
 
     /// A bucket in a local directory; writes are fsynced before they return.
     pub fn local(dir: &Path) -> Result<Bucket> {
-        std::fs::create_dir_all(dir)?;
+        let data = dir.join("data");
+        if !data.is_dir() {
+            std::fs::create_dir_all(&data)?;
+            std::fs::File::open(dir)?.sync_all()?;
+        }
         let store = LocalFileSystem::new_with_prefix(dir)?.with_fsync(true);
         Ok(Bucket {
             store: Arc::new(MeteredStore::new(Arc::new(store))),
             prefix: ObjectPath::default(),
-            local: true,
+            dir: Some(dir.to_path_buf()),
             name: dir.display().to_string(),
             s3: None,
         })
@@ -271,7 +277,7 @@ impl Bucket {
         Bucket {
             store,
             prefix: ObjectPath::default(),
-            local: false,
+            dir: None,
             name: "memory".into(),
             s3: None,
         }
@@ -279,7 +285,7 @@ impl Bucket {
 
     /// Whether the objects live on this machine's disk.
     pub fn is_local(&self) -> bool {
-        self.local
+        self.dir.is_some()
     }
 
     /// `<prefix>/data/<id>.silt`
@@ -292,14 +298,35 @@ impl Bucket {
 
     /// Writes a new data object; fails if the key already exists.
     pub async fn put_data_object(&self, id: Uuid, bytes: Bytes) -> Result<()> {
-        let options = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
+        let location = self.data_path(id);
+        let Some(dir) = &self.dir else {
+            let options = PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            };
+            let payload = PutPayload::from_bytes(bytes);
+            self.store.put_opts(&location, payload, options).await?;
+            return Ok(());
         };
-        self.store
-            .put_opts(&self.data_path(id), PutPayload::from_bytes(bytes), options)
-            .await?;
-        Ok(())
+        // In a local directory, written and synced in steps (see local_dir).
+        let path = dir.join(location.as_ref());
+        let started = Instant::now();
+        let size = bytes.len() as u64;
+        let written = tokio::task::spawn_blocking(move || local_dir::write_new(&path, &bytes))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::AlreadyExists => object_store::Error::AlreadyExists {
+                    path: location.to_string(),
+                    source: source.into(),
+                },
+                _ => object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: source.into(),
+                },
+            });
+        metered::record_put(started, size, &written);
+        Ok(written?)
     }
 
     /// Every data object's id.
