@@ -6,12 +6,15 @@
 #   0. the machine's baselines in the same run: fdatasync'ed writes,
 #      sequential write, 2 MiB writes each fdatasync'ed (what the WAL
 #      does), loopback TCP, the S3 server's own PUT and GET rates;
-#   1. local durability, 8 partitions: produce as fast as possible, then a
-#      catch-up consume;
+#   1. local durability, 8 partitions: produce as fast as possible (the
+#      median of BENCH_RUNS (3) runs, with the range), then a catch-up
+#      consume;
 #   2. local durability: 50 MB/s open loop, produce and end-to-end latency;
 #   3. object durability on LocalStack (started here unless S3_BENCH_ENDPOINT
 #      names a server): produce throughput (4 idempotent producers; one
-#      producer with many requests in flight), then 5 and 50 MB/s open loop
+#      producer with many requests in flight, median of BENCH_RUNS, with
+#      the CPU seconds per GB of the client, the broker and the S3
+#      server), then 5 and 50 MB/s open loop
 #      for 10 s, idempotent and not;
 #   4. cold catch-up of what 3 wrote, after a restart on an empty data dir;
 #   5. 1,000 partitions at 5 MB/s in object durability (messages spread
@@ -58,6 +61,19 @@ topic() { "$silt" topic create "$1" --partitions "$2" --bootstrap-server "$addr"
 # run KIND ARGS...: one loadgen run against the current broker; its JSON line.
 run() { local kind=$1; shift; "$loadgen" "$kind" --bootstrap "$addr" --admin "$admin" "$@" | tail -1; }
 field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<< "$1"; }
+# median N KIND ARGS...: N runs (this machine's throughput varies from run
+# to run); the median run's JSON line, with the slowest and fastest MB/s
+# added as mb_per_s_min and mb_per_s_max.
+median() {
+  local n=$1; shift
+  for _ in $(seq "$n"); do run "$@"; done |
+    awk '{ match($0, /"mb_per_s":[0-9.]+/); print substr($0, RSTART + 11, RLENGTH - 11) "\t" $0 }' |
+    sort -n > "$work/runs"
+  sed -n "$(((n + 1) / 2))p" "$work/runs" | cut -f2- |
+    sed "s/}\$/,\"mb_per_s_min\":$(head -1 "$work/runs" | cut -f1),\"mb_per_s_max\":$(tail -1 "$work/runs" | cut -f1)}/"
+}
+throughput() { echo "$(field "$1" mb_per_s) MB/s (median of $runs, $(field "$1" mb_per_s_min)-$(field "$1" mb_per_s_max))"; }
+runs="${BENCH_RUNS:-3}"
 puts() { curl -s "http://$admin/metrics" | awk '/^silt_object_store_requests_total\{kind="put"/ { s += $2 } END { print s + 0 }'; }
 rss_mb() { curl -s "http://$admin/metrics" | awk '/^process_resident_memory_peak_bytes/ { printf "%.0f", $2 / 1e6 }'; }
 # cpu_s PID: the CPU seconds a process has used so far.
@@ -81,8 +97,8 @@ row "baseline: loopback TCP, one stream" "$(field "$tcp" mb_per_s) MB/s"
 start_broker --data-dir "$work/local" --durability local
 topic bench 8
 topic latency 8
-produce=$(run produce --topic bench --messages "$messages")
-row "1. local: produce, 8 partitions" "$(field "$produce" mb_per_s) MB/s (p99 $(field "$produce" p99_ms) ms; CPU s per GB: client $(field "$produce" client_cpu_s_per_gb), broker $(field "$produce" broker_cpu_s_per_gb))"
+produce=$(median "$runs" produce --topic bench --messages "$messages")
+row "1. local: produce, 8 partitions" "$(throughput "$produce") (p99 $(field "$produce" p99_ms) ms; CPU s per GB: client $(field "$produce" client_cpu_s_per_gb), broker $(field "$produce" broker_cpu_s_per_gb))"
 consume=$(run consume --topic bench --messages "$messages")
 row "1. local: catch-up consume" "$(field "$consume" mb_per_s) MB/s"
 e2e=$(run end-to-end --topic latency --messages $((50 * 1000 * 1000 / 1024 * 10)) --rate-mb 50 --linger-ms 1)
@@ -133,14 +149,14 @@ object_messages=$((2 * messages))
 produce=$(run produce --topic bench --messages "$messages" --producers 4)
 row "3. object: produce, 8 partitions, 4 idempotent producers" "$(field "$produce" mb_per_s) MB/s ($(field "$produce" broker_puts_per_gib) PUTs/GiB)"
 server_before=${localstack_pid:+$(cpu_s "$localstack_pid")}
-produce=$(run produce --topic bench --messages "$messages" "${many_in_flight[@]}")
+produce=$(median "$runs" produce --topic bench --messages "$messages" "${many_in_flight[@]}")
 # What a GB costs each of the three processes sharing the cores: the
 # ceiling for this row is 2 cores / (their sum) GB/s.
 server=""
 if [[ -n "$localstack_pid" ]]; then
-  server=", S3 server $(awk -v a="$server_before" -v b="$(cpu_s "$localstack_pid")" -v n="$(field "$produce" bytes)" 'BEGIN { printf "%.2f", (b - a) / (n / 1e9) }')"
+  server=", S3 server $(awk -v a="$server_before" -v b="$(cpu_s "$localstack_pid")" -v n="$(field "$produce" bytes)" -v r="$runs" 'BEGIN { printf "%.2f", (b - a) / (r * n / 1e9) }')"
 fi
-row "3. object: produce, 8 partitions, not idempotent, 1000 in flight" "$(field "$produce" mb_per_s) MB/s ($(field "$produce" broker_puts_per_gib) PUTs/GiB; CPU s per GB: client $(field "$produce" client_cpu_s_per_gb), broker $(field "$produce" broker_cpu_s_per_gb)$server)"
+row "3. object: produce, 8 partitions, not idempotent, 1000 in flight" "$(throughput "$produce") ($(field "$produce" broker_puts_per_gib) PUTs/GiB; CPU s per GB: client $(field "$produce" client_cpu_s_per_gb), broker $(field "$produce" broker_cpu_s_per_gb)$server)"
 for rate in 5 50; do
   for client in idempotent many; do
     if [[ $client == many ]]; then extra=("${many_in_flight[@]}"); label="not idempotent, 1000 in flight"; else extra=(); label="idempotent"; fi
