@@ -133,10 +133,9 @@ pub struct FlushConfig {
     /// `object` durability (an acknowledgement waits for the next upload)
     /// and 1000 in `local`.
     pub interval_ms: Option<u64>,
-    /// Upload as soon as this many bytes are buffered; unset means 16 MiB
-    /// in `object` durability and 4 MiB in `local` (smaller objects keep the
-    /// fsync bursts that compete with the WAL short).
-    pub bytes: Option<u64>,
+    /// Upload as soon as this many bytes are buffered (the size of a full
+    /// data object).
+    pub bytes: u64,
     /// Uploads under way at once: the next object is sealed and PUT while
     /// earlier ones are still being written (they commit in order).
     pub uploads_in_flight: usize,
@@ -146,7 +145,7 @@ impl Default for FlushConfig {
     fn default() -> Self {
         FlushConfig {
             interval_ms: None,
-            bytes: None,
+            bytes: 16 * 1024 * 1024,
             uploads_in_flight: 4,
         }
     }
@@ -439,7 +438,7 @@ impl Config {
         if self.topics.max_message_bytes < 1 {
             return invalid("topics.max_message_bytes", "must be positive");
         }
-        if self.flush.bytes == Some(0)
+        if self.flush.bytes == 0
             || self.flush.interval_ms == Some(0)
             || self.flush.uploads_in_flight == 0
         {
@@ -448,13 +447,13 @@ impl Config {
                 "interval_ms, bytes and uploads_in_flight must be positive",
             );
         }
-        if self.flush_bytes() > MAX_OBJECT_BYTES {
+        if self.flush.bytes > MAX_OBJECT_BYTES {
             return invalid(
                 "flush.bytes",
                 "must be at most 1 GiB: a data object is written in one create-only PUT",
             );
         }
-        if self.limits.max_unflushed_bytes < self.flush_bytes() {
+        if self.limits.max_unflushed_bytes < self.flush.bytes {
             return invalid(
                 "limits.max_unflushed_bytes",
                 "must be at least flush.bytes, or producers would stall before a flush",
@@ -525,15 +524,6 @@ impl Config {
             Durability::Local => 1000,
         };
         Duration::from_millis(self.flush.interval_ms.unwrap_or(default))
-    }
-
-    /// The upload size trigger for the configured durability mode.
-    pub fn flush_bytes(&self) -> u64 {
-        let default = match self.durability {
-            Durability::Object => 16 * 1024 * 1024,
-            Durability::Local => 4 * 1024 * 1024,
-        };
-        self.flush.bytes.unwrap_or(default)
     }
 
     /// The directory of the embedded metadata store.
@@ -639,7 +629,7 @@ mod tests {
         let config = Config::load(None, env, overrides).unwrap();
         assert_eq!(config.broker.data_dir, PathBuf::from("/tmp/a"));
         assert_eq!(config.durability, Durability::Object);
-        assert_eq!(config.flush_bytes(), 1 << 20);
+        assert_eq!(config.flush.bytes, 1 << 20);
         assert_eq!(config.broker.listen, "127.0.0.1:1234");
         assert_eq!(config.flush_interval(), Duration::from_millis(50));
     }

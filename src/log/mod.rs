@@ -67,7 +67,7 @@ impl LogSettings {
         LogSettings {
             durability: config.durability,
             flush_interval: config.flush_interval(),
-            flush_bytes: config.flush_bytes(),
+            flush_bytes: config.flush.bytes,
             uploads_in_flight: config.flush.uploads_in_flight,
             max_unflushed_bytes: config.limits.max_unflushed_bytes,
             registration: None,
