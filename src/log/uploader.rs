@@ -387,7 +387,7 @@ mod tests {
     use object_store::path::Path;
     use object_store::{
         CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-        PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
+        ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
     };
     use tokio::sync::oneshot;
 
@@ -503,6 +503,28 @@ mod tests {
         }
     }
 
+    /// The sections of every object written to `store`, with its path.
+    async fn written_sections(store: &InMemory) -> Vec<(Path, Section)> {
+        let mut sections = Vec::new();
+        for meta in store
+            .list(None)
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+            .await
+        {
+            let object = store
+                .get(&meta.location)
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            let index = crate::log::object::read_index(&object).unwrap();
+            sections.extend(index.into_iter().map(|s| (meta.location.clone(), s)));
+        }
+        sections
+    }
+
     fn append(log: &Log, partition: &Partition) {
         let (header, data) = split_and_validate(&encode_batch(3, -1, -1))
             .unwrap()
@@ -552,14 +574,23 @@ mod tests {
         append(&log, &p);
         append(&log, &q);
         eventually(
-            "all of it is sealed and the later objects written",
+            "p's second batch and q's first are in objects written",
             async || {
-                let written = store.inner.list(None).count().await;
-                log.unsealed() == 0 && written == store.puts.lock().unwrap().len() - 1
+                let sections = written_sections(&store.inner).await;
+                let holds = |partition, base| {
+                    sections
+                        .iter()
+                        .any(|(_, s)| s.partition == partition && s.base_offset == base)
+                };
+                holds(0, 3) && holds(1, 0)
             },
         )
         .await;
-        let written_before_the_failure = store.puts.lock().unwrap()[1..].to_vec();
+        let written_before_the_failure: Vec<Path> = written_sections(&store.inner)
+            .await
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect();
         // Nothing commits ahead of the first upload.
         assert_eq!(
             meta.partition(topic.id, 1).await.unwrap().committed_end(),
@@ -572,8 +603,12 @@ mod tests {
         // second batch does not (it would not continue p's committed
         // data); p's two batches commit together in a later upload.
         first_verdict.send(false).unwrap();
-        eventually("everything is committed", async || {
-            p.committed_end() == 6 && q.committed_end() == 3
+        // (The commit is applied before the upload's bytes are released.)
+        eventually("everything is committed and released", async || {
+            p.committed_end() == 6
+                && q.committed_end() == 3
+                && log.unflushed_bytes() == 0
+                && log.uploading.load(Ordering::SeqCst) == 0
         })
         .await;
         let stored = meta.partition(topic.id, 0).await.unwrap();
@@ -592,8 +627,6 @@ mod tests {
                 .any(|path| path.filename() == Some(q_object.as_str())),
             "q committed from an object written before the failure"
         );
-        assert_eq!(log.unflushed_bytes(), 0);
-        assert_eq!(log.uploading.load(Ordering::SeqCst), 0);
         shutdown.cancel();
         uploader.await.unwrap();
     }
