@@ -209,7 +209,7 @@ fn three_brokers_share_the_partitions() {
 
 /// kill -9 the broker leading some busy partitions and coordinating the
 /// consumer group, under an idempotent acks=all load: its partitions get
-/// new leaders within the lease TTL + 2 s, the producer (bootstrapped at a
+/// new leaders within the lease TTL + 6 s, the producer (bootstrapped at a
 /// surviving broker) carries on, the group member goes on consuming through
 /// the new coordinator, and every acknowledged message is read exactly
 /// once.
@@ -237,7 +237,9 @@ fn a_killed_leader_fails_over_within_the_lease() {
         cluster.brokers.get_mut(&2).unwrap().kill9();
         wait_for_leaders(cluster.addr(1), "busy", 6, &[1, 3], Duration::from_secs(30));
         let failover = killed.elapsed();
-        let limit = Duration::from_secs(LEASE_SECONDS.parse::<u64>().unwrap() + 2);
+        // The lease decides; the rest of the bound is slack for a loaded
+        // machine (etcd's expiry check, a controller election, our polls).
+        let limit = Duration::from_secs(LEASE_SECONDS.parse::<u64>().unwrap() + 6);
         assert!(
             failover <= limit,
             "failover took {failover:?}, over {limit:?}"
@@ -385,9 +387,15 @@ fn a_partition_moves_to_the_broker_named() {
         out.starts_with(&format!("Moved moving partition 0 to broker {to}")),
         "{out}"
     );
-    let (_, after) = describe(cluster.addr(to), "moving");
-    assert_eq!(after[&0].0, to);
-    assert!(after[&0].1 > epoch, "{after:?}");
+    // Broker `to` learns of the move through its etcd watch.
+    wait_until(
+        "the new leader to report itself at a newer epoch",
+        Duration::from_secs(30),
+        || {
+            let (_, after) = describe(cluster.addr(to), "moving");
+            after[&0].0 == to && after[&0].1 > epoch
+        },
+    );
 
     produce_keyed(&producer, "moving", 5000..10_000, 200);
     producer.flush(Duration::from_secs(60)).expect("flush");
@@ -425,8 +433,12 @@ fn the_etcd_leader_dying_pauses_writes_only() {
     std::thread::scope(|scope| {
         let sender = scope.spawn(|| produce_paced(&producer, "steady", 40, 500, 200));
         wait_for_acks(&deliveries, 2_000);
-        let leader = etcd.leader().expect("an etcd leader");
-        etcd.kill(leader);
+        let mut leader = None;
+        wait_until("an etcd leader", Duration::from_secs(30), || {
+            leader = etcd.leader();
+            leader.is_some()
+        });
+        etcd.kill(leader.expect("an etcd leader"));
         wait_until("etcd elects a new leader", Duration::from_secs(30), || {
             etcd.leader().is_some()
         });
@@ -449,7 +461,7 @@ fn the_etcd_leader_dying_pauses_writes_only() {
 fn brokers_ride_out_an_etcd_outage() {
     let mut etcd = EtcdCluster::start(1);
     let meta = format!("etcd://{}/silt-test", etcd.endpoints());
-    let mut cluster = Cluster::start_on(meta, "3", &[1, 2]);
+    let mut cluster = Cluster::start_on(meta, "6", &[1, 2]);
     create_topic(&cluster.brokers[&1], "probe", 2);
     cluster.create_led_topic("outage", 4);
     let before = Deliveries::default();

@@ -27,6 +27,34 @@ fn produce(addr: &str, topic: &str, range: std::ops::Range<u64>) -> BTreeSet<Str
     produce_acked(addr, topic, range).into_keys().collect()
 }
 
+/// Produces keyed messages to "work" in rounds, numbered from `*next` on,
+/// until every one of `members` has read a message (a member that joined
+/// late may find the earlier ones consumed); returns their keys.
+fn produce_until_all_read(
+    addr: &str,
+    members: &[&common::groups::Reads],
+    next: &mut u64,
+) -> BTreeSet<String> {
+    let all_read = || members.iter().all(|r| !r.lock().unwrap().is_empty());
+    let start = std::time::Instant::now();
+    let mut produced = BTreeSet::new();
+    while !all_read() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "timed out waiting until every member has read"
+        );
+        produced.extend(produce(addr, "work", *next..*next + 240));
+        *next += 240;
+        // A round's messages reach the members within a second unless a
+        // rebalance is under way; then the next round follows.
+        let round = std::time::Instant::now();
+        while !all_read() && round.elapsed() < Duration::from_secs(1) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    produced
+}
+
 /// Produces `range` keyed messages and returns where each was acked.
 fn produce_acked(addr: &str, topic: &str, range: std::ops::Range<u64>) -> BTreeMap<String, Ack> {
     let deliveries = Deliveries::default();
@@ -59,16 +87,19 @@ fn members_join_leave_and_crash_and_every_message_is_processed() {
     wait_until("the first messages are consumed", DEADLINE, || {
         total(&all) >= 1000
     });
-
-    produced.extend(produce(&addr, "work", 5000..10_000));
+    // Every member reads before two of them go (the kafka-python ones may
+    // join after the first messages are gone).
+    let mut next = 5000;
+    produced.extend(produce_until_all_read(&addr, &all, &mut next));
     let crashed = crasher.crash();
     let left = leaver.leave();
-    produced.extend(produce(&addr, "work", 10_000..15_000));
+    produced.extend(produce(&addr, "work", next..next + 5000));
+    next += 5000;
     let c = RdMember::start(&addr, "work", "workers", &[]);
     let latecomer = PyMember::start(&addr, "work", "workers", None);
-    produced.extend(produce(&addr, "work", 15_000..20_000));
-
     let live = [&a.reads, &b.reads, &c.reads, &latecomer.reads];
+    produced.extend(produce_until_all_read(&addr, &live, &mut next));
+    produced.extend(produce(&addr, "work", next..next + 5000));
     wait_until("every produced message is processed", DEADLINE, || {
         let mut seen: Vec<Vec<Read>> = live.iter().map(|r| r.lock().unwrap().clone()).collect();
         seen.push(crashed.clone());

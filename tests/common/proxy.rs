@@ -28,7 +28,14 @@ impl Proxy {
                 let Ok(server) = TcpStream::connect(&target) else {
                     continue;
                 };
+                // Checked again under the lock `cut` holds while it resets
+                // the open connections, so none escapes a cut.
                 let mut sockets = sockets.lock().unwrap();
+                if flag.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    let _ = server.shutdown(Shutdown::Both);
+                    continue;
+                }
                 sockets.push(client.try_clone().unwrap());
                 sockets.push(server.try_clone().unwrap());
                 pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
@@ -40,8 +47,9 @@ impl Proxy {
 
     /// Refuses new connections and resets the open ones.
     pub fn cut(&self) {
+        let mut open = self.open.lock().unwrap();
         self.cut.store(true, Ordering::SeqCst);
-        for socket in self.open.lock().unwrap().drain(..) {
+        for socket in open.drain(..) {
             let _ = socket.shutdown(Shutdown::Both);
         }
     }

@@ -51,7 +51,7 @@ pub fn etcd_root() -> String {
 }
 
 /// Brokers in a test cluster register with a lease of this many seconds.
-pub const LEASE_SECONDS: &str = "2";
+pub const LEASE_SECONDS: &str = "4";
 
 /// Sends `chunks` chunks of `per_chunk` keyed messages of `size` bytes,
 /// 50 ms apart: a load that lasts through a failure.

@@ -7,14 +7,16 @@ usage: group_member.py BOOTSTRAP TOPIC GROUP [INSTANCE_ID]
 import signal
 import sys
 
-from kafka import KafkaConsumer
+# Before the (slow) import: a SIGTERM that arrives early still closes cleanly.
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+
+from kafka import KafkaConsumer  # noqa: E402
 
 
 def main():
     bootstrap, topic, group = sys.argv[1], sys.argv[2], sys.argv[3]
     instance = sys.argv[4] if len(sys.argv) > 4 else None
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
