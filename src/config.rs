@@ -86,9 +86,14 @@ pub struct StorageConfig {
     /// not uploaded yet) before other brokers take them over from the last
     /// upload, losing those writes.
     pub failover_grace_ms: u64,
+    /// How often each broker applies retention to the partitions it leads
+    /// (Kafka's `log.retention.check.interval.ms`).
+    pub lifecycle_interval_ms: u64,
     /// How often unreferenced data objects are looked for.
     pub gc_interval_ms: u64,
-    /// An unreferenced data object is deleted once this old.
+    /// An unreferenced data object is deleted once it has been
+    /// unreferenced, and existed, this long (readers may still hold it;
+    /// uploads may still be on their way to a commit).
     pub gc_grace_ms: i64,
 }
 
@@ -100,6 +105,7 @@ impl Default for StorageConfig {
             meta: None,
             meta_lease_seconds: 6,
             failover_grace_ms: 60_000,
+            lifecycle_interval_ms: 30_000,
             gc_interval_ms: 10 * 60 * 1000,
             gc_grace_ms: 10 * 60 * 1000,
         }
@@ -470,6 +476,9 @@ impl Config {
                 "limits.queued_max_request_bytes",
                 "must be at least socket_request_max_bytes, or a large request could never be read",
             );
+        }
+        if self.storage.lifecycle_interval_ms == 0 {
+            return invalid("storage.lifecycle_interval_ms", "must be positive");
         }
         if self.storage.gc_interval_ms == 0 || self.storage.gc_grace_ms < 60_000 {
             return invalid(

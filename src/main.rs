@@ -165,6 +165,25 @@ enum TopicCommand {
     Describe { name: String },
     /// Delete a topic.
     Delete { name: String },
+    /// Delete a partition's records before an offset or a time (moves its
+    /// log start offset; DeleteRecords).
+    Trim {
+        name: String,
+        #[arg(long)]
+        partition: i32,
+        /// The new log start offset (-1: the end, deleting everything).
+        #[arg(
+            long,
+            allow_negative_numbers = true,
+            conflicts_with = "before_timestamp",
+            required_unless_present = "before_timestamp"
+        )]
+        offset: Option<i64>,
+        /// Delete the records before the first one with a timestamp at or
+        /// after this (ms since the Unix epoch).
+        #[arg(long)]
+        before_timestamp: Option<i64>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -235,6 +254,19 @@ fn run() -> anyhow::Result<()> {
                         cli::topic::describe(&mut cluster, &name).await
                     }
                     TopicCommand::Delete { name } => cli::topic::delete(&mut cluster, &name).await,
+                    TopicCommand::Trim {
+                        name,
+                        partition,
+                        offset,
+                        before_timestamp,
+                    } => {
+                        let before = match (offset, before_timestamp) {
+                            (Some(offset), _) => cli::topic::TrimBefore::Offset(offset),
+                            (None, Some(ts)) => cli::topic::TrimBefore::Timestamp(ts),
+                            (None, None) => unreachable!("clap requires one of them"),
+                        };
+                        cli::topic::trim(&mut cluster, &name, partition, before).await
+                    }
                 }
             }
             Command::Cluster { server, command } => match command {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::log::retention::Retention;
 
 /// Where an effective config value comes from (Kafka's `ConfigSource`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,17 +210,54 @@ pub fn describe_broker(
     entries
 }
 
+/// The effective value of the topic config `topic_key`: the topic's
+/// override, else the dynamic broker default, else the static one.
+fn effective(
+    config: &Config,
+    dynamic_broker: &BTreeMap<String, String>,
+    topic: &BTreeMap<String, String>,
+    topic_key: &str,
+) -> String {
+    let broker_key = TOPIC_KEYS
+        .iter()
+        .find(|k| k.topic == topic_key)
+        .map(|k| k.broker);
+    topic
+        .get(topic_key)
+        .or_else(|| broker_key.and_then(|k| dynamic_broker.get(k)))
+        .cloned()
+        .unwrap_or_else(|| static_default(config, topic_key))
+}
+
 /// The effective `max.message.bytes` of a topic.
 pub fn max_message_bytes(
     config: &Config,
     dynamic_broker: &BTreeMap<String, String>,
     topic: &BTreeMap<String, String>,
 ) -> usize {
-    topic
-        .get("max.message.bytes")
-        .or_else(|| dynamic_broker.get("message.max.bytes"))
-        .and_then(|v| v.parse().ok())
+    effective(config, dynamic_broker, topic, "max.message.bytes")
+        .parse()
         .unwrap_or(config.topics.max_message_bytes as usize)
+}
+
+/// The retention a topic's data is subject to: `None` unless its
+/// `cleanup.policy` includes `delete`.
+pub fn retention(
+    config: &Config,
+    dynamic_broker: &BTreeMap<String, String>,
+    topic: &BTreeMap<String, String>,
+) -> Option<Retention> {
+    let value = |key| effective(config, dynamic_broker, topic, key);
+    let policy = value("cleanup.policy");
+    if !policy.split(',').any(|p| p == "delete") {
+        return None;
+    }
+    // Validated values; -1 (or anything negative) means unlimited.
+    let limit = |key| value(key).parse::<i64>().ok().filter(|v| *v >= 0);
+    Some(Retention {
+        ms: limit("retention.ms"),
+        bytes: limit("retention.bytes").map(|b| b as u64),
+    })
 }
 
 #[cfg(test)]
@@ -260,5 +298,19 @@ mod tests {
         assert_eq!(find("cleanup.policy").value, "delete");
         assert_eq!(find("cleanup.policy").source, ConfigSource::StaticBroker);
         assert_eq!(max_message_bytes(&config, &dynamic, &topic), 1_048_588);
+        assert_eq!(
+            retention(&config, &dynamic, &topic),
+            Some(Retention {
+                ms: Some(10),
+                bytes: Some(20)
+            })
+        );
+        let compacted = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+        assert_eq!(retention(&config, &dynamic, &compacted), None);
+        let unlimited = BTreeMap::from([("retention.ms".to_string(), "-1".to_string())]);
+        assert_eq!(
+            retention(&config, &BTreeMap::new(), &unlimited),
+            Some(Retention::default())
+        );
     }
 }

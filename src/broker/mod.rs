@@ -12,6 +12,7 @@
 mod cluster;
 pub mod configs;
 mod lag;
+mod lifecycle;
 
 pub use lag::PartitionLag;
 
@@ -192,13 +193,28 @@ impl Broker {
         broker
             .tasks
             .spawn(groups.run_ticker(broker.stop_tasks.clone()));
+        broker
+            .tasks
+            .spawn(broker.clone().run_lifecycle(broker.stop_tasks.clone()));
+        // In a cluster the controller collects.
+        let is_collector: crate::log::gc::IsCollector = match &cluster {
+            Some(cluster) => {
+                let cluster = cluster.clone();
+                Arc::new(move || cluster.controller() == Some(cluster.me()))
+            }
+            None => Arc::new(|| true),
+        };
+        let gc = crate::log::gc::GcSettings {
+            interval: std::time::Duration::from_millis(broker.config.storage.gc_interval_ms),
+            grace_ms: broker.config.storage.gc_grace_ms,
+            clock: broker.clock.clone(),
+            hold: hold_check,
+            is_collector,
+        };
         broker.tasks.spawn(crate::log::gc::run(
             bucket,
             broker.meta.clone(),
-            std::time::Duration::from_millis(broker.config.storage.gc_interval_ms),
-            broker.config.storage.gc_grace_ms,
-            broker.clock.clone(),
-            hold_check,
+            gc,
             broker.stop_tasks.clone(),
         ));
         if let Some(cluster) = cluster {

@@ -149,6 +149,9 @@ fn describe(error: ResponseError) -> String {
         ResponseError::InvalidTopicException => "the name is not a valid topic name".into(),
         ResponseError::NonEmptyGroup => "the group still has members".into(),
         ResponseError::GroupIdNotFound => "the group does not exist".into(),
+        ResponseError::OffsetOutOfRange => {
+            "the offset is beyond the partition's end (its high watermark)".into()
+        }
         other => format!("Kafka error code {}", other.code()),
     }
 }

@@ -1,14 +1,18 @@
-//! `silt topic create|list|describe|delete`.
+//! `silt topic create|list|describe|delete|trim`.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, ListOffsetsRequest, TopicName,
+    CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    ListOffsetsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -124,6 +128,63 @@ pub async fn delete(cluster: &mut Cluster, topic: &str) -> anyhow::Result<()> {
         .context("empty DeleteTopics response")?;
     check(result.error_code, &format!("cannot delete topic '{topic}'"))?;
     println!("Deleted topic {topic}.");
+    Ok(())
+}
+
+/// Where `silt topic trim` cuts a partition.
+pub enum TrimBefore {
+    /// The new log start offset (-1: the high watermark).
+    Offset(i64),
+    /// The first record with a timestamp at or after this (ms); everything
+    /// if there is none.
+    Timestamp(i64),
+}
+
+/// Deletes a partition's records before `before` (DeleteRecords at its
+/// leader) and prints the new log start offset.
+pub async fn trim(
+    cluster: &mut Cluster,
+    topic: &str,
+    partition: i32,
+    before: TrimBefore,
+) -> anyhow::Result<()> {
+    let info = cluster.topic(topic).await?;
+    let Some(&(_, leader)) = info.partitions.iter().find(|(p, _)| *p == partition) else {
+        bail!("topic '{topic}' has no partition {partition}");
+    };
+    let offset = match before {
+        TrimBefore::Offset(offset) => offset,
+        TrimBefore::Timestamp(ts) => {
+            let found = offsets(cluster, topic, &[(partition, leader)], ts).await?;
+            // No record at or after the timestamp: all are before it.
+            Some(found[&partition])
+                .filter(|o| *o >= 0)
+                .unwrap_or(LATEST)
+        }
+    };
+    let request = DeleteRecordsRequest::default()
+        .with_topics(vec![
+            DeleteRecordsTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![
+                    DeleteRecordsPartition::default()
+                        .with_partition_index(partition)
+                        .with_offset(offset),
+                ]),
+        ])
+        .with_timeout_ms(30_000);
+    let response = cluster.leader(leader).await?.call(request, 2).await?;
+    let Some(p) = response.topics.first().and_then(|t| t.partitions.first()) else {
+        bail!("empty DeleteRecords response for {topic}-{partition}");
+    };
+    check(
+        p.error_code,
+        &format!("cannot delete records of {topic}-{partition} before offset {offset}"),
+    )?;
+    println!(
+        "Trimmed {topic} partition {partition}: its log start offset is {}.",
+        p.low_watermark
+    );
     Ok(())
 }
 

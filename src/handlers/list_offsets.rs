@@ -93,7 +93,8 @@ async fn lookup(
             Err(e) => return Err(e.response_error()),
         },
         ts if ts >= 0 => match broker.log.offset_for_timestamp(partition, ts).await {
-            Ok(Some((offset, ts))) => (offset, ts, epoch),
+            // The batch found may begin before the log start.
+            Ok(Some((offset, ts))) => (offset.max(offsets.log_start), ts, epoch),
             Ok(None) => not_found,
             Err(e) => return Err(e.response_error()),
         },

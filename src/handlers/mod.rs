@@ -12,6 +12,7 @@ mod api_versions;
 mod configs;
 mod create_partitions;
 mod create_topics;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod fetch;
@@ -83,6 +84,9 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> Opt
         )),
         RequestKind::CreateTopics(r) => {
             later(async move { ResponseKind::CreateTopics(create_topics::handle(&b, v, r).await) })
+        }
+        RequestKind::DeleteRecords(r) => {
+            later(async move { ResponseKind::DeleteRecords(delete_records::handle(&b, r).await) })
         }
         RequestKind::DeleteTopics(r) => {
             later(async move { ResponseKind::DeleteTopics(delete_topics::handle(&b, v, r).await) })

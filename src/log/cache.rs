@@ -271,8 +271,7 @@ mod tests {
             .unwrap();
         let sections = [extent(a, 0, 3), extent(a, 6, 3), extent(b, 3, 3)];
         cache.load(&sections).await;
-        bucket.delete_data_object(a).await.unwrap();
-        bucket.delete_data_object(b).await.unwrap();
+        bucket.delete_data_objects(&[a, b]).await.unwrap();
         // The objects are gone: only the cache can answer now.
         let got: Vec<Bytes> = futures::future::try_join_all(sections.iter().map(|e| cache.get(e)))
             .await
@@ -299,7 +298,7 @@ mod tests {
         })
         .await
         .expect("read-ahead finished");
-        bucket.delete_data_object(object).await.unwrap();
+        bucket.delete_data_objects(&[object]).await.unwrap();
         assert_eq!(&cache.get(&section).await.unwrap()[..], b"bbb");
     }
 }

@@ -13,6 +13,8 @@ pub mod gc;
 pub mod object;
 pub mod partition;
 pub mod producer;
+pub mod retention;
+mod trim;
 mod uploader;
 pub mod wal;
 

@@ -491,6 +491,26 @@ impl Partition {
         dropped
     }
 
+    /// Moves the log start forward to `offset` (at most to the committed
+    /// end) and forgets the extents wholly before it, as the metadata store
+    /// did under `epoch`; nothing if the partition was taken over since.
+    pub fn advance_log_start(&self, epoch: i32, offset: i64) {
+        let mut state = self.lock();
+        if state.leader_epoch != epoch || offset <= state.log_start {
+            return;
+        }
+        state.log_start = offset.min(state.committed_end);
+        let log_start = state.log_start;
+        state.extents.retain(|e| e.last_offset >= log_start);
+    }
+
+    /// What retention weighs: the committed extents (oldest first) and the
+    /// bytes in the tail.
+    pub fn retained(&self) -> (Vec<Extent>, u64) {
+        let state = self.lock();
+        (state.extents.clone(), state.tail_bytes)
+    }
+
     /// WAL position of the oldest entry this partition still needs.
     pub fn oldest_wal_position(&self) -> Option<u64> {
         self.lock()

@@ -70,6 +70,11 @@ enum Change {
         topic: Uuid,
         partition: i32,
     },
+    AdvanceLogStart {
+        topic: Uuid,
+        partition: i32,
+        offset: i64,
+    },
     AllocateProducerIds(u32),
     SetBrokerConfigs(BTreeMap<String, String>),
     PutGroup(GroupMeta),
@@ -280,6 +285,19 @@ impl State {
                 .and_then(|parts| parts.get(*partition as usize))
                 .map(|_| ())
                 .ok_or(Error::UnknownTopicOrPartition),
+            Change::AdvanceLogStart {
+                topic,
+                partition,
+                offset,
+            } => {
+                let mut copy = self
+                    .partitions
+                    .get(topic)
+                    .and_then(|parts| parts.get(*partition as usize))
+                    .ok_or(Error::UnknownTopicOrPartition)?
+                    .clone();
+                copy.advance_log_start(*offset).map(|_| ())
+            }
             _ => Ok(()),
         }
     }
@@ -339,6 +357,20 @@ impl State {
                     .and_then(|parts| parts.get_mut(*partition as usize))
                 {
                     p.leader_epoch += 1;
+                }
+            }
+            Change::AdvanceLogStart {
+                topic,
+                partition,
+                offset,
+            } => {
+                if let Some(p) = self
+                    .partitions
+                    .get_mut(topic)
+                    .and_then(|parts| parts.get_mut(*partition as usize))
+                {
+                    // Checked before it was journaled.
+                    let _ = p.advance_log_start(*offset);
                 }
             }
             Change::AllocateProducerIds(count) => self.next_producer_id += i64::from(*count),
@@ -507,6 +539,37 @@ impl MetaStore for EmbeddedStore {
         .await
     }
 
+    async fn advance_log_start(
+        &self,
+        topic: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+        offset: i64,
+    ) -> Result<CommitOutcome> {
+        self.with_inner(move |inner| {
+            let Some(stored) = inner
+                .state
+                .partitions
+                .get(&topic)
+                .and_then(|parts| parts.get(partition as usize))
+            else {
+                return Ok(CommitOutcome::Gone);
+            };
+            if stored.leader_epoch != leader_epoch {
+                return Ok(CommitOutcome::Fenced);
+            }
+            if offset > stored.log_start_offset {
+                inner.record(Change::AdvanceLogStart {
+                    topic,
+                    partition,
+                    offset,
+                })?;
+            }
+            Ok(CommitOutcome::Committed)
+        })
+        .await
+    }
+
     async fn assign_leader(&self, topic: Uuid, partition: i32, _broker: i32) -> Result<i32> {
         self.change(Change::BumpLeaderEpoch { topic, partition }, move |state| {
             state.partitions[&topic][partition as usize].leader_epoch
@@ -606,6 +669,7 @@ mod tests {
         conformance::commits_are_epoch_guarded(&store(&dir.path().join("b"))).await;
         conformance::producer_ids_are_unique(&store(&dir.path().join("c"))).await;
         conformance::leader_epoch_bumps_fence_the_old_leader(&store(&dir.path().join("g"))).await;
+        conformance::log_start_moves_forward_under_the_epoch(&store(&dir.path().join("i"))).await;
         conformance::partitions_beyond_the_count_do_not_exist(&store(&dir.path().join("h"))).await;
         conformance::broker_configs_round_trip(&store(&dir.path().join("d"))).await;
         conformance::groups_and_offsets(&store(&dir.path().join("e"))).await;

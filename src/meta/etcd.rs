@@ -33,8 +33,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, KvClient, PutOptions, Txn,
-    TxnOp,
+    Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, KvClient, PutOptions,
+    SortOrder, SortTarget, Txn, TxnOp,
 };
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
@@ -422,6 +422,25 @@ impl EtcdStore {
         }
     }
 
+    /// The base offset of the stored extent holding `offset`, or `offset`
+    /// if none does (it is where an extent starts, or the end).
+    async fn extent_start(&self, topic: Uuid, partition: i32, offset: i64) -> Result<i64> {
+        let options = GetOptions::new()
+            .with_range(self.extent_key(topic, partition, offset + 1))
+            .with_sort(SortTarget::Key, SortOrder::Descend)
+            .with_limit(1);
+        let response = self
+            .kv
+            .clone()
+            .get(self.extent_key(topic, partition, 0), Some(options))
+            .await
+            .map_err(meta_error)?;
+        let before = response.kvs().first().map(decode::<Extent>).transpose()?;
+        Ok(before
+            .filter(|e| e.last_offset >= offset)
+            .map_or(offset, |e| e.base_offset))
+    }
+
     /// Whether `commit` was already applied (an earlier attempt succeeded
     /// but its answer was lost): its first extent is stored, from the same
     /// object.
@@ -567,6 +586,57 @@ impl MetaStore for EtcdStore {
                 })
             })
             .collect())
+    }
+
+    async fn advance_log_start(
+        &self,
+        topic: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+        offset: i64,
+    ) -> Result<CommitOutcome> {
+        let state_key = self.partition_key(topic, partition, "state");
+        let alive_key = self.key(&format!("alive/{topic}"));
+        loop {
+            let read: Read<PartitionState> = self.get_key(&state_key).await?;
+            if read.value.is_none() && !self.partition_exists(topic, partition).await? {
+                return Ok(CommitOutcome::Gone);
+            }
+            let mut state = read.value.clone().unwrap_or_default();
+            if state.leader_epoch != leader_epoch {
+                return Ok(CommitOutcome::Fenced);
+            }
+            if offset > state.end {
+                return Err(Error::OffsetOutOfRange {
+                    offset,
+                    start: state.log_start_offset,
+                    end: state.end,
+                });
+            }
+            if offset <= state.log_start_offset {
+                return Ok(CommitOutcome::Committed);
+            }
+            state.log_start_offset = offset;
+            // Read outside the transaction, but every extent change also
+            // changes the state the transaction compares.
+            let first_kept = self.extent_start(topic, partition, offset).await?;
+            let forget =
+                DeleteOptions::new().with_range(self.extent_key(topic, partition, first_kept));
+            let ops = vec![
+                TxnOp::delete(self.extent_key(topic, partition, 0), Some(forget)),
+                TxnOp::put(state_key.as_str(), encode(&state)?, None),
+            ];
+            let compares = vec![
+                read.unchanged(&state_key),
+                Compare::version(alive_key.as_str(), CompareOp::Greater, 0),
+            ];
+            if self.txn(compares, ops).await? {
+                return Ok(CommitOutcome::Committed);
+            }
+            if !self.partition_exists(topic, partition).await? {
+                return Ok(CommitOutcome::Gone);
+            }
+        }
     }
 
     async fn assign_leader(&self, topic: Uuid, partition: i32, broker: i32) -> Result<i32> {
@@ -866,6 +936,7 @@ mod tests {
         conformance::commits_are_epoch_guarded(&store().await).await;
         conformance::producer_ids_are_unique(&store().await).await;
         conformance::leader_epoch_bumps_fence_the_old_leader(&store().await).await;
+        conformance::log_start_moves_forward_under_the_epoch(&store().await).await;
         conformance::partitions_beyond_the_count_do_not_exist(&store().await).await;
         conformance::broker_configs_round_trip(&store().await).await;
         conformance::groups_and_offsets(&store().await).await;

@@ -45,6 +45,27 @@ impl PartitionMeta {
             .last()
             .map_or(self.log_start_offset, |e| e.last_offset + 1)
     }
+
+    /// Moves the log start forward to `offset` and forgets the extents
+    /// wholly before it; an offset at or before the log start changes
+    /// nothing. Whether it moved; an error past the committed end (the log
+    /// start never passes it, so the end stays known without extents).
+    pub fn advance_log_start(&mut self, offset: i64) -> Result<bool> {
+        let end = self.committed_end();
+        if offset > end {
+            return Err(crate::error::Error::OffsetOutOfRange {
+                offset,
+                start: self.log_start_offset,
+                end,
+            });
+        }
+        if offset <= self.log_start_offset {
+            return Ok(false);
+        }
+        self.log_start_offset = offset;
+        self.extents.retain(|e| e.last_offset >= offset);
+        Ok(true)
+    }
 }
 
 /// Which broker leads a partition, at which leader epoch.
@@ -220,6 +241,17 @@ pub trait MetaStore: Send + Sync + 'static {
     /// its leader epoch; each partition's commit is atomic. `Err` means
     /// nothing was committed.
     async fn commit(&self, commits: Vec<PartitionCommit>) -> Result<Vec<CommitOutcome>>;
+    /// Moves a partition's log start forward to `offset` (retention,
+    /// DeleteRecords) and forgets its extents wholly before it, if the
+    /// partition still has `leader_epoch`; see
+    /// [`PartitionMeta::advance_log_start`].
+    async fn advance_log_start(
+        &self,
+        topic: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+        offset: i64,
+    ) -> Result<CommitOutcome>;
     /// Makes `broker` the partition's leader: raises its leader epoch by
     /// one and returns the new epoch; from then on commits at the old epoch
     /// are fenced. In etcd only the controller may, and the leader is
@@ -359,6 +391,53 @@ pub(crate) mod conformance {
         assert_eq!(state.extents.len(), 1);
         assert_eq!(state.committed_end(), 10);
         assert_eq!(state.producers.get(&7), Some(&snapshot));
+    }
+
+    pub async fn log_start_moves_forward_under_the_epoch(store: &dyn MetaStore) {
+        let t = topic("trimmed", 1);
+        store.create_topic(t.clone()).await.unwrap();
+        let commit = PartitionCommit {
+            topic: t.id,
+            partition: 0,
+            leader_epoch: 0,
+            extents: vec![extent(0, 9), extent(10, 19), extent(20, 29)],
+            producers: BTreeMap::new(),
+        };
+        store.commit(vec![commit]).await.unwrap();
+        let advance = |epoch, offset| store.advance_log_start(t.id, 0, epoch, offset);
+        assert_eq!(advance(0, 15).await.unwrap(), CommitOutcome::Committed);
+        let state = store.partition(t.id, 0).await.unwrap();
+        assert_eq!(state.log_start_offset, 15);
+        let bases: Vec<i64> = state.extents.iter().map(|e| e.base_offset).collect();
+        assert_eq!(bases, vec![10, 20], "the extent holding 15 stays");
+        assert_eq!(advance(0, 12).await.unwrap(), CommitOutcome::Committed);
+        assert_eq!(store.partition(t.id, 0).await.unwrap().log_start_offset, 15);
+        assert_eq!(advance(1, 20).await.unwrap(), CommitOutcome::Fenced);
+        assert!(advance(0, 31).await.is_err(), "past the committed end");
+        assert_eq!(
+            store
+                .advance_log_start(Uuid::new_v4(), 0, 0, 1)
+                .await
+                .unwrap(),
+            CommitOutcome::Gone
+        );
+        // Everything gone: the end stays where it was, and commits go on.
+        assert_eq!(advance(0, 30).await.unwrap(), CommitOutcome::Committed);
+        let state = store.partition(t.id, 0).await.unwrap();
+        assert_eq!((state.extents.len(), state.committed_end()), (0, 30));
+        let next = PartitionCommit {
+            topic: t.id,
+            partition: 0,
+            leader_epoch: 0,
+            extents: vec![extent(30, 39)],
+            producers: BTreeMap::new(),
+        };
+        assert_eq!(
+            store.commit(vec![next]).await.unwrap(),
+            vec![CommitOutcome::Committed]
+        );
+        let state = store.partition(t.id, 0).await.unwrap();
+        assert_eq!((state.log_start_offset, state.committed_end()), (30, 40));
     }
 
     pub async fn leader_epoch_bumps_fence_the_old_leader(store: &dyn MetaStore) {

@@ -344,9 +344,22 @@ impl Bucket {
             .collect())
     }
 
-    /// Deletes a data object (only once nothing refers to it).
-    pub async fn delete_data_object(&self, id: Uuid) -> Result<()> {
-        self.store.delete(&self.data_path(id)).await?;
+    /// Deletes data objects (only once nothing refers to them), in bulk
+    /// requests where the store has them (S3 DeleteObjects, up to 1,000
+    /// keys each). An object already gone counts as deleted.
+    pub async fn delete_data_objects(&self, ids: &[Uuid]) -> Result<()> {
+        use futures::StreamExt;
+        let paths: Vec<object_store::Result<ObjectPath>> =
+            ids.iter().map(|id| Ok(self.data_path(*id))).collect();
+        let mut results = self
+            .store
+            .delete_stream(futures::stream::iter(paths).boxed());
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(())
     }
 

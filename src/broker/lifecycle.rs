@@ -1,0 +1,59 @@
+//! The broker's lifecycle task: every `storage.lifecycle_interval_ms` it
+//! applies each topic's retention to the partitions this broker leads, so
+//! expired data leaves the log (the objects no extent refers to any more
+//! are then deleted by garbage collection).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Broker, configs};
+
+impl Broker {
+    /// Applies retention every `storage.lifecycle_interval_ms` until
+    /// `shutdown`.
+    pub(super) async fn run_lifecycle(self: Arc<Self>, shutdown: CancellationToken) {
+        let interval = Duration::from_millis(self.config.storage.lifecycle_interval_ms);
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => self.apply_retention().await,
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// One retention pass over the partitions this broker leads; a
+    /// partition that fails is logged and tried again next time.
+    async fn apply_retention(&self) {
+        let now_ms = self.clock.now_ms();
+        let dynamic = self.dynamic_configs();
+        for topic in self.topics() {
+            let Some(retention) = configs::retention(&self.config, &dynamic, &topic.configs) else {
+                continue;
+            };
+            for partition in &topic.partitions {
+                if partition.leadership().is_none() {
+                    continue;
+                }
+                match self.log.expire(partition, retention, now_ms).await {
+                    Ok(Some(log_start)) => tracing::info!(
+                        topic = %topic.name,
+                        partition = partition.index,
+                        log_start,
+                        "retention moved the log start"
+                    ),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(
+                        topic = %topic.name,
+                        partition = partition.index,
+                        error = %e,
+                        "retention failed; trying again at the next pass"
+                    ),
+                }
+            }
+        }
+    }
+}

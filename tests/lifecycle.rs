@@ -1,0 +1,339 @@
+//! The storage lifecycle with real clients: retention by time and by size
+//! moves the log start (consumers below it reset, the data objects no
+//! longer referenced leave the bucket), DeleteRecords through librdkafka's
+//! and kafka-python's admin clients and `silt topic trim`, and log starts
+//! that survive kill -9.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+const DEADLINE: Duration = Duration::from_secs(120);
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// Retention every 200 ms, uploads every 100 ms, garbage collection every
+/// second with the shortest grace allowed.
+const QUICK_LIFECYCLE: [(&str, &str); 4] = [
+    ("SILT_STORAGE__LIFECYCLE_INTERVAL_MS", "200"),
+    ("SILT_STORAGE__GC_INTERVAL_MS", "1000"),
+    ("SILT_STORAGE__GC_GRACE_MS", "60000"),
+    ("SILT_FLUSH__INTERVAL_MS", "100"),
+];
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Sends keyed messages `key-<i>` for `range`, stamped `timestamp`, and
+/// waits until all are acknowledged.
+fn produce_stamped(
+    addr: &str,
+    topic: &str,
+    range: std::ops::Range<u64>,
+    timestamp: i64,
+) -> BTreeMap<String, Ack> {
+    let deliveries = Deliveries::default();
+    let producer: ThreadedProducer<Deliveries> = idempotent_producer(addr, &deliveries);
+    for i in range {
+        let key = format!("key-{i}");
+        let value = format!("value-{i}-{}", "x".repeat(200));
+        let record = BaseRecord::to(topic)
+            .key(&key)
+            .payload(&value)
+            .timestamp(timestamp);
+        producer.send(record).map_err(|(e, _)| e).expect("send");
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    assert!(deliveries.failed.lock().unwrap().is_empty());
+    deliveries.acked.lock().unwrap().clone()
+}
+
+/// Each partition's (log start, log end) offsets, from `silt topic describe`.
+fn log_offsets(addr: &str, topic: &str) -> BTreeMap<i32, (i64, i64)> {
+    let (ok, out, err) = silt(&["topic", "describe", topic, "--bootstrap-server", addr]);
+    assert!(ok, "{err}");
+    out.lines()
+        .filter_map(|line| {
+            let fields: BTreeMap<&str, &str> = line
+                .split('\t')
+                .filter_map(|f| f.split_once(": "))
+                .collect();
+            let number = |name: &str| fields.get(name)?.parse::<i64>().ok();
+            Some((
+                number("Partition")? as i32,
+                (number("LogStartOffset")?, number("LogEndOffset")?),
+            ))
+        })
+        .collect()
+}
+
+/// The data objects in a broker's local bucket directory.
+fn local_objects(broker: &Broker) -> BTreeSet<String> {
+    let dir = broker.data_dir.join("objects").join("data");
+    std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|name| name.ends_with(".silt"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reads `partition` with librdkafka starting at `offset`, resetting to
+/// the earliest offset if it is out of range, until `count` messages came.
+fn read_from(addr: &str, topic: &str, partition: i32, offset: i64, count: usize) -> Vec<Read> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("group.id", "lifecycle-reader")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, partition, Offset::Offset(offset))
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let start = Instant::now();
+    let mut reads = Vec::new();
+    while reads.len() < count && start.elapsed() < DEADLINE {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message.expect("consume");
+            reads.push(Read {
+                partition: message.partition(),
+                offset: message.offset(),
+                key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+            });
+        }
+    }
+    reads
+}
+
+fn create_with_configs(addr: &str, topic: &str, partitions: u32, configs: &[&str]) {
+    let p = partitions.to_string();
+    let mut args = vec!["topic", "create", topic, "--partitions", &p];
+    for config in configs {
+        args.extend(["--config", config]);
+    }
+    args.extend(["--bootstrap-server", addr]);
+    let (ok, _, err) = silt(&args);
+    assert!(ok, "{err}");
+}
+
+/// Data older than `retention.ms` leaves the log: the log start moves to
+/// the end, readers below it (librdkafka, kafka-python) reset to it and
+/// read only what came after; the objects that held the expired data
+/// leave the bucket a grace period later; the log start survives kill -9.
+#[test]
+fn expired_data_leaves_the_log_and_its_objects_the_bucket() {
+    let mut broker = Broker::start_with_env(&[], &QUICK_LIFECYCLE);
+    let addr = broker.addr.clone();
+    create_with_configs(&addr, "expiring", 2, &["retention.ms=86400000"]);
+    let old = produce_stamped(&addr, "expiring", 0..2000, now_ms() - 2 * DAY_MS);
+    wait_until("the old data expired", DEADLINE, || {
+        log_offsets(&addr, "expiring")
+            .values()
+            .all(|&(start, end)| end > 0 && start == end)
+    });
+    let expired_objects = local_objects(&broker);
+    assert!(!expired_objects.is_empty());
+    let ends = log_offsets(&addr, "expiring");
+    assert_eq!(
+        ends.values().map(|(_, end)| *end as usize).sum::<usize>(),
+        old.len()
+    );
+
+    let fresh = produce_stamped(&addr, "expiring", 2000..3000, now_ms());
+    let reads = read_all_kafka_python(&addr, "expiring", fresh.len(), DEADLINE);
+    assert_exactly_once(&fresh, &reads);
+    // A reader at offset 0, below the log start, resets to it.
+    let on_first: BTreeMap<String, Ack> = fresh
+        .clone()
+        .into_iter()
+        .filter(|(_, a)| a.partition == 0)
+        .collect();
+    let reads = read_from(&addr, "expiring", 0, 0, on_first.len());
+    assert_eq!(reads.first().map(|r| r.offset), Some(ends[&0].0));
+    assert_exactly_once(&on_first, &reads);
+
+    broker.kill9();
+    broker.restart();
+    let addr = broker.addr.clone();
+    let after = log_offsets(&addr, "expiring");
+    for (partition, (start, _)) in &ends {
+        assert!(after[partition].0 >= *start, "{after:?} after {ends:?}");
+    }
+    let reads = read_all_rdkafka(&addr, "expiring", 2, fresh.len(), DEADLINE);
+    assert_exactly_once(&fresh, &reads);
+    wait_until("the expired objects are deleted", DEADLINE, || {
+        local_objects(&broker).is_disjoint(&expired_objects)
+    });
+}
+
+/// With `retention.bytes`, the oldest data beyond the limit leaves the
+/// log in whole uploads; what stays is the newest, contiguous to the end.
+#[test]
+fn retention_bytes_keeps_the_newest_data() {
+    let broker = Broker::start_with_env(&[], &QUICK_LIFECYCLE);
+    let addr = broker.addr.clone();
+    create_with_configs(&addr, "bounded", 1, &["retention.bytes=60000"]);
+    // Ten rounds of about 45 KB, each uploaded before the next.
+    let mut acked = BTreeMap::new();
+    for round in 0..10u64 {
+        let before = local_objects(&broker).len();
+        acked.extend(produce_stamped(
+            &addr,
+            "bounded",
+            round * 200..(round + 1) * 200,
+            now_ms(),
+        ));
+        wait_until("the round is uploaded", DEADLINE, || {
+            local_objects(&broker).len() > before
+        });
+    }
+    wait_until("the oldest data expired", DEADLINE, || {
+        log_offsets(&addr, "bounded")[&0].0 > 0
+    });
+    let (start, end) = log_offsets(&addr, "bounded")[&0];
+    assert_eq!(end, 2000);
+    assert!(
+        (end - start) * 200 >= 60_000 && start >= 1000,
+        "kept {start}..{end}: at least the limit and at most a round more"
+    );
+    let kept: BTreeMap<String, Ack> = acked
+        .into_iter()
+        .filter(|(_, ack)| ack.offset >= start)
+        .collect();
+    let reads = read_all_rdkafka(&addr, "bounded", 1, kept.len(), DEADLINE);
+    assert_eq!(reads.first().map(|r| r.offset), Some(start));
+    assert_exactly_once(&kept, &reads);
+}
+
+/// DeleteRecords through librdkafka's and kafka-python's admin clients
+/// and `silt topic trim` (by offset and by timestamp) moves each
+/// partition's log start; offsets past the end are refused, and readers
+/// start at the new log start.
+#[test]
+fn delete_records_by_both_clients_and_the_cli() {
+    let broker = Broker::start(&[]);
+    let addr = broker.addr.clone();
+    create_topic(&broker, "trimmed", 4);
+    let stamp = now_ms() - 60_000;
+    let acked = produce_stamped(&addr, "trimmed", 0..4000, stamp);
+    let later = produce_stamped(&addr, "trimmed", 4000..4400, stamp + 30_000);
+    let ends = log_offsets(&addr, "trimmed");
+
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &addr)
+        .create()
+        .expect("admin client");
+    let mut wanted = TopicPartitionList::new();
+    wanted
+        .add_partition_offset("trimmed", 0, Offset::Offset(10))
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let result = runtime
+        .block_on(admin.delete_records(&wanted, &AdminOptions::new()))
+        .expect("delete records");
+    let element = result.find_partition("trimmed", 0).unwrap();
+    assert!(element.error().is_ok(), "{:?}", element.error());
+    assert_eq!(element.offset(), Offset::Offset(10));
+
+    let out = run_python("delete_records.py", &[&addr, "trimmed", "1", "20"]);
+    assert_eq!(out, vec!["20"]);
+    let past = (ends[&1].1 + 1).to_string();
+    let out = run_python("delete_records.py", &[&addr, "trimmed", "1", &past]);
+    assert_eq!(out, vec!["OffsetOutOfRangeError"]);
+
+    let (ok, out, err) = silt(&[
+        "topic",
+        "trim",
+        "trimmed",
+        "--partition",
+        "2",
+        "--offset",
+        "30",
+        "--bootstrap-server",
+        &addr,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("log start offset is 30"), "{out}");
+    let past = (ends[&2].1 + 5).to_string();
+    let (ok, _, err) = silt(&[
+        "topic",
+        "trim",
+        "trimmed",
+        "--partition",
+        "2",
+        "--offset",
+        &past,
+        "--bootstrap-server",
+        &addr,
+    ]);
+    assert!(!ok && err.contains("beyond the partition's end"), "{err}");
+    // Before the later messages' timestamp: the first of them is the start.
+    let first_later = later
+        .values()
+        .filter(|a| a.partition == 3)
+        .map(|a| a.offset)
+        .min()
+        .unwrap();
+    let at = (stamp + 30_000).to_string();
+    let (ok, _, err) = silt(&[
+        "topic",
+        "trim",
+        "trimmed",
+        "--partition",
+        "3",
+        "--before-timestamp",
+        &at,
+        "--bootstrap-server",
+        &addr,
+    ]);
+    assert!(ok, "{err}");
+
+    let starts: Vec<i64> = log_offsets(&addr, "trimmed")
+        .values()
+        .map(|o| o.0)
+        .collect();
+    assert_eq!(starts, vec![10, 20, 30, first_later]);
+    let mut all = acked;
+    all.extend(later);
+    let kept: BTreeMap<String, Ack> = all
+        .into_iter()
+        .filter(|(_, a)| a.offset >= starts[a.partition as usize])
+        .collect();
+    let reads = read_all_rdkafka(&addr, "trimmed", 4, kept.len(), DEADLINE);
+    assert_exactly_once(&kept, &reads);
+    // -1 deletes everything up to the end.
+    let (ok, out, err) = silt(&[
+        "topic",
+        "trim",
+        "trimmed",
+        "--partition",
+        "0",
+        "--offset",
+        "-1",
+        "--bootstrap-server",
+        &addr,
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("log start offset is {}", ends[&0].1)),
+        "{out}"
+    );
+}
