@@ -337,3 +337,104 @@ fn delete_records_by_both_clients_and_the_cli() {
         "{out}"
     );
 }
+
+/// The data objects under `url` (`s3://BUCKET/PREFIX`) on the test S3
+/// server (LocalStack answers unsigned listings).
+fn bucket_objects(url: &str) -> BTreeSet<String> {
+    let (bucket, prefix) = url
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'))
+        .expect("s3://BUCKET/PREFIX");
+    let listing = format!(
+        "{}/{bucket}?list-type=2&max-keys=1000&prefix={prefix}/data/",
+        common::s3::endpoint()
+    );
+    let out = std::process::Command::new("curl")
+        .args(["-sf", &listing])
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "listing {listing} failed");
+    let body = String::from_utf8_lossy(&out.stdout).into_owned();
+    body.split("<Key>")
+        .skip(1)
+        .filter_map(|part| part.split_once("</Key>").map(|(key, _)| key.to_string()))
+        .collect()
+}
+
+/// In a cluster (etcd and LocalStack): each partition's leader applies
+/// retention and DeleteRecords, every broker reports the new log starts,
+/// and the controller deletes the expired objects from the bucket.
+#[test]
+fn retention_and_delete_records_in_a_cluster() {
+    use common::s3::{LEASE_SECONDS, bucket_url, endpoint, etcd_root};
+    let (meta, url) = (etcd_root(), bucket_url());
+    let mut env = QUICK_LIFECYCLE.to_vec();
+    env.push(("SILT_STORAGE__META_LEASE_SECONDS", LEASE_SECONDS));
+    let start = |id: &str| {
+        common::s3::start(
+            &endpoint(),
+            &url,
+            &["--broker-id", id, "--meta", &meta],
+            &env,
+        )
+    };
+    let (one, two) = (start("1"), start("2"));
+    create_with_configs(&one.addr, "shared", 4, &["retention.ms=86400000"]);
+    let bootstrap = format!("{},{}", one.addr, two.addr);
+    wait_until("both brokers lead partitions", DEADLINE, || {
+        let (ok, out, _) = silt(&[
+            "topic",
+            "describe",
+            "shared",
+            "--bootstrap-server",
+            &one.addr,
+        ]);
+        ok && out.contains("Leader: 1\t") && out.contains("Leader: 2\t")
+    });
+    let old = produce_stamped(&bootstrap, "shared", 0..2000, now_ms() - 2 * DAY_MS);
+    wait_until("the old data expired", DEADLINE, || {
+        let offsets = log_offsets(&two.addr, "shared");
+        offsets.len() == 4
+            && offsets
+                .values()
+                .all(|&(start, end)| end > 0 && start == end)
+    });
+    let ends = log_offsets(&one.addr, "shared");
+    assert_eq!(
+        ends.values().map(|(_, end)| *end as usize).sum::<usize>(),
+        old.len()
+    );
+    let expired_objects = bucket_objects(&url);
+    assert!(!expired_objects.is_empty());
+
+    let fresh = produce_stamped(&bootstrap, "shared", 2000..3000, now_ms());
+    let first = fresh
+        .values()
+        .filter(|a| a.partition == 1)
+        .map(|a| a.offset)
+        .min()
+        .unwrap();
+    let to = (first + 5).to_string();
+    let (ok, _, err) = silt(&[
+        "topic",
+        "trim",
+        "shared",
+        "--partition",
+        "1",
+        "--offset",
+        &to,
+        "--bootstrap-server",
+        &two.addr,
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(log_offsets(&one.addr, "shared")[&1].0, first + 5);
+    let kept: BTreeMap<String, Ack> = fresh
+        .into_iter()
+        .filter(|(_, a)| a.partition != 1 || a.offset >= first + 5)
+        .collect();
+    let reads = read_all_rdkafka(&bootstrap, "shared", 4, kept.len(), DEADLINE);
+    assert_exactly_once(&kept, &reads);
+    wait_until("the expired objects are deleted", DEADLINE, || {
+        bucket_objects(&url).is_disjoint(&expired_objects)
+    });
+}

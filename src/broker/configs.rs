@@ -46,7 +46,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
         topic: "cleanup.policy",
         broker: "log.cleanup.policy",
         config_type: TYPE_LIST,
-        documentation: "delete, compact, or both (stored; enforced by the retention and compaction issues)",
+        documentation: "delete (retention applies), compact (stored; compaction is not served yet), or both",
     },
     TopicKey {
         topic: "max.message.bytes",
