@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    CommitOutcome, CommittedOffset, GroupMeta, MetaStore, PartitionCommit, PartitionMeta, TopicMeta,
+    CommitOutcome, CommittedOffset, Extent, GroupMeta, MetaStore, PartitionCommit, PartitionMeta,
+    TopicMeta,
 };
 use crate::error::{Error, Result};
 
@@ -74,6 +75,12 @@ enum Change {
         topic: Uuid,
         partition: i32,
         offset: i64,
+    },
+    ReplaceExtents {
+        topic: Uuid,
+        partition: i32,
+        old: Vec<Extent>,
+        new: Vec<Extent>,
     },
     AllocateProducerIds(u32),
     SetBrokerConfigs(BTreeMap<String, String>),
@@ -373,6 +380,21 @@ impl State {
                     let _ = p.advance_log_start(*offset);
                 }
             }
+            Change::ReplaceExtents {
+                topic,
+                partition,
+                old,
+                new,
+            } => {
+                if let Some(p) = self
+                    .partitions
+                    .get_mut(topic)
+                    .and_then(|parts| parts.get_mut(*partition as usize))
+                {
+                    // Checked before it was journaled.
+                    let _ = p.replace_extents(old, new.clone());
+                }
+            }
             Change::AllocateProducerIds(count) => self.next_producer_id += i64::from(*count),
             Change::SetBrokerConfigs(configs) => self.broker_configs = configs.clone(),
             Change::PutGroup(group) => {
@@ -570,6 +592,40 @@ impl MetaStore for EmbeddedStore {
         .await
     }
 
+    async fn replace_extents(
+        &self,
+        topic: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+        old: Vec<Extent>,
+        new: Vec<Extent>,
+    ) -> Result<CommitOutcome> {
+        self.with_inner(move |inner| {
+            let Some(stored) = inner
+                .state
+                .partitions
+                .get(&topic)
+                .and_then(|parts| parts.get(partition as usize))
+            else {
+                return Ok(CommitOutcome::Gone);
+            };
+            if stored.leader_epoch != leader_epoch {
+                return Ok(CommitOutcome::Fenced);
+            }
+            if !stored.clone().replace_extents(&old, new.clone())? {
+                return Ok(CommitOutcome::Failed);
+            }
+            inner.record(Change::ReplaceExtents {
+                topic,
+                partition,
+                old,
+                new,
+            })?;
+            Ok(CommitOutcome::Committed)
+        })
+        .await
+    }
+
     async fn assign_leader(&self, topic: Uuid, partition: i32, _broker: i32) -> Result<i32> {
         self.change(Change::BumpLeaderEpoch { topic, partition }, move |state| {
             state.partitions[&topic][partition as usize].leader_epoch
@@ -670,6 +726,7 @@ mod tests {
         conformance::producer_ids_are_unique(&store(&dir.path().join("c"))).await;
         conformance::leader_epoch_bumps_fence_the_old_leader(&store(&dir.path().join("g"))).await;
         conformance::log_start_moves_forward_under_the_epoch(&store(&dir.path().join("i"))).await;
+        conformance::extents_are_replaced_only_as_stored(&store(&dir.path().join("j"))).await;
         conformance::partitions_beyond_the_count_do_not_exist(&store(&dir.path().join("h"))).await;
         conformance::broker_configs_round_trip(&store(&dir.path().join("d"))).await;
         conformance::groups_and_offsets(&store(&dir.path().join("e"))).await;

@@ -639,6 +639,77 @@ impl MetaStore for EtcdStore {
         }
     }
 
+    async fn replace_extents(
+        &self,
+        topic: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+        old: Vec<Extent>,
+        new: Vec<Extent>,
+    ) -> Result<CommitOutcome> {
+        let (Some(first), Some(last)) = (old.first(), old.last()) else {
+            return Ok(CommitOutcome::Failed);
+        };
+        // Checks that `new` covers the same offsets.
+        PartitionMeta {
+            extents: old.clone(),
+            ..PartitionMeta::default()
+        }
+        .replace_extents(&old, new.clone())?;
+        let state_key = self.partition_key(topic, partition, "state");
+        let alive_key = self.key(&format!("alive/{topic}"));
+        let run_start = self.extent_key(topic, partition, first.base_offset);
+        let run_end = self.extent_key(topic, partition, last.base_offset + 1);
+        loop {
+            let read: Read<PartitionState> = self.get_key(&state_key).await?;
+            if read.value.is_none() && !self.partition_exists(topic, partition).await? {
+                return Ok(CommitOutcome::Gone);
+            }
+            let state = read.value.clone().unwrap_or_default();
+            if state.leader_epoch != leader_epoch {
+                return Ok(CommitOutcome::Fenced);
+            }
+            // Read outside the transaction, but every extent change also
+            // changes the state the transaction compares.
+            let options = GetOptions::new()
+                .with_range(run_end.as_str())
+                .with_limit(old.len() as i64 + 1);
+            let response = self
+                .kv
+                .clone()
+                .get(run_start.as_str(), Some(options))
+                .await
+                .map_err(meta_error)?;
+            let stored: Vec<Extent> = response.kvs().iter().map(decode).collect::<Result<_>>()?;
+            if stored != old {
+                return Ok(CommitOutcome::Failed);
+            }
+            // (etcd refuses a transaction touching a key twice.)
+            let kept: std::collections::HashSet<i64> = new.iter().map(|e| e.base_offset).collect();
+            let mut ops: Vec<TxnOp> = old
+                .iter()
+                .filter(|e| !kept.contains(&e.base_offset))
+                .map(|e| TxnOp::delete(self.extent_key(topic, partition, e.base_offset), None))
+                .collect();
+            for extent in &new {
+                let key = self.extent_key(topic, partition, extent.base_offset);
+                ops.push(TxnOp::put(key, encode(extent)?, None));
+            }
+            // Rewritten as it is, so that its revision tells of the change.
+            ops.push(TxnOp::put(state_key.as_str(), encode(&state)?, None));
+            let compares = vec![
+                read.unchanged(&state_key),
+                Compare::version(alive_key.as_str(), CompareOp::Greater, 0),
+            ];
+            if self.txn(compares, ops).await? {
+                return Ok(CommitOutcome::Committed);
+            }
+            if !self.partition_exists(topic, partition).await? {
+                return Ok(CommitOutcome::Gone);
+            }
+        }
+    }
+
     async fn assign_leader(&self, topic: Uuid, partition: i32, broker: i32) -> Result<i32> {
         let state_key = self.partition_key(topic, partition, "state");
         let alive_key = self.key(&format!("alive/{topic}"));
@@ -937,6 +1008,7 @@ mod tests {
         conformance::producer_ids_are_unique(&store().await).await;
         conformance::leader_epoch_bumps_fence_the_old_leader(&store().await).await;
         conformance::log_start_moves_forward_under_the_epoch(&store().await).await;
+        conformance::extents_are_replaced_only_as_stored(&store().await).await;
         conformance::partitions_beyond_the_count_do_not_exist(&store().await).await;
         conformance::broker_configs_round_trip(&store().await).await;
         conformance::groups_and_offsets(&store().await).await;

@@ -46,6 +46,35 @@ impl PartitionMeta {
             .map_or(self.log_start_offset, |e| e.last_offset + 1)
     }
 
+    /// Replaces the run `old` of the stored extents with `new` (see
+    /// [`MetaStore::replace_extents`]); whether `old` was stored as given.
+    pub fn replace_extents(&mut self, old: &[Extent], new: Vec<Extent>) -> Result<bool> {
+        let (Some(first), Some(last)) = (old.first(), old.last()) else {
+            return Ok(false);
+        };
+        if old.len() > MAX_REPLACED_EXTENTS || new.len() > MAX_REPLACED_EXTENTS {
+            return Err(crate::error::Error::Meta(format!(
+                "at most {MAX_REPLACED_EXTENTS} extents are replaced at once"
+            )));
+        }
+        let same_range = new.first().map(|e| e.base_offset) == Some(first.base_offset)
+            && new.last().map(|e| e.last_offset) == Some(last.last_offset);
+        if !same_range {
+            return Err(crate::error::Error::Meta(format!(
+                "new extents must cover offsets {}..={} exactly",
+                first.base_offset, last.last_offset
+            )));
+        }
+        let Some(at) = self.extents.iter().position(|e| e == first) else {
+            return Ok(false);
+        };
+        if self.extents.get(at..at + old.len()) != Some(old) {
+            return Ok(false);
+        }
+        self.extents.splice(at..at + old.len(), new);
+        Ok(true)
+    }
+
     /// Moves the log start forward to `offset` and forgets the extents
     /// wholly before it; an offset at or before the log start changes
     /// nothing. Whether it moved; an error past the committed end (the log
@@ -67,6 +96,9 @@ impl PartitionMeta {
         Ok(true)
     }
 }
+
+/// The most extents one [`MetaStore::replace_extents`] takes, and gives.
+pub const MAX_REPLACED_EXTENTS: usize = 60;
 
 /// Which broker leads a partition, at which leader epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,6 +283,20 @@ pub trait MetaStore: Send + Sync + 'static {
         partition: i32,
         leader_epoch: i32,
         offset: i64,
+    ) -> Result<CommitOutcome>;
+    /// Replaces the run of extents `old` (consecutive, as stored) with
+    /// `new`, which must cover the same offsets (merging, compaction), if
+    /// the partition still has `leader_epoch`; `Failed` if `old` is no
+    /// longer stored as given (retention or another rewrite got there
+    /// first), and nothing changes. At most [`MAX_REPLACED_EXTENTS`] old
+    /// and as many new extents (an etcd transaction's bound).
+    async fn replace_extents(
+        &self,
+        topic: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+        old: Vec<Extent>,
+        new: Vec<Extent>,
     ) -> Result<CommitOutcome>;
     /// Makes `broker` the partition's leader: raises its leader epoch by
     /// one and returns the new epoch; from then on commits at the old epoch
@@ -438,6 +484,56 @@ pub(crate) mod conformance {
         );
         let state = store.partition(t.id, 0).await.unwrap();
         assert_eq!((state.log_start_offset, state.committed_end()), (30, 40));
+    }
+
+    pub async fn extents_are_replaced_only_as_stored(store: &dyn MetaStore) {
+        let t = topic("merged", 1);
+        store.create_topic(t.clone()).await.unwrap();
+        let small = vec![extent(0, 4), extent(5, 9), extent(10, 14), extent(15, 19)];
+        let commit = PartitionCommit {
+            topic: t.id,
+            partition: 0,
+            leader_epoch: 0,
+            extents: small.clone(),
+            producers: BTreeMap::new(),
+        };
+        store.commit(vec![commit]).await.unwrap();
+        let merged = vec![extent(5, 12), extent(13, 14)];
+        let replace = |epoch, old: &[Extent], new: &[Extent]| {
+            store.replace_extents(t.id, 0, epoch, old.to_vec(), new.to_vec())
+        };
+        assert_eq!(
+            replace(1, &small[1..3], &merged).await.unwrap(),
+            CommitOutcome::Fenced
+        );
+        assert_eq!(
+            replace(0, &small[1..3], &merged).await.unwrap(),
+            CommitOutcome::Committed
+        );
+        let stored = store.partition(t.id, 0).await.unwrap().extents;
+        let expected = [&small[..1], &merged[..], &small[3..]].concat();
+        assert_eq!(stored, expected);
+        // The old run is gone: a second replacement of it changes nothing.
+        assert_eq!(
+            replace(0, &small[1..3], &[extent(5, 14)]).await.unwrap(),
+            CommitOutcome::Failed
+        );
+        assert!(
+            replace(0, &merged, &[extent(5, 13)]).await.is_err(),
+            "offsets differ"
+        );
+        assert_eq!(store.partition(t.id, 0).await.unwrap().extents, expected);
+        // Commits continue after the replaced extents.
+        let next = PartitionCommit {
+            topic: t.id,
+            partition: 0,
+            leader_epoch: 0,
+            extents: vec![extent(20, 24)],
+            producers: BTreeMap::new(),
+        };
+        let outcomes = store.commit(vec![next]).await.unwrap();
+        assert_eq!(outcomes, vec![CommitOutcome::Committed]);
+        assert_eq!(store.partition(t.id, 0).await.unwrap().committed_end(), 25);
     }
 
     pub async fn leader_epoch_bumps_fence_the_old_leader(store: &dyn MetaStore) {
