@@ -129,6 +129,10 @@ pub struct TopicDefaults {
     pub max_message_bytes: i32,
     /// `cleanup.policy`: `delete`, `compact` or `delete,compact`.
     pub cleanup_policy: String,
+    /// `segment.bytes`: the most data one merged unit holds (up to 12 MiB).
+    pub segment_bytes: i32,
+    /// `segment.ms`: accepted and reported.
+    pub segment_ms: i64,
 }
 
 /// When the uploader seals buffered data into an object.
@@ -249,6 +253,8 @@ impl Default for TopicDefaults {
             retention_bytes: -1,
             max_message_bytes: 1_048_588,
             cleanup_policy: "delete".into(),
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod failpoint;
 pub mod group;
 pub mod handlers;
 pub mod log;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::log::merge::MAX_MERGED_SECTION_BYTES;
 use crate::log::retention::Retention;
 
 /// Where an effective config value comes from (Kafka's `ConfigSource`).
@@ -33,6 +34,8 @@ struct TopicKey {
     topic: &'static str,
     broker: &'static str,
     config_type: i8,
+    /// The smallest value accepted (numeric configs).
+    min: i64,
     documentation: &'static str,
 }
 
@@ -46,25 +49,43 @@ const TOPIC_KEYS: &[TopicKey] = &[
         topic: "cleanup.policy",
         broker: "log.cleanup.policy",
         config_type: TYPE_LIST,
+        min: 0,
         documentation: "delete (retention applies), compact (stored; compaction is not served yet), or both",
     },
     TopicKey {
         topic: "max.message.bytes",
         broker: "message.max.bytes",
         config_type: TYPE_INT,
+        min: 1,
         documentation: "The largest record batch the topic accepts",
     },
     TopicKey {
         topic: "retention.bytes",
         broker: "log.retention.bytes",
         config_type: TYPE_LONG,
+        min: -1,
         documentation: "Bytes kept per partition before old data is deleted (-1: unlimited)",
     },
     TopicKey {
         topic: "retention.ms",
         broker: "log.retention.ms",
         config_type: TYPE_LONG,
+        min: -1,
         documentation: "How long data is kept (-1: forever)",
+    },
+    TopicKey {
+        topic: "segment.bytes",
+        broker: "log.segment.bytes",
+        config_type: TYPE_INT,
+        min: 1024 * 1024,
+        documentation: "The most data one merged unit of a partition holds (used up to 12 MiB): the unit retention removes whole",
+    },
+    TopicKey {
+        topic: "segment.ms",
+        broker: "log.roll.ms",
+        config_type: TYPE_LONG,
+        min: 1,
+        documentation: "Accepted and reported: uploads seal data within flush.interval_ms, so no unit stays open longer",
     },
 ];
 
@@ -74,7 +95,7 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<String> {
         .iter()
         .find(|k| k.topic == name)
         .ok_or_else(|| Error::InvalidConfig(format!("unknown topic config '{name}'")))?;
-    validate_value(name, key.config_type, value)
+    validate_value(name, key, value)
 }
 
 /// Checks a dynamic broker config; only the topic defaults can change at runtime.
@@ -87,26 +108,27 @@ pub fn validate_broker_config(name: &str, value: &str) -> Result<String> {
                 "broker config '{name}' cannot be changed dynamically"
             ))
         })?;
-    validate_value(name, key.config_type, value)
+    validate_value(name, key, value)
 }
 
-fn validate_value(name: &str, config_type: i8, value: &str) -> Result<String> {
-    let invalid = |why: &str| Err(Error::InvalidConfig(format!("{name}={value}: {why}")));
-    match config_type {
+fn validate_value(name: &str, key: &TopicKey, value: &str) -> Result<String> {
+    let invalid = |why: String| Err(Error::InvalidConfig(format!("{name}={value}: {why}")));
+    let min = key.min;
+    match key.config_type {
         TYPE_LONG => match value.trim().parse::<i64>() {
-            Ok(v) if v >= -1 => Ok(v.to_string()),
-            _ => invalid("expected an integer >= -1"),
+            Ok(v) if v >= min => Ok(v.to_string()),
+            _ => invalid(format!("expected an integer >= {min}")),
         },
         TYPE_INT => match value.trim().parse::<i32>() {
-            Ok(v) if v >= 1 => Ok(v.to_string()),
-            _ => invalid("expected a positive integer"),
+            Ok(v) if i64::from(v) >= min => Ok(v.to_string()),
+            _ => invalid(format!("expected an integer from {min} to {}", i32::MAX)),
         },
         _ => {
             let mut policies: Vec<&str> = value.split(',').map(str::trim).collect();
             policies.sort_unstable();
             policies.dedup();
             if policies.is_empty() || policies.iter().any(|p| !matches!(*p, "delete" | "compact")) {
-                return invalid("expected delete, compact or delete,compact");
+                return invalid("expected delete, compact or delete,compact".into());
             }
             Ok(policies.join(","))
         }
@@ -120,6 +142,8 @@ fn static_default(config: &Config, topic_key: &str) -> String {
         "cleanup.policy" => t.cleanup_policy.clone(),
         "max.message.bytes" => t.max_message_bytes.to_string(),
         "retention.bytes" => t.retention_bytes.to_string(),
+        "segment.bytes" => t.segment_bytes.to_string(),
+        "segment.ms" => t.segment_ms.to_string(),
         _ => t.retention_ms.to_string(),
     }
 }
@@ -240,6 +264,20 @@ pub fn max_message_bytes(
         .unwrap_or(config.topics.max_message_bytes as usize)
 }
 
+/// The size of a topic's merged sections: its `segment.bytes`, at most
+/// [`MAX_MERGED_SECTION_BYTES`].
+pub fn merged_section_bytes(
+    config: &Config,
+    dynamic_broker: &BTreeMap<String, String>,
+    topic: &BTreeMap<String, String>,
+) -> u64 {
+    effective(config, dynamic_broker, topic, "segment.bytes")
+        .parse::<u64>()
+        .map_or(MAX_MERGED_SECTION_BYTES, |v| {
+            v.min(MAX_MERGED_SECTION_BYTES)
+        })
+}
+
 /// The retention a topic's data is subject to: `None` unless its
 /// `cleanup.policy` includes `delete`.
 pub fn retention(
@@ -278,6 +316,9 @@ mod tests {
         );
         assert!(validate_topic_config("cleanup.policy", "shred").is_err());
         assert!(validate_topic_config("segment.bytes", "1").is_err());
+        assert!(validate_topic_config("segment.bytes", "1048576").is_ok());
+        assert!(validate_topic_config("retention.ms", "abc").is_err());
+        assert!(validate_topic_config("retention.bytes", "-5").is_err());
         assert!(validate_broker_config("log.retention.ms", "5").is_ok());
         assert!(validate_broker_config("broker.id", "5").is_err());
     }
@@ -298,6 +339,12 @@ mod tests {
         assert_eq!(find("cleanup.policy").value, "delete");
         assert_eq!(find("cleanup.policy").source, ConfigSource::StaticBroker);
         assert_eq!(max_message_bytes(&config, &dynamic, &topic), 1_048_588);
+        assert_eq!(
+            merged_section_bytes(&config, &dynamic, &topic),
+            MAX_MERGED_SECTION_BYTES
+        );
+        let small = BTreeMap::from([("segment.bytes".to_string(), "2097152".to_string())]);
+        assert_eq!(merged_section_bytes(&config, &dynamic, &small), 2_097_152);
         assert_eq!(
             retention(&config, &dynamic, &topic),
             Some(Retention {

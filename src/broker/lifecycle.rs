@@ -1,7 +1,8 @@
 //! The broker's lifecycle task: every `storage.lifecycle_interval_ms` it
 //! applies each topic's retention to the partitions this broker leads, so
-//! expired data leaves the log (the objects no extent refers to any more
-//! are then deleted by garbage collection).
+//! expired data leaves the log, then merges their runs of small extents
+//! into objects of their own (the objects no extent refers to any more are
+//! then deleted by garbage collection).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,16 +12,42 @@ use tokio_util::sync::CancellationToken;
 use super::{Broker, configs};
 
 impl Broker {
-    /// Applies retention every `storage.lifecycle_interval_ms` until
-    /// `shutdown`.
+    /// Applies retention and merges every `storage.lifecycle_interval_ms`
+    /// until `shutdown`.
     pub(super) async fn run_lifecycle(self: Arc<Self>, shutdown: CancellationToken) {
         let interval = Duration::from_millis(self.config.storage.lifecycle_interval_ms);
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = ticker.tick() => self.apply_retention().await,
+                _ = ticker.tick() => {
+                    self.apply_retention().await;
+                    self.merge_extents().await;
+                }
                 () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// One merge pass over the partitions this broker leads; a partition
+    /// that fails is logged and tried again next time.
+    async fn merge_extents(&self) {
+        let dynamic = self.dynamic_configs();
+        for topic in self.topics() {
+            let section_bytes =
+                configs::merged_section_bytes(&self.config, &dynamic, &topic.configs);
+            for partition in &topic.partitions {
+                if partition.leadership().is_none() {
+                    continue;
+                }
+                if let Err(e) = self.log.merge(partition, section_bytes).await {
+                    tracing::warn!(
+                        topic = %topic.name,
+                        partition = partition.index,
+                        error = %e,
+                        "merging failed; trying again at the next pass"
+                    );
+                }
             }
         }
     }

@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod gc;
+pub mod merge;
 pub mod object;
 pub mod partition;
 pub mod producer;

@@ -7,8 +7,8 @@
 //!                         format version u16, magic "SILTDATA"
 //! ```
 //! A partition's data in one upload is cut into sections of at most
-//! `MAX_SECTION_BYTES` (at batch boundaries), the unit a reader fetches and
-//! caches. All integers are big-endian.
+//! `MAX_SECTION_BYTES` (at batch boundaries; merged objects use larger
+//! ones), the unit a reader fetches and caches. All integers are big-endian.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use uuid::Uuid;
@@ -45,18 +45,26 @@ pub struct SealedBatch {
 }
 
 /// Accumulates sections, then lays out the object.
-#[derive(Default)]
 pub struct ObjectBuilder {
     buf: BytesMut,
     sections: Vec<Section>,
+    /// Sections are cut at the first batch boundary past this size.
+    section_bytes: usize,
 }
 
 impl ObjectBuilder {
-    /// A builder sized for about `capacity` bytes of batches.
+    /// A builder sized for about `capacity` bytes of batches, cutting
+    /// sections at `MAX_SECTION_BYTES` (uploads).
     pub fn with_capacity(capacity: usize) -> Self {
+        ObjectBuilder::with_sections(capacity, MAX_SECTION_BYTES)
+    }
+
+    /// A builder cutting sections at `section_bytes` (merged objects).
+    pub fn with_sections(capacity: usize, section_bytes: usize) -> Self {
         ObjectBuilder {
             buf: BytesMut::with_capacity(capacity + 64 * 1024),
             sections: Vec::new(),
+            section_bytes,
         }
     }
 
@@ -68,7 +76,7 @@ impl ObjectBuilder {
             let count = rest
                 .iter()
                 .take_while(|b| {
-                    let take = size == 0 || size + b.data.len() <= MAX_SECTION_BYTES;
+                    let take = size == 0 || size + b.data.len() <= self.section_bytes;
                     size += b.data.len();
                     take
                 })
@@ -182,7 +190,7 @@ mod tests {
     #[test]
     fn round_trip_with_sections_per_partition() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        let mut builder = ObjectBuilder::default();
+        let mut builder = ObjectBuilder::with_capacity(0);
         builder.add_partition(a, 0, &[batch(0, 5, 100), batch(5, 5, 50)]);
         builder.add_partition(b, 3, &[batch(7, 1, 10)]);
         let (object, sections) = builder.finish();
@@ -199,7 +207,7 @@ mod tests {
     fn large_partitions_are_cut_at_batch_boundaries() {
         let big = MAX_SECTION_BYTES / 2 + 1;
         let batches = [batch(0, 1, big), batch(1, 1, big), batch(2, 1, big)];
-        let mut builder = ObjectBuilder::default();
+        let mut builder = ObjectBuilder::with_capacity(0);
         builder.add_partition(Uuid::new_v4(), 0, &batches);
         let (_, sections) = builder.finish();
         let ranges: Vec<_> = sections
@@ -211,7 +219,7 @@ mod tests {
 
     #[test]
     fn damaged_objects_are_rejected() {
-        let mut builder = ObjectBuilder::default();
+        let mut builder = ObjectBuilder::with_capacity(0);
         builder.add_partition(Uuid::new_v4(), 0, &[batch(0, 1, 10)]);
         let (object, _) = builder.finish();
         let mut damaged = object.to_vec();

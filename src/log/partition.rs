@@ -504,6 +504,25 @@ impl Partition {
         state.extents.retain(|e| e.last_offset >= log_start);
     }
 
+    /// Replaces the run of extents `old` with `new` (same offsets), as
+    /// the metadata store did under `epoch`; nothing if the partition was
+    /// taken over since or the run is no longer there.
+    pub fn replace_extents(&self, epoch: i32, old: &[Extent], new: Vec<Extent>) {
+        let mut state = self.lock();
+        if state.leader_epoch != epoch {
+            return;
+        }
+        let Some(at) = old
+            .first()
+            .and_then(|first| state.extents.iter().position(|e| e == first))
+        else {
+            return;
+        };
+        if state.extents.get(at..at + old.len()) == Some(old) {
+            state.extents.splice(at..at + old.len(), new);
+        }
+    }
+
     /// What retention weighs: the committed extents (oldest first) and the
     /// bytes in the tail.
     pub fn retained(&self) -> (Vec<Extent>, u64) {

@@ -208,6 +208,22 @@ impl Broker {
             .sum()
     }
 
+    /// Waits until the broker exits by itself (at a fail point) within
+    /// `deadline`, and reaps it.
+    pub fn wait_exit(&mut self, deadline: Duration) {
+        wait_until("the broker exits", deadline, || !self.is_running());
+        self.child
+            .take()
+            .expect("broker started")
+            .wait()
+            .expect("reap");
+    }
+
+    /// Leaves the setting `key` out of the next restart.
+    pub fn unset_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child
