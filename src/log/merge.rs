@@ -4,19 +4,21 @@
 //! data it retains, not the number of uploads ever made, and catch-up
 //! reads touch few objects.
 //!
-//! A merge writes the new object create-only, then replaces the run in
-//! the metadata store under the leader epoch and only while the run is
-//! stored as read (retention or DeleteRecords may have moved on), then in
+//! A pass writes one new object per partition (all its runs, each in
+//! sections of its own) create-only, then replaces each run in the
+//! metadata store under the leader epoch and only while the run is stored
+//! as read (retention or DeleteRecords may have moved on), then in
 //! memory. A crash before the commit leaves an object nothing refers to;
 //! after it, old objects nothing refers to any more: garbage collection
 //! deletes both. Offsets never change.
 
 use std::ops::Range;
 
+use bytes::Bytes;
 use uuid::Uuid;
 
 use super::Log;
-use super::object::{ObjectBuilder, SealedBatch};
+use super::object::{ObjectBuilder, SealedBatch, Section};
 use super::partition::Partition;
 use crate::error::{Error, Result};
 use crate::meta::{CommitOutcome, Extent, MAX_REPLACED_EXTENTS};
@@ -27,7 +29,7 @@ pub const MAX_MERGED_SECTION_BYTES: u64 = 12 * 1024 * 1024;
 /// A run of small extents is merged once it has this many...
 const MIN_RUN_EXTENTS: usize = 8;
 /// ...or a section's worth of bytes; it holds at most this many sections'
-/// worth (bounding a merge's memory).
+/// worth, and so does one pass over a partition (bounding its memory).
 const MAX_RUN_SECTIONS: u64 = 4;
 
 /// The runs of `extents` (a partition's, oldest first) to merge into
@@ -61,64 +63,104 @@ pub fn plan(extents: &[Extent], section_bytes: u64) -> Vec<Range<usize>> {
 }
 
 impl Log {
-    /// Merges `partition`'s runs of small extents (see [`plan`]) into
-    /// objects of its own with sections of `section_bytes`; returns how
-    /// many extents were replaced.
+    /// Merges `partition`'s runs of small extents (see [`plan`]) into one
+    /// object of its own with sections of `section_bytes` (at most
+    /// [`MAX_RUN_SECTIONS`] sections' worth per pass: one PUT); returns
+    /// how many extents were replaced.
     pub async fn merge(&self, partition: &Partition, section_bytes: u64) -> Result<usize> {
         self.check_registration()?;
         let epoch = partition.leadership().ok_or(Error::NotLeaderOrFollower)?;
         let (extents, _) = partition.retained();
-        let mut merged = 0;
+        let mut runs: Vec<&[Extent]> = Vec::new();
+        let mut bytes = 0;
         for run in plan(&extents, section_bytes) {
-            let old = &extents[run];
-            if self.merge_run(partition, epoch, old, section_bytes).await? {
+            let run = &extents[run];
+            let run_bytes: u64 = run.iter().map(|e| e.length).sum();
+            if !runs.is_empty() && bytes + run_bytes > MAX_RUN_SECTIONS * section_bytes {
+                break;
+            }
+            bytes += run_bytes;
+            runs.push(run);
+        }
+        if runs.is_empty() {
+            return Ok(0);
+        }
+        let (id, object, new_runs) = self.write_merged(partition, &runs, section_bytes).await?;
+        crate::failpoint::hit("merge.after_put");
+        let mut merged = 0;
+        for (old, new) in runs.into_iter().zip(new_runs) {
+            if self
+                .replace_run(partition, epoch, old, new, &object)
+                .await?
+            {
                 merged += old.len();
             }
         }
+        metrics::counter!("silt_merged_extents_total").increment(merged as u64);
+        tracing::debug!(topic = %partition.topic, partition = partition.index, object = %id, extents = merged, bytes, "merged");
         Ok(merged)
     }
 
-    /// Rewrites `old` into one new object and replaces it; whether it was
-    /// replaced (not if the run changed meanwhile).
-    async fn merge_run(
+    /// Writes the batches of `runs` into a new object, each run in
+    /// sections of its own; returns its id, its bytes and each run's new
+    /// extents.
+    async fn write_merged(
+        &self,
+        partition: &Partition,
+        runs: &[&[Extent]],
+        section_bytes: u64,
+    ) -> Result<(Uuid, Bytes, Vec<Vec<Extent>>)> {
+        let all: Vec<Extent> = runs.iter().flat_map(|run| run.iter().cloned()).collect();
+        self.cache.load(&all).await;
+        let size: u64 = all.iter().map(|e| e.length).sum();
+        let mut builder = ObjectBuilder::with_sections(size as usize, section_bytes as usize);
+        let mut run_sections = Vec::with_capacity(runs.len());
+        for run in runs {
+            let mut batches = Vec::new();
+            for extent in *run {
+                let section = self.cache.get(extent).await?;
+                for (header, range) in batch::iter_batches(&section) {
+                    batches.push(SealedBatch {
+                        base_offset: header.base_offset,
+                        last_offset: header.last_offset(),
+                        max_timestamp: header.max_timestamp,
+                        data: section.slice(range),
+                    });
+                }
+            }
+            let before = builder.section_count();
+            builder.add_partition(partition.topic, partition.index, &batches);
+            run_sections.push(before..builder.section_count());
+        }
+        let (object, sections) = builder.finish();
+        let id = Uuid::now_v7();
+        self.bucket.put_data_object(id, object.clone()).await?;
+        let extent = |s: &Section| Extent {
+            object: id,
+            position: s.position,
+            length: s.length,
+            base_offset: s.base_offset,
+            last_offset: s.last_offset,
+            max_timestamp: s.max_timestamp,
+        };
+        let new_runs = run_sections
+            .into_iter()
+            .map(|range| sections[range].iter().map(extent).collect())
+            .collect();
+        Ok((id, object, new_runs))
+    }
+
+    /// Replaces the run `old` with `new` (in `object`, written); whether
+    /// it was replaced (not if the run changed meanwhile: the new
+    /// sections are left to garbage collection).
+    async fn replace_run(
         &self,
         partition: &Partition,
         epoch: i32,
         old: &[Extent],
-        section_bytes: u64,
+        new: Vec<Extent>,
+        object: &Bytes,
     ) -> Result<bool> {
-        self.cache.load(old).await;
-        let mut batches = Vec::new();
-        let mut size = 0;
-        for extent in old {
-            let section = self.cache.get(extent).await?;
-            size += section.len();
-            for (header, range) in batch::iter_batches(&section) {
-                batches.push(SealedBatch {
-                    base_offset: header.base_offset,
-                    last_offset: header.last_offset(),
-                    max_timestamp: header.max_timestamp,
-                    data: section.slice(range),
-                });
-            }
-        }
-        let mut builder = ObjectBuilder::with_sections(size, section_bytes as usize);
-        builder.add_partition(partition.topic, partition.index, &batches);
-        let (object, sections) = builder.finish();
-        let id = Uuid::now_v7();
-        self.bucket.put_data_object(id, object.clone()).await?;
-        crate::failpoint::hit("merge.after_put");
-        let new: Vec<Extent> = sections
-            .iter()
-            .map(|s| Extent {
-                object: id,
-                position: s.position,
-                length: s.length,
-                base_offset: s.base_offset,
-                last_offset: s.last_offset,
-                max_timestamp: s.max_timestamp,
-            })
-            .collect();
         let (topic, index) = (partition.topic, partition.index);
         let outcome = self
             .meta
@@ -133,16 +175,12 @@ impl Log {
                     self.cache.insert(extent, object.slice(range));
                 }
                 partition.replace_extents(epoch, old, new);
-                metrics::counter!("silt_merged_extents_total").increment(old.len() as u64);
-                tracing::debug!(%topic, partition = index, object = %id, extents = old.len(), bytes = size, "merged");
                 Ok(true)
             }
             CommitOutcome::Fenced => {
                 self.resign(partition, Some(epoch));
                 Err(Error::NotLeaderOrFollower)
             }
-            // The run changed or the topic is gone: the new object is
-            // left to garbage collection.
             CommitOutcome::Failed | CommitOutcome::Gone => Ok(false),
         }
     }

@@ -101,6 +101,11 @@ impl ObjectBuilder {
         }
     }
 
+    /// Sections added so far.
+    pub fn section_count(&self) -> usize {
+        self.sections.len()
+    }
+
     /// Whether nothing was added.
     pub fn is_empty(&self) -> bool {
         self.sections.is_empty()
