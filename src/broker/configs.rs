@@ -9,6 +9,11 @@ use crate::error::{Error, Result};
 use crate::log::merge::MAX_MERGED_SECTION_BYTES;
 use crate::log::retention::Retention;
 
+use super::topic_keys::{self, TOPIC_KEYS};
+
+const TYPE_BOOLEAN: i8 = 1;
+const TYPE_INT: i8 = 3;
+
 /// Where an effective config value comes from (Kafka's `ConfigSource`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
@@ -24,128 +29,26 @@ pub struct ConfigEntry {
     pub value: String,
     pub source: ConfigSource,
     pub read_only: bool,
-    /// Kafka's config type: 3 = INT, 5 = LONG, 6 = STRING, 7 = LIST, 1 = BOOLEAN.
+    /// Kafka's config type (see [`topic_keys::Kind::code`]).
     pub config_type: i8,
     pub documentation: &'static str,
 }
 
-/// A topic config and the broker config that supplies its default.
-struct TopicKey {
-    topic: &'static str,
-    broker: &'static str,
-    config_type: i8,
-    /// The smallest value accepted (numeric configs).
-    min: i64,
-    documentation: &'static str,
-}
-
-const TYPE_BOOLEAN: i8 = 1;
-const TYPE_INT: i8 = 3;
-const TYPE_LONG: i8 = 5;
-const TYPE_LIST: i8 = 7;
-
-const TOPIC_KEYS: &[TopicKey] = &[
-    TopicKey {
-        topic: "cleanup.policy",
-        broker: "log.cleanup.policy",
-        config_type: TYPE_LIST,
-        min: 0,
-        documentation: "delete (retention applies), compact (stored; compaction is not served yet), or both",
-    },
-    TopicKey {
-        topic: "max.message.bytes",
-        broker: "message.max.bytes",
-        config_type: TYPE_INT,
-        min: 1,
-        documentation: "The largest record batch the topic accepts",
-    },
-    TopicKey {
-        topic: "retention.bytes",
-        broker: "log.retention.bytes",
-        config_type: TYPE_LONG,
-        min: -1,
-        documentation: "Bytes kept per partition before old data is deleted (-1: unlimited)",
-    },
-    TopicKey {
-        topic: "retention.ms",
-        broker: "log.retention.ms",
-        config_type: TYPE_LONG,
-        min: -1,
-        documentation: "How long data is kept (-1: forever)",
-    },
-    TopicKey {
-        topic: "segment.bytes",
-        broker: "log.segment.bytes",
-        config_type: TYPE_INT,
-        min: 1024 * 1024,
-        documentation: "The most data one merged unit of a partition holds (used up to 12 MiB): the unit retention removes whole",
-    },
-    TopicKey {
-        topic: "segment.ms",
-        broker: "log.roll.ms",
-        config_type: TYPE_LONG,
-        min: 1,
-        documentation: "Accepted and reported: uploads seal data within flush.interval_ms, so no unit stays open longer",
-    },
-];
-
 /// Checks a topic config; returns the value as stored.
 pub fn validate_topic_config(name: &str, value: &str) -> Result<String> {
-    let key = TOPIC_KEYS
-        .iter()
-        .find(|k| k.topic == name)
+    let key = topic_keys::by_topic_name(name)
         .ok_or_else(|| Error::InvalidConfig(format!("unknown topic config '{name}'")))?;
-    validate_value(name, key, value)
+    topic_keys::validate(name, key, value)
 }
 
 /// Checks a dynamic broker config; only the topic defaults can change at runtime.
 pub fn validate_broker_config(name: &str, value: &str) -> Result<String> {
-    let key = TOPIC_KEYS
-        .iter()
-        .find(|k| k.broker == name)
-        .ok_or_else(|| {
-            Error::InvalidConfig(format!(
-                "broker config '{name}' cannot be changed dynamically"
-            ))
-        })?;
-    validate_value(name, key, value)
-}
-
-fn validate_value(name: &str, key: &TopicKey, value: &str) -> Result<String> {
-    let invalid = |why: String| Err(Error::InvalidConfig(format!("{name}={value}: {why}")));
-    let min = key.min;
-    match key.config_type {
-        TYPE_LONG => match value.trim().parse::<i64>() {
-            Ok(v) if v >= min => Ok(v.to_string()),
-            _ => invalid(format!("expected an integer >= {min}")),
-        },
-        TYPE_INT => match value.trim().parse::<i32>() {
-            Ok(v) if i64::from(v) >= min => Ok(v.to_string()),
-            _ => invalid(format!("expected an integer from {min} to {}", i32::MAX)),
-        },
-        _ => {
-            let mut policies: Vec<&str> = value.split(',').map(str::trim).collect();
-            policies.sort_unstable();
-            policies.dedup();
-            if policies.is_empty() || policies.iter().any(|p| !matches!(*p, "delete" | "compact")) {
-                return invalid("expected delete, compact or delete,compact".into());
-            }
-            Ok(policies.join(","))
-        }
-    }
-}
-
-/// The static (config file) value of the broker config behind `topic_key`.
-fn static_default(config: &Config, topic_key: &str) -> String {
-    let t = &config.topics;
-    match topic_key {
-        "cleanup.policy" => t.cleanup_policy.clone(),
-        "max.message.bytes" => t.max_message_bytes.to_string(),
-        "retention.bytes" => t.retention_bytes.to_string(),
-        "segment.bytes" => t.segment_bytes.to_string(),
-        "segment.ms" => t.segment_ms.to_string(),
-        _ => t.retention_ms.to_string(),
-    }
+    let key = topic_keys::by_broker_name(name).ok_or_else(|| {
+        Error::InvalidConfig(format!(
+            "broker config '{name}' cannot be changed dynamically"
+        ))
+    })?;
+    topic_keys::validate(name, key, value)
 }
 
 /// Every topic config with its effective value and source.
@@ -162,17 +65,14 @@ pub fn describe_topic(
             } else if let Some(v) = dynamic_broker.get(key.broker) {
                 (v.clone(), ConfigSource::DynamicDefaultBroker)
             } else {
-                (
-                    static_default(config, key.topic),
-                    ConfigSource::StaticBroker,
-                )
+                ((key.default)(config), ConfigSource::StaticBroker)
             };
             ConfigEntry {
                 name: key.topic.to_string(),
                 value,
                 source,
                 read_only: false,
-                config_type: key.config_type,
+                config_type: key.kind.code(),
                 documentation: key.documentation,
             }
         })
@@ -189,17 +89,14 @@ pub fn describe_broker(
         .map(|key| {
             let (value, source) = match dynamic_broker.get(key.broker) {
                 Some(v) => (v.clone(), ConfigSource::DynamicDefaultBroker),
-                None => (
-                    static_default(config, key.topic),
-                    ConfigSource::StaticBroker,
-                ),
+                None => ((key.default)(config), ConfigSource::StaticBroker),
             };
             ConfigEntry {
                 name: key.broker.to_string(),
                 value,
                 source,
                 read_only: false,
-                config_type: key.config_type,
+                config_type: key.kind.code(),
                 documentation: key.documentation,
             }
         })
@@ -242,15 +139,12 @@ fn effective(
     topic: &BTreeMap<String, String>,
     topic_key: &str,
 ) -> String {
-    let broker_key = TOPIC_KEYS
-        .iter()
-        .find(|k| k.topic == topic_key)
-        .map(|k| k.broker);
+    let key = topic_keys::by_topic_name(topic_key).expect("a known topic config");
     topic
         .get(topic_key)
-        .or_else(|| broker_key.and_then(|k| dynamic_broker.get(k)))
+        .or_else(|| dynamic_broker.get(key.broker))
         .cloned()
-        .unwrap_or_else(|| static_default(config, topic_key))
+        .unwrap_or_else(|| (key.default)(config))
 }
 
 /// The effective `max.message.bytes` of a topic.

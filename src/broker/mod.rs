@@ -13,6 +13,7 @@ mod cluster;
 pub mod configs;
 mod lag;
 mod lifecycle;
+mod topic_keys;
 
 pub use lag::PartitionLag;
 
