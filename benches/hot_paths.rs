@@ -105,6 +105,7 @@ fn object_index(c: &mut Criterion) {
             base_offset: i * 1000,
             last_offset: i * 1000 + 999,
             max_timestamp: i,
+            crc: Some(0),
         })
         .collect();
     let meta = PartitionMeta {

@@ -117,17 +117,18 @@ impl SectionCache {
         Some(entry.value().clone())
     }
 
-    /// The section's bytes: from memory, disk, or a range read of its object.
+    /// The section's bytes: from memory, disk, or a range read of its
+    /// object (checked against the extent's CRC first).
     pub async fn get(&self, extent: &Extent) -> Result<Bytes> {
         let bucket = self.bucket.clone();
-        let (object, range) = (
-            extent.object,
-            extent.position..extent.position + extent.length,
-        );
+        let owned = extent.clone();
         let entry = self
             .cache
             .get_or_fetch(&SectionKey::of(extent), move || async move {
-                bucket.read_data_range(object, range).await
+                let range = owned.position..owned.position + owned.length;
+                let bytes = bucket.read_data_range(owned.object, range).await?;
+                check_crc(&owned, &bytes)?;
+                Ok::<_, Error>(bytes)
             })
             .await
             .map_err(cache_error)?;
@@ -176,7 +177,12 @@ impl SectionCache {
                     .map(|e| e.position..e.position + e.length)
                     .collect();
                 if let Ok(bytes) = this.bucket.read_data_ranges(object, &ranges).await {
-                    for (extent, bytes) in sections.iter().zip(bytes) {
+                    // A damaged section stays out, for `get` to report.
+                    let intact = sections
+                        .iter()
+                        .zip(bytes)
+                        .filter(|(e, b)| check_crc(e, b).is_ok());
+                    for (extent, bytes) in intact {
                         // A copy, so a cached section does not pin the
                         // whole coalesced read in memory.
                         this.insert(extent, Bytes::copy_from_slice(&bytes));
@@ -204,6 +210,28 @@ impl SectionCache {
     }
 }
 
+/// Fails (logged and counted) unless `bytes` match the extent's CRC.
+fn check_crc(extent: &Extent, bytes: &[u8]) -> Result<()> {
+    let Some(expected) = extent.crc else {
+        return Ok(());
+    };
+    let found = crc32c::crc32c(bytes);
+    if found == expected {
+        return Ok(());
+    }
+    metrics::counter!("silt_corrupt_sections_total").increment(1);
+    let message = format!(
+        "data object {} holds damaged data at bytes {}..{} (offsets {}..={}): CRC-32C {found:08x}, expected {expected:08x}",
+        extent.object,
+        extent.position,
+        extent.position + extent.length,
+        extent.base_offset,
+        extent.last_offset
+    );
+    tracing::error!("{message}");
+    Err(Error::CorruptMessage(message))
+}
+
 fn cache_error(e: impl std::fmt::Display) -> Error {
     Error::Io(std::io::Error::other(format!("section cache: {e}")))
 }
@@ -222,6 +250,7 @@ mod tests {
             base_offset: 0,
             last_offset: 0,
             max_timestamp: 0,
+            crc: None,
         }
     }
 
@@ -253,6 +282,33 @@ mod tests {
         cache.insert(&written, Bytes::from_static(b"tail"));
         // Not in the bucket at all: only the cache can answer.
         assert_eq!(&cache.get(&written).await.unwrap()[..], b"tail");
+        cache.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn damaged_sections_are_refused_not_served() {
+        let bucket = Bucket::in_memory();
+        let (_dir, cache) = cache_over(&bucket, 0).await;
+        let object = Uuid::now_v7();
+        bucket
+            .put_data_object(object, Bytes::from_static(b"0123456789"))
+            .await
+            .unwrap();
+        let intact = Extent {
+            crc: Some(crc32c::crc32c(b"234")),
+            ..extent(object, 2, 3)
+        };
+        assert_eq!(&cache.get(&intact).await.unwrap()[..], b"234");
+        let damaged = Extent {
+            crc: Some(crc32c::crc32c(b"xyz")),
+            ..extent(object, 5, 3)
+        };
+        cache.load(std::slice::from_ref(&damaged)).await;
+        let error = cache.get(&damaged).await.unwrap_err().to_string();
+        assert!(
+            error.contains(&object.to_string()) && error.contains("CRC"),
+            "{error}"
+        );
         cache.close().await.unwrap();
     }
 

@@ -181,6 +181,7 @@ mod tests {
             base_offset: 0,
             last_offset: 0,
             max_timestamp: 0,
+            crc: None,
         };
         let commit = PartitionCommit {
             topic: topic.id,

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::Log;
-use super::object::{ObjectBuilder, SealedBatch, Section};
+use super::object::{ObjectBuilder, SealedBatch};
 use super::partition::Partition;
 use crate::error::{Error, Result};
 use crate::meta::{CommitOutcome, Extent, MAX_REPLACED_EXTENTS};
@@ -135,17 +135,9 @@ impl Log {
         let (object, sections) = builder.finish();
         let id = Uuid::now_v7();
         self.bucket.put_data_object(id, object.clone()).await?;
-        let extent = |s: &Section| Extent {
-            object: id,
-            position: s.position,
-            length: s.length,
-            base_offset: s.base_offset,
-            last_offset: s.last_offset,
-            max_timestamp: s.max_timestamp,
-        };
         let new_runs = run_sections
             .into_iter()
-            .map(|range| sections[range].iter().map(extent).collect())
+            .map(|range| sections[range].iter().map(|s| s.extent_in(id)).collect())
             .collect();
         Ok((id, object, new_runs))
     }
@@ -201,6 +193,7 @@ mod tests {
                 base_offset: i as i64 * 10,
                 last_offset: i as i64 * 10 + 9,
                 max_timestamp: 0,
+                crc: None,
             })
             .collect()
     }

@@ -14,6 +14,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::meta::Extent;
 
 /// Sections are cut at the first batch boundary past this size.
 pub const MAX_SECTION_BYTES: usize = 4 * 1024 * 1024;
@@ -33,6 +34,21 @@ pub struct Section {
     pub position: u64,
     pub length: u64,
     pub crc: u32,
+}
+
+impl Section {
+    /// The extent of this section once its object is written as `object`.
+    pub fn extent_in(&self, object: Uuid) -> Extent {
+        Extent {
+            object,
+            position: self.position,
+            length: self.length,
+            base_offset: self.base_offset,
+            last_offset: self.last_offset,
+            max_timestamp: self.max_timestamp,
+            crc: Some(self.crc),
+        }
+    }
 }
 
 /// A record batch to be placed in an object.

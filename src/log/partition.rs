@@ -679,6 +679,7 @@ mod tests {
             base_offset: 0,
             last_offset: 9,
             max_timestamp: 0,
+            crc: None,
         };
         let meta = |epoch| PartitionMeta {
             leader_epoch: epoch,
@@ -777,6 +778,7 @@ mod tests {
             base_offset: 0,
             last_offset: 5,
             max_timestamp: 0,
+            crc: None,
         };
         assert_eq!(
             p.apply_commit(p.leader_epoch(), vec![extent.clone()], 6),

@@ -59,6 +59,7 @@ mod tests {
                 base_offset: i * 10,
                 last_offset: i * 10 + 9,
                 max_timestamp: i * 1000,
+                crc: None,
             })
             .collect()
     }

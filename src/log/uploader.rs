@@ -25,7 +25,7 @@ use super::Log;
 use super::object::{ObjectBuilder, Section};
 use super::partition::{Partition, Sealed};
 use crate::error::{Error, Result};
-use crate::meta::{CommitOutcome, Extent, PartitionCommit};
+use crate::meta::{CommitOutcome, PartitionCommit};
 
 /// One sealed data object on its way to the object store.
 struct Upload {
@@ -311,14 +311,7 @@ impl Log {
             .sections
             .iter()
             .filter(|sec| sec.topic == partition.topic && sec.partition == partition.index)
-            .map(|sec| Extent {
-                object: upload.id,
-                position: sec.position,
-                length: sec.length,
-                base_offset: sec.base_offset,
-                last_offset: sec.last_offset,
-                max_timestamp: sec.max_timestamp,
-            })
+            .map(|sec| sec.extent_in(upload.id))
             .collect();
         PartitionCommit {
             topic: partition.topic,

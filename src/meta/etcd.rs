@@ -1047,6 +1047,7 @@ mod tests {
                 base_offset: i,
                 last_offset: i,
                 max_timestamp: i,
+                crc: None,
             })
             .collect();
         for chunk in extents.chunks(50) {
@@ -1081,6 +1082,7 @@ mod tests {
                     base_offset: 0,
                     last_offset: 4,
                     max_timestamp: 1,
+                    crc: None,
                 }],
                 producers: BTreeMap::new(),
             })

@@ -118,6 +118,10 @@ pub struct Extent {
     pub base_offset: i64,
     pub last_offset: i64,
     pub max_timestamp: i64,
+    /// CRC-32C of the bytes, checked when they are read from the bucket
+    /// (absent in extents committed before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc: Option<u32>,
 }
 
 /// Producers silent this long are forgotten (Kafka's
@@ -355,6 +359,7 @@ pub(crate) mod conformance {
             base_offset: base,
             last_offset: last,
             max_timestamp: 5,
+            crc: None,
         }
     }
 
