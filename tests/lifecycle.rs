@@ -123,6 +123,29 @@ fn read_from(addr: &str, topic: &str, partition: i32, offset: i64, count: usize)
     reads
 }
 
+/// `silt topic trim TOPIC --partition P FLAG VALUE` through `addr`;
+/// returns (success, stdout, stderr).
+fn trim(
+    addr: &str,
+    topic: &str,
+    partition: i32,
+    flag: &str,
+    value: &str,
+) -> (bool, String, String) {
+    let partition = partition.to_string();
+    silt(&[
+        "topic",
+        "trim",
+        topic,
+        "--partition",
+        &partition,
+        flag,
+        value,
+        "--bootstrap-server",
+        addr,
+    ])
+}
+
 fn create_with_configs(addr: &str, topic: &str, partitions: u32, configs: &[&str]) {
     let p = partitions.to_string();
     let mut args = vec!["topic", "create", topic, "--partitions", &p];
@@ -325,31 +348,11 @@ fn delete_records_by_both_clients_and_the_cli() {
     let out = run_python("delete_records.py", &[&addr, "trimmed", "1", &past]);
     assert_eq!(out, vec!["OffsetOutOfRangeError"]);
 
-    let (ok, out, err) = silt(&[
-        "topic",
-        "trim",
-        "trimmed",
-        "--partition",
-        "2",
-        "--offset",
-        "30",
-        "--bootstrap-server",
-        &addr,
-    ]);
+    let (ok, out, err) = trim(&addr, "trimmed", 2, "--offset", "30");
     assert!(ok, "{err}");
     assert!(out.contains("log start offset is 30"), "{out}");
     let past = (ends[&2].1 + 5).to_string();
-    let (ok, _, err) = silt(&[
-        "topic",
-        "trim",
-        "trimmed",
-        "--partition",
-        "2",
-        "--offset",
-        &past,
-        "--bootstrap-server",
-        &addr,
-    ]);
+    let (ok, _, err) = trim(&addr, "trimmed", 2, "--offset", &past);
     assert!(!ok && err.contains("beyond the partition's end"), "{err}");
     // Before the later messages' timestamp: the first of them is the start.
     let first_later = later
@@ -359,17 +362,7 @@ fn delete_records_by_both_clients_and_the_cli() {
         .min()
         .unwrap();
     let at = (stamp + 30_000).to_string();
-    let (ok, _, err) = silt(&[
-        "topic",
-        "trim",
-        "trimmed",
-        "--partition",
-        "3",
-        "--before-timestamp",
-        &at,
-        "--bootstrap-server",
-        &addr,
-    ]);
+    let (ok, _, err) = trim(&addr, "trimmed", 3, "--before-timestamp", &at);
     assert!(ok, "{err}");
 
     let starts: Vec<i64> = log_offsets(&addr, "trimmed")
@@ -386,17 +379,7 @@ fn delete_records_by_both_clients_and_the_cli() {
     let reads = read_all_rdkafka(&addr, "trimmed", 4, kept.len(), DEADLINE);
     assert_exactly_once(&kept, &reads);
     // -1 deletes everything up to the end.
-    let (ok, out, err) = silt(&[
-        "topic",
-        "trim",
-        "trimmed",
-        "--partition",
-        "0",
-        "--offset",
-        "-1",
-        "--bootstrap-server",
-        &addr,
-    ]);
+    let (ok, out, err) = trim(&addr, "trimmed", 0, "--offset", "-1");
     assert!(ok, "{err}");
     assert!(
         out.contains(&format!("log start offset is {}", ends[&0].1)),
@@ -481,17 +464,7 @@ fn retention_and_delete_records_in_a_cluster() {
         .min()
         .unwrap();
     let to = (first + 5).to_string();
-    let (ok, _, err) = silt(&[
-        "topic",
-        "trim",
-        "shared",
-        "--partition",
-        "1",
-        "--offset",
-        &to,
-        "--bootstrap-server",
-        &two.addr,
-    ]);
+    let (ok, _, err) = trim(&two.addr, "shared", 1, "--offset", &to);
     assert!(ok, "{err}");
     assert_eq!(log_offsets(&one.addr, "shared")[&1].0, first + 5);
     let kept: BTreeMap<String, Ack> = fresh

@@ -452,18 +452,32 @@ impl State {
     fn commit_outcomes(&self, commits: &[PartitionCommit]) -> Vec<CommitOutcome> {
         commits
             .iter()
-            .map(|c| {
-                match self
-                    .partitions
-                    .get(&c.topic)
-                    .and_then(|p| p.get(c.partition as usize))
-                {
-                    None => CommitOutcome::Gone,
-                    Some(p) if p.leader_epoch != c.leader_epoch => CommitOutcome::Fenced,
-                    Some(_) => CommitOutcome::Committed,
-                }
-            })
+            .map(
+                |c| match self.led_partition(c.topic, c.partition, c.leader_epoch) {
+                    Ok(_) => CommitOutcome::Committed,
+                    Err(outcome) => outcome,
+                },
+            )
             .collect()
+    }
+
+    /// The partition if it still has `leader_epoch`; otherwise what a
+    /// change made at that epoch gets (`Gone` or `Fenced`).
+    fn led_partition(
+        &self,
+        topic: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+    ) -> std::result::Result<&PartitionMeta, CommitOutcome> {
+        match self
+            .partitions
+            .get(&topic)
+            .and_then(|parts| parts.get(partition as usize))
+        {
+            None => Err(CommitOutcome::Gone),
+            Some(p) if p.leader_epoch != leader_epoch => Err(CommitOutcome::Fenced),
+            Some(p) => Ok(p),
+        }
     }
 }
 
@@ -569,17 +583,10 @@ impl MetaStore for EmbeddedStore {
         offset: i64,
     ) -> Result<CommitOutcome> {
         self.with_inner(move |inner| {
-            let Some(stored) = inner
-                .state
-                .partitions
-                .get(&topic)
-                .and_then(|parts| parts.get(partition as usize))
-            else {
-                return Ok(CommitOutcome::Gone);
+            let stored = match inner.state.led_partition(topic, partition, leader_epoch) {
+                Ok(stored) => stored,
+                Err(outcome) => return Ok(outcome),
             };
-            if stored.leader_epoch != leader_epoch {
-                return Ok(CommitOutcome::Fenced);
-            }
             if offset > stored.log_start_offset {
                 inner.record(Change::AdvanceLogStart {
                     topic,
@@ -601,17 +608,10 @@ impl MetaStore for EmbeddedStore {
         new: Vec<Extent>,
     ) -> Result<CommitOutcome> {
         self.with_inner(move |inner| {
-            let Some(stored) = inner
-                .state
-                .partitions
-                .get(&topic)
-                .and_then(|parts| parts.get(partition as usize))
-            else {
-                return Ok(CommitOutcome::Gone);
+            let stored = match inner.state.led_partition(topic, partition, leader_epoch) {
+                Ok(stored) => stored,
+                Err(outcome) => return Ok(outcome),
             };
-            if stored.leader_epoch != leader_epoch {
-                return Ok(CommitOutcome::Fenced);
-            }
             if !stored.clone().replace_extents(&old, new.clone())? {
                 return Ok(CommitOutcome::Failed);
             }

@@ -385,17 +385,12 @@ impl EtcdStore {
     /// Commits one partition, reading again while its state moves under it.
     async fn commit_partition(&self, commit: &PartitionCommit) -> Result<CommitOutcome> {
         let (topic, partition) = (commit.topic, commit.partition);
-        let state_key = self.partition_key(topic, partition, "state");
-        let alive_key = self.key(&format!("alive/{topic}"));
         loop {
-            let read: Read<PartitionState> = self.get_key(&state_key).await?;
-            if read.value.is_none() && !self.partition_exists(topic, partition).await? {
-                return Ok(CommitOutcome::Gone);
-            }
-            let mut state = read.value.clone().unwrap_or_default();
-            if state.leader_epoch != commit.leader_epoch {
-                return Ok(CommitOutcome::Fenced);
-            }
+            let (read, mut state) =
+                match self.read_led(topic, partition, commit.leader_epoch).await? {
+                    Ok(led) => led,
+                    Err(outcome) => return Ok(outcome),
+                };
             if self.is_retry(commit, state.end).await? {
                 return Ok(CommitOutcome::Committed);
             }
@@ -407,19 +402,59 @@ impl EtcdStore {
                 state.end = extent.last_offset + 1;
             }
             commit.merge_producers(&mut state.producers);
-            ops.push(TxnOp::put(state_key.as_str(), encode(&state)?, None));
-            let compares = [
-                read.unchanged(&state_key),
-                Compare::version(alive_key.as_str(), CompareOp::Greater, 0),
-            ];
-            if self.txn(compares.into(), ops).await? {
-                return Ok(CommitOutcome::Committed);
-            }
-            // The state moved on, or the topic is gone.
-            if !self.partition_exists(topic, partition).await? {
-                return Ok(CommitOutcome::Gone);
+            if let Some(outcome) = self.write_led(topic, partition, &read, &state, ops).await? {
+                return Ok(outcome);
             }
         }
+    }
+
+    /// A partition's state (and the read, to compare) for a change made at
+    /// `leader_epoch`; `Err` with the outcome if the partition is gone or
+    /// has another epoch.
+    async fn read_led(
+        &self,
+        topic: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+    ) -> Result<std::result::Result<(Read<PartitionState>, PartitionState), CommitOutcome>> {
+        let read: Read<PartitionState> = self
+            .get_key(&self.partition_key(topic, partition, "state"))
+            .await?;
+        if read.value.is_none() && !self.partition_exists(topic, partition).await? {
+            return Ok(Err(CommitOutcome::Gone));
+        }
+        let state = read.value.clone().unwrap_or_default();
+        if state.leader_epoch != leader_epoch {
+            return Ok(Err(CommitOutcome::Fenced));
+        }
+        Ok(Ok((read, state)))
+    }
+
+    /// Writes `state` and runs `ops` if the partition state is still as
+    /// `read` and its topic alive. `None` if the state moved on (read
+    /// again); the outcome otherwise.
+    async fn write_led(
+        &self,
+        topic: Uuid,
+        partition: i32,
+        read: &Read<PartitionState>,
+        state: &PartitionState,
+        mut ops: Vec<TxnOp>,
+    ) -> Result<Option<CommitOutcome>> {
+        let state_key = self.partition_key(topic, partition, "state");
+        let alive_key = self.key(&format!("alive/{topic}"));
+        ops.push(TxnOp::put(state_key.as_str(), encode(state)?, None));
+        let compares = vec![
+            read.unchanged(&state_key),
+            Compare::version(alive_key.as_str(), CompareOp::Greater, 0),
+        ];
+        if self.txn(compares, ops).await? {
+            return Ok(Some(CommitOutcome::Committed));
+        }
+        if !self.partition_exists(topic, partition).await? {
+            return Ok(Some(CommitOutcome::Gone));
+        }
+        Ok(None)
     }
 
     /// The base offset of the stored extent holding `offset`, or `offset`
@@ -595,17 +630,11 @@ impl MetaStore for EtcdStore {
         leader_epoch: i32,
         offset: i64,
     ) -> Result<CommitOutcome> {
-        let state_key = self.partition_key(topic, partition, "state");
-        let alive_key = self.key(&format!("alive/{topic}"));
         loop {
-            let read: Read<PartitionState> = self.get_key(&state_key).await?;
-            if read.value.is_none() && !self.partition_exists(topic, partition).await? {
-                return Ok(CommitOutcome::Gone);
-            }
-            let mut state = read.value.clone().unwrap_or_default();
-            if state.leader_epoch != leader_epoch {
-                return Ok(CommitOutcome::Fenced);
-            }
+            let (read, mut state) = match self.read_led(topic, partition, leader_epoch).await? {
+                Ok(led) => led,
+                Err(outcome) => return Ok(outcome),
+            };
             if offset > state.end {
                 return Err(Error::OffsetOutOfRange {
                     offset,
@@ -622,19 +651,12 @@ impl MetaStore for EtcdStore {
             let first_kept = self.extent_start(topic, partition, offset).await?;
             let forget =
                 DeleteOptions::new().with_range(self.extent_key(topic, partition, first_kept));
-            let ops = vec![
-                TxnOp::delete(self.extent_key(topic, partition, 0), Some(forget)),
-                TxnOp::put(state_key.as_str(), encode(&state)?, None),
-            ];
-            let compares = vec![
-                read.unchanged(&state_key),
-                Compare::version(alive_key.as_str(), CompareOp::Greater, 0),
-            ];
-            if self.txn(compares, ops).await? {
-                return Ok(CommitOutcome::Committed);
-            }
-            if !self.partition_exists(topic, partition).await? {
-                return Ok(CommitOutcome::Gone);
+            let ops = vec![TxnOp::delete(
+                self.extent_key(topic, partition, 0),
+                Some(forget),
+            )];
+            if let Some(outcome) = self.write_led(topic, partition, &read, &state, ops).await? {
+                return Ok(outcome);
             }
         }
     }
@@ -656,19 +678,13 @@ impl MetaStore for EtcdStore {
             ..PartitionMeta::default()
         }
         .replace_extents(&old, new.clone())?;
-        let state_key = self.partition_key(topic, partition, "state");
-        let alive_key = self.key(&format!("alive/{topic}"));
         let run_start = self.extent_key(topic, partition, first.base_offset);
         let run_end = self.extent_key(topic, partition, last.base_offset + 1);
         loop {
-            let read: Read<PartitionState> = self.get_key(&state_key).await?;
-            if read.value.is_none() && !self.partition_exists(topic, partition).await? {
-                return Ok(CommitOutcome::Gone);
-            }
-            let state = read.value.clone().unwrap_or_default();
-            if state.leader_epoch != leader_epoch {
-                return Ok(CommitOutcome::Fenced);
-            }
+            let (read, state) = match self.read_led(topic, partition, leader_epoch).await? {
+                Ok(led) => led,
+                Err(outcome) => return Ok(outcome),
+            };
             // Read outside the transaction, but every extent change also
             // changes the state the transaction compares.
             let options = GetOptions::new()
@@ -695,17 +711,10 @@ impl MetaStore for EtcdStore {
                 let key = self.extent_key(topic, partition, extent.base_offset);
                 ops.push(TxnOp::put(key, encode(extent)?, None));
             }
-            // Rewritten as it is, so that its revision tells of the change.
-            ops.push(TxnOp::put(state_key.as_str(), encode(&state)?, None));
-            let compares = vec![
-                read.unchanged(&state_key),
-                Compare::version(alive_key.as_str(), CompareOp::Greater, 0),
-            ];
-            if self.txn(compares, ops).await? {
-                return Ok(CommitOutcome::Committed);
-            }
-            if !self.partition_exists(topic, partition).await? {
-                return Ok(CommitOutcome::Gone);
+            // The state is written as it is, so that its revision tells of
+            // the change.
+            if let Some(outcome) = self.write_led(topic, partition, &read, &state, ops).await? {
+                return Ok(outcome);
             }
         }
     }
