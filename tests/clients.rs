@@ -69,3 +69,88 @@ fn acks_zero_and_one_are_served() {
     let keys: std::collections::BTreeSet<&str> = reads.iter().map(|r| r.key.as_str()).collect();
     assert_eq!(keys.len(), 1000, "every message once");
 }
+
+/// A topic with `message.timestamp.type=LogAppendTime` gives every record
+/// the broker's time at the append, whatever the producer stamped: in the
+/// produce response and to consumers.
+#[test]
+fn log_append_time_topics_stamp_the_brokers_time() {
+    use rdkafka::Timestamp;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord};
+    let broker = Broker::start(&[]);
+    let (ok, _, err) = silt(&[
+        "topic",
+        "create",
+        "stamped",
+        "--config",
+        "message.timestamp.type=LogAppendTime",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let before = now();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .create()
+        .expect("producer");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let old = before - 86_400_000;
+    let delivered = runtime.block_on(async {
+        let record = FutureRecord::to("stamped")
+            .key("k")
+            .payload("v")
+            .timestamp(old);
+        producer.send(record, Duration::from_secs(30)).await
+    });
+    let delivered = delivered.map_err(|(e, _)| e).expect("delivered");
+    let after = now();
+    let in_window = |t: Timestamp| match t {
+        Timestamp::LogAppendTime(ms) => (before..=after).contains(&ms),
+        _ => false,
+    };
+    assert!(in_window(delivered.timestamp), "{:?}", delivered.timestamp);
+    // A second batch, sent by a plain producer with its own timestamp.
+    let plain = Deliveries::default();
+    let second = producer_with(&broker.addr, &plain, &[]);
+    second
+        .send(
+            BaseRecord::to("stamped")
+                .key("k2")
+                .payload("v")
+                .timestamp(old),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+    second.flush(Duration::from_secs(30)).unwrap();
+    let after = now();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", "stamped-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["stamped"]).unwrap();
+    let mut stamps = Vec::new();
+    let start = std::time::Instant::now();
+    while stamps.len() < 2 && start.elapsed() < Duration::from_secs(60) {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            stamps.push(message.expect("consume").timestamp());
+        }
+    }
+    assert_eq!(stamps.len(), 2);
+    for stamp in stamps {
+        match stamp {
+            Timestamp::LogAppendTime(ms) => assert!((before..=after).contains(&ms), "{ms}"),
+            other => panic!("expected the broker's time, got {other:?}"),
+        }
+    }
+}

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::log::merge::MAX_MERGED_SECTION_BYTES;
 use crate::log::retention::Retention;
+use crate::protocol::batch::TimestampType;
 
 use super::topic_keys::{self, TOPIC_KEYS};
 
@@ -156,6 +157,18 @@ pub fn max_message_bytes(
     effective(config, dynamic_broker, topic, "max.message.bytes")
         .parse()
         .unwrap_or(config.topics.max_message_bytes as usize)
+}
+
+/// Whose clock a topic's batches take their timestamps from.
+pub fn timestamp_type(
+    config: &Config,
+    dynamic_broker: &BTreeMap<String, String>,
+    topic: &BTreeMap<String, String>,
+) -> TimestampType {
+    match effective(config, dynamic_broker, topic, "message.timestamp.type").as_str() {
+        "LogAppendTime" => TimestampType::LogAppendTime,
+        _ => TimestampType::CreateTime,
+    }
 }
 
 /// The size of a topic's merged sections: its `segment.bytes`, at most

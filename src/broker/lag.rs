@@ -70,7 +70,12 @@ mod tests {
             .remove(0);
         let appended = broker
             .log
-            .append(&topic.partitions[1], &header, batch)
+            .append(
+                &topic.partitions[1],
+                &header,
+                batch,
+                crate::protocol::batch::TimestampType::CreateTime,
+            )
             .unwrap();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         broker

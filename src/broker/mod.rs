@@ -312,6 +312,13 @@ impl Broker {
         configs::max_message_bytes(&self.config, &dynamic, &topic.configs)
     }
 
+    /// Whose clock `topic`'s batches take their timestamps from
+    /// (`message.timestamp.type`).
+    pub fn timestamp_type(&self, topic: &Topic) -> crate::protocol::batch::TimestampType {
+        let dynamic = self.dynamic_configs.read().expect("config lock poisoned");
+        configs::timestamp_type(&self.config, &dynamic, &topic.configs)
+    }
+
     /// Creates a topic (or only checks that it could be, if `validate_only`).
     pub async fn create_topic(
         &self,

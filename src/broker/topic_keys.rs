@@ -186,9 +186,9 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         topic: "message.timestamp.type",
         broker: "log.message.timestamp.type",
-        kind: Kind::OneOf(&["CreateTime"]),
+        kind: Kind::OneOf(&["CreateTime", "LogAppendTime"]),
         default: |_| "CreateTime".into(),
-        documentation: "CreateTime: records keep the producer's timestamps (LogAppendTime is not served yet)",
+        documentation: "CreateTime: records keep the producer's timestamps; LogAppendTime: the broker stamps each batch with its time at the append",
     },
     TopicKey {
         topic: "min.cleanable.dirty.ratio",
@@ -386,7 +386,11 @@ mod tests {
         assert_eq!(check("compression.type", "Producer").unwrap(), "producer");
         let refused = check("compression.type", "gzip").unwrap_err().to_string();
         assert!(refused.contains("compression.type=gzip"), "{refused}");
-        assert!(check("message.timestamp.type", "LogAppendTime").is_err());
+        assert_eq!(
+            check("message.timestamp.type", "logappendtime").unwrap(),
+            "LogAppendTime"
+        );
+        assert!(check("message.timestamp.type", "BrokerTime").is_err());
         assert!(check("local.retention.ms", "-3").is_err());
         assert_eq!(
             check("leader.replication.throttled.replicas", "*").unwrap(),

@@ -79,6 +79,7 @@ fn respond(
                     response
                         .with_base_offset(appended.base_offset)
                         .with_log_start_offset(log_start)
+                        .with_log_append_time_ms(appended.log_append_time_ms)
                 }
                 Err(error) => response
                     .with_error_code(error.code())
@@ -156,6 +157,8 @@ fn append(
             "transactional and control batches are not supported".into(),
         ));
     }
-    let appended = broker.log.append(partition, &header, data)?;
+    let appended = broker
+        .log
+        .append(partition, &header, data, broker.timestamp_type(topic))?;
     Ok((partition.clone(), appended))
 }

@@ -32,7 +32,7 @@ use crate::cluster::HoldCheck;
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
 use crate::meta::{Extent, MetaStore, PartitionMeta};
-use crate::protocol::batch::{self, BatchHeader};
+use crate::protocol::batch::{self, BatchHeader, TimestampType};
 use crate::storage::Bucket;
 use cache::SectionCache;
 use partition::{Appended, Offsets, Partition, ReadLimit, ReadSource};
@@ -363,13 +363,14 @@ impl Log {
         partition: &Partition,
         header: &BatchHeader,
         data: Bytes,
+        timestamps: TimestampType,
     ) -> Result<Appended> {
         self.check_registration()?;
         let wal = match self.settings.durability {
             Durability::Local => Some(&self.wal),
             Durability::Object => None,
         };
-        let appended = partition.append(header, data, wal, now_ms())?;
+        let appended = partition.append(header, data, wal, now_ms(), timestamps)?;
         let before = self.unflushed.fetch_add(appended.bytes, Ordering::Relaxed);
         let unsealed = before.saturating_sub(self.uploading.load(Ordering::Relaxed));
         if unsealed == 0 && appended.bytes > 0 {

@@ -28,7 +28,7 @@ use super::producer::{ProducerTable, SequenceCheck};
 use super::wal::{Wal, WalRecord};
 use crate::error::{Error, Result};
 use crate::meta::{Extent, PartitionMeta, ProducerSnapshot};
-use crate::protocol::batch::{self, BatchHeader};
+use crate::protocol::batch::{self, BatchHeader, TimestampType};
 
 /// A partition of a topic.
 pub struct Partition {
@@ -76,6 +76,8 @@ pub struct Appended {
     pub leader_epoch: i32,
     /// Bytes added to the tail (0 for a retried duplicate).
     pub bytes: u64,
+    /// The broker's time stamped into the batch (LogAppendTime), or -1.
+    pub log_append_time_ms: i64,
 }
 
 /// How many bytes a read may return.
@@ -214,6 +216,7 @@ impl Partition {
         data: Bytes,
         wal: Option<&Wal>,
         now_ms: i64,
+        timestamps: TimestampType,
     ) -> Result<Appended> {
         let mut state = self.lock();
         state.check_leader()?;
@@ -223,6 +226,7 @@ impl Partition {
                 end_offset: previous.last_offset + 1,
                 leader_epoch: state.leader_epoch,
                 bytes: 0,
+                log_append_time_ms: -1,
             });
         }
         let base_offset = state.next_offset;
@@ -231,6 +235,10 @@ impl Partition {
             .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
         batch::set_base_offset(&mut owned, base_offset);
         batch::set_leader_epoch(&mut owned, state.leader_epoch);
+        let header = match timestamps {
+            TimestampType::CreateTime => *header,
+            TimestampType::LogAppendTime => batch::set_log_append_time(&mut owned, header, now_ms),
+        };
         let data = owned.freeze();
         let wal = match wal {
             Some(wal) => wal.append(self.topic, self.index, &data)?,
@@ -239,9 +247,16 @@ impl Partition {
         let header = BatchHeader {
             base_offset,
             partition_leader_epoch: state.leader_epoch,
-            ..*header
+            ..header
         };
-        Ok(state.push(header, data, wal, now_ms))
+        let appended = state.push(header, data, wal, now_ms);
+        Ok(match timestamps {
+            TimestampType::CreateTime => appended,
+            TimestampType::LogAppendTime => Appended {
+                log_append_time_ms: now_ms,
+                ..appended
+            },
+        })
     }
 
     /// Re-appends a batch read back from the WAL at start-up; batches already
@@ -608,6 +623,7 @@ impl State {
             end_offset: self.next_offset,
             leader_epoch: self.leader_epoch,
             bytes,
+            log_append_time_ms: -1,
         }
     }
 
@@ -665,7 +681,7 @@ mod tests {
         let p = Partition::follower(Uuid::new_v4(), 0);
         let (h, b) = validated(2, -1, -1);
         assert!(matches!(
-            p.append(&h, b.clone(), None, 0),
+            p.append(&h, b.clone(), None, 0, TimestampType::CreateTime),
             Err(Error::NotLeaderOrFollower)
         ));
         assert!(matches!(
@@ -688,7 +704,9 @@ mod tests {
         };
         assert_eq!(p.lead(meta(1)), 0);
         assert_eq!(p.leadership(), Some(1));
-        let appended = p.append(&h, b.clone(), None, 0).unwrap();
+        let appended = p
+            .append(&h, b.clone(), None, 0, TimestampType::CreateTime)
+            .unwrap();
         assert_eq!(
             appended.base_offset, 10,
             "continues after the committed data"
@@ -727,9 +745,11 @@ mod tests {
     fn seals_continue_after_uploads_under_way_and_failures_hand_data_back() {
         let p = Partition::new(Uuid::new_v4(), 0, PartitionMeta::default());
         let (h, b) = validated(2, -1, -1);
-        p.append(&h, b.clone(), None, 0).unwrap();
+        p.append(&h, b.clone(), None, 0, TimestampType::CreateTime)
+            .unwrap();
         let first = p.seal(None, u64::MAX).unwrap();
-        p.append(&h, b.clone(), None, 0).unwrap();
+        p.append(&h, b.clone(), None, 0, TimestampType::CreateTime)
+            .unwrap();
         let second = p.seal(None, u64::MAX).unwrap();
         assert_eq!((first.end, second.batches[0].base_offset), (2, 2));
         assert!(p.seal(None, u64::MAX).is_none(), "everything is under way");
@@ -751,7 +771,8 @@ mod tests {
         };
         let p = Partition::new(Uuid::new_v4(), 0, meta);
         let (h, b) = validated(4, -1, -1);
-        p.append(&h, b.clone(), None, 0).unwrap();
+        p.append(&h, b.clone(), None, 0, TimestampType::CreateTime)
+            .unwrap();
         // A consumer that read at epoch 1 sees no truncation.
         assert_eq!(p.end_offset_for_epoch(1), Some((1, 4)));
         assert_eq!(p.end_offset_for_epoch(3), Some((3, 4)));
@@ -762,8 +783,12 @@ mod tests {
     fn offsets_are_assigned_and_reads_wait_for_durability() {
         let p = Partition::new(Uuid::new_v4(), 0, PartitionMeta::default());
         let (h, b) = validated(3, -1, -1);
-        let a = p.append(&h, b.clone(), None, 0).unwrap();
-        let c = p.append(&h, b.clone(), None, 0).unwrap();
+        let a = p
+            .append(&h, b.clone(), None, 0, TimestampType::CreateTime)
+            .unwrap();
+        let c = p
+            .append(&h, b.clone(), None, 0, TimestampType::CreateTime)
+            .unwrap();
         assert_eq!((a.base_offset, a.end_offset), (0, 3));
         assert_eq!((c.base_offset, c.end_offset), (3, 6));
         // Nothing durable yet in object durability: the end is out of range.
@@ -799,7 +824,8 @@ mod tests {
         let (h, b) = validated(2, -1, -1);
         let mut end = 0;
         for _ in 0..3 {
-            p.append(&h, b.clone(), Some(&wal), 0).unwrap();
+            p.append(&h, b.clone(), Some(&wal), 0, TimestampType::CreateTime)
+                .unwrap();
             end = wal.end();
         }
         // Before the fsync nothing is visible.
@@ -840,14 +866,18 @@ mod tests {
     fn duplicates_get_the_original_offsets() {
         let p = Partition::new(Uuid::new_v4(), 0, PartitionMeta::default());
         let (h, b) = validated(4, 11, 0);
-        let first = p.append(&h, b.clone(), None, 0).unwrap();
-        let retry = p.append(&h, b.clone(), None, 0).unwrap();
+        let first = p
+            .append(&h, b.clone(), None, 0, TimestampType::CreateTime)
+            .unwrap();
+        let retry = p
+            .append(&h, b.clone(), None, 0, TimestampType::CreateTime)
+            .unwrap();
         assert_eq!(retry.base_offset, first.base_offset);
         assert_eq!(retry.bytes, 0);
         assert_eq!(p.next_offset(), 4);
         let (gap, gap_bytes) = validated(1, 11, 9);
         assert!(matches!(
-            p.append(&gap, gap_bytes.clone(), None, 0),
+            p.append(&gap, gap_bytes.clone(), None, 0, TimestampType::CreateTime),
             Err(Error::OutOfOrderSequence { .. })
         ));
     }

@@ -389,7 +389,7 @@ mod tests {
     use crate::log::LogSettings;
     use crate::meta::embedded::EmbeddedStore;
     use crate::meta::{MetaStore, PartitionMeta, TopicMeta};
-    use crate::protocol::batch::{split_and_validate, tests::encode_batch};
+    use crate::protocol::batch::{TimestampType, split_and_validate, tests::encode_batch};
     use crate::storage::Bucket;
 
     /// An in-memory store whose PUTs wait, in the order they arrive, for
@@ -522,7 +522,8 @@ mod tests {
         let (header, data) = split_and_validate(&encode_batch(3, -1, -1))
             .unwrap()
             .remove(0);
-        log.append(partition, &header, data).unwrap();
+        log.append(partition, &header, data, TimestampType::CreateTime)
+            .unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,10 +12,23 @@ pub const HEADER_LEN: usize = 61;
 const LOG_OVERHEAD: usize = 12;
 const LEADER_EPOCH_AT: usize = 12;
 const MAGIC_AT: usize = 16;
+const CRC_AT: usize = 17;
 const ATTRIBUTES_AT: usize = 21;
+const MAX_TIMESTAMP_AT: usize = 35;
 
+const LOG_APPEND_TIME_FLAG: i16 = 1 << 3;
 const TRANSACTIONAL_FLAG: i16 = 1 << 4;
 const CONTROL_FLAG: i16 = 1 << 5;
+
+/// Whose clock a batch's timestamps come from (a topic's
+/// `message.timestamp.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    /// The producer's, as sent.
+    CreateTime,
+    /// The broker's at the append.
+    LogAppendTime,
+}
 
 /// The fields of a v2 batch header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +188,24 @@ pub fn set_leader_epoch(batch: &mut [u8], epoch: i32) {
     batch[LEADER_EPOCH_AT..MAGIC_AT].copy_from_slice(&epoch.to_be_bytes());
 }
 
+/// Stamps a validated batch with the broker's time, `now_ms`
+/// (LogAppendTime): sets the timestamp-type attribute and `maxTimestamp`
+/// (consumers give every record that time), then the CRC that covers
+/// them. Returns the header as stamped.
+pub fn set_log_append_time(batch: &mut [u8], header: &BatchHeader, now_ms: i64) -> BatchHeader {
+    let attributes = header.attributes | LOG_APPEND_TIME_FLAG;
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+    batch[CRC_AT..ATTRIBUTES_AT].copy_from_slice(&crc.to_be_bytes());
+    BatchHeader {
+        attributes,
+        max_timestamp: now_ms,
+        crc,
+        ..*header
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -231,6 +262,27 @@ pub(crate) mod tests {
         let decoded = RecordBatchDecoder::decode(&mut rewritten.clone()).unwrap();
         let offsets: Vec<i64> = decoded.records.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, vec![1000, 1001, 1002, 1003, 1004]);
+        assert_eq!(decoded.records[2].value.as_deref(), Some(&b"value 2"[..]));
+    }
+
+    #[test]
+    fn log_append_time_stamps_every_record_and_keeps_the_crc_valid() {
+        let batch = encode_batch(3, -1, -1);
+        let (header, _) = split_and_validate(&batch).unwrap().remove(0);
+        let mut owned = BytesMut::from(&batch[..]);
+        let stamped = set_log_append_time(&mut owned, &header, 1_800_000_000_000);
+        let owned = owned.freeze();
+        let (parsed, _) = split_and_validate(&owned).unwrap().remove(0);
+        assert_eq!(parsed, stamped);
+        assert_eq!(parsed.max_timestamp, 1_800_000_000_000);
+        // Clients give every record of such a batch its maxTimestamp.
+        let decoded = RecordBatchDecoder::decode(&mut owned.clone()).unwrap();
+        assert!(
+            decoded
+                .records
+                .iter()
+                .all(|r| r.timestamp_type == kafka_protocol::records::TimestampType::LogAppend)
+        );
         assert_eq!(decoded.records[2].value.as_deref(), Some(&b"value 2"[..]));
     }
 
