@@ -155,11 +155,15 @@ pub async fn trim(
     let offset = match before {
         TrimBefore::Offset(offset) => offset,
         TrimBefore::Timestamp(ts) => {
+            // Read first: records produced after the lookup stay.
+            let end = offsets(cluster, topic, &[(partition, leader)], LATEST).await?;
             let found = offsets(cluster, topic, &[(partition, leader)], ts).await?;
-            // No record at or after the timestamp: all are before it.
-            Some(found[&partition])
-                .filter(|o| *o >= 0)
-                .unwrap_or(LATEST)
+            // No record at or after the timestamp: all were before it.
+            match (found.get(&partition), end.get(&partition)) {
+                (Some(&at), _) if at >= 0 => at,
+                (_, Some(&end)) => end,
+                _ => bail!("the broker listed no offsets for {topic}-{partition}"),
+            }
         }
     };
     let request = DeleteRecordsRequest::default()

@@ -154,26 +154,44 @@ impl Log {
         object: &Bytes,
     ) -> Result<bool> {
         let (topic, index) = (partition.topic, partition.index);
-        let outcome = self
+        let outcome = match self
             .meta
             .replace_extents(topic, index, epoch, old.to_vec(), new.clone())
-            .await?;
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // It may have been applied all the same (its answer lost).
+                self.adopt_stored(partition, epoch).await;
+                return Err(e);
+            }
+        };
         match outcome {
             CommitOutcome::Committed => {
                 crate::failpoint::hit("merge.after_commit");
                 for extent in &new {
                     let range =
                         extent.position as usize..(extent.position + extent.length) as usize;
-                    self.cache.insert(extent, object.slice(range));
+                    // A copy, so the cache does not pin the whole object.
+                    self.cache
+                        .insert(extent, Bytes::copy_from_slice(&object[range]));
                 }
-                partition.replace_extents(epoch, old, new);
+                if !partition.replace_extents(epoch, old, new) {
+                    // DeleteRecords or retention moved on in memory meanwhile.
+                    self.adopt_stored(partition, epoch).await;
+                }
                 Ok(true)
             }
             CommitOutcome::Fenced => {
                 self.resign(partition, Some(epoch));
                 Err(Error::NotLeaderOrFollower)
             }
-            CommitOutcome::Failed | CommitOutcome::Gone => Ok(false),
+            CommitOutcome::Failed => {
+                // The stored run changed: memory may be behind the store.
+                self.adopt_stored(partition, epoch).await;
+                Ok(false)
+            }
+            CommitOutcome::Gone => Ok(false),
         }
     }
 }

@@ -520,22 +520,53 @@ impl Partition {
     }
 
     /// Replaces the run of extents `old` with `new` (same offsets), as
-    /// the metadata store did under `epoch`; nothing if the partition was
-    /// taken over since or the run is no longer there.
-    pub fn replace_extents(&self, epoch: i32, old: &[Extent], new: Vec<Extent>) {
+    /// the metadata store did under `epoch`; whether it did (not if the
+    /// partition was taken over since or the run is no longer there).
+    pub fn replace_extents(&self, epoch: i32, old: &[Extent], new: Vec<Extent>) -> bool {
         let mut state = self.lock();
         if state.leader_epoch != epoch {
-            return;
+            return false;
         }
         let Some(at) = old
             .first()
             .and_then(|first| state.extents.iter().position(|e| e == first))
         else {
-            return;
+            return false;
         };
-        if state.extents.get(at..at + old.len()) == Some(old) {
-            state.extents.splice(at..at + old.len(), new);
+        if state.extents.get(at..at + old.len()) != Some(old) {
+            return false;
         }
+        state.extents.splice(at..at + old.len(), new);
+        true
+    }
+
+    /// Takes the log start and the extents below the committed end from
+    /// `stored`, the partition's state in the metadata store at `epoch`
+    /// (after a lifecycle change whose outcome is not known here); nothing
+    /// if the partition was taken over since.
+    pub fn adopt_stored(&self, epoch: i32, stored: &PartitionMeta) {
+        let mut state = self.lock();
+        if state.leader_epoch != epoch || stored.leader_epoch != epoch {
+            return;
+        }
+        // Below both ends the stored extents are the truth; above the
+        // stored one, memory holds uploads committed after it was read.
+        let boundary = state.committed_end.min(stored.committed_end());
+        let log_start = state.log_start.max(stored.log_start_offset).min(boundary);
+        let above: Vec<Extent> = state
+            .extents
+            .iter()
+            .filter(|e| e.base_offset >= boundary)
+            .cloned()
+            .collect();
+        state.extents = stored
+            .extents
+            .iter()
+            .filter(|e| e.last_offset < boundary && e.last_offset >= log_start)
+            .cloned()
+            .chain(above)
+            .collect();
+        state.log_start = log_start;
     }
 
     /// What retention weighs: the committed extents (oldest first) and the
@@ -761,6 +792,40 @@ mod tests {
         let again = p.seal(None, u64::MAX).unwrap();
         assert_eq!((again.batches.len(), again.end), (2, 4));
         assert!(p.seal_holds(again.generation));
+    }
+
+    #[test]
+    fn stored_extents_replace_memorys_below_both_ends() {
+        let extent = |base: i64, last: i64, object: u128| Extent {
+            object: Uuid::from_u128(object),
+            position: 0,
+            length: 10,
+            base_offset: base,
+            last_offset: last,
+            max_timestamp: 0,
+            crc: None,
+        };
+        let in_memory = PartitionMeta {
+            extents: vec![extent(0, 9, 1), extent(10, 19, 2), extent(20, 29, 3)],
+            ..PartitionMeta::default()
+        };
+        let p = Partition::new(Uuid::new_v4(), 0, in_memory);
+        // The store merged the first two and moved the log start; it was
+        // read before the third extent was committed.
+        let stored = PartitionMeta {
+            log_start_offset: 5,
+            extents: vec![extent(0, 19, 9)],
+            ..PartitionMeta::default()
+        };
+        p.adopt_stored(0, &stored);
+        assert_eq!(p.offsets(None).log_start, 5);
+        assert_eq!(
+            p.extents_from(0, 10),
+            vec![extent(0, 19, 9), extent(20, 29, 3)]
+        );
+        // Another epoch's state is not taken.
+        p.adopt_stored(1, &PartitionMeta::default());
+        assert_eq!(p.extents_from(0, 10).len(), 2);
     }
 
     #[test]

@@ -70,11 +70,19 @@ impl Log {
         offset: i64,
     ) -> Result<i64> {
         let (topic, index) = (partition.topic, partition.index);
-        match self
+        let outcome = match self
             .meta
             .advance_log_start(topic, index, epoch, offset)
-            .await?
+            .await
         {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // It may have been applied all the same (its answer lost).
+                self.adopt_stored(partition, epoch).await;
+                return Err(e);
+            }
+        };
+        match outcome {
             CommitOutcome::Committed => {
                 partition.advance_log_start(epoch, offset);
                 tracing::debug!(%topic, partition = index, offset, "log start moved");
@@ -88,6 +96,22 @@ impl Log {
             CommitOutcome::Failed => Err(Error::Meta(format!(
                 "the log start of {topic}/{index} could not be committed"
             ))),
+        }
+    }
+
+    /// Takes the log start and extents the metadata store holds for
+    /// `partition` at `epoch`, after a change whose outcome is not known
+    /// (an error, or a run that changed): memory must never refer to
+    /// objects the store no longer does, which garbage collection deletes.
+    pub(super) async fn adopt_stored(&self, partition: &Partition, epoch: i32) {
+        match self.meta.partition(partition.topic, partition.index).await {
+            Ok(stored) => partition.adopt_stored(epoch, &stored),
+            Err(e) => tracing::warn!(
+                topic = %partition.topic,
+                partition = partition.index,
+                error = %e,
+                "cannot re-read the partition's state; trying again at the next lifecycle pass"
+            ),
         }
     }
 
