@@ -154,18 +154,11 @@ impl Log {
         object: &Bytes,
     ) -> Result<bool> {
         let (topic, index) = (partition.topic, partition.index);
-        let outcome = match self
+        let replaced = self
             .meta
             .replace_extents(topic, index, epoch, old.to_vec(), new.clone())
-            .await
-        {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                // It may have been applied all the same (its answer lost).
-                self.adopt_stored(partition, epoch).await;
-                return Err(e);
-            }
-        };
+            .await;
+        let outcome = self.adopt_on_error(partition, epoch, replaced).await?;
         match outcome {
             CommitOutcome::Committed => {
                 crate::failpoint::hit("merge.after_commit");

@@ -70,18 +70,11 @@ impl Log {
         offset: i64,
     ) -> Result<i64> {
         let (topic, index) = (partition.topic, partition.index);
-        let outcome = match self
+        let advanced = self
             .meta
             .advance_log_start(topic, index, epoch, offset)
-            .await
-        {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                // It may have been applied all the same (its answer lost).
-                self.adopt_stored(partition, epoch).await;
-                return Err(e);
-            }
-        };
+            .await;
+        let outcome = self.adopt_on_error(partition, epoch, advanced).await?;
         match outcome {
             CommitOutcome::Committed => {
                 partition.advance_log_start(epoch, offset);
@@ -97,6 +90,21 @@ impl Log {
                 "the log start of {topic}/{index} could not be committed"
             ))),
         }
+    }
+
+    /// Passes on `result`, the answer of the metadata store to a change of
+    /// `partition` at `epoch`; on an error first takes the stored state
+    /// (the change may have been applied all the same, its answer lost).
+    pub(super) async fn adopt_on_error<T>(
+        &self,
+        partition: &Partition,
+        epoch: i32,
+        result: Result<T>,
+    ) -> Result<T> {
+        if result.is_err() {
+            self.adopt_stored(partition, epoch).await;
+        }
+        result
     }
 
     /// Takes the log start and extents the metadata store holds for
