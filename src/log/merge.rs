@@ -37,26 +37,37 @@ const MAX_RUN_SECTIONS: u64 = 4;
 /// each run of at least [`MIN_RUN_EXTENTS`] extents or `section_bytes`
 /// bytes (a shorter one waits for more data), at most
 /// [`MAX_REPLACED_EXTENTS`] extents and [`MAX_RUN_SECTIONS`] sections.
+/// No extent may hold more than half a run's bytes: an earlier merge's
+/// result waits until as much new data follows it, so each byte is
+/// rewritten about log2(section / upload size) times, not once per pass.
 pub fn plan(extents: &[Extent], section_bytes: u64) -> Vec<Range<usize>> {
     let small = |e: &Extent| e.length < section_bytes / 2;
     let mut runs = Vec::new();
-    let mut i = 0;
-    while i < extents.len() {
-        if !small(&extents[i]) {
-            i += 1;
+    let mut start = 0;
+    while start < extents.len() {
+        if !small(&extents[start]) {
+            start += 1;
             continue;
         }
-        let (start, mut bytes) = (i, 0);
-        while i < extents.len()
-            && small(&extents[i])
-            && i - start < MAX_REPLACED_EXTENTS
-            && bytes + extents[i].length <= MAX_RUN_SECTIONS * section_bytes
+        let (mut end, mut bytes, mut largest) = (start, 0, 0);
+        while end < extents.len()
+            && small(&extents[end])
+            && end - start < MAX_REPLACED_EXTENTS
+            && bytes + extents[end].length <= MAX_RUN_SECTIONS * section_bytes
         {
-            bytes += extents[i].length;
-            i += 1;
+            bytes += extents[end].length;
+            largest = largest.max(extents[end].length);
+            end += 1;
         }
-        if i - start >= MIN_RUN_EXTENTS || bytes >= section_bytes {
-            runs.push(start..i);
+        let worth_it = end - start >= MIN_RUN_EXTENTS || bytes >= section_bytes;
+        if worth_it && largest * 2 <= bytes {
+            runs.push(start..end);
+            start = end;
+        } else if worth_it {
+            // Dominated by one extent: try again without the first.
+            start += 1;
+        } else {
+            start = end;
         }
     }
     runs
@@ -225,5 +236,19 @@ mod tests {
         assert_eq!(plan(&long, 100), vec![0..8, 8..16, 16..20]);
         let many = extents(&[1; 130]);
         assert_eq!(plan(&many, 1000), vec![0..60, 60..120, 120..130]);
+    }
+
+    #[test]
+    fn an_earlier_merge_waits_for_as_much_new_data() {
+        // A merged extent of 40 and seven uploads of 5: merging would
+        // mostly rewrite the merged one, and the seven alone are too few.
+        let mut lengths = vec![40];
+        lengths.extend([5; 7]);
+        assert!(plan(&extents(&lengths), 100).is_empty());
+        // With as much new data after it, it is merged with them...
+        lengths.push(5);
+        assert_eq!(plan(&extents(&lengths), 100), vec![0..9]);
+        // ...and two merged extents of about the same size together.
+        assert_eq!(plan(&extents(&[40, 40, 30]), 100), vec![0..3]);
     }
 }

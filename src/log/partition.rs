@@ -527,15 +527,9 @@ impl Partition {
         if state.leader_epoch != epoch {
             return false;
         }
-        let Some(at) = old
-            .first()
-            .and_then(|first| state.extents.iter().position(|e| e == first))
-        else {
+        let Some(at) = crate::meta::run_position(&state.extents, old) else {
             return false;
         };
-        if state.extents.get(at..at + old.len()) != Some(old) {
-            return false;
-        }
         state.extents.splice(at..at + old.len(), new);
         true
     }

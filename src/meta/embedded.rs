@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{
     CommitOutcome, CommittedOffset, Extent, GroupMeta, MetaStore, PartitionCommit, PartitionMeta,
-    TopicMeta,
+    TopicMeta, check_replacement, run_position,
 };
 use crate::error::{Error, Result};
 
@@ -296,15 +296,12 @@ impl State {
                 topic,
                 partition,
                 offset,
-            } => {
-                let mut copy = self
-                    .partitions
-                    .get(topic)
-                    .and_then(|parts| parts.get(*partition as usize))
-                    .ok_or(Error::UnknownTopicOrPartition)?
-                    .clone();
-                copy.advance_log_start(*offset).map(|_| ())
-            }
+            } => self
+                .partitions
+                .get(topic)
+                .and_then(|parts| parts.get(*partition as usize))
+                .ok_or(Error::UnknownTopicOrPartition)?
+                .check_log_start(*offset),
             _ => Ok(()),
         }
     }
@@ -612,7 +609,8 @@ impl MetaStore for EmbeddedStore {
                 Ok(stored) => stored,
                 Err(outcome) => return Ok(outcome),
             };
-            if !stored.clone().replace_extents(&old, new.clone())? {
+            check_replacement(&old, &new)?;
+            if run_position(&stored.extents, &old).is_none() {
                 return Ok(CommitOutcome::Failed);
             }
             inner.record(Change::ReplaceExtents {

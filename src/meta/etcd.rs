@@ -43,7 +43,7 @@ use uuid::Uuid;
 
 use super::{
     CommitOutcome, CommittedOffset, Extent, GroupMeta, MetaStore, PartitionCommit, PartitionLeader,
-    PartitionMeta, ProducerSnapshot, TopicMeta,
+    PartitionMeta, ProducerSnapshot, TopicMeta, check_replacement,
 };
 use crate::error::{Error, Result};
 
@@ -669,15 +669,10 @@ impl MetaStore for EtcdStore {
         old: Vec<Extent>,
         new: Vec<Extent>,
     ) -> Result<CommitOutcome> {
+        check_replacement(&old, &new)?;
         let (Some(first), Some(last)) = (old.first(), old.last()) else {
             return Ok(CommitOutcome::Failed);
         };
-        // Checks that `new` covers the same offsets.
-        PartitionMeta {
-            extents: old.clone(),
-            ..PartitionMeta::default()
-        }
-        .replace_extents(&old, new.clone())?;
         let run_start = self.extent_key(topic, partition, first.base_offset);
         let run_end = self.extent_key(topic, partition, last.base_offset + 1);
         loop {

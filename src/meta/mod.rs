@@ -49,37 +49,18 @@ impl PartitionMeta {
     /// Replaces the run `old` of the stored extents with `new` (see
     /// [`MetaStore::replace_extents`]); whether `old` was stored as given.
     pub fn replace_extents(&mut self, old: &[Extent], new: Vec<Extent>) -> Result<bool> {
-        let (Some(first), Some(last)) = (old.first(), old.last()) else {
+        check_replacement(old, &new)?;
+        let Some(at) = run_position(&self.extents, old) else {
             return Ok(false);
         };
-        if old.len() > MAX_REPLACED_EXTENTS || new.len() > MAX_REPLACED_EXTENTS {
-            return Err(crate::error::Error::Meta(format!(
-                "at most {MAX_REPLACED_EXTENTS} extents are replaced at once"
-            )));
-        }
-        let same_range = new.first().map(|e| e.base_offset) == Some(first.base_offset)
-            && new.last().map(|e| e.last_offset) == Some(last.last_offset);
-        if !same_range {
-            return Err(crate::error::Error::Meta(format!(
-                "new extents must cover offsets {}..={} exactly",
-                first.base_offset, last.last_offset
-            )));
-        }
-        let Some(at) = self.extents.iter().position(|e| e == first) else {
-            return Ok(false);
-        };
-        if self.extents.get(at..at + old.len()) != Some(old) {
-            return Ok(false);
-        }
         self.extents.splice(at..at + old.len(), new);
         Ok(true)
     }
 
-    /// Moves the log start forward to `offset` and forgets the extents
-    /// wholly before it; an offset at or before the log start changes
-    /// nothing. Whether it moved; an error past the committed end (the log
-    /// start never passes it, so the end stays known without extents).
-    pub fn advance_log_start(&mut self, offset: i64) -> Result<bool> {
+    /// Fails if the log start may not move to `offset`: past the
+    /// committed end (it never passes it, so the end stays known without
+    /// extents).
+    pub fn check_log_start(&self, offset: i64) -> Result<()> {
         let end = self.committed_end();
         if offset > end {
             return Err(crate::error::Error::OffsetOutOfRange {
@@ -88,6 +69,15 @@ impl PartitionMeta {
                 end,
             });
         }
+        Ok(())
+    }
+
+    /// Moves the log start forward to `offset` (see
+    /// [`PartitionMeta::check_log_start`]) and forgets the extents wholly
+    /// before it; an offset at or before the log start changes nothing.
+    /// Whether it moved.
+    pub fn advance_log_start(&mut self, offset: i64) -> Result<bool> {
+        self.check_log_start(offset)?;
         if offset <= self.log_start_offset {
             return Ok(false);
         }
@@ -95,6 +85,35 @@ impl PartitionMeta {
         self.extents.retain(|e| e.last_offset >= offset);
         Ok(true)
     }
+}
+
+/// Fails unless `new` may replace the run `old`: it covers exactly the
+/// same offsets, and neither holds more than [`MAX_REPLACED_EXTENTS`].
+pub fn check_replacement(old: &[Extent], new: &[Extent]) -> Result<()> {
+    let meta_error = |why: String| Err(crate::error::Error::Meta(why));
+    if old.len() > MAX_REPLACED_EXTENTS || new.len() > MAX_REPLACED_EXTENTS {
+        return meta_error(format!(
+            "at most {MAX_REPLACED_EXTENTS} extents are replaced at once"
+        ));
+    }
+    let (Some(first), Some(last)) = (old.first(), old.last()) else {
+        return meta_error("an empty run of extents cannot be replaced".into());
+    };
+    let same_range = new.first().map(|e| e.base_offset) == Some(first.base_offset)
+        && new.last().map(|e| e.last_offset) == Some(last.last_offset);
+    if !same_range {
+        return meta_error(format!(
+            "new extents must cover offsets {}..={} exactly",
+            first.base_offset, last.last_offset
+        ));
+    }
+    Ok(())
+}
+
+/// Where the run `old` starts in `extents`, if they hold it as given.
+pub fn run_position(extents: &[Extent], old: &[Extent]) -> Option<usize> {
+    let at = extents.iter().position(|e| Some(e) == old.first())?;
+    (extents.get(at..at + old.len()) == Some(old)).then_some(at)
 }
 
 /// The most extents one [`MetaStore::replace_extents`] takes, and gives.
