@@ -269,11 +269,14 @@ fn produce_in_uploads(broker: &Broker, topic: &str, rounds: u64) -> BTreeMap<Str
 fn small_uploads_are_merged_and_nothing_is_lost() {
     let mut broker = Broker::start_with_env(&["--admin-listen", "127.0.0.1:0"], &QUICK_LIFECYCLE);
     create_topic(&broker, "merging", 2);
-    let acked = produce_in_uploads(&broker, "merging", 30);
+    let acked = produce_in_uploads(&broker, "merging", 64);
+    // Whatever the passes saw: at most 7 uploads wait for more data, and
+    // each partition keeps a few merged objects of halving sizes (an
+    // earlier merge waits for as much new data), not one per upload.
     wait_until("the uploads are merged and collected", DEADLINE, || {
-        local_objects(&broker).len() <= 4
+        local_objects(&broker).len() <= 20
     });
-    assert!(broker.metric("silt_merged_extents_total", "") >= 30.0);
+    assert!(broker.metric("silt_merged_extents_total", "") >= 64.0);
     let addr = broker.addr.clone();
     let reads = read_all_kafka_python(&addr, "merging", acked.len(), DEADLINE);
     assert_exactly_once(&acked, &reads);
