@@ -231,7 +231,7 @@ impl Broker {
                     .follow_cluster(cluster.clone(), broker.stop_tasks.clone()),
             );
             // Only now is it given partitions and groups.
-            cluster.announce_ready(&broker.me()).await?;
+            cluster.announce(&broker.me(), true).await?;
         }
         Ok(broker)
     }
@@ -246,8 +246,19 @@ impl Broker {
         self.log.close().await;
         if let Some(cluster) = &self.cluster {
             // Everything is in the bucket: nothing needs this broker back.
-            if self.log.unflushed_bytes() == 0 {
+            let unflushed = self.log.unflushed_bytes();
+            if unflushed == 0 {
+                // Not ready first: the controller must not give a
+                // partition given up back to this broker.
+                if let Err(e) = cluster.announce(&self.me(), false).await {
+                    tracing::warn!(error = %e, "cannot announce leaving");
+                }
                 cluster.resign_leaderships().await;
+            } else {
+                tracing::warn!(
+                    bytes = unflushed,
+                    "not everything was uploaded: this broker's partitions wait for it as after a crash"
+                );
             }
             cluster.leave().await;
         }

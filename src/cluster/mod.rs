@@ -133,11 +133,12 @@ impl Cluster {
     }
 
     /// Marks this broker (`me`) ready: it serves, and may be given
-    /// partitions and groups from now on.
-    pub async fn announce_ready(&self, me: &BrokerInfo) -> Result<()> {
+    /// partitions and groups from now on; or, leaving, not ready: the
+    /// controller gives it nothing more (see `MetaStore::assign_leader`).
+    pub async fn announce(&self, me: &BrokerInfo, ready: bool) -> Result<()> {
         let key = format!("{}/{BROKERS}{}", self.root, me.id);
         let ready = BrokerInfo {
-            ready: true,
+            ready,
             ..me.clone()
         };
         let value = serde_json::to_vec(&ready).expect("broker info encodes");
@@ -227,8 +228,15 @@ impl Cluster {
             let txn = Txn::new()
                 .when([Compare::value(key.as_str(), CompareOp::Equal, value)])
                 .and_then([TxnOp::delete(key.as_str(), None)]);
-            if let Err(e) = self.client.kv_client().txn(txn).await {
-                tracing::warn!(key, error = %e, "cannot give up a partition; it waits as after a crash");
+            match self.client.kv_client().txn(txn).await {
+                Ok(response) if response.succeeded() => {}
+                Ok(_) => tracing::warn!(
+                    key,
+                    "cannot give up a partition: its leader record changed; it waits as after a crash"
+                ),
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "cannot give up a partition; it waits as after a crash")
+                }
             }
         }
     }

@@ -84,6 +84,18 @@ pub struct Member {
     pub lease: i64,
 }
 
+/// What the controller reads of a broker's registration.
+#[derive(Debug, Deserialize)]
+struct Registration {
+    /// Registrations written before readiness was recorded are ready.
+    #[serde(default = "ready_when_absent")]
+    ready: bool,
+}
+
+fn ready_when_absent() -> bool {
+    true
+}
+
 /// A partition's state apart from its extents.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct PartitionState {
@@ -719,7 +731,16 @@ impl MetaStore for EtcdStore {
         let alive_key = self.key(&format!("alive/{topic}"));
         let leader_key = self.key(&format!("{LEADERS}{topic}/{partition}"));
         let controller_key = self.key(CONTROLLER);
+        let broker_key = self.key(&format!("{BROKERS}{broker}"));
         loop {
+            // Read afresh, not from a mirror that may lag: a broker that
+            // left or is leaving must not be given a partition.
+            let registration: Read<Registration> = self.get_key(&broker_key).await?;
+            if self.member.is_some() && !registration.value.as_ref().is_some_and(|r| r.ready) {
+                return Err(Error::Meta(format!(
+                    "broker {broker} is not a ready member of the cluster"
+                )));
+            }
             let read: Read<PartitionState> = self.get_key(&state_key).await?;
             if read.value.is_none() && !self.partition_exists(topic, partition).await? {
                 return Err(Error::UnknownTopicOrPartition);
@@ -740,6 +761,7 @@ impl MetaStore for EtcdStore {
                     CompareOp::Equal,
                     member.lease,
                 ));
+                compares.push(registration.unchanged(&broker_key));
             }
             let puts = vec![
                 TxnOp::put(state_key.as_str(), encode(&state)?, None),
@@ -944,6 +966,20 @@ mod tests {
             "{refused}"
         );
         assert!(cluster.campaign().await.unwrap());
+        // Only a ready member is given a partition: not one that never
+        // joined, nor one leaving.
+        let absent = store.assign_leader(t.id, 0, 2).await.unwrap_err();
+        assert!(
+            absent.to_string().contains("not a ready member"),
+            "{absent}"
+        );
+        cluster.announce(&me, false).await.unwrap();
+        let leaving = store.assign_leader(t.id, 0, 1).await.unwrap_err();
+        assert!(
+            leaving.to_string().contains("not a ready member"),
+            "{leaving}"
+        );
+        cluster.announce(&me, true).await.unwrap();
         assert_eq!(store.assign_leader(t.id, 0, 1).await.unwrap(), 1);
         let check = cluster.check();
         assert!(check.is_held());
