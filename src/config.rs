@@ -213,6 +213,11 @@ pub struct Limits {
     pub fetch_max_bytes: u32,
     /// Requests read ahead on one connection while earlier ones complete.
     pub max_in_flight_per_connection: usize,
+    /// The most bytes a compressed batch may inflate to when the broker
+    /// reads its records (compaction, recompression, keys of compacted
+    /// topics, timestamp lookups); a batch beyond it is refused, never
+    /// allocated.
+    pub max_inflated_batch_bytes: usize,
 }
 
 impl Default for Config {
@@ -295,6 +300,7 @@ impl Default for Limits {
             max_unflushed_bytes: 256 * 1024 * 1024,
             fetch_max_bytes: 55 * 1024 * 1024,
             max_in_flight_per_connection: 256,
+            max_inflated_batch_bytes: 64 * 1024 * 1024,
         }
     }
 }

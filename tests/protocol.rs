@@ -946,3 +946,98 @@ async fn group_apis_at_every_advertised_version() {
         assert_eq!(response.results[0].error_code, 0, "DeleteGroups v{v}");
     }
 }
+
+/// A batch of `count` keyed records of 1 KiB of zeros in `compression`.
+fn compressed_batch(count: i64, compression: kafka_protocol::records::Compression) -> bytes::Bytes {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            // The encoder cuts batches where offset - sequence changes.
+            sequence: i as i32 - 1,
+            timestamp: 1_700_000_000_000,
+            key: Some(format!("k{i}").into()),
+            value: Some(vec![0u8; 1024].into()),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+    buf.freeze()
+}
+
+/// A compacted topic refuses records without a key (INVALID_RECORD, as
+/// Kafka); `compression.type=zstd` stores batches in zstd whatever the
+/// producer sent; a batch that would inflate past
+/// `limits.max_inflated_batch_bytes` is refused (CORRUPT_MESSAGE), not
+/// allocated.
+#[tokio::test]
+async fn compacted_topics_need_keys_and_compression_type_recompresses() {
+    use kafka_protocol::records::{Compression, RecordBatchDecoder};
+    let broker =
+        Broker::start_with_env(&[], &[("SILT_LIMITS__MAX_INFLATED_BATCH_BYTES", "100000")]);
+    let (ok, _, err) = silt(&[
+        "topic",
+        "create",
+        "keyed",
+        "--config",
+        "cleanup.policy=compact",
+        "--config",
+        "compression.type=zstd",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    let mut client = Client::connect(&broker.addr).await.unwrap();
+    let unkeyed = batch_of(&["no key"], 1000);
+    assert_eq!(produce(&mut client, "keyed", 0, unkeyed).await, (87, -1));
+    let keyed = compressed_batch(20, Compression::None);
+    assert_eq!(produce(&mut client, "keyed", 0, keyed).await, (0, 0));
+    let gzipped = compressed_batch(10, Compression::Gzip);
+    assert_eq!(produce(&mut client, "keyed", 0, gzipped).await, (0, 20));
+    // 200 KiB of zeros gzip to about 1 KiB: over the limit once inflated.
+    let bomb = compressed_batch(200, Compression::Gzip);
+    assert!(bomb.len() < 10_000);
+    assert_eq!(produce(&mut client, "keyed", 0, bomb).await, (2, -1));
+
+    let response = client
+        .call(
+            fetch_request("keyed", &[(0, 0, 1 << 20)], 1 << 20, 1, 1000),
+            12,
+        )
+        .await
+        .unwrap();
+    let mut records = response.responses[0].partitions[0].records.clone().unwrap();
+    let batches = RecordBatchDecoder::decode_all(&mut records).unwrap();
+    assert_eq!(batches.len(), 2);
+    assert!(batches.iter().all(|b| b.compression == Compression::Zstd));
+    let keys: Vec<(i64, String)> = batches
+        .iter()
+        .flat_map(|b| &b.records)
+        .map(|r| {
+            (
+                r.offset,
+                String::from_utf8_lossy(r.key.as_deref().unwrap()).into_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(keys.len(), 30);
+    assert_eq!(keys[25], (25, "k5".to_string()));
+    assert!(
+        batches[0]
+            .records
+            .iter()
+            .all(|r| r.value.as_deref() == Some(&[0u8; 1024][..]))
+    );
+}

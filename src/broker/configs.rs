@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::log::merge::MAX_MERGED_SECTION_BYTES;
 use crate::log::retention::Retention;
 use crate::protocol::batch::TimestampType;
+use crate::protocol::records::Codec;
 
 use super::topic_keys::{self, TOPIC_KEYS};
 
@@ -148,27 +149,44 @@ fn effective(
         .unwrap_or_else(|| (key.default)(config))
 }
 
-/// The effective `max.message.bytes` of a topic.
-pub fn max_message_bytes(
-    config: &Config,
-    dynamic_broker: &BTreeMap<String, String>,
-    topic: &BTreeMap<String, String>,
-) -> usize {
-    effective(config, dynamic_broker, topic, "max.message.bytes")
-        .parse()
-        .unwrap_or(config.topics.max_message_bytes as usize)
+/// What a topic asks of the batches produced to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducePolicy {
+    /// The largest batch accepted (`max.message.bytes`).
+    pub max_message_bytes: usize,
+    /// Whose clock the batches' timestamps come from
+    /// (`message.timestamp.type`).
+    pub timestamps: TimestampType,
+    /// Whether every record needs a key (`cleanup.policy` with `compact`).
+    pub keys_required: bool,
+    /// The codec batches are stored in (`compression.type`; `None` for
+    /// `producer`: as they come).
+    pub codec: Option<Codec>,
 }
 
-/// Whose clock a topic's batches take their timestamps from.
-pub fn timestamp_type(
+/// The produce policy of a topic.
+pub fn produce_policy(
     config: &Config,
     dynamic_broker: &BTreeMap<String, String>,
     topic: &BTreeMap<String, String>,
-) -> TimestampType {
-    match effective(config, dynamic_broker, topic, "message.timestamp.type").as_str() {
-        "LogAppendTime" => TimestampType::LogAppendTime,
-        _ => TimestampType::CreateTime,
+) -> ProducePolicy {
+    let value = |key| effective(config, dynamic_broker, topic, key);
+    ProducePolicy {
+        max_message_bytes: value("max.message.bytes")
+            .parse()
+            .unwrap_or(config.topics.max_message_bytes as usize),
+        timestamps: match value("message.timestamp.type").as_str() {
+            "LogAppendTime" => TimestampType::LogAppendTime,
+            _ => TimestampType::CreateTime,
+        },
+        keys_required: is_compacted(&value("cleanup.policy")),
+        codec: Codec::for_topic(&value("compression.type")),
     }
+}
+
+/// Whether a `cleanup.policy` value includes `compact`.
+fn is_compacted(policy: &str) -> bool {
+    policy.split(',').any(|p| p == "compact")
 }
 
 /// The size of a topic's merged sections: its `segment.bytes`, at most
@@ -245,7 +263,18 @@ mod tests {
         assert_eq!(find("retention.bytes").source, ConfigSource::DynamicTopic);
         assert_eq!(find("cleanup.policy").value, "delete");
         assert_eq!(find("cleanup.policy").source, ConfigSource::StaticBroker);
-        assert_eq!(max_message_bytes(&config, &dynamic, &topic), 1_048_588);
+        let policy = produce_policy(&config, &dynamic, &topic);
+        assert_eq!(policy.max_message_bytes, 1_048_588);
+        assert_eq!(policy.timestamps, TimestampType::CreateTime);
+        assert!(!policy.keys_required);
+        assert_eq!(policy.codec, None);
+        let compacted_zstd = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact,delete".to_string()),
+            ("compression.type".to_string(), "zstd".to_string()),
+        ]);
+        let policy = produce_policy(&config, &dynamic, &compacted_zstd);
+        assert!(policy.keys_required);
+        assert_eq!(policy.codec, Some(Codec::Zstd));
         assert_eq!(
             merged_section_bytes(&config, &dynamic, &topic),
             MAX_MERGED_SECTION_BYTES

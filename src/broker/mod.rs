@@ -317,17 +317,10 @@ impl Broker {
             .clone()
     }
 
-    /// The effective `max.message.bytes` of `topic`.
-    pub fn max_message_bytes(&self, topic: &Topic) -> usize {
+    /// What `topic` asks of the batches produced to it.
+    pub fn produce_policy(&self, topic: &Topic) -> configs::ProducePolicy {
         let dynamic = self.dynamic_configs.read().expect("config lock poisoned");
-        configs::max_message_bytes(&self.config, &dynamic, &topic.configs)
-    }
-
-    /// Whose clock `topic`'s batches take their timestamps from
-    /// (`message.timestamp.type`).
-    pub fn timestamp_type(&self, topic: &Topic) -> crate::protocol::batch::TimestampType {
-        let dynamic = self.dynamic_configs.read().expect("config lock poisoned");
-        configs::timestamp_type(&self.config, &dynamic, &topic.configs)
+        configs::produce_policy(&self.config, &dynamic, &topic.configs)
     }
 
     /// Creates a topic (or only checks that it could be, if `validate_only`).

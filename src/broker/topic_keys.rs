@@ -52,6 +52,8 @@ const LONG_MAX: fn(&Config) -> String = |_| i64::MAX.to_string();
 const STORED: &str = "Stored and reported";
 const NO_COMPACTION: &str =
     "Stored and reported; compaction is not served yet, so it has no effect";
+const RECOMPRESSION_LEVEL: &str =
+    "Stored and reported; recompression (compression.type) uses the codec's default level";
 const NO_FOLLOWERS: &str =
     "Stored and reported; there are no follower replicas (the object store is the replica)";
 
@@ -67,30 +69,30 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         topic: "compression.type",
         broker: "compression.type",
-        kind: Kind::OneOf(&["producer"]),
+        kind: Kind::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
         default: |_| "producer".into(),
-        documentation: "producer: batches are kept as the producer compressed them (recompression is not served yet)",
+        documentation: "producer: batches are kept as the producer compressed them; a codec: batches in another are recompressed on produce",
     },
     TopicKey {
         topic: "compression.gzip.level",
         broker: "compression.gzip.level",
         kind: Kind::Int { min: -1 },
         default: |_| "-1".into(),
-        documentation: "Stored and reported; the broker does not recompress",
+        documentation: RECOMPRESSION_LEVEL,
     },
     TopicKey {
         topic: "compression.lz4.level",
         broker: "compression.lz4.level",
         kind: Kind::Int { min: 1 },
         default: |_| "9".into(),
-        documentation: "Stored and reported; the broker does not recompress",
+        documentation: RECOMPRESSION_LEVEL,
     },
     TopicKey {
         topic: "compression.zstd.level",
         broker: "compression.zstd.level",
         kind: Kind::Int { min: -131_072 },
         default: |_| "3".into(),
-        documentation: "Stored and reported; the broker does not recompress",
+        documentation: RECOMPRESSION_LEVEL,
     },
     TopicKey {
         topic: "delete.retention.ms",
@@ -384,8 +386,9 @@ mod tests {
         assert_eq!(check("preallocate", "TRUE").unwrap(), "true");
         assert!(check("preallocate", "yes").is_err());
         assert_eq!(check("compression.type", "Producer").unwrap(), "producer");
-        let refused = check("compression.type", "gzip").unwrap_err().to_string();
-        assert!(refused.contains("compression.type=gzip"), "{refused}");
+        assert_eq!(check("compression.type", "ZSTD").unwrap(), "zstd");
+        let refused = check("compression.type", "brotli").unwrap_err().to_string();
+        assert!(refused.contains("compression.type=brotli"), "{refused}");
         assert_eq!(
             check("message.timestamp.type", "logappendtime").unwrap(),
             "LogAppendTime"

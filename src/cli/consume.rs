@@ -9,10 +9,11 @@ use anyhow::{Context, bail};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::RecordBatchDecoder;
 
 use super::topic::offsets;
 use super::{Cluster, check};
+use silt::config::Limits;
+use silt::protocol::{batch, records};
 
 /// Where to start reading.
 pub enum Start {
@@ -58,6 +59,7 @@ pub async fn run(cluster: &mut Cluster, topic: &str, options: Options) -> anyhow
             m.entry(*l).or_default().push(*p);
             m
         });
+    let max_inflated = Limits::default().max_inflated_batch_bytes;
     let mut printed = 0u64;
     let mut last_message = Instant::now();
     let stdout = std::io::stdout();
@@ -95,38 +97,50 @@ pub async fn run(cluster: &mut Cluster, topic: &str, options: Options) -> anyhow
                 let Some(records) = data.records.clone() else {
                     continue;
                 };
-                let mut records = records;
-                let batches = RecordBatchDecoder::decode_all(&mut records).map_err(|e| {
-                    anyhow::anyhow!("cannot decode records of {topic}-{partition}: {e}")
-                })?;
-                for record in batches.iter().flat_map(|b| &b.records) {
+                for (header, range) in batch::iter_batches(&records) {
                     let position = positions
                         .get_mut(&partition)
                         .expect("fetched partitions are tracked");
-                    if record.offset < *position || record.control {
+                    if header.last_offset() < *position {
                         continue;
                     }
-                    *position = record.offset + 1;
-                    if options.print_key {
-                        let key = record
-                            .key
-                            .as_deref()
-                            .map(String::from_utf8_lossy)
-                            .unwrap_or_default();
-                        write!(out, "{key}\t")?;
+                    if !header.is_control() {
+                        let batch = records.slice(range);
+                        let decoded =
+                            records::records_of(&batch, &header, max_inflated).map_err(|e| {
+                                anyhow::anyhow!(
+                                    "cannot read the batch at {topic}-{partition}@{}: {e}",
+                                    header.base_offset
+                                )
+                            })?;
+                        for record in records::walk(&decoded.bytes) {
+                            let record = record.map_err(|e| {
+                                anyhow::anyhow!("a record of {topic}-{partition}: {e}")
+                            })?;
+                            let offset = header.base_offset + i64::from(record.offset_delta);
+                            if offset < *position {
+                                continue;
+                            }
+                            *position = offset + 1;
+                            let text = |range: Option<std::ops::Range<usize>>| {
+                                range.map_or_else(String::new, |r| {
+                                    String::from_utf8_lossy(&decoded.bytes[r]).into_owned()
+                                })
+                            };
+                            if options.print_key {
+                                write!(out, "{}\t", text(record.key))?;
+                            }
+                            writeln!(out, "{}", text(record.value))?;
+                            printed += 1;
+                            last_message = Instant::now();
+                            if options.max_messages.is_some_and(|max| printed >= max) {
+                                out.flush()?;
+                                return Ok(());
+                            }
+                        }
                     }
-                    let value = record
-                        .value
-                        .as_deref()
-                        .map(String::from_utf8_lossy)
-                        .unwrap_or_default();
-                    writeln!(out, "{value}")?;
-                    printed += 1;
-                    last_message = Instant::now();
-                    if options.max_messages.is_some_and(|max| printed >= max) {
-                        out.flush()?;
-                        return Ok(());
-                    }
+                    // Compaction leaves gaps, and batches it emptied.
+                    *position = header.last_offset() + 1;
                 }
             }
             out.flush()?;

@@ -12,10 +12,13 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
 use super::{Reply, str_bytes};
+use crate::broker::configs::ProducePolicy;
 use crate::broker::{Broker, Topic};
 use crate::error::{Error, Result};
 use crate::log::partition::{Appended, Partition};
-use crate::protocol::batch;
+use crate::protocol::batch::{self, BatchHeader};
+use crate::protocol::records::{self, Codec, RecordsError};
+use bytes::Bytes;
 
 /// Appends now; the returned reply waits for durability.
 pub fn handle(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> Reply {
@@ -133,7 +136,8 @@ fn append(
     let records = records
         .filter(|r| !r.is_empty())
         .ok_or_else(|| Error::InvalidRecord("no records".into()))?;
-    let max = broker.max_message_bytes(topic);
+    let policy = broker.produce_policy(topic);
+    let max = policy.max_message_bytes;
     if records.len() > max {
         return Err(Error::MessageTooLarge {
             size: records.len(),
@@ -157,8 +161,51 @@ fn append(
             "transactional and control batches are not supported".into(),
         ));
     }
+    let limit = broker.config.limits.max_inflated_batch_bytes;
+    let (header, data) = conform(header, data, &policy, limit)?;
     let appended = broker
         .log
-        .append(partition, &header, data, broker.timestamp_type(topic))?;
+        .append(partition, &header, data, policy.timestamps)?;
     Ok((partition.clone(), appended))
+}
+
+/// The batch as the topic stores it: every record keyed if the topic is
+/// compacted (else INVALID_RECORD, as Kafka answers), in the topic's
+/// `compression.type` (recompressed if the producer used another codec).
+/// Records are inflated, within `limit` bytes, only when one of these asks.
+fn conform(
+    header: BatchHeader,
+    data: Bytes,
+    policy: &ProducePolicy,
+    limit: usize,
+) -> Result<(BatchHeader, Bytes)> {
+    let corrupt = |e: RecordsError| Error::CorruptMessage(e.to_string());
+    let codec = Codec::of(&header).map_err(corrupt)?;
+    let recompress = policy.codec.filter(|target| *target != codec);
+    if !policy.keys_required && recompress.is_none() {
+        return Ok((header, data));
+    }
+    let records = records::records_of(&data, &header, limit).map_err(corrupt)?;
+    let mut count = 0;
+    for record in records::walk(&records.bytes) {
+        let record = record.map_err(corrupt)?;
+        if policy.keys_required && record.key.is_none() {
+            return Err(Error::InvalidRecord(
+                "compacted topic cannot accept a record without a key".into(),
+            ));
+        }
+        count += 1;
+    }
+    if count != header.record_count {
+        return Err(Error::CorruptMessage(format!(
+            "the batch holds {count} records, its header says {}",
+            header.record_count
+        )));
+    }
+    let Some(target) = recompress else {
+        return Ok((header, data));
+    };
+    let rebuilt = records::rebuild(&header, target, &records.bytes, count).map_err(corrupt)?;
+    let header = BatchHeader::parse(&rebuilt).map_err(|e| Error::CorruptMessage(e.to_string()))?;
+    Ok((header, rebuilt))
 }

@@ -33,6 +33,7 @@ use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
 use crate::meta::{Extent, MetaStore, PartitionMeta};
 use crate::protocol::batch::{self, BatchHeader, TimestampType};
+use crate::protocol::records;
 use crate::storage::Bucket;
 use cache::SectionCache;
 use partition::{Appended, Offsets, Partition, ReadLimit, ReadSource};
@@ -57,6 +58,8 @@ pub struct LogSettings {
     /// Uploads under way at once (PUTs overlap; commits keep their order).
     pub uploads_in_flight: usize,
     pub max_unflushed_bytes: u64,
+    /// The most a batch's records may inflate to when the log reads them.
+    pub max_inflated_batch_bytes: usize,
     /// In a cluster, whether this broker's registration still certainly
     /// holds: a broker that may have lost it does not append, and in
     /// `local` durability (where reads may see data not in the bucket) does
@@ -73,6 +76,7 @@ impl LogSettings {
             flush_bytes: config.flush.bytes,
             uploads_in_flight: config.flush.uploads_in_flight,
             max_unflushed_bytes: config.limits.max_unflushed_bytes,
+            max_inflated_batch_bytes: config.limits.max_inflated_batch_bytes,
             registration: None,
         }
     }
@@ -531,13 +535,13 @@ impl Log {
             let section = self.cache.get(extent).await?;
             for (header, range) in batch::iter_batches(&section) {
                 if header.max_timestamp >= timestamp {
-                    return first_record_at_or_after(&section.slice(range), timestamp);
+                    return self.first_record_at_or_after(&section.slice(range), timestamp);
                 }
             }
         }
         for (header, data) in tail {
             if header.max_timestamp >= timestamp {
-                return first_record_at_or_after(&data, timestamp);
+                return self.first_record_at_or_after(&data, timestamp);
             }
         }
         Ok(None)
@@ -551,22 +555,59 @@ impl Log {
         let extent_ts = best_extent.map_or(i64::MIN, |e| e.max_timestamp);
         match best_tail {
             Some((header, data)) if header.max_timestamp >= extent_ts => {
-                first_record_at_or_after(data, header.max_timestamp)
+                self.first_record_at_or_after(data, header.max_timestamp)
             }
             _ => match best_extent {
                 Some(extent) => {
                     let section = self.cache.get(extent).await?;
                     let best = batch::iter_batches(&section).max_by_key(|(h, _)| h.max_timestamp);
                     match best {
-                        Some((header, range)) => {
-                            first_record_at_or_after(&section.slice(range), header.max_timestamp)
-                        }
+                        Some((header, range)) => self
+                            .first_record_at_or_after(&section.slice(range), header.max_timestamp),
                         None => Ok(None),
                     }
                 }
                 None => Ok(None),
             },
         }
+    }
+
+    /// The offset and timestamp of the first record of `batch` with a
+    /// timestamp at or after `timestamp`. A batch whose records inflate
+    /// beyond `max_inflated_batch_bytes` answers with its first offset.
+    fn first_record_at_or_after(
+        &self,
+        batch: &Bytes,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>> {
+        let header = BatchHeader::parse(batch)
+            .map_err(|e| Error::CorruptMessage(format!("stored batch: {e}")))?;
+        let limit = self.settings.max_inflated_batch_bytes;
+        let records = match records::records_of(batch, &header, limit) {
+            Ok(records) => records,
+            Err(records::RecordsError::TooLarge { .. }) => {
+                tracing::warn!(
+                    offset = header.base_offset,
+                    limit,
+                    "a stored batch inflates beyond limits.max_inflated_batch_bytes: its first offset answers the timestamp lookup"
+                );
+                return Ok(Some((header.base_offset, header.max_timestamp)));
+            }
+            Err(e) => return Err(Error::CorruptMessage(format!("stored batch: {e}"))),
+        };
+        for record in records::walk(&records.bytes) {
+            let record = record.map_err(|e| Error::CorruptMessage(format!("stored batch: {e}")))?;
+            let record_ts = if header.is_log_append_time() {
+                header.max_timestamp
+            } else {
+                header.base_timestamp + record.timestamp_delta
+            };
+            if record_ts >= timestamp {
+                let offset = header.base_offset + i64::from(record.offset_delta);
+                return Ok(Some((offset, record_ts)));
+            }
+        }
+        Ok(None)
     }
 
     fn release(&self, bytes: u64) {
@@ -603,17 +644,6 @@ fn batches_from(section: &Bytes, offset: i64, limit: ReadLimit) -> (Bytes, bool)
         end = range.end;
     }
     (section.slice(first.start..end), true)
-}
-
-/// Decodes one batch to find its first record with timestamp >= `timestamp`.
-fn first_record_at_or_after(batch: &Bytes, timestamp: i64) -> Result<Option<(i64, i64)>> {
-    let decoded = kafka_protocol::records::RecordBatchDecoder::decode(&mut batch.clone())
-        .map_err(|e| Error::CorruptMessage(format!("stored batch does not decode: {e}")))?;
-    Ok(decoded
-        .records
-        .iter()
-        .find(|r| r.timestamp >= timestamp)
-        .map(|r| (r.offset, r.timestamp)))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! and rewrites `baseOffset` and `partitionLeaderEpoch` in place: both lie
 //! outside the CRC, so the batch is never decoded or re-encoded.
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, BufMut, Bytes};
 
 /// Bytes before the records of a v2 batch.
 pub const HEADER_LEN: usize = 61;
@@ -116,6 +116,12 @@ impl BatchHeader {
         self.attributes & CONTROL_FLAG != 0
     }
 
+    /// Whether the broker stamped the batch (every record's timestamp is
+    /// `max_timestamp`).
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & LOG_APPEND_TIME_FLAG != 0
+    }
+
     /// Whether the batch was written by an idempotent producer.
     pub fn has_producer_id(&self) -> bool {
         self.producer_id >= 0
@@ -204,6 +210,30 @@ pub fn set_log_append_time(batch: &mut [u8], header: &BatchHeader, now_ms: i64) 
         crc,
         ..*header
     }
+}
+
+/// A whole batch: `header` (its length and CRC computed here) followed by
+/// `records`, as the header's attributes say they are encoded.
+pub fn assemble(header: &BatchHeader, records: &[u8]) -> Bytes {
+    let mut out = bytes::BytesMut::with_capacity(HEADER_LEN + records.len());
+    let batch_length = (HEADER_LEN - LOG_OVERHEAD + records.len()) as i32;
+    out.put_i64(header.base_offset);
+    out.put_i32(batch_length);
+    out.put_i32(header.partition_leader_epoch);
+    out.put_i8(header.magic);
+    out.put_u32(0); // the CRC, below
+    out.put_i16(header.attributes);
+    out.put_i32(header.last_offset_delta);
+    out.put_i64(header.base_timestamp);
+    out.put_i64(header.max_timestamp);
+    out.put_i64(header.producer_id);
+    out.put_i16(header.producer_epoch);
+    out.put_i32(header.base_sequence);
+    out.put_i32(header.record_count);
+    out.extend_from_slice(records);
+    let crc = crc32c::crc32c(&out[ATTRIBUTES_AT..]);
+    out[CRC_AT..ATTRIBUTES_AT].copy_from_slice(&crc.to_be_bytes());
+    out.freeze()
 }
 
 #[cfg(test)]

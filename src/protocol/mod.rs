@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod frame;
+pub mod records;
 pub mod versions;
 
 use bytes::{BufMut, Bytes, BytesMut};
