@@ -106,6 +106,8 @@ fn object_index(c: &mut Criterion) {
             last_offset: i * 1000 + 999,
             max_timestamp: i,
             crc: Some(0),
+            compacted: false,
+            tombstones_due_ms: None,
         })
         .collect();
     let meta = PartitionMeta {

@@ -251,6 +251,8 @@ mod tests {
             last_offset: 0,
             max_timestamp: 0,
             crc: None,
+            compacted: false,
+            tombstones_due_ms: None,
         }
     }
 
@@ -296,11 +298,15 @@ mod tests {
             .unwrap();
         let intact = Extent {
             crc: Some(crc32c::crc32c(b"234")),
+            compacted: false,
+            tombstones_due_ms: None,
             ..extent(object, 2, 3)
         };
         assert_eq!(&cache.get(&intact).await.unwrap()[..], b"234");
         let damaged = Extent {
             crc: Some(crc32c::crc32c(b"xyz")),
+            compacted: false,
+            tombstones_due_ms: None,
             ..extent(object, 5, 3)
         };
         cache.load(std::slice::from_ref(&damaged)).await;

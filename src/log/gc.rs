@@ -182,6 +182,8 @@ mod tests {
             last_offset: 0,
             max_timestamp: 0,
             crc: None,
+            compacted: false,
+            tombstones_due_ms: None,
         };
         let commit = PartitionCommit {
             topic: topic.id,

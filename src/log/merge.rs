@@ -5,23 +5,16 @@
 //! reads touch few objects.
 //!
 //! A pass writes one new object per partition (all its runs, each in
-//! sections of its own) create-only, then replaces each run in the
-//! metadata store under the leader epoch and only while the run is stored
-//! as read (retention or DeleteRecords may have moved on), then in
-//! memory. A crash before the commit leaves an object nothing refers to;
-//! after it, old objects nothing refers to any more: garbage collection
-//! deletes both. Offsets never change.
+//! sections of its own), see [`super::rewrite`].
 
 use std::ops::Range;
 
-use bytes::Bytes;
-use uuid::Uuid;
-
 use super::Log;
-use super::object::{ObjectBuilder, SealedBatch};
+use super::object::SealedBatch;
 use super::partition::Partition;
+use super::rewrite::Rewrite;
 use crate::error::{Error, Result};
-use crate::meta::{CommitOutcome, Extent, MAX_REPLACED_EXTENTS};
+use crate::meta::{Extent, MAX_REPLACED_EXTENTS};
 use crate::protocol::batch;
 
 /// Merged sections hold at most this much (a foyer disk block is 16 MiB).
@@ -96,113 +89,48 @@ impl Log {
         if runs.is_empty() {
             return Ok(0);
         }
-        let (id, object, new_runs) = self.write_merged(partition, &runs, section_bytes).await?;
-        crate::failpoint::hit("merge.after_put");
-        let mut merged = 0;
-        for (old, new) in runs.into_iter().zip(new_runs) {
-            if self
-                .replace_run(partition, epoch, old, new, &object)
-                .await?
-            {
-                merged += old.len();
-            }
+        let all: Vec<Extent> = runs.iter().flat_map(|run| run.iter().cloned()).collect();
+        self.cache.load(&all).await;
+        let mut rewrites = Vec::with_capacity(runs.len());
+        for run in runs {
+            rewrites.push(Rewrite {
+                old: run,
+                batches: self.batches_of(run).await?,
+                // Compacted only if all of it was.
+                compacted: run.iter().all(|e| e.compacted),
+                tombstones_due_ms: run.iter().filter_map(|e| e.tombstones_due_ms).min(),
+            });
         }
+        let merged = self
+            .rewrite(partition, epoch, &rewrites, section_bytes, "merge")
+            .await?;
         metrics::counter!("silt_merged_extents_total").increment(merged as u64);
-        tracing::debug!(topic = %partition.topic, partition = partition.index, object = %id, extents = merged, bytes, "merged");
+        tracing::debug!(topic = %partition.topic, partition = partition.index, extents = merged, bytes, "merged");
         Ok(merged)
     }
 
-    /// Writes the batches of `runs` into a new object, each run in
-    /// sections of its own; returns its id, its bytes and each run's new
-    /// extents.
-    async fn write_merged(
-        &self,
-        partition: &Partition,
-        runs: &[&[Extent]],
-        section_bytes: u64,
-    ) -> Result<(Uuid, Bytes, Vec<Vec<Extent>>)> {
-        let all: Vec<Extent> = runs.iter().flat_map(|run| run.iter().cloned()).collect();
-        self.cache.load(&all).await;
-        let size: u64 = all.iter().map(|e| e.length).sum();
-        let mut builder = ObjectBuilder::with_sections(size as usize, section_bytes as usize);
-        let mut run_sections = Vec::with_capacity(runs.len());
-        for run in runs {
-            let mut batches = Vec::new();
-            for extent in *run {
-                let section = self.cache.get(extent).await?;
-                for (header, range) in batch::iter_batches(&section) {
-                    batches.push(SealedBatch {
-                        base_offset: header.base_offset,
-                        last_offset: header.last_offset(),
-                        max_timestamp: header.max_timestamp,
-                        data: section.slice(range),
-                    });
-                }
+    /// The stored batches of `extents`, as they are.
+    async fn batches_of(&self, extents: &[Extent]) -> Result<Vec<SealedBatch>> {
+        let mut batches = Vec::new();
+        for extent in extents {
+            let section = self.cache.get(extent).await?;
+            for (header, range) in batch::iter_batches(&section) {
+                batches.push(SealedBatch {
+                    base_offset: header.base_offset,
+                    last_offset: header.last_offset(),
+                    max_timestamp: header.max_timestamp,
+                    data: section.slice(range),
+                });
             }
-            let before = builder.section_count();
-            builder.add_partition(partition.topic, partition.index, &batches);
-            run_sections.push(before..builder.section_count());
         }
-        let (object, sections) = builder.finish();
-        let id = Uuid::now_v7();
-        self.bucket.put_data_object(id, object.clone()).await?;
-        let new_runs = run_sections
-            .into_iter()
-            .map(|range| sections[range].iter().map(|s| s.extent_in(id)).collect())
-            .collect();
-        Ok((id, object, new_runs))
-    }
-
-    /// Replaces the run `old` with `new` (in `object`, written); whether
-    /// it was replaced (not if the run changed meanwhile: the new
-    /// sections are left to garbage collection).
-    async fn replace_run(
-        &self,
-        partition: &Partition,
-        epoch: i32,
-        old: &[Extent],
-        new: Vec<Extent>,
-        object: &Bytes,
-    ) -> Result<bool> {
-        let (topic, index) = (partition.topic, partition.index);
-        let replaced = self
-            .meta
-            .replace_extents(topic, index, epoch, old.to_vec(), new.clone())
-            .await;
-        let outcome = self.adopt_on_error(partition, epoch, replaced).await?;
-        match outcome {
-            CommitOutcome::Committed => {
-                crate::failpoint::hit("merge.after_commit");
-                for extent in &new {
-                    let range =
-                        extent.position as usize..(extent.position + extent.length) as usize;
-                    // A copy, so the cache does not pin the whole object.
-                    self.cache
-                        .insert(extent, Bytes::copy_from_slice(&object[range]));
-                }
-                if !partition.replace_extents(epoch, old, new) {
-                    // DeleteRecords or retention moved on in memory meanwhile.
-                    self.adopt_stored(partition, epoch).await;
-                }
-                Ok(true)
-            }
-            CommitOutcome::Fenced => {
-                self.resign(partition, Some(epoch));
-                Err(Error::NotLeaderOrFollower)
-            }
-            CommitOutcome::Failed => {
-                // The stored run changed: memory may be behind the store.
-                self.adopt_stored(partition, epoch).await;
-                Ok(false)
-            }
-            CommitOutcome::Gone => Ok(false),
-        }
+        Ok(batches)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn extents(lengths: &[u64]) -> Vec<Extent> {
         lengths
@@ -216,6 +144,8 @@ mod tests {
                 last_offset: i as i64 * 10 + 9,
                 max_timestamp: 0,
                 crc: None,
+                compacted: false,
+                tombstones_due_ms: None,
             })
             .collect()
     }

@@ -15,6 +15,7 @@ pub mod object;
 pub mod partition;
 pub mod producer;
 pub mod retention;
+mod rewrite;
 mod trim;
 mod uploader;
 pub mod wal;

@@ -47,6 +47,8 @@ impl Section {
             last_offset: self.last_offset,
             max_timestamp: self.max_timestamp,
             crc: Some(self.crc),
+            compacted: false,
+            tombstones_due_ms: None,
         }
     }
 }

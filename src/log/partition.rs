@@ -721,6 +721,8 @@ mod tests {
             last_offset: 9,
             max_timestamp: 0,
             crc: None,
+            compacted: false,
+            tombstones_due_ms: None,
         };
         let meta = |epoch| PartitionMeta {
             leader_epoch: epoch,
@@ -798,6 +800,8 @@ mod tests {
             last_offset: last,
             max_timestamp: 0,
             crc: None,
+            compacted: false,
+            tombstones_due_ms: None,
         };
         let in_memory = PartitionMeta {
             extents: vec![extent(0, 9, 1), extent(10, 19, 2), extent(20, 29, 3)],
@@ -863,6 +867,8 @@ mod tests {
             last_offset: 5,
             max_timestamp: 0,
             crc: None,
+            compacted: false,
+            tombstones_due_ms: None,
         };
         assert_eq!(
             p.apply_commit(p.leader_epoch(), vec![extent.clone()], 6),

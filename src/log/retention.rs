@@ -60,6 +60,8 @@ mod tests {
                 last_offset: i * 10 + 9,
                 max_timestamp: i * 1000,
                 crc: None,
+                compacted: false,
+                tombstones_due_ms: None,
             })
             .collect()
     }

@@ -1088,6 +1088,8 @@ mod tests {
                 last_offset: i,
                 max_timestamp: i,
                 crc: None,
+                compacted: false,
+                tombstones_due_ms: None,
             })
             .collect();
         for chunk in extents.chunks(50) {
@@ -1123,6 +1125,8 @@ mod tests {
                     last_offset: 4,
                     max_timestamp: 1,
                     crc: None,
+                    compacted: false,
+                    tombstones_due_ms: None,
                 }],
                 producers: BTreeMap::new(),
             })

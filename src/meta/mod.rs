@@ -141,6 +141,14 @@ pub struct Extent {
     /// (absent in extents committed before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crc: Option<u32>,
+    /// Written by log compaction: its batches hold no record a later one
+    /// of the same key replaces (as of that compaction).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compacted: bool,
+    /// When the earliest tombstone compaction kept here may be removed
+    /// (its timestamp plus the topic's `delete.retention.ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tombstones_due_ms: Option<i64>,
 }
 
 /// Producers silent this long are forgotten (Kafka's
@@ -379,6 +387,8 @@ pub(crate) mod conformance {
             last_offset: last,
             max_timestamp: 5,
             crc: None,
+            compacted: false,
+            tombstones_due_ms: None,
         }
     }
 

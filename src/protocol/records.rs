@@ -309,17 +309,26 @@ impl Reader<'_> {
 
 /// A batch like the one `header` describes holding only `kept` (whole
 /// records, one after another, `count` of them) compressed with `codec`:
-/// offsets, timestamps, producer fields and the last offset stay.
+/// offsets, timestamps, producer fields and the last offset stay; the
+/// batch's largest timestamp becomes that of the records kept.
 pub fn rebuild(
     header: &BatchHeader,
     codec: Codec,
     kept: &[u8],
     count: i32,
 ) -> Result<Bytes, RecordsError> {
+    let mut max_timestamp = header.max_timestamp;
+    if !header.is_log_append_time() && count > 0 {
+        max_timestamp = i64::MIN;
+        for record in walk(kept) {
+            max_timestamp = max_timestamp.max(header.base_timestamp + record?.timestamp_delta);
+        }
+    }
     let compressed = codec.compress(kept)?;
     let rebuilt = BatchHeader {
         attributes: (header.attributes & !CODEC_MASK) | codec.attribute(),
         record_count: count,
+        max_timestamp,
         ..*header
     };
     Ok(batch::assemble(&rebuilt, &compressed))
@@ -400,6 +409,7 @@ mod tests {
                 assert_eq!(new_header.base_offset, 100);
                 assert_eq!(new_header.last_offset(), 105, "the last offset stays");
                 assert_eq!(new_header.base_sequence, 5);
+                assert_eq!(new_header.max_timestamp, 1_700_000_000_004);
                 let decoded = RecordBatchDecoder::decode(&mut rebuilt.clone()).unwrap();
                 let offsets: Vec<i64> = decoded.records.iter().map(|r| r.offset).collect();
                 assert_eq!(offsets, vec![101, 104]);
