@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::log::compact::Compaction;
 use crate::log::merge::MAX_MERGED_SECTION_BYTES;
 use crate::log::retention::Retention;
 use crate::protocol::batch::TimestampType;
@@ -189,6 +190,27 @@ fn is_compacted(policy: &str) -> bool {
     policy.split(',').any(|p| p == "compact")
 }
 
+/// A topic's compaction settings: `None` unless its `cleanup.policy`
+/// includes `compact`.
+pub fn compaction(
+    config: &Config,
+    dynamic_broker: &BTreeMap<String, String>,
+    topic: &BTreeMap<String, String>,
+) -> Option<Compaction> {
+    let value = |key| effective(config, dynamic_broker, topic, key);
+    if !is_compacted(&value("cleanup.policy")) {
+        return None;
+    }
+    // Validated values; the defaults are Kafka's.
+    let ms = |key, default| value(key).parse::<i64>().unwrap_or(default);
+    Some(Compaction {
+        min_dirty_ratio: value("min.cleanable.dirty.ratio").parse().unwrap_or(0.5),
+        min_lag_ms: ms("min.compaction.lag.ms", 0),
+        max_lag_ms: ms("max.compaction.lag.ms", i64::MAX),
+        delete_retention_ms: ms("delete.retention.ms", 86_400_000),
+    })
+}
+
 /// The size of a topic's merged sections: its `segment.bytes`, at most
 /// [`MAX_MERGED_SECTION_BYTES`].
 pub fn merged_section_bytes(
@@ -272,6 +294,16 @@ mod tests {
             ("cleanup.policy".to_string(), "compact,delete".to_string()),
             ("compression.type".to_string(), "zstd".to_string()),
         ]);
+        assert_eq!(compaction(&config, &dynamic, &topic), None);
+        assert_eq!(
+            compaction(&config, &dynamic, &compacted_zstd),
+            Some(Compaction {
+                min_dirty_ratio: 0.5,
+                min_lag_ms: 0,
+                max_lag_ms: i64::MAX,
+                delete_retention_ms: 86_400_000
+            })
+        );
         let policy = produce_policy(&config, &dynamic, &compacted_zstd);
         assert!(policy.keys_required);
         assert_eq!(policy.codec, Some(Codec::Zstd));

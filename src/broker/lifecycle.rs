@@ -1,8 +1,9 @@
 //! The broker's lifecycle task: every `storage.lifecycle_interval_ms` it
 //! applies each topic's retention to the partitions this broker leads, so
-//! expired data leaves the log, then merges their runs of small extents
-//! into objects of their own (the objects no extent refers to any more are
-//! then deleted by garbage collection).
+//! expired data leaves the log, compacts those of compacted topics, then
+//! merges their runs of small extents into objects of their own (the
+//! objects no extent refers to any more are then deleted by garbage
+//! collection).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +23,52 @@ impl Broker {
             tokio::select! {
                 _ = ticker.tick() => {
                     self.apply_retention().await;
+                    self.compact_logs().await;
                     self.merge_extents().await;
                 }
                 () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// One compaction pass over the partitions of compacted topics this
+    /// broker leads; a partition that fails is logged and tried again
+    /// next time.
+    async fn compact_logs(&self) {
+        let now_ms = self.clock.now_ms();
+        let dynamic = self.dynamic_configs();
+        for topic in self.topics() {
+            let Some(compaction) = configs::compaction(&self.config, &dynamic, &topic.configs)
+            else {
+                continue;
+            };
+            let section_bytes =
+                configs::merged_section_bytes(&self.config, &dynamic, &topic.configs);
+            for partition in &topic.partitions {
+                if partition.leadership().is_none() {
+                    continue;
+                }
+                match self
+                    .log
+                    .compact(partition, &compaction, section_bytes, now_ms)
+                    .await
+                {
+                    Ok(Some(done)) => tracing::info!(
+                        topic = %topic.name,
+                        partition = partition.index,
+                        bytes_read = done.bytes_read,
+                        bytes_written = done.bytes_written,
+                        records_removed = done.records_removed,
+                        "compacted"
+                    ),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(
+                        topic = %topic.name,
+                        partition = partition.index,
+                        error = %e,
+                        "compaction failed; trying again at the next pass"
+                    ),
+                }
             }
         }
     }

@@ -50,8 +50,6 @@ pub struct TopicKey {
 
 const LONG_MAX: fn(&Config) -> String = |_| i64::MAX.to_string();
 const STORED: &str = "Stored and reported";
-const NO_COMPACTION: &str =
-    "Stored and reported; compaction is not served yet, so it has no effect";
 const RECOMPRESSION_LEVEL: &str =
     "Stored and reported; recompression (compression.type) uses the codec's default level";
 const NO_FOLLOWERS: &str =
@@ -64,7 +62,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         broker: "log.cleanup.policy",
         kind: Kind::CleanupPolicy,
         default: |c| c.topics.cleanup_policy.clone(),
-        documentation: "delete: retention applies; compact: stored, compaction is not served yet (nothing is removed)",
+        documentation: "delete: retention applies; compact: the latest record of each key is kept (records need a key); compact,delete: both",
     },
     TopicKey {
         topic: "compression.type",
@@ -99,7 +97,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         broker: "log.cleaner.delete.retention.ms",
         kind: Kind::Long { min: 0 },
         default: |_| "86400000".into(),
-        documentation: NO_COMPACTION,
+        documentation: "How long a tombstone stays after its timestamp, once compacted (compacted topics)",
     },
     TopicKey {
         topic: "file.delete.delay.ms",
@@ -162,7 +160,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         broker: "log.cleaner.max.compaction.lag.ms",
         kind: Kind::Long { min: 1 },
         default: LONG_MAX,
-        documentation: NO_COMPACTION,
+        documentation: "A partition whose oldest uncompacted data is this old is compacted whatever its dirty ratio",
     },
     TopicKey {
         topic: "max.message.bytes",
@@ -197,14 +195,14 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         broker: "log.cleaner.min.cleanable.ratio",
         kind: Kind::Ratio,
         default: |_| "0.5".into(),
-        documentation: NO_COMPACTION,
+        documentation: "Uncompacted share of the compactable bytes that starts a compaction",
     },
     TopicKey {
         topic: "min.compaction.lag.ms",
         broker: "log.cleaner.min.compaction.lag.ms",
         kind: Kind::Long { min: 0 },
         default: |_| "0".into(),
-        documentation: NO_COMPACTION,
+        documentation: "Data younger than this (by its newest timestamp) is not compacted",
     },
     TopicKey {
         topic: "min.insync.replicas",
@@ -246,7 +244,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         broker: "log.segment.bytes",
         kind: Kind::Int { min: 1024 * 1024 },
         default: |c| c.topics.segment_bytes.to_string(),
-        documentation: "The most data one merged unit of a partition holds (used up to 12 MiB): the unit retention removes whole",
+        documentation: "The most data one merged unit of a partition holds (used up to 12 MiB): the unit retention removes whole and compaction writes",
     },
     TopicKey {
         topic: "segment.index.bytes",

@@ -9,6 +9,7 @@
 //! durability the uploader's commits.
 
 pub mod cache;
+pub mod compact;
 pub mod gc;
 pub mod merge;
 pub mod object;
@@ -476,6 +477,11 @@ impl Log {
                         }
                     };
                     let (batches, whole) = batches_from(&section, next, remaining);
+                    if batches.is_empty() && whole {
+                        // Compaction left nothing here from `next` on.
+                        next = extent.last_offset + 1;
+                        continue;
+                    }
                     if batches.is_empty() {
                         break;
                     }
