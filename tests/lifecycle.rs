@@ -545,7 +545,7 @@ impl Updates {
                 partition: *partition,
                 offset: *offset,
             };
-            let entry = latest.entry(key.clone()).or_insert(ack.clone());
+            let entry = latest.entry(key.clone()).or_insert(ack);
             if entry.offset < *offset {
                 *entry = ack;
             }
