@@ -1,6 +1,7 @@
 //! Criterion micro-benchmarks of the hot functions: produce-path batch
-//! validation and offset rewrite, WAL append through group commit, and the
-//! object index (parse, and finding a partition's extents by offset).
+//! validation and offset rewrite, WAL append through group commit, the
+//! object index (parse, and finding a partition's extents by offset), and
+//! compaction (reading keys and rewriting, per input byte on one core).
 //!
 //! ```text
 //! cargo bench --bench hot_paths
@@ -10,7 +11,11 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use silt::client::{Message, ProducerStamp, encode_idempotent_batch};
+use silt::log::compact::{Cleaner, Compaction, LatestOffsets, read_keys};
 use silt::log::object::{ObjectBuilder, SealedBatch, read_index};
 use silt::log::partition::Partition;
 use silt::log::wal::Wal;
@@ -126,5 +131,96 @@ fn object_index(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, batches, wal, object_index);
+/// 10 MiB of stored batches (16 records of 1 KiB of noise each) in
+/// `compression`, keyed at random among 4,000 keys: most batches keep
+/// some of their records, so they are rebuilt.
+fn compactable_section(compression: Compression) -> (Bytes, i64) {
+    let mut section = bytes::BytesMut::new();
+    let mut offset = 0i64;
+    let mut noise = 0x9e37_79b9_7f4a_7c15u64;
+    while section.len() < 10 << 20 {
+        let records: Vec<Record> = (0..16)
+            .map(|i| {
+                let value: Vec<u8> = (0..1024)
+                    .map(|_| {
+                        noise ^= noise << 13;
+                        noise ^= noise >> 7;
+                        noise ^= noise << 17;
+                        noise as u8
+                    })
+                    .collect();
+                Record {
+                    transactional: false,
+                    control: false,
+                    delete_horizon: false,
+                    partition_leader_epoch: 0,
+                    producer_id: 7,
+                    producer_epoch: 0,
+                    timestamp_type: TimestampType::Creation,
+                    offset: offset + i,
+                    sequence: (offset + i) as i32,
+                    timestamp: 1_700_000_000_000,
+                    key: Some(Bytes::from(format!("key-{}", noise % 4000))),
+                    value: Some(value.into()),
+                    headers: Default::default(),
+                }
+            })
+            .collect();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
+        RecordBatchEncoder::encode(&mut section, &records, &options).expect("encode");
+        offset += 16;
+    }
+    (section.freeze(), offset)
+}
+
+fn compaction(c: &mut Criterion) {
+    let settings = Compaction {
+        min_dirty_ratio: 0.5,
+        min_lag_ms: 0,
+        max_lag_ms: i64::MAX,
+        delete_retention_ms: 86_400_000,
+    };
+    let mut group = c.benchmark_group("compaction");
+    group.sample_size(10);
+    for (name, compression) in [
+        ("uncompressed", Compression::None),
+        ("lz4", Compression::Lz4),
+    ] {
+        let (section, records) = compactable_section(compression);
+        let chunk = [Extent {
+            object: Uuid::nil(),
+            position: 0,
+            length: section.len() as u64,
+            base_offset: 0,
+            last_offset: records - 1,
+            max_timestamp: 1_700_000_000_000,
+            crc: None,
+            compacted: false,
+            tombstones_due_ms: None,
+        }];
+        let sections = [(false, section.clone())];
+        group.throughput(Throughput::Bytes(section.len() as u64));
+        group.bench_function(format!("read keys and rewrite 10 MiB, {name}"), |b| {
+            b.iter(|| {
+                let mut latest = LatestOffsets::new();
+                read_keys(&section, 64 << 20, &mut latest);
+                let cleaner = Cleaner {
+                    latest: &latest,
+                    compaction: &settings,
+                    now_ms: 1_700_000_000_000,
+                    limit: 64 << 20,
+                };
+                let filtered = cleaner.filter(&sections, &chunk).expect("filter");
+                let kept = latest.len() as i64;
+                assert_eq!(filtered.records_removed as i64, records - kept);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, batches, wal, object_index, compaction);
 criterion_main!(benches);

@@ -77,7 +77,7 @@ pub fn plan(extents: &[Extent], compaction: &Compaction, now_ms: i64) -> Option<
 }
 
 /// The latest offset of every key read.
-type LatestOffsets = HashMap<Bytes, i64>;
+pub type LatestOffsets = HashMap<Bytes, i64>;
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -88,12 +88,13 @@ pub struct Compacted {
 }
 
 /// A chunk's batches after filtering.
-struct Filtered {
-    batches: Vec<SealedBatch>,
+pub struct Filtered {
+    pub batches: Vec<SealedBatch>,
     /// Whether any record went.
-    changed: bool,
-    records_removed: u64,
-    tombstones_due_ms: Option<i64>,
+    pub changed: bool,
+    pub records_removed: u64,
+    /// When the earliest tombstone kept may go.
+    pub tombstones_due_ms: Option<i64>,
 }
 
 impl Log {
@@ -171,25 +172,11 @@ impl Log {
                 return Ok((latest, i));
             }
             let section = self.cache.get(extent).await?;
-            for (header, range) in batch::iter_batches(&section) {
-                if header.is_control() {
-                    continue;
-                }
-                let batch = section.slice(range);
-                // A batch that cannot be read adds no keys: older records
-                // of its keys stay, and so does it (see `filter`).
-                let limit = self.settings.max_inflated_batch_bytes;
-                let Ok(records) = records::records_of(&batch, &header, limit) else {
-                    continue;
-                };
-                for record in records::walk(&records.bytes) {
-                    let Ok(record) = record else { break };
-                    if let Some(key) = record.key {
-                        let offset = header.base_offset + i64::from(record.offset_delta);
-                        latest.insert(Bytes::copy_from_slice(&records.bytes[key]), offset);
-                    }
-                }
-            }
+            read_keys(
+                &section,
+                self.settings.max_inflated_batch_bytes,
+                &mut latest,
+            );
         }
         Ok((latest, dirty.len()))
     }
@@ -201,6 +188,35 @@ impl Log {
             sections.push((extent.compacted, self.cache.get(extent).await?));
         }
         cleaner.filter(&sections, chunk)
+    }
+}
+
+/// Records in `latest` the offset of every key in `section` (stored
+/// batches, oldest first), inflating batches within `limit`. A batch that
+/// cannot be read adds no keys: older records of its keys stay, and so
+/// does it (see [`Cleaner::filter`]).
+pub fn read_keys(section: &Bytes, limit: usize, latest: &mut LatestOffsets) {
+    for (header, range) in batch::iter_batches(section) {
+        if header.is_control() {
+            continue;
+        }
+        let batch = section.slice(range);
+        let Ok(records) = records::records_of(&batch, &header, limit) else {
+            continue;
+        };
+        for record in records::walk(&records.bytes) {
+            let Ok(record) = record else { break };
+            if let Some(key) = record.key {
+                let offset = header.base_offset + i64::from(record.offset_delta);
+                let key = &records.bytes[key];
+                match latest.get_mut(key) {
+                    Some(latest) => *latest = offset,
+                    None => {
+                        latest.insert(Bytes::copy_from_slice(key), offset);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -218,19 +234,19 @@ fn readable(batch: &Bytes, header: &BatchHeader, limit: usize) -> Option<records
 }
 
 /// What decides which records a pass keeps.
-struct Cleaner<'a> {
-    latest: &'a LatestOffsets,
-    compaction: &'a Compaction,
-    now_ms: i64,
+pub struct Cleaner<'a> {
+    pub latest: &'a LatestOffsets,
+    pub compaction: &'a Compaction,
+    pub now_ms: i64,
     /// `limits.max_inflated_batch_bytes`.
-    limit: usize,
+    pub limit: usize,
 }
 
 impl Cleaner<'_> {
     /// The batches of `sections` (each with whether its extent was
     /// compacted before; together they hold `chunk`) without the records
     /// that go.
-    fn filter(&self, sections: &[(bool, Bytes)], chunk: &[Extent]) -> Result<Filtered> {
+    pub fn filter(&self, sections: &[(bool, Bytes)], chunk: &[Extent]) -> Result<Filtered> {
         let mut filtered = Filtered {
             batches: Vec::new(),
             changed: false,
