@@ -207,14 +207,14 @@ fn compaction(c: &mut Criterion) {
             b.iter(|| {
                 let mut latest = LatestOffsets::new();
                 read_keys(&section, 64 << 20, &mut latest);
+                let kept = latest.len() as i64;
                 let cleaner = Cleaner {
-                    latest: &latest,
-                    compaction: &settings,
+                    latest,
+                    compaction: settings,
                     now_ms: 1_700_000_000_000,
                     limit: 64 << 20,
                 };
                 let filtered = cleaner.filter(&sections, &chunk).expect("filter");
-                let kept = latest.len() as i64;
                 assert_eq!(filtered.records_removed as i64, records - kept);
             })
         });

@@ -62,11 +62,18 @@ impl Cluster {
 
     /// Starts broker `id` and waits until it serves.
     fn add(&mut self, id: i32) -> &Broker {
+        self.add_with(id, &[])
+    }
+
+    /// Starts broker `id` with settings of its own too, and waits until
+    /// it serves.
+    fn add_with(&mut self, id: i32, own: &[(&'static str, &'static str)]) -> &Broker {
         let id_text = id.to_string();
         let mut args = vec!["--broker-id", &id_text, "--meta", &self.meta];
         args.extend(&self.args);
         let mut env = vec![("SILT_STORAGE__META_LEASE_SECONDS", self.lease_seconds)];
         env.extend(&self.env);
+        env.extend(own);
         let broker = start(&endpoint(), &self.url, &args, &env);
         self.brokers.insert(id, broker);
         &self.brokers[&id]
@@ -314,6 +321,127 @@ fn a_paused_leader_is_fenced_and_stops() {
     let reads = read_all_rdkafka(
         cluster.addr(2),
         "paused",
+        2,
+        acked.len(),
+        Duration::from_secs(60),
+    );
+    assert_exactly_once(&acked, &reads);
+}
+
+/// The extent keys a partition has in the metadata store (`meta`, an
+/// `etcd://HOST:PORT/ROOT` URL), read with etcdctl.
+fn stored_extents(meta: &str, partition: i32) -> std::collections::BTreeSet<String> {
+    let (endpoint, root) = meta
+        .trim_start_matches("etcd://")
+        .split_once('/')
+        .expect("an etcd URL with a root");
+    let out = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", endpoint, "get", "--prefix", "--keys-only"])
+        .arg(format!("{root}/partitions/"))
+        .output()
+        .expect("etcdctl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|key| key.contains(&format!("/{partition}/extents/")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether process `pid` is stopped (SIGSTOP).
+fn is_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('T'))
+    })
+}
+
+/// A leader paused (SIGSTOP) after writing a merged object and before
+/// committing it loses its partition to the other broker; resumed, its
+/// late commit is fenced (the partition keeps every extent it had), it
+/// stops, and every acknowledged message is read exactly once.
+#[test]
+fn a_paused_leaders_late_merge_is_fenced() {
+    let quick = [("SILT_FLUSH__INTERVAL_MS", "100")];
+    let mut cluster = Cluster::start_with(etcd_root(), LEASE_SECONDS, &[], &quick, &[]);
+    // Broker 1 merges every 200 ms and stops itself once it wrote a
+    // merged object; broker 2 never merges, so only a late commit could
+    // change the stored extents.
+    cluster.add_with(
+        1,
+        &[
+            ("SILT_STORAGE__LIFECYCLE_INTERVAL_MS", "200"),
+            ("FAILPOINTS", "merge.after_put=stop"),
+        ],
+    );
+    cluster.add_with(2, &[("SILT_STORAGE__LIFECYCLE_INTERVAL_MS", "86400000")]);
+    let before = cluster.create_led_topic("late", 2);
+    let (partition, (_, epoch)) = before
+        .iter()
+        .find(|(_, (leader, _))| *leader == 1)
+        .map(|(p, l)| (*p, *l))
+        .expect("broker 1 leads a partition");
+    let deliveries = Deliveries::default();
+    let producer = producer_with(
+        &cluster.bootstrap(),
+        &deliveries,
+        // Requests stuck at the paused broker are sent again to the new
+        // leader seconds on, not a minute.
+        &[
+            ("message.timeout.ms", "120000"),
+            ("request.timeout.ms", "5000"),
+            ("socket.timeout.ms", "5000"),
+        ],
+    );
+    let pid = cluster.brokers[&1].pid();
+    // Rounds of 100 messages, each acknowledged (so uploaded) before the
+    // next, until eight uploads make a merge that stops broker 1.
+    for round in 0u64.. {
+        assert!(round < 40, "broker 1 never merged");
+        for i in round * 100..(round + 1) * 100 {
+            let key = format!("key-{i}");
+            let record = rdkafka::producer::BaseRecord::to("late")
+                .key(&key)
+                .payload("value")
+                .partition(partition);
+            producer.send(record).map_err(|(e, _)| e).expect("send");
+        }
+        let _ = producer.flush(Duration::from_secs(5));
+        if is_stopped(pid) {
+            break;
+        }
+    }
+    let after = wait_for_leaders(cluster.addr(2), "late", 2, &[2], Duration::from_secs(30));
+    assert!(after[&partition].1 > epoch, "the epoch rose: {after:?}");
+    producer.flush(Duration::from_secs(120)).expect("flush");
+    let stored = stored_extents(&cluster.meta, partition);
+    assert!(stored.len() >= 8, "{stored:?}");
+
+    let status = std::process::Command::new("kill")
+        .args(["-CONT", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let first = cluster.brokers.get_mut(&1).unwrap();
+    wait_until("the resumed broker stops", Duration::from_secs(30), || {
+        !first.is_running()
+    });
+    let now = stored_extents(&cluster.meta, partition);
+    assert!(
+        stored.is_subset(&now),
+        "a late commit replaced extents: {stored:?} -> {now:?}"
+    );
+    let acked = deliveries.acked.lock().unwrap().clone();
+    assert!(deliveries.failed.lock().unwrap().is_empty());
+    let reads = read_all_rdkafka(
+        cluster.addr(2),
+        "late",
         2,
         acked.len(),
         Duration::from_secs(60),

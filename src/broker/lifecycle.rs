@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{Broker, configs};
+use crate::log::merge::MERGE_HORIZON_MS;
 
 impl Broker {
     /// Applies retention and merges every `storage.lifecycle_interval_ms`
@@ -74,17 +75,29 @@ impl Broker {
     }
 
     /// One merge pass over the partitions this broker leads; a partition
-    /// that fails is logged and tried again next time.
+    /// that fails is logged and tried again next time. Reports the extents
+    /// they have after it (`silt_partition_extents`).
     async fn merge_extents(&self) {
+        let now_ms = self.clock.now_ms();
         let dynamic = self.dynamic_configs();
+        let mut extents = 0;
         for topic in self.topics() {
             let section_bytes =
                 configs::merged_section_bytes(&self.config, &dynamic, &topic.configs);
+            let retention = configs::retention(&self.config, &dynamic, &topic.configs);
+            let expiring_before_ms = match retention.and_then(|r| r.ms) {
+                Some(ms) => now_ms.saturating_sub(ms).saturating_add(MERGE_HORIZON_MS),
+                None => i64::MIN,
+            };
             for partition in &topic.partitions {
                 if partition.leadership().is_none() {
                     continue;
                 }
-                if let Err(e) = self.log.merge(partition, section_bytes).await {
+                let merged = self
+                    .log
+                    .merge(partition, section_bytes, expiring_before_ms)
+                    .await;
+                if let Err(e) = merged {
                     tracing::warn!(
                         topic = %topic.name,
                         partition = partition.index,
@@ -92,8 +105,10 @@ impl Broker {
                         "merging failed; trying again at the next pass"
                     );
                 }
+                extents += partition.extent_count();
             }
         }
+        metrics::gauge!("silt_partition_extents").set(extents as f64);
     }
 
     /// One retention pass over the partitions this broker leads; a

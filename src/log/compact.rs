@@ -22,6 +22,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
@@ -116,15 +117,15 @@ impl Log {
         };
         let (latest, read_end) = self.latest_offsets(&extents[dirty.clone()]).await?;
         let end = dirty.start + read_end;
-        let cleaner = Cleaner {
-            latest: &latest,
-            compaction,
+        let cleaner = Arc::new(Cleaner {
+            latest,
+            compaction: *compaction,
             now_ms,
             limit: self.settings.max_inflated_batch_bytes,
-        };
+        });
         let mut done = Compacted::default();
         for chunk in chunks(&extents[..end], section_bytes) {
-            let filtered = self.filter(chunk, &cleaner).await?;
+            let filtered = self.filter(chunk, cleaner.clone()).await?;
             done.bytes_read += chunk.iter().map(|e| e.length).sum::<u64>();
             done.records_removed += filtered.records_removed;
             if filtered.changed {
@@ -139,7 +140,7 @@ impl Log {
                     compacted: true,
                     tombstones_due_ms: filtered.tombstones_due_ms,
                 };
-                self.rewrite(partition, epoch, &[rewrite], section_bytes, "compact")
+                self.rewrite(partition, epoch, vec![rewrite], section_bytes, "compact")
                     .await?;
             } else if chunk
                 .iter()
@@ -154,7 +155,7 @@ impl Log {
                         ..e.clone()
                     })
                     .collect();
-                self.replace_run(partition, epoch, chunk, marked, None, "compact")
+                self.replace_run(partition, epoch, chunk, marked, "compact")
                     .await?;
             }
         }
@@ -181,13 +182,17 @@ impl Log {
         Ok((latest, dirty.len()))
     }
 
-    /// The batches of `chunk` without the records compaction removes.
-    async fn filter(&self, chunk: &[Extent], cleaner: &Cleaner<'_>) -> Result<Filtered> {
+    /// The batches of `chunk` without the records compaction removes
+    /// (filtered on a blocking thread: it inflates and compresses).
+    async fn filter(&self, chunk: &[Extent], cleaner: Arc<Cleaner>) -> Result<Filtered> {
         let mut sections = Vec::with_capacity(chunk.len());
         for extent in chunk {
             sections.push((extent.compacted, self.cache.get(extent).await?));
         }
-        cleaner.filter(&sections, chunk)
+        let chunk = chunk.to_vec();
+        tokio::task::spawn_blocking(move || cleaner.filter(&sections, &chunk))
+            .await
+            .map_err(super::blocking_failed)?
     }
 }
 
@@ -234,15 +239,15 @@ fn readable(batch: &Bytes, header: &BatchHeader, limit: usize) -> Option<records
 }
 
 /// What decides which records a pass keeps.
-pub struct Cleaner<'a> {
-    pub latest: &'a LatestOffsets,
-    pub compaction: &'a Compaction,
+pub struct Cleaner {
+    pub latest: LatestOffsets,
+    pub compaction: Compaction,
     pub now_ms: i64,
     /// `limits.max_inflated_batch_bytes`.
     pub limit: usize,
 }
 
-impl Cleaner<'_> {
+impl Cleaner {
     /// The batches of `sections` (each with whether its extent was
     /// compacted before; together they hold `chunk`) without the records
     /// that go.
@@ -554,8 +559,8 @@ mod tests {
                 (Bytes::from_static(b"c"), 4),
             ]);
             let cleaner = Cleaner {
-                latest: &latest,
-                compaction: &SETTINGS,
+                latest,
+                compaction: SETTINGS,
                 now_ms: 10_000,
                 limit: 1 << 20,
             };
@@ -595,10 +600,9 @@ mod tests {
         let mut chunk = vec![extent(1, 100, true)];
         chunk[0].base_offset = 5;
         chunk[0].last_offset = 9;
-        let latest = LatestOffsets::new();
         let cleaner = |now_ms| Cleaner {
-            latest: &latest,
-            compaction: &SETTINGS,
+            latest: LatestOffsets::new(),
+            compaction: SETTINGS,
             now_ms,
             limit: 1 << 20,
         };

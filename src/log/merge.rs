@@ -25,16 +25,22 @@ const MIN_RUN_EXTENTS: usize = 8;
 /// worth, and so does one pass over a partition (bounding its memory).
 const MAX_RUN_SECTIONS: u64 = 4;
 
+/// Data that retention deletes within this long is not merged: rewriting
+/// it would cost the disk and the bucket for nothing.
+pub const MERGE_HORIZON_MS: i64 = 10 * 60 * 1000;
+
 /// The runs of `extents` (a partition's, oldest first) to merge into
-/// sections of `section_bytes`: consecutive extents under half that size,
+/// sections of `section_bytes`: consecutive extents under half that size
+/// whose newest record is not older than `expiring_before_ms` (retention
+/// deletes those soon, see [`MERGE_HORIZON_MS`]),
 /// each run of at least [`MIN_RUN_EXTENTS`] extents or `section_bytes`
 /// bytes (a shorter one waits for more data), at most
 /// [`MAX_REPLACED_EXTENTS`] extents and [`MAX_RUN_SECTIONS`] sections.
 /// No extent may hold more than half a run's bytes: an earlier merge's
 /// result waits until as much new data follows it, so each byte is
 /// rewritten about log2(section / upload size) times, not once per pass.
-pub fn plan(extents: &[Extent], section_bytes: u64) -> Vec<Range<usize>> {
-    let small = |e: &Extent| e.length < section_bytes / 2;
+pub fn plan(extents: &[Extent], section_bytes: u64, expiring_before_ms: i64) -> Vec<Range<usize>> {
+    let small = |e: &Extent| e.length < section_bytes / 2 && e.max_timestamp >= expiring_before_ms;
     let mut runs = Vec::new();
     let mut start = 0;
     while start < extents.len() {
@@ -70,14 +76,20 @@ impl Log {
     /// Merges `partition`'s runs of small extents (see [`plan`]) into one
     /// object of its own with sections of `section_bytes` (at most
     /// [`MAX_RUN_SECTIONS`] sections' worth per pass: one PUT); returns
-    /// how many extents were replaced.
-    pub async fn merge(&self, partition: &Partition, section_bytes: u64) -> Result<usize> {
+    /// how many extents were replaced; extents whose newest record is
+    /// older than `expiring_before_ms` are left to retention.
+    pub async fn merge(
+        &self,
+        partition: &Partition,
+        section_bytes: u64,
+        expiring_before_ms: i64,
+    ) -> Result<usize> {
         self.check_registration()?;
         let epoch = partition.leadership().ok_or(Error::NotLeaderOrFollower)?;
         let (extents, _) = partition.retained();
         let mut runs: Vec<&[Extent]> = Vec::new();
         let mut bytes = 0;
-        for run in plan(&extents, section_bytes) {
+        for run in plan(&extents, section_bytes, expiring_before_ms) {
             let run = &extents[run];
             let run_bytes: u64 = run.iter().map(|e| e.length).sum();
             if !runs.is_empty() && bytes + run_bytes > MAX_RUN_SECTIONS * section_bytes {
@@ -102,7 +114,7 @@ impl Log {
             });
         }
         let merged = self
-            .rewrite(partition, epoch, &rewrites, section_bytes, "merge")
+            .rewrite(partition, epoch, rewrites, section_bytes, "merge")
             .await?;
         metrics::counter!("silt_merged_extents_total").increment(merged as u64);
         tracing::debug!(topic = %partition.topic, partition = partition.index, extents = merged, bytes, "merged");
@@ -154,18 +166,21 @@ mod tests {
     fn runs_of_small_extents_are_merged_once_long_enough() {
         // Sections of 100 bytes: under 50 is small.
         let few = extents(&[10; 7]);
-        assert!(plan(&few, 100).is_empty(), "seven small ones wait");
+        assert!(
+            plan(&few, 100, i64::MIN).is_empty(),
+            "seven small ones wait"
+        );
         let eight = extents(&[10; 8]);
-        assert_eq!(plan(&eight, 100), vec![0..8]);
+        assert_eq!(plan(&eight, 100, i64::MIN), vec![0..8]);
         // A large extent splits runs; a run of a section's worth of bytes
         // is merged however few its extents.
         let mixed = extents(&[60, 40, 40, 40, 90, 10, 10]);
-        assert_eq!(plan(&mixed, 100), vec![1..4]);
+        assert_eq!(plan(&mixed, 100, i64::MIN), vec![1..4]);
         // Runs are bounded in bytes (four sections) and extents.
         let long = extents(&[45; 20]);
-        assert_eq!(plan(&long, 100), vec![0..8, 8..16, 16..20]);
+        assert_eq!(plan(&long, 100, i64::MIN), vec![0..8, 8..16, 16..20]);
         let many = extents(&[1; 130]);
-        assert_eq!(plan(&many, 1000), vec![0..60, 60..120, 120..130]);
+        assert_eq!(plan(&many, 1000, i64::MIN), vec![0..60, 60..120, 120..130]);
     }
 
     #[test]
@@ -174,11 +189,22 @@ mod tests {
         // mostly rewrite the merged one, and the seven alone are too few.
         let mut lengths = vec![40];
         lengths.extend([5; 7]);
-        assert!(plan(&extents(&lengths), 100).is_empty());
+        assert!(plan(&extents(&lengths), 100, i64::MIN).is_empty());
         // With as much new data after it, it is merged with them...
         lengths.push(5);
-        assert_eq!(plan(&extents(&lengths), 100), vec![0..9]);
+        assert_eq!(plan(&extents(&lengths), 100, i64::MIN), vec![0..9]);
         // ...and two merged extents of about the same size together.
-        assert_eq!(plan(&extents(&[40, 40, 30]), 100), vec![0..3]);
+        assert_eq!(plan(&extents(&[40, 40, 30]), 100, i64::MIN), vec![0..3]);
+    }
+
+    #[test]
+    fn data_about_to_expire_is_not_merged() {
+        // Extent i's newest record is at time i: those before 4 expire soon.
+        let mut soon = extents(&[10; 12]);
+        for (i, e) in soon.iter_mut().enumerate() {
+            e.max_timestamp = i as i64;
+        }
+        assert_eq!(plan(&soon, 100, 4), vec![4..12]);
+        assert!(plan(&soon, 100, 5).is_empty(), "seven left wait");
     }
 }

@@ -634,6 +634,15 @@ impl Log {
     }
 }
 
+/// The error of a blocking task that did not finish: its panic goes on
+/// (a bug), a task cancelled means the runtime is shutting down.
+fn blocking_failed(e: tokio::task::JoinError) -> Error {
+    match e.try_into_panic() {
+        Ok(panic) => std::panic::resume_unwind(panic),
+        Err(_) => Error::ShuttingDown,
+    }
+}
+
 /// Whole batches of `section` from the one holding `offset`, within `limit`.
 fn batches_from(section: &Bytes, offset: i64, limit: ReadLimit) -> (Bytes, bool) {
     let mut batches = batch::iter_batches(section).skip_while(|(h, _)| h.last_offset() < offset);

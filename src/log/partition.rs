@@ -563,6 +563,11 @@ impl Partition {
         state.log_start = log_start;
     }
 
+    /// How many committed extents the partition has.
+    pub fn extent_count(&self) -> usize {
+        self.lock().extents.len()
+    }
+
     /// What retention weighs: the committed extents (oldest first) and the
     /// bytes in the tail.
     pub fn retained(&self) -> (Vec<Extent>, u64) {

@@ -8,7 +8,6 @@
 //! collection deletes both. Offsets never change: a run's new extents
 //! cover exactly its offsets.
 
-use bytes::Bytes;
 use uuid::Uuid;
 
 use super::Log;
@@ -32,30 +31,37 @@ impl Log {
     /// Writes `runs` into one new object with sections of `section_bytes`
     /// and replaces each run with its new sections, the leader at `epoch`;
     /// `name` names the fail points `<name>.after_put` and
-    /// `<name>.after_commit`. Returns how many extents were replaced.
+    /// `<name>.after_commit`. Returns how many extents were replaced. The
+    /// object is laid out on a blocking thread (it may be tens of MiB).
     pub(super) async fn rewrite(
         &self,
         partition: &Partition,
         epoch: i32,
-        runs: &[Rewrite<'_>],
+        mut runs: Vec<Rewrite<'_>>,
         section_bytes: u64,
         name: &str,
     ) -> Result<usize> {
-        let size = runs
-            .iter()
-            .flat_map(|run| &run.batches)
-            .map(|b| b.data.len())
-            .sum();
-        let mut builder = ObjectBuilder::with_sections(size, section_bytes as usize);
-        let mut run_sections = Vec::with_capacity(runs.len());
-        for run in runs {
-            let before = builder.section_count();
-            builder.add_partition(partition.topic, partition.index, &run.batches);
-            run_sections.push(before..builder.section_count());
-        }
-        let (object, sections) = builder.finish();
+        let batches: Vec<Vec<SealedBatch>> = runs
+            .iter_mut()
+            .map(|run| std::mem::take(&mut run.batches))
+            .collect();
+        let (topic, index) = (partition.topic, partition.index);
+        let (object, sections, run_sections) = tokio::task::spawn_blocking(move || {
+            let size = batches.iter().flatten().map(|b| b.data.len()).sum();
+            let mut builder = ObjectBuilder::with_sections(size, section_bytes as usize);
+            let mut run_sections = Vec::with_capacity(batches.len());
+            for run in &batches {
+                let before = builder.section_count();
+                builder.add_partition(topic, index, run);
+                run_sections.push(before..builder.section_count());
+            }
+            let (object, sections) = builder.finish();
+            (object, sections, run_sections)
+        })
+        .await
+        .map_err(super::blocking_failed)?;
         let id = Uuid::now_v7();
-        self.bucket.put_data_object(id, object.clone()).await?;
+        self.bucket.put_data_object(id, object).await?;
         crate::failpoint::hit(&format!("{name}.after_put"));
         let mut replaced = 0;
         for (run, range) in runs.iter().zip(run_sections) {
@@ -68,7 +74,7 @@ impl Log {
                 })
                 .collect();
             if self
-                .replace_run(partition, epoch, run.old, new, Some(&object), name)
+                .replace_run(partition, epoch, run.old, new, name)
                 .await?
             {
                 replaced += run.old.len();
@@ -77,17 +83,18 @@ impl Log {
         Ok(replaced)
     }
 
-    /// Replaces the run `old` with `new`, whose bytes are in `object` if
-    /// new ones were written (else `new` refers to the old bytes); whether
-    /// it was replaced (not if the run changed meanwhile: new sections are
-    /// left to garbage collection).
+    /// Replaces the run `old` with `new`; whether it was replaced (not if
+    /// the run changed meanwhile: new sections are left to garbage
+    /// collection). New sections are not cached: they hold old data, read
+    /// by catch-up readers only, and filling the cache with them would
+    /// evict what readers at the head need (and write it to the disk the
+    /// WAL syncs on).
     pub(super) async fn replace_run(
         &self,
         partition: &Partition,
         epoch: i32,
         old: &[Extent],
         new: Vec<Extent>,
-        object: Option<&Bytes>,
         name: &str,
     ) -> Result<bool> {
         let (topic, index) = (partition.topic, partition.index);
@@ -99,15 +106,6 @@ impl Log {
         match outcome {
             CommitOutcome::Committed => {
                 crate::failpoint::hit(&format!("{name}.after_commit"));
-                if let Some(object) = object {
-                    for extent in &new {
-                        let range =
-                            extent.position as usize..(extent.position + extent.length) as usize;
-                        // A copy, so the cache does not pin the whole object.
-                        self.cache
-                            .insert(extent, Bytes::copy_from_slice(&object[range]));
-                    }
-                }
                 if !partition.replace_extents(epoch, old, new) {
                     // DeleteRecords or retention moved on in memory meanwhile.
                     self.adopt_stored(partition, epoch).await;

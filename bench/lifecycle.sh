@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The storage lifecycle's cost and benefit, each measured against the
+# same broker with the lifecycle paused, in the same run (loadgen, 1 KiB
+# incompressible messages, acks=all, idempotent producers):
+#   7. local durability, 50 MB/s open loop for 30 s to 8 partitions:
+#      produce p50 / p99 and achieved MB/s, with the lifecycle task running
+#      every second and with it paused; with retention.ms=10000 (retention
+#      and garbage collection at work, merging skips data that expires
+#      within 10 minutes) and with 7 days (merging rewrites the 6 MB
+#      extents each partition gets per upload into 12 MiB units);
+#   8. object durability on LocalStack (started here unless
+#      S3_BENCH_ENDPOINT names a server): MESSAGES produced to 8 partitions
+#      with merging paused, then a cold catch-up (a broker on an empty data
+#      dir) of the unmerged objects; merging until the partitions' extents
+#      stop shrinking, and the same cold catch-up of the merged objects:
+#      MB/s and GETs per GiB of both, and extents per GiB.
+# Compaction's own rate is a criterion bench (cargo bench --bench hot_paths).
+#
+# usage: bench/lifecycle.sh [MESSAGES]   (default 1000000: 1 GiB)
+messages="${1:-1000000}"
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+# lifecycle every|paused: the lifecycle settings of brokers started next.
+lifecycle() {
+  if [[ $1 == every ]]; then
+    export SILT_STORAGE__LIFECYCLE_INTERVAL_MS=1000 SILT_STORAGE__GC_INTERVAL_MS=1000 SILT_STORAGE__GC_GRACE_MS=60000
+  else
+    export SILT_STORAGE__LIFECYCLE_INTERVAL_MS=86400000
+    unset SILT_STORAGE__GC_INTERVAL_MS SILT_STORAGE__GC_GRACE_MS
+  fi
+}
+metric() { curl -s "http://$admin/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+
+# 7. The lifecycle's cost on the produce path. The first broker of a run
+# on this machine pays for its first writes (p99 ten times the next ones):
+# a warm-up run first, not reported.
+lat_run() {
+  start_broker --data-dir "$(mktemp -d "$work/local.XXXX")" --durability local
+  "$silt" topic create lat --partitions 8 --config "retention.ms=$1" --bootstrap-server "$addr" >&2
+  lat=$(run end-to-end --topic lat --messages $((50 * 1000 * 1000 / 1024 * $2)) --rate-mb 50 --linger-ms 1)
+  stop_broker
+}
+lifecycle paused
+lat_run 10000 5
+for retention in 10000 604800000; do
+  for mode in paused every; do
+    lifecycle "$mode"
+    lat_run "$retention" 30
+    label="lifecycle paused"
+    [[ $mode == every ]] && label="lifecycle every second"
+    row "7. local, 50 MB/s, retention.ms=$retention, $label: produce p50 / p99; achieved" "$(field "$lat" p50_ms) / $(field "$lat" p99_ms) ms; $(field "$lat" mb_per_s) MB/s"
+  done
+done
+
+# 8. Cold catch-up from unmerged and merged objects.
+start_s3
+prefix=$(basename "$work")
+object_broker() {
+  AWS_UNSIGNED_PAYLOAD=true start_broker --data-dir "$work/object" --meta "file://$work/meta" --durability object \
+    --object-store "s3://silt-bench/$prefix" --create-bucket
+}
+lifecycle paused
+object_broker
+topic bench 8
+produce=$(run produce --topic bench --messages "$messages" --idempotence false --client max.in.flight=1000)
+row "8. object: produced, merging paused" "$(field "$produce" mb_per_s) MB/s ($(field "$produce" broker_puts_per_gib) PUTs/GiB)"
+stop_broker
+cold_read() {
+  rm -rf "$work/object"
+  object_broker
+  cold=$(run consume --topic bench --messages "$messages")
+  row "8. cold catch-up, $1" "$(field "$cold" mb_per_s) MB/s ($(field "$cold" broker_gets_per_gib) GETs/GiB)"
+  stop_broker
+}
+cold_read "unmerged objects"
+lifecycle every
+object_broker
+# Merging until a pass leaves the extents as they were, three times running.
+last="" same=0
+for _ in $(seq 600); do
+  sleep 1 # a lifecycle pass
+  extents=$(metric silt_partition_extents)
+  if [[ -n "$extents" && "$extents" == "$last" ]]; then same=$((same + 1)); else same=0; fi
+  last=$extents
+  [[ $same -ge 3 ]] && break
+done
+gib=$(awk -v b="$(field "$produce" bytes)" 'BEGIN { print b / 1073741824 }')
+row "8. extents after merging" "$last ($(awk -v e="$last" -v g="$gib" 'BEGIN { printf "%.0f", e / g }') per GiB; $(metric silt_merged_extents_total) extents merged)"
+stop_broker
+lifecycle paused
+cold_read "merged objects"
+
+print_table
