@@ -24,7 +24,8 @@ use uuid::Uuid;
 pub use registration::{BrokerInfo, HoldCheck, Registration};
 
 use crate::error::{Error, Result};
-use crate::meta::etcd::{BROKERS, CONTROLLER, LEADERS, Member, PINS, TOPICS};
+use crate::meta::etcd::keys::{partition_key, partition_of};
+use crate::meta::etcd::{Keys, Member};
 use crate::meta::{PartitionLeader, TopicMeta};
 use mirror::Mirror;
 
@@ -32,7 +33,7 @@ use mirror::Mirror;
 pub struct Cluster {
     me: i32,
     client: Client,
-    root: String,
+    keys: Keys,
     lease: i64,
     registration: std::sync::Mutex<Option<Registration>>,
     check: HoldCheck,
@@ -50,14 +51,14 @@ impl Cluster {
     /// is still registered) and starts mirroring it.
     pub async fn join(url: &str, me: &BrokerInfo, ttl: Duration) -> Result<Cluster> {
         let registration = Registration::register(url, me, ttl).await?;
-        let (client, root) = registration.client();
-        let root = root.to_string();
+        let (client, keys) = registration.client();
+        let keys = keys.clone();
         let stop = CancellationToken::new();
-        let brokers = Mirror::start(&client, format!("{root}/{BROKERS}"), &stop);
-        let controller = Mirror::start(&client, format!("{root}/{CONTROLLER}"), &stop);
-        let leaders = Mirror::start(&client, format!("{root}/{LEADERS}"), &stop);
-        let topics = Mirror::start(&client, format!("{root}/{TOPICS}"), &stop);
-        let pins = Mirror::start(&client, format!("{root}/{PINS}"), &stop);
+        let brokers = Mirror::start(&client, keys.brokers(), &stop);
+        let controller = Mirror::start(&client, keys.controller(), &stop);
+        let leaders = Mirror::start(&client, keys.leaders(), &stop);
+        let topics = Mirror::start(&client, keys.topics(), &stop);
+        let pins = Mirror::start(&client, keys.pins(), &stop);
         brokers.wait_ready().await;
         controller.wait_ready().await;
         leaders.wait_ready().await;
@@ -66,7 +67,7 @@ impl Cluster {
         Ok(Cluster {
             me: me.id,
             client,
-            root,
+            keys,
             lease: registration.lease(),
             check: registration.check(),
             lost: registration.lost(),
@@ -96,7 +97,7 @@ impl Cluster {
     /// Tries to become the controller (under this broker's lease); whether
     /// this broker is the controller now.
     pub async fn campaign(&self) -> Result<bool> {
-        let key = format!("{}/{CONTROLLER}", self.root);
+        let key = self.keys.controller();
         let txn = Txn::new()
             .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(
@@ -136,7 +137,7 @@ impl Cluster {
     /// partitions and groups from now on; or, leaving, not ready: the
     /// controller gives it nothing more (see `MetaStore::assign_leader`).
     pub async fn announce(&self, me: &BrokerInfo, ready: bool) -> Result<()> {
-        let key = format!("{}/{BROKERS}{}", self.root, me.id);
+        let key = self.keys.broker(me.id);
         let ready = BrokerInfo {
             ready,
             ..me.clone()
@@ -185,7 +186,7 @@ impl Cluster {
     /// The partition's leader, if it has one.
     pub fn leader(&self, topic: Uuid, partition: i32) -> Option<PartitionLeader> {
         self.leaders
-            .with(|leaders| leaders.get(&leader_key(topic, partition)).copied())
+            .with(|leaders| leaders.get(&partition_key(topic, partition)).copied())
     }
 
     /// The live broker coordinating `group`: the group id's hash over the
@@ -220,7 +221,7 @@ impl Cluster {
             leaders
                 .iter()
                 .filter(|(_, leader)| leader.broker == self.me)
-                .map(|(key, leader)| (format!("{}/{LEADERS}{key}", self.root), *leader))
+                .map(|(key, leader)| (format!("{}{key}", self.keys.leaders()), *leader))
                 .collect()
         });
         for (key, leader) in mine {
@@ -259,20 +260,12 @@ pub fn coordinator_index(group: &str, brokers: usize) -> usize {
     crc32c::crc32c(group.as_bytes()) as usize % brokers.max(1)
 }
 
-/// The key (under `leaders/`) of a partition's leader.
-fn leader_key(topic: Uuid, partition: i32) -> String {
-    format!("{topic}/{partition}")
-}
-
 /// A mirror of `TOPIC_ID/PARTITION` keys, by partition.
 fn by_partition<T: Copy>(mirror: &Mirror<T>) -> HashMap<(Uuid, i32), T> {
     mirror.with(|entries| {
         entries
             .iter()
-            .filter_map(|(key, value)| {
-                let (topic, partition) = key.split_once('/')?;
-                Some(((topic.parse().ok()?, partition.parse().ok()?), *value))
-            })
+            .filter_map(|(key, value)| Some((partition_of(key)?, *value)))
             .collect()
     })
 }
@@ -288,13 +281,14 @@ pub async fn move_leader(
     deadline: Duration,
 ) -> Result<(i32, Duration)> {
     let (client, root) = crate::meta::etcd::connect(url).await?;
+    let keys = Keys::new(&root);
     let kv = client.kv_client();
     let etcd = |e: etcd_client::Error| Error::Meta(format!("etcd: {e}"));
     let get = |key: String| {
         let mut kv = kv.clone();
         async move { kv.get(key, None).await.map_err(etcd) }
     };
-    let stored = get(format!("{root}/{TOPICS}{topic}")).await?;
+    let stored = get(keys.topic(topic)).await?;
     let meta: TopicMeta = match stored.kvs().first() {
         Some(kv) => serde_json::from_slice(kv.value())
             .map_err(|e| Error::Meta(format!("topic '{topic}' does not decode: {e}")))?,
@@ -306,17 +300,16 @@ pub async fn move_leader(
             meta.partitions - 1
         )));
     }
-    if get(format!("{root}/{BROKERS}{to}")).await?.kvs().is_empty() {
+    if get(keys.broker(to)).await?.kvs().is_empty() {
         return Err(Error::InvalidRequest(format!("broker {to} is not live")));
     }
     let started = tokio::time::Instant::now();
-    let key = leader_key(meta.id, partition);
     kv.clone()
-        .put(format!("{root}/{PINS}{key}"), to.to_string(), None)
+        .put(keys.pin(meta.id, partition), to.to_string(), None)
         .await
         .map_err(etcd)?;
     loop {
-        let leader = get(format!("{root}/{LEADERS}{key}")).await?;
+        let leader = get(keys.leader(meta.id, partition)).await?;
         let leader: Option<PartitionLeader> = leader
             .kvs()
             .first()

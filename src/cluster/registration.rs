@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::meta::etcd::{BROKERS, connect};
+use crate::meta::etcd::{Keys, connect};
 
 /// A live broker as registered: its id and advertised address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,7 +48,7 @@ pub struct Registration {
     lost: CancellationToken,
     keep_alive: tokio::task::JoinHandle<()>,
     client: Client,
-    root: String,
+    keys: Keys,
     lease: i64,
 }
 
@@ -58,10 +58,11 @@ impl Registration {
     /// whose lease has not ended yet), waits, trying every third of the TTL.
     pub async fn register(url: &str, broker: &BrokerInfo, ttl: Duration) -> Result<Registration> {
         let (client, root) = connect(url).await?;
+        let keys = Keys::new(&root);
         let mut announced = false;
         loop {
             if let Some(registration) =
-                Registration::try_register(client.clone(), &root, broker, ttl).await?
+                Registration::try_register(client.clone(), &keys, broker, ttl).await?
             {
                 return Ok(registration);
             }
@@ -82,7 +83,7 @@ impl Registration {
     /// One attempt: the registration, or `None` while the id is taken.
     async fn try_register(
         mut client: Client,
-        root: &str,
+        keys: &Keys,
         broker: &BrokerInfo,
         ttl: Duration,
     ) -> Result<Option<Registration>> {
@@ -94,7 +95,7 @@ impl Registration {
             .await
             .map_err(etcd)?
             .id();
-        let key = format!("{root}/{BROKERS}{}", broker.id);
+        let key = keys.broker(broker.id);
         let value = serde_json::to_vec(broker).expect("broker info encodes");
         let txn = Txn::new()
             .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
@@ -121,7 +122,7 @@ impl Registration {
             lost,
             keep_alive,
             client,
-            root: root.to_string(),
+            keys: keys.clone(),
             lease,
         }))
     }
@@ -143,9 +144,9 @@ impl Registration {
         self.lease
     }
 
-    /// The etcd client and root of the cluster.
-    pub fn client(&self) -> (Client, &str) {
-        (self.client.clone(), &self.root)
+    /// The etcd client and key layout of the cluster.
+    pub fn client(&self) -> (Client, &Keys) {
+        (self.client.clone(), &self.keys)
     }
 
     /// A check of the registration for work that must not outlive it.

@@ -1,0 +1,226 @@
+//! The etcd key layout of a cluster, in one place: every key under a
+//! cluster's root is built here, by the metadata store and by
+//! [`crate::cluster`] alike. Values are JSON.
+//!
+//! - `topics/NAME`: the topic; `alive/TOPIC_ID`: its partition count,
+//!   present while it exists;
+//! - `partitions/TOPIC_ID/PARTITION/state`: leader epoch, log start,
+//!   committed end and producer state; absent until the first commit;
+//! - `partitions/TOPIC_ID/PARTITION/extents/BASE_OFFSET`: one per extent
+//!   (the offset zero-padded, so keys sort by offset), so no value grows
+//!   with the log;
+//! - `leaders/TOPIC_ID/PARTITION`: the partition's leader and its epoch,
+//!   written by the controller with the epoch in the state;
+//! - `pins/TOPIC_ID/PARTITION`: the broker an operator moved the
+//!   partition to (`silt cluster move`), which the controller keeps it on;
+//! - `live/brokers/ID`: a registered broker, under its lease;
+//!   `live/controller`: the controller's id, under its lease;
+//! - `producer_ids`: the next free producer id; `broker_configs`;
+//! - `groups/GROUP_HEX` and `offsets/GROUP_HEX/TOPIC/PARTITION` (group ids
+//!   are arbitrary strings, so they are hex-encoded in keys);
+//!   `live/groups/GROUP_HEX`: the group's coordinator, under its lease.
+
+use uuid::Uuid;
+
+/// The keys under one cluster root (`etcd://HOST:PORT/ROOT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    root: String,
+}
+
+impl Keys {
+    /// The keys under `root`.
+    pub fn new(root: &str) -> Keys {
+        Keys {
+            root: root.to_string(),
+        }
+    }
+
+    fn key(&self, path: std::fmt::Arguments) -> String {
+        format!("{}/{path}", self.root)
+    }
+
+    /// Prefix of the registered brokers.
+    pub fn brokers(&self) -> String {
+        self.key(format_args!("live/brokers/"))
+    }
+
+    /// A registered broker.
+    pub fn broker(&self, id: i32) -> String {
+        self.key(format_args!("live/brokers/{id}"))
+    }
+
+    /// The controller's id.
+    pub fn controller(&self) -> String {
+        self.key(format_args!("live/controller"))
+    }
+
+    /// A group's coordinator.
+    pub fn group_coordinator(&self, group: &str) -> String {
+        self.key(format_args!("live/groups/{}", hex(group)))
+    }
+
+    /// Prefix of the partitions' leaders (keys `TOPIC_ID/PARTITION`
+    /// under it, see [`partition_of`]).
+    pub fn leaders(&self) -> String {
+        self.key(format_args!("leaders/"))
+    }
+
+    /// A partition's leader.
+    pub fn leader(&self, topic: Uuid, partition: i32) -> String {
+        self.key(format_args!("leaders/{}", partition_key(topic, partition)))
+    }
+
+    /// Prefix of a topic's leaders.
+    pub fn leaders_of(&self, topic: Uuid) -> String {
+        self.key(format_args!("leaders/{topic}/"))
+    }
+
+    /// Prefix of the pinned partitions (keys `TOPIC_ID/PARTITION`).
+    pub fn pins(&self) -> String {
+        self.key(format_args!("pins/"))
+    }
+
+    /// Where a partition is pinned.
+    pub fn pin(&self, topic: Uuid, partition: i32) -> String {
+        self.key(format_args!("pins/{}", partition_key(topic, partition)))
+    }
+
+    /// Prefix of a topic's pins.
+    pub fn pins_of(&self, topic: Uuid) -> String {
+        self.key(format_args!("pins/{topic}/"))
+    }
+
+    /// Prefix of the topics.
+    pub fn topics(&self) -> String {
+        self.key(format_args!("topics/"))
+    }
+
+    /// A topic, by name.
+    pub fn topic(&self, name: &str) -> String {
+        self.key(format_args!("topics/{name}"))
+    }
+
+    /// A topic's partition count, present while it exists.
+    pub fn alive(&self, topic: Uuid) -> String {
+        self.key(format_args!("alive/{topic}"))
+    }
+
+    /// Prefix of everything about a topic's partitions.
+    pub fn partitions_of(&self, topic: Uuid) -> String {
+        self.key(format_args!("partitions/{topic}/"))
+    }
+
+    /// A partition's state.
+    pub fn partition_state(&self, topic: Uuid, partition: i32) -> String {
+        self.key(format_args!("partitions/{topic}/{partition}/state"))
+    }
+
+    /// Prefix of a partition's extents.
+    pub fn extents(&self, topic: Uuid, partition: i32) -> String {
+        self.key(format_args!("partitions/{topic}/{partition}/extents/"))
+    }
+
+    /// The extent of a partition starting at `base_offset`.
+    pub fn extent(&self, topic: Uuid, partition: i32, base_offset: i64) -> String {
+        self.key(format_args!(
+            "partitions/{topic}/{partition}/extents/{base_offset:020}"
+        ))
+    }
+
+    /// The next free producer id.
+    pub fn producer_ids(&self) -> String {
+        self.key(format_args!("producer_ids"))
+    }
+
+    /// The dynamic broker configs.
+    pub fn broker_configs(&self) -> String {
+        self.key(format_args!("broker_configs"))
+    }
+
+    /// Prefix of the groups.
+    pub fn groups(&self) -> String {
+        self.key(format_args!("groups/"))
+    }
+
+    /// A group.
+    pub fn group(&self, group: &str) -> String {
+        self.key(format_args!("groups/{}", hex(group)))
+    }
+
+    /// Prefix of every group's committed offsets.
+    pub fn offsets(&self) -> String {
+        self.key(format_args!("offsets/"))
+    }
+
+    /// Prefix of a group's committed offsets.
+    pub fn offsets_of(&self, group: &str) -> String {
+        self.key(format_args!("offsets/{}/", hex(group)))
+    }
+
+    /// A group's committed offset of a partition.
+    pub fn offset(&self, group: &str, topic: &str, partition: i32) -> String {
+        self.key(format_args!("offsets/{}/{topic}/{partition}", hex(group)))
+    }
+
+    /// The group an offset key (under [`Keys::offsets`]) belongs to.
+    pub fn group_of_offset(&self, key: &str) -> Option<String> {
+        let rest = key.strip_prefix(&self.offsets())?;
+        unhex(rest.split('/').next()?)
+    }
+}
+
+/// A partition's key under [`Keys::leaders`] and [`Keys::pins`], the
+/// prefix taken off (`TOPIC_ID/PARTITION`).
+pub fn partition_key(topic: Uuid, partition: i32) -> String {
+    format!("{topic}/{partition}")
+}
+
+/// The partition a key under [`Keys::leaders`] or [`Keys::pins`] names,
+/// the prefix taken off (see [`partition_key`]).
+pub fn partition_of(key: &str) -> Option<(Uuid, i32)> {
+    let (topic, partition) = key.split_once('/')?;
+    Some((topic.parse().ok()?, partition.parse().ok()?))
+}
+
+fn hex(id: &str) -> String {
+    id.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_ids_survive_the_key_encoding() {
+        let keys = Keys::new("root");
+        for id in ["g", "a/b", "ünïcode group", ""] {
+            let key = keys.offset(id, "t", 3);
+            assert_eq!(keys.group_of_offset(&key).as_deref(), Some(id), "{key}");
+        }
+    }
+
+    #[test]
+    fn extents_sort_by_offset_and_partitions_parse() {
+        let keys = Keys::new("root");
+        let topic = Uuid::new_v4();
+        assert!(keys.extent(topic, 0, 9) < keys.extent(topic, 0, 10));
+        assert!(
+            keys.extent(topic, 0, 9)
+                .starts_with(&keys.extents(topic, 0))
+        );
+        let leader = keys.leader(topic, 7);
+        let relative = leader.strip_prefix(&keys.leaders()).unwrap();
+        assert_eq!(relative, partition_key(topic, 7));
+        assert_eq!(partition_of(relative), Some((topic, 7)));
+        assert_eq!(partition_of("nonsense"), None);
+    }
+}
