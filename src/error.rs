@@ -60,6 +60,20 @@ pub enum Error {
     WalFailed(String),
     #[error("metadata store: {0}")]
     Meta(String),
+    #[error("this broker is not the controller")]
+    NotController,
+    #[error("this broker is no longer registered in the cluster: its lease ended")]
+    LeaseLost,
+    #[error("this broker no longer coordinates group '{0}'")]
+    NotCoordinator(String),
+    #[error("metadata at {key} does not decode: {reason}")]
+    CorruptMetadata { key: String, reason: String },
+    #[error("I/O on {path}: {source}")]
+    IoAt {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),
     #[error("I/O: {0}")]
@@ -86,10 +100,17 @@ impl Error {
             Error::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             Error::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
             Error::RequestTimedOut => ResponseError::RequestTimedOut,
-            Error::ShuttingDown | Error::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
-            Error::WalFailed(_) | Error::Meta(_) | Error::ObjectStore(_) | Error::Io(_) => {
-                ResponseError::KafkaStorageError
+            Error::ShuttingDown | Error::NotLeaderOrFollower | Error::LeaseLost => {
+                ResponseError::NotLeaderOrFollower
             }
+            Error::NotController => ResponseError::NotController,
+            Error::NotCoordinator(_) => ResponseError::NotCoordinator,
+            Error::WalFailed(_)
+            | Error::Meta(_)
+            | Error::CorruptMetadata { .. }
+            | Error::ObjectStore(_)
+            | Error::Io(_)
+            | Error::IoAt { .. } => ResponseError::KafkaStorageError,
         }
     }
 
@@ -99,35 +120,31 @@ impl Error {
     }
 }
 
-impl crate::group::state::GroupError {
-    /// The Kafka error a client receives for this group error.
-    pub fn response_error(&self) -> ResponseError {
-        use crate::group::state::GroupError;
-        match self {
-            GroupError::MemberIdRequired(_) => ResponseError::MemberIdRequired,
-            GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
-            GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
-            GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
-            GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
-            GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
-            GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
-            GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
-            GroupError::NotCoordinator => ResponseError::NotCoordinator,
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl crate::group::AdminError {
-    /// The Kafka error a client receives for this group admin error.
-    pub fn response_error(&self) -> ResponseError {
-        use crate::group::AdminError;
-        match self {
-            AdminError::GroupIdNotFound => ResponseError::GroupIdNotFound,
-            AdminError::NonEmptyGroup => ResponseError::NonEmptyGroup,
-            AdminError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
-            AdminError::Group(e) => e.response_error(),
-            // Retriable for clients, as Kafka answers a failed offset write.
-            AdminError::Storage(_) => ResponseError::CoordinatorNotAvailable,
-        }
+    #[test]
+    fn cluster_errors_tell_clients_where_to_go() {
+        // A client told NOT_COORDINATOR or NOT_LEADER_OR_FOLLOWER looks up
+        // the coordinator or leader again; a lost lease means this broker
+        // stops serving its partitions.
+        assert_eq!(Error::NotCoordinator("g".into()).code(), 16);
+        assert_eq!(Error::LeaseLost.code(), 6);
+        assert_eq!(Error::NotController.code(), 41);
+        let corrupt = Error::CorruptMetadata {
+            key: "silt/topics/t".into(),
+            reason: "expected value".into(),
+        };
+        assert_eq!(corrupt.code(), 56);
+        assert!(corrupt.to_string().contains("silt/topics/t"), "{corrupt}");
+        let io = Error::IoAt {
+            path: "/var/lib/silt/meta/journal".into(),
+            source: std::io::Error::other("disk gone"),
+        };
+        assert!(
+            io.to_string().contains("/var/lib/silt/meta/journal"),
+            "{io}"
+        );
     }
 }

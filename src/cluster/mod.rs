@@ -157,9 +157,7 @@ impl Cluster {
         {
             Ok(())
         } else {
-            Err(Error::Meta(
-                "the broker's registration ended while it started".into(),
-            ))
+            Err(Error::LeaseLost)
         }
     }
 
@@ -290,8 +288,10 @@ pub async fn move_leader(
     };
     let stored = get(keys.topic(topic)).await?;
     let meta: TopicMeta = match stored.kvs().first() {
-        Some(kv) => serde_json::from_slice(kv.value())
-            .map_err(|e| Error::Meta(format!("topic '{topic}' does not decode: {e}")))?,
+        Some(kv) => serde_json::from_slice(kv.value()).map_err(|e| Error::CorruptMetadata {
+            key: keys.topic(topic),
+            reason: e.to_string(),
+        })?,
         None => return Err(Error::InvalidRequest(format!("no topic '{topic}'"))),
     };
     if !(0..meta.partitions).contains(&partition) {

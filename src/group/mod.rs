@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +39,31 @@ pub enum AdminError {
     GroupSubscribedToTopic,
     Group(GroupError),
     Storage(String),
+}
+
+impl AdminError {
+    /// The Kafka error a client receives for this group admin error.
+    pub fn response_error(&self) -> ResponseError {
+        match self {
+            AdminError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+            AdminError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+            AdminError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+            AdminError::Group(e) => e.response_error(),
+            // Retriable for clients, as Kafka answers a failed offset write.
+            AdminError::Storage(_) => ResponseError::CoordinatorNotAvailable,
+        }
+    }
+}
+
+impl From<crate::error::Error> for AdminError {
+    /// A store error: another broker coordinates the group now, or the
+    /// store failed.
+    fn from(e: crate::error::Error) -> Self {
+        match e {
+            crate::error::Error::NotCoordinator(_) => AdminError::Group(GroupError::NotCoordinator),
+            e => AdminError::Storage(e.to_string()),
+        }
+    }
 }
 
 /// A group as DescribeGroups and the CLI show it.
@@ -497,7 +523,7 @@ impl Coordinator {
         self.meta
             .commit_offsets(group_id, offsets.clone())
             .await
-            .map_err(|e| AdminError::Storage(e.to_string()))?;
+            .map_err(AdminError::from)?;
         for o in offsets {
             entry.offsets.insert((o.topic.clone(), o.partition), o);
         }
@@ -557,7 +583,7 @@ impl Coordinator {
             self.meta
                 .delete_offsets(group_id, allowed.clone())
                 .await
-                .map_err(|e| AdminError::Storage(e.to_string()))?;
+                .map_err(AdminError::from)?;
             for p in &allowed {
                 entry.offsets.remove(p);
             }
@@ -637,7 +663,7 @@ impl Coordinator {
         self.meta
             .delete_group(group_id)
             .await
-            .map_err(|e| AdminError::Storage(e.to_string()))?;
+            .map_err(AdminError::from)?;
         entry.group.kill();
         self.groups
             .lock()
@@ -863,6 +889,18 @@ mod tests {
         let assignment = vec![(joined.member_id.clone(), Bytes::from_static(b"a"))];
         c.sync("g", member, (None, None), assignment).await.unwrap();
         joined.member_id
+    }
+
+    #[test]
+    fn a_store_that_moved_the_group_answers_not_coordinator() {
+        let moved = AdminError::from(crate::error::Error::NotCoordinator("g".into()));
+        assert_eq!(moved, AdminError::Group(GroupError::NotCoordinator));
+        assert_eq!(moved.response_error(), ResponseError::NotCoordinator);
+        let failed = AdminError::from(crate::error::Error::Meta("etcd: down".into()));
+        assert_eq!(
+            failed.response_error(),
+            ResponseError::CoordinatorNotAvailable
+        );
     }
 
     #[tokio::test]

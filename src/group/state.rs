@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 
 /// Milliseconds of the coordinator's clock.
 pub type Millis = i64;
@@ -52,6 +53,23 @@ pub enum GroupError {
     CoordinatorNotAvailable,
     /// Another broker coordinates the group.
     NotCoordinator,
+}
+
+impl GroupError {
+    /// The Kafka error a client receives for this group error.
+    pub fn response_error(&self) -> ResponseError {
+        match self {
+            GroupError::MemberIdRequired(_) => ResponseError::MemberIdRequired,
+            GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+            GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+            GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+            GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+            GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+            GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+            GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            GroupError::NotCoordinator => ResponseError::NotCoordinator,
+        }
+    }
 }
 
 /// A member's protocols: (name, metadata), in the member's preference order.

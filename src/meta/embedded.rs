@@ -113,12 +113,19 @@ struct RecordRef<'a> {
 impl EmbeddedStore {
     /// Opens (or creates) the store in `dir`, recovering its state.
     pub fn open(dir: &Path) -> Result<EmbeddedStore> {
-        std::fs::create_dir_all(dir)?;
-        let mut state = match std::fs::read(dir.join("snapshot.json")) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Meta(format!("corrupt metadata snapshot: {e}")))?,
+        let io_at = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::IoAt { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+        let snapshot = dir.join("snapshot.json");
+        let mut state = match std::fs::read(&snapshot) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::CorruptMetadata {
+                key: snapshot.display().to_string(),
+                reason: e.to_string(),
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(io_at(&snapshot)(e)),
         };
         let journal_path = dir.join("journal");
         let mut journal = OpenOptions::new()
@@ -126,17 +133,22 @@ impl EmbeddedStore {
             .truncate(false)
             .read(true)
             .write(true)
-            .open(&journal_path)?;
+            .open(&journal_path)
+            .map_err(io_at(&journal_path))?;
         let mut bytes = Vec::new();
-        journal.read_to_end(&mut bytes)?;
+        journal
+            .read_to_end(&mut bytes)
+            .map_err(io_at(&journal_path))?;
         let (records, valid_len) = parse_journal(&bytes)?;
         if valid_len < bytes.len() {
             tracing::warn!(
                 dropped = bytes.len() - valid_len,
                 "truncating a torn record at the end of the metadata journal"
             );
-            journal.set_len(valid_len as u64)?;
-            journal.sync_data()?;
+            journal
+                .set_len(valid_len as u64)
+                .and_then(|()| journal.sync_data())
+                .map_err(io_at(&journal_path))?;
         }
         for record in records {
             if record.seq > state.seq {
@@ -493,11 +505,11 @@ fn parse_journal(bytes: &[u8]) -> Result<(Vec<Record>, usize)> {
         if crc32c::crc32c(body) != crc {
             break;
         }
-        let record = serde_json::from_slice::<Record>(body).map_err(|e| {
-            Error::Meta(format!(
-                "metadata journal record at byte {pos} does not decode: {e}"
-            ))
-        })?;
+        let record =
+            serde_json::from_slice::<Record>(body).map_err(|e| Error::CorruptMetadata {
+                key: format!("the metadata journal's record at byte {pos}"),
+                reason: e.to_string(),
+            })?;
         records.push(record);
         pos += 8 + len;
     }

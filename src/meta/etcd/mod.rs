@@ -133,11 +133,9 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 }
 
 fn decode<T: DeserializeOwned>(kv: &KeyValue) -> Result<T> {
-    serde_json::from_slice(kv.value()).map_err(|e| {
-        Error::Meta(format!(
-            "metadata at {} does not decode: {e}",
-            String::from_utf8_lossy(kv.key())
-        ))
+    serde_json::from_slice(kv.value()).map_err(|e| Error::CorruptMetadata {
+        key: String::from_utf8_lossy(kv.key()).into_owned(),
+        reason: e.to_string(),
     })
 }
 
@@ -233,9 +231,7 @@ impl EtcdStore {
                 .first()
                 .is_none_or(|kv| kv.lease() != member.lease)
             {
-                return Err(Error::Meta(
-                    "this broker is no longer registered in the cluster: its lease ended".into(),
-                ));
+                return Err(Error::LeaseLost);
             }
         }
         Ok(false)
@@ -301,7 +297,7 @@ impl EtcdStore {
         {
             Ok(())
         } else {
-            Err(not_coordinator(group_id))
+            Err(Error::NotCoordinator(group_id.to_string()))
         }
     }
 
@@ -312,7 +308,7 @@ impl EtcdStore {
         for chunk in ops.chunks(OPS_PER_TXN) {
             let guard = self.group_guard(group_id).into_iter().collect();
             if !self.txn(guard, chunk.to_vec()).await? {
-                return Err(not_coordinator(group_id));
+                return Err(Error::NotCoordinator(group_id.to_string()));
             }
         }
         Ok(())
@@ -717,7 +713,7 @@ impl MetaStore for EtcdStore {
                 return Err(Error::UnknownTopicOrPartition);
             }
             if self.member.is_some() && !self.is_controller().await? {
-                return Err(Error::Meta("this broker is not the controller".into()));
+                return Err(Error::NotController);
             }
         }
     }
@@ -757,7 +753,10 @@ impl MetaStore for EtcdStore {
             let id = self
                 .keys
                 .group_of_offset(&key)
-                .ok_or_else(|| Error::Meta(format!("offset key {key} names no group")))?;
+                .ok_or_else(|| Error::CorruptMetadata {
+                    key: key.to_string(),
+                    reason: "the key names no group".into(),
+                })?;
             groups.entry(id).or_default().1.push(offset);
         }
         Ok(groups
@@ -844,12 +843,6 @@ impl MetaStore for EtcdStore {
             .collect();
         self.write_group(group_id, deletes).await
     }
-}
-
-fn not_coordinator(group_id: &str) -> Error {
-    Error::Meta(format!(
-        "this broker no longer coordinates group '{group_id}'"
-    ))
 }
 
 #[cfg(test)]
