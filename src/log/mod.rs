@@ -62,6 +62,12 @@ pub struct LogSettings {
     pub max_unflushed_bytes: u64,
     /// The most a batch's records may inflate to when the log reads them.
     pub max_inflated_batch_bytes: usize,
+    /// How long after its PUT a new object may still be committed: half
+    /// `storage.gc_grace_ms`, so garbage collection, which deletes an
+    /// object a grace period after it first saw it unreferenced, never
+    /// deletes one a commit is about to refer to. An object older than
+    /// that is left to it, and its data written again.
+    pub commit_window: Duration,
     /// In a cluster, whether this broker's registration still certainly
     /// holds: a broker that may have lost it does not append, and in
     /// `local` durability (where reads may see data not in the bucket) does
@@ -79,6 +85,7 @@ impl LogSettings {
             uploads_in_flight: config.flush.uploads_in_flight,
             max_unflushed_bytes: config.limits.max_unflushed_bytes,
             max_inflated_batch_bytes: config.limits.max_inflated_batch_bytes,
+            commit_window: Duration::from_millis(config.storage.gc_grace_ms as u64 / 2),
             registration: None,
         }
     }
@@ -632,6 +639,12 @@ impl Log {
             tracing::warn!(error = %e, "closing the section cache failed");
         }
     }
+}
+
+/// Whether an object written at `put_done` is too old to be committed
+/// within `window` (see [`LogSettings::commit_window`]).
+fn past_commit_window(put_done: std::time::Instant, window: Duration) -> bool {
+    put_done.elapsed() >= window
 }
 
 /// The error of a blocking task that did not finish: its panic goes on

@@ -62,9 +62,14 @@ impl Log {
         .map_err(super::blocking_failed)?;
         let id = Uuid::now_v7();
         self.bucket.put_data_object(id, object).await?;
+        let put_done = std::time::Instant::now();
         crate::failpoint::hit(&format!("{name}.after_put"));
         let mut replaced = 0;
         for (run, range) in runs.iter().zip(run_sections) {
+            if super::past_commit_window(put_done, self.settings.commit_window) {
+                tracing::warn!(object = %id, "a rewritten object waited past the commit window; garbage collection deletes it");
+                break;
+            }
             let new = sections[range]
                 .iter()
                 .map(|section| Extent {

@@ -41,7 +41,8 @@ struct Upload {
 /// An upload whose PUT runs in its own task.
 struct UnderWay {
     upload: Upload,
-    put: JoinHandle<Result<()>>,
+    /// The PUT; when it completed.
+    put: JoinHandle<Result<std::time::Instant>>,
 }
 
 impl Log {
@@ -81,7 +82,10 @@ impl Log {
                     stalled = upload.is_none();
                     if let Some(upload) = upload {
                         let (log, object, id) = (self.clone(), upload.object.clone(), upload.id);
-                        let put = tokio::spawn(async move { log.bucket.put_data_object(id, object).await });
+                        let put = tokio::spawn(async move {
+                            log.bucket.put_data_object(id, object).await?;
+                            Ok(std::time::Instant::now())
+                        });
                         under_way.push_back(UnderWay { upload, put });
                     }
                 }
@@ -143,7 +147,8 @@ impl Log {
             let put = self
                 .bucket
                 .put_data_object(upload.id, upload.object.clone())
-                .await;
+                .await
+                .map(|()| std::time::Instant::now());
             if !self.finish(upload, put).await? {
                 break;
             }
@@ -207,7 +212,7 @@ impl Log {
     async fn finish_logged(
         &self,
         upload: Upload,
-        put: std::result::Result<Result<()>, JoinError>,
+        put: std::result::Result<Result<std::time::Instant>, JoinError>,
     ) -> bool {
         let put = put.unwrap_or_else(|e| Err(Error::Io(e.into())));
         match self.finish(upload, put).await {
@@ -219,9 +224,19 @@ impl Log {
         }
     }
 
-    /// Completes an upload whose PUT ended with `put`: commits it, or
-    /// hands its data back to the next upload. Whether anything committed.
-    async fn finish(&self, upload: Upload, put: Result<()>) -> Result<bool> {
+    /// Completes an upload whose PUT ended with `put` (when it completed):
+    /// commits it, or hands its data back to the next upload (also when
+    /// its object waited past the commit window, behind earlier uploads).
+    /// Whether anything committed.
+    async fn finish(&self, upload: Upload, put: Result<std::time::Instant>) -> Result<bool> {
+        let window = self.settings.commit_window;
+        let put = put.and_then(|done| {
+            if super::past_commit_window(done, window) {
+                tracing::warn!(object = %upload.id, "the upload's object waited past the commit window behind earlier uploads: its data goes into the next upload, garbage collection deletes the object");
+                return Err(Error::RequestTimedOut);
+            }
+            Ok(())
+        });
         let outcome = match put {
             Ok(()) => self.commit(&upload).await,
             Err(e) => {
@@ -524,6 +539,45 @@ mod tests {
             .remove(0);
         log.append(partition, &header, data, TimestampType::CreateTime)
             .unwrap();
+    }
+
+    /// An object whose commit would come after the commit window (behind
+    /// earlier uploads, or a slow store) is left to garbage collection,
+    /// and its data stays for the next upload.
+    #[tokio::test]
+    async fn an_object_past_the_commit_window_is_not_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.broker.data_dir = dir.path().to_owned();
+        config.durability = Durability::Object;
+        let meta: Arc<dyn MetaStore> =
+            Arc::new(EmbeddedStore::open(&dir.path().join("meta")).unwrap());
+        let topic = TopicMeta {
+            name: "t".into(),
+            id: Uuid::new_v4(),
+            partitions: 1,
+            configs: Default::default(),
+        };
+        meta.create_topic(topic.clone()).await.unwrap();
+        let store = Arc::new(GatedStore::default());
+        let settings = LogSettings {
+            commit_window: Duration::ZERO,
+            ..LogSettings::from_config(&config)
+        };
+        let (log, _) = Log::open(settings, &config, meta.clone(), Bucket::over(store.clone()))
+            .await
+            .unwrap();
+        let p = log.add_partition(topic.id, 0, PartitionMeta::default());
+        append(&log, &p);
+        let unflushed = log.unflushed_bytes();
+        assert!(matches!(log.flush_all().await, Err(Error::RequestTimedOut)));
+        assert_eq!(written_sections(&store.inner).await.len(), 1, "written");
+        assert_eq!(
+            meta.partition(topic.id, 0).await.unwrap().committed_end(),
+            0
+        );
+        assert_eq!(p.committed_end(), 0);
+        assert_eq!(log.unflushed_bytes(), unflushed, "kept for the next upload");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
