@@ -752,3 +752,146 @@ fn a_crash_after_a_compacted_object_is_written_loses_nothing() {
 fn a_crash_after_a_compaction_is_committed_loses_nothing() {
     crash_mid_compaction("compact.after_commit");
 }
+
+/// Runs a steady load (about 400 KB/s of 200-byte messages to 4
+/// partitions with `retention.ms=5000`) through `addr` for 150 s, taking
+/// `measure`'s figures every 10 s; once retention and the garbage
+/// collection grace (60 s) have come round, no figure may grow with
+/// uptime: each one's largest value in the last 30 s is at most 1.1 times
+/// (plus `slack`) its largest in the 30 s before (without deletions the
+/// bucket grows by a third between them).
+fn assert_flat_under_steady_load(
+    addr: &str,
+    slack: f64,
+    measure: impl Fn() -> Vec<(&'static str, f64)>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    create_with_configs(addr, "steady", 4, &["retention.ms=5000"]);
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let load = {
+        let (addr, stop) = (addr.to_string(), stop.clone());
+        std::thread::spawn(move || {
+            let deliveries = Deliveries::default();
+            let producer = producer_with(&addr, &deliveries, &[]);
+            let mut next = 0;
+            while !stop.load(Ordering::Relaxed) {
+                produce_keyed(&producer, "steady", next..next + 200, 200);
+                next += 200;
+                std::thread::sleep(Duration::from_millis(100)); // the pace of the load
+            }
+            producer.flush(Duration::from_secs(60)).expect("flush");
+            assert!(deliveries.failed.lock().unwrap().is_empty());
+        })
+    };
+    let start = Instant::now();
+    let mut samples: Vec<(u64, Vec<(&'static str, f64)>)> = Vec::new();
+    while start.elapsed() < Duration::from_secs(150) {
+        std::thread::sleep(Duration::from_secs(10)); // the sampling period
+        samples.push((start.elapsed().as_secs(), measure()));
+    }
+    stop.store(true, Ordering::Relaxed);
+    load.join().expect("the load ran");
+    let largest = |name: &str, from: u64, to: u64| {
+        samples
+            .iter()
+            .filter(|(t, _)| (from..to).contains(t))
+            .flat_map(|(_, figures)| figures.iter().filter(|(n, _)| *n == name))
+            .map(|(_, v)| *v)
+            .fold(0.0, f64::max)
+    };
+    for (name, _) in &samples[0].1 {
+        let (before, last) = (largest(name, 85, 118), largest(name, 118, 160));
+        assert!(before > 0.0, "{name} measured nothing: {samples:?}");
+        assert!(
+            last <= before * 1.1 + slack,
+            "{name} grew with uptime: {before} -> {last}; {samples:?}"
+        );
+    }
+}
+
+/// The local directory's data objects: how many, and their bytes.
+fn local_bucket(broker: &Broker) -> (f64, f64) {
+    let dir = broker.data_dir.join("objects").join("data");
+    let sizes: Vec<u64> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .collect()
+        })
+        .unwrap_or_default();
+    (sizes.len() as f64, sizes.iter().sum::<u64>() as f64)
+}
+
+/// A steady load with short retention on the embedded store and a local
+/// bucket: the partitions' extents (the metadata that would grow) and the
+/// bucket's objects and bytes stay flat.
+#[test]
+fn a_steady_load_keeps_metadata_and_bucket_flat() {
+    let env = [
+        ("SILT_STORAGE__LIFECYCLE_INTERVAL_MS", "200"),
+        ("SILT_STORAGE__GC_INTERVAL_MS", "1000"),
+        ("SILT_STORAGE__GC_GRACE_MS", "60000"),
+        ("SILT_FLUSH__INTERVAL_MS", "500"),
+    ];
+    let broker = Broker::start_with_env(&["--admin-listen", "127.0.0.1:0"], &env);
+    assert_flat_under_steady_load(&broker.addr, 4.0, || {
+        let (objects, bytes) = local_bucket(&broker);
+        vec![
+            ("extents", broker.metric("silt_partition_extents", "")),
+            ("bucket objects", objects),
+            ("bucket bytes", bytes),
+        ]
+    });
+}
+
+/// The keys under an etcd root (`etcd://HOST:PORT/ROOT`): how many, and
+/// the bytes of their keys and values.
+fn etcd_keys(meta: &str) -> (f64, f64) {
+    let (endpoint, root) = meta
+        .trim_start_matches("etcd://")
+        .split_once('/')
+        .expect("an etcd URL with a root");
+    let out = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", endpoint, "get", "--prefix"])
+        .arg(format!("{root}/"))
+        .output()
+        .expect("etcdctl");
+    assert!(out.status.success());
+    let lines = out
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    ((lines / 2) as f64, out.stdout.len() as f64)
+}
+
+/// The same with etcd and LocalStack: the keys and bytes under the etcd
+/// root and the bucket's objects stay flat.
+#[test]
+fn a_steady_load_keeps_etcd_and_the_s3_bucket_flat() {
+    use common::s3::{LEASE_SECONDS, bucket_url, endpoint, etcd_root};
+    let (meta, url) = (etcd_root(), bucket_url());
+    let env = [
+        ("SILT_STORAGE__LIFECYCLE_INTERVAL_MS", "200"),
+        ("SILT_STORAGE__GC_INTERVAL_MS", "1000"),
+        ("SILT_STORAGE__GC_GRACE_MS", "60000"),
+        ("SILT_FLUSH__INTERVAL_MS", "500"),
+        ("SILT_STORAGE__META_LEASE_SECONDS", LEASE_SECONDS),
+    ];
+    let broker = common::s3::start(
+        &endpoint(),
+        &url,
+        &["--broker-id", "1", "--meta", &meta],
+        &env,
+    );
+    assert_flat_under_steady_load(&broker.addr, 4.0, || {
+        let (keys, bytes) = etcd_keys(&meta);
+        vec![
+            ("etcd keys", keys),
+            ("etcd bytes", bytes),
+            ("bucket objects", bucket_objects(&url).len() as f64),
+        ]
+    });
+}
