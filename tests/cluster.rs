@@ -331,22 +331,7 @@ fn a_paused_leader_is_fenced_and_stops() {
 /// The extent keys a partition has in the metadata store (`meta`, an
 /// `etcd://HOST:PORT/ROOT` URL), read with etcdctl.
 fn stored_extents(meta: &str, partition: i32) -> std::collections::BTreeSet<String> {
-    let (endpoint, root) = meta
-        .trim_start_matches("etcd://")
-        .split_once('/')
-        .expect("an etcd URL with a root");
-    let out = std::process::Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args(["--endpoints", endpoint, "get", "--prefix", "--keys-only"])
-        .arg(format!("{root}/partitions/"))
-        .output()
-        .expect("etcdctl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    etcd_get(meta, "partitions/", true)
         .lines()
         .filter(|key| key.contains(&format!("/{partition}/extents/")))
         .map(str::to_string)

@@ -848,23 +848,9 @@ fn a_steady_load_keeps_metadata_and_bucket_flat() {
 /// The keys under an etcd root (`etcd://HOST:PORT/ROOT`): how many, and
 /// the bytes of their keys and values.
 fn etcd_keys(meta: &str) -> (f64, f64) {
-    let (endpoint, root) = meta
-        .trim_start_matches("etcd://")
-        .split_once('/')
-        .expect("an etcd URL with a root");
-    let out = std::process::Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args(["--endpoints", endpoint, "get", "--prefix"])
-        .arg(format!("{root}/"))
-        .output()
-        .expect("etcdctl");
-    assert!(out.status.success());
-    let lines = out
-        .stdout
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .count();
-    ((lines / 2) as f64, out.stdout.len() as f64)
+    let out = common::s3::etcd_get(meta, "", false);
+    let lines = out.lines().filter(|l| !l.is_empty()).count();
+    ((lines / 2) as f64, out.len() as f64)
 }
 
 /// The same with etcd and LocalStack: the keys and bytes under the etcd

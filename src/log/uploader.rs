@@ -541,32 +541,47 @@ mod tests {
             .unwrap();
     }
 
+    /// A log in `object` durability in `dir` over a [`GatedStore`], with a
+    /// topic of `partitions` partitions in an embedded store; its settings
+    /// as `settings` makes them.
+    async fn object_log(
+        dir: &tempfile::TempDir,
+        partitions: i32,
+        flush_interval_ms: Option<u64>,
+        settings: impl FnOnce(LogSettings) -> LogSettings,
+    ) -> (Log, Arc<dyn MetaStore>, TopicMeta, Arc<GatedStore>) {
+        let mut config = Config::default();
+        config.broker.data_dir = dir.path().to_owned();
+        config.durability = Durability::Object;
+        config.flush.interval_ms = flush_interval_ms;
+        let meta: Arc<dyn MetaStore> =
+            Arc::new(EmbeddedStore::open(&dir.path().join("meta")).unwrap());
+        let topic = TopicMeta {
+            name: "t".into(),
+            id: Uuid::new_v4(),
+            partitions,
+            configs: Default::default(),
+        };
+        meta.create_topic(topic.clone()).await.unwrap();
+        let store = Arc::new(GatedStore::default());
+        let settings = settings(LogSettings::from_config(&config));
+        let (log, _) = Log::open(settings, &config, meta.clone(), Bucket::over(store.clone()))
+            .await
+            .unwrap();
+        (log, meta, topic, store)
+    }
+
     /// An object whose commit would come after the commit window (behind
     /// earlier uploads, or a slow store) is left to garbage collection,
     /// and its data stays for the next upload.
     #[tokio::test]
     async fn an_object_past_the_commit_window_is_not_committed() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.broker.data_dir = dir.path().to_owned();
-        config.durability = Durability::Object;
-        let meta: Arc<dyn MetaStore> =
-            Arc::new(EmbeddedStore::open(&dir.path().join("meta")).unwrap());
-        let topic = TopicMeta {
-            name: "t".into(),
-            id: Uuid::new_v4(),
-            partitions: 1,
-            configs: Default::default(),
-        };
-        meta.create_topic(topic.clone()).await.unwrap();
-        let store = Arc::new(GatedStore::default());
-        let settings = LogSettings {
+        let (log, meta, topic, store) = object_log(&dir, 1, None, |s| LogSettings {
             commit_window: Duration::ZERO,
-            ..LogSettings::from_config(&config)
-        };
-        let (log, _) = Log::open(settings, &config, meta.clone(), Bucket::over(store.clone()))
-            .await
-            .unwrap();
+            ..s
+        })
+        .await;
         let p = log.add_partition(topic.id, 0, PartitionMeta::default());
         append(&log, &p);
         let unflushed = log.unflushed_bytes();
@@ -583,28 +598,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn uploads_overlap_commit_in_order_and_hand_failed_data_back() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.broker.data_dir = dir.path().to_owned();
-        config.durability = Durability::Object;
-        config.flush.interval_ms = Some(10);
-        let meta: Arc<dyn MetaStore> =
-            Arc::new(EmbeddedStore::open(&dir.path().join("meta")).unwrap());
-        let topic = TopicMeta {
-            name: "t".into(),
-            id: Uuid::new_v4(),
-            partitions: 2,
-            configs: Default::default(),
-        };
-        meta.create_topic(topic.clone()).await.unwrap();
-        let store = Arc::new(GatedStore::default());
-        let (log, _) = Log::open(
-            LogSettings::from_config(&config),
-            &config,
-            meta.clone(),
-            Bucket::over(store.clone()),
-        )
-        .await
-        .unwrap();
+        let (log, meta, topic, store) = object_log(&dir, 2, Some(10), |s| s).await;
         let log = Arc::new(log);
         let [p, q] = [0, 1].map(|i| log.add_partition(topic.id, i, PartitionMeta::default()));
         let shutdown = CancellationToken::new();

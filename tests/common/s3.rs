@@ -50,6 +50,33 @@ pub fn etcd_root() -> String {
     format!("etcd://{etcd}/silt-test-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// What etcdctl prints for the keys under `prefix` (after the root) of
+/// the etcd root `meta` (`etcd://HOST:PORT/ROOT`, as [`etcd_root`] makes):
+/// each key on a line, and each value after it unless `keys_only`.
+pub fn etcd_get(meta: &str, prefix: &str, keys_only: bool) -> String {
+    let (endpoint, root) = meta
+        .trim_start_matches("etcd://")
+        .split_once('/')
+        .expect("an etcd URL with a root");
+    let mut command = std::process::Command::new("etcdctl");
+    command
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", endpoint, "get", "--prefix"]);
+    if keys_only {
+        command.arg("--keys-only");
+    }
+    let out = command
+        .arg(format!("{root}/{prefix}"))
+        .output()
+        .expect("etcdctl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Brokers in a test cluster register with a lease of this many seconds.
 pub const LEASE_SECONDS: &str = "4";
 
