@@ -2,6 +2,12 @@
 //! disk), keyed by (object, section position), filled write-through when the
 //! uploader seals an object and read-through on a miss.
 //!
+//! Only sections written through move to disk when memory evicts them: they
+//! are what readers near the head come back for. Sections read from the
+//! bucket (catch-up readers, merging, compaction) are read once, and
+//! writing them to disk too cost a catch-up reader a third of the broker's
+//! CPU and the disk the WAL syncs on; they stay in memory only.
+//!
 //! When the bucket is a local directory the disk tier is left out: the
 //! objects are on local disk already, and a second copy would only double
 //! the writes.
@@ -14,12 +20,13 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use foyer::{
     BlockEngineConfig, Code, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder,
-    HybridCachePolicy,
+    HybridCachePolicy, HybridCacheProperties, Location,
 };
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use uuid::Uuid;
 
+use super::merge::MAX_MERGED_SECTION_BYTES;
 use crate::config::CacheConfig;
 use crate::error::{Error, Result};
 use crate::meta::Extent;
@@ -72,6 +79,7 @@ impl Code for SectionKey {
 pub struct SectionCache {
     cache: HybridCache<SectionKey, Bytes>,
     bucket: Bucket,
+    memory_bytes: u64,
     /// Section loads under way, so concurrent readers share one GET.
     loading: Arc<Mutex<HashMap<SectionKey, Load>>>,
 }
@@ -86,6 +94,7 @@ impl SectionCache {
             .with_name("silt-sections")
             .with_policy(HybridCachePolicy::WriteOnEviction)
             .memory(config.memory_bytes)
+            .with_shards(memory_shards(config.memory_bytes))
             .with_weighter(|_key: &SectionKey, value: &Bytes| value.len())
             .storage();
         let storage = if config.disk_bytes > 0 && !bucket.is_local() {
@@ -102,13 +111,30 @@ impl SectionCache {
         Ok(SectionCache {
             cache,
             bucket,
+            memory_bytes: config.memory_bytes as u64,
             loading: Arc::default(),
         })
+    }
+
+    /// The capacity of the memory tier.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_bytes
     }
 
     /// Caches a section just written (write-through on upload).
     pub fn insert(&self, extent: &Extent, bytes: Bytes) {
         self.cache.insert(SectionKey::of(extent), bytes);
+    }
+
+    /// Whether the section is cached or being loaded.
+    pub fn holds(&self, extent: &Extent) -> bool {
+        let key = SectionKey::of(extent);
+        self.cache.contains(&key)
+            || self
+                .loading
+                .lock()
+                .expect("load map poisoned")
+                .contains_key(&key)
     }
 
     /// The section's bytes if they are in memory.
@@ -128,7 +154,7 @@ impl SectionCache {
                 let range = owned.position..owned.position + owned.length;
                 let bytes = bucket.read_data_range(owned.object, range).await?;
                 check_crc(&owned, &bytes)?;
-                Ok::<_, Error>(bytes)
+                Ok::<_, Error>((bytes, read_through()))
             })
             .await
             .map_err(cache_error)?;
@@ -176,6 +202,13 @@ impl SectionCache {
                     .iter()
                     .map(|e| e.position..e.position + e.length)
                     .collect();
+                let wanted: u64 = sections.iter().map(|e| e.length).sum();
+                let span =
+                    ranges.last().map_or(0, |r| r.end) - ranges.first().map_or(0, |r| r.start);
+                // Sections of a sparse read are copied, so a cached one
+                // does not pin the whole coalesced read in memory; those
+                // of a dense one (most of an object) share it.
+                let sparse = wanted * 2 < span;
                 if let Ok(bytes) = this.bucket.read_data_ranges(object, &ranges).await {
                     // A damaged section stays out, for `get` to report.
                     let intact = sections
@@ -183,9 +216,16 @@ impl SectionCache {
                         .zip(bytes)
                         .filter(|(e, b)| check_crc(e, b).is_ok());
                     for (extent, bytes) in intact {
-                        // A copy, so a cached section does not pin the
-                        // whole coalesced read in memory.
-                        this.insert(extent, Bytes::copy_from_slice(&bytes));
+                        let bytes = if sparse {
+                            Bytes::copy_from_slice(&bytes)
+                        } else {
+                            bytes
+                        };
+                        this.cache.insert_with_properties(
+                            SectionKey::of(extent),
+                            bytes,
+                            read_through(),
+                        );
                     }
                 }
                 let mut loading = this.loading.lock().expect("load map poisoned");
@@ -208,6 +248,19 @@ impl SectionCache {
     pub async fn close(&self) -> Result<()> {
         self.cache.close().await.map_err(cache_error)
     }
+}
+
+/// How many shards the memory tier has: foyer evicts within a shard, and
+/// each must hold enough of the largest sections (merged ones) for the
+/// readers using it at once, each with its next section read ahead.
+fn memory_shards(memory_bytes: usize) -> usize {
+    const LARGEST_PER_SHARD: usize = 32;
+    (memory_bytes / (LARGEST_PER_SHARD * MAX_MERGED_SECTION_BYTES as usize)).clamp(1, 8)
+}
+
+/// How sections read from the bucket are cached: in memory only.
+fn read_through() -> HybridCacheProperties {
+    HybridCacheProperties::default().with_location(Location::InMem)
 }
 
 /// Fails (logged and counted) unless `bytes` match the extent's CRC.
@@ -284,6 +337,28 @@ mod tests {
         cache.insert(&written, Bytes::from_static(b"tail"));
         // Not in the bucket at all: only the cache can answer.
         assert_eq!(&cache.get(&written).await.unwrap()[..], b"tail");
+        cache.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn only_sections_written_through_move_to_disk() {
+        let bucket = Bucket::in_memory();
+        let (_dir, cache) = cache_over(&bucket, 64 << 20).await;
+        let size = 600 << 10;
+        let written = extent(Uuid::now_v7(), 0, size);
+        cache.insert(&written, Bytes::from(vec![1; size as usize]));
+        // Memory holds one of these: reading the next one evicts the first.
+        let read = extent(Uuid::now_v7(), 0, size);
+        bucket
+            .put_data_object(read.object, Bytes::from(vec![2; size as usize]))
+            .await
+            .unwrap();
+        cache.get(&read).await.unwrap();
+        let other = extent(Uuid::now_v7(), 0, size);
+        cache.insert(&other, Bytes::from(vec![3; size as usize]));
+        bucket.delete_data_objects(&[read.object]).await.unwrap();
+        assert_eq!(cache.get(&written).await.unwrap()[0], 1, "from disk");
+        assert!(cache.get(&read).await.is_err(), "read once, not kept");
         cache.close().await.unwrap();
     }
 

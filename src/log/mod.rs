@@ -41,8 +41,10 @@ use cache::SectionCache;
 use partition::{Appended, Offsets, Partition, ReadLimit, ReadSource};
 use wal::{Wal, WalRecord};
 
-/// Sections loaded ahead of a sequential reader.
-const READ_AHEAD_SECTIONS: usize = 4;
+/// At most this much is loaded ahead of each partition a fetch reads
+/// (less when many are read at once: together at most a quarter of the
+/// memory cache), and at least its next section.
+const READ_AHEAD_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -514,23 +516,33 @@ impl Log {
 
     /// Loads the sections reads at these (partition, offset) positions
     /// need into the cache, reading each object once for all partitions,
-    /// and starts reading ahead in the background: the objects holding
-    /// each partition's next `READ_AHEAD_SECTIONS` sections, with every
-    /// section there these partitions will reach soon (so a partition a
-    /// little behind the others does not read the object again later).
-    /// Errors are left for the reads to report.
+    /// and reads ahead in the background. A partition reads ahead once less
+    /// than half its budget (see [`READ_AHEAD_BYTES`]) of the sections
+    /// after its current one is cached or loading: then the objects holding
+    /// its next budget's worth, with every section there these partitions
+    /// will reach soon (so one GET reads several sections of a merged
+    /// object, and a partition a little behind the others does not read a
+    /// shared object again later). Errors are left for the reads to report.
     pub async fn prefetch(&self, positions: impl IntoIterator<Item = (&Partition, i64)>) {
+        let positions: Vec<(&Partition, i64)> = positions.into_iter().collect();
+        let readers = positions.len().max(1) as u64;
+        let budget = READ_AHEAD_BYTES.min(self.cache.memory_bytes() / 4 / readers);
         let (mut now, mut soon) = (Vec::new(), Vec::new());
         let mut ahead_objects = HashSet::new();
         for (partition, offset) in positions {
-            let mut extents = partition
-                .extents_from(offset, 2 * READ_AHEAD_SECTIONS)
-                .into_iter();
+            let mut extents = partition.extents_from(offset, 2 * budget).into_iter();
             now.extend(extents.next());
             let soon_here: Vec<Extent> = extents.collect();
-            let next = soon_here.iter().take(READ_AHEAD_SECTIONS);
-            ahead_objects.extend(next.map(|e| e.object));
-            soon.extend(soon_here);
+            let next = &soon_here[..partition::first_within(&soon_here, budget)];
+            let ready: u64 = next
+                .iter()
+                .take_while(|e| self.cache.holds(e))
+                .map(|e| e.length)
+                .sum();
+            if ready < budget / 2 {
+                ahead_objects.extend(next.iter().map(|e| e.object));
+                soon.extend(soon_here);
+            }
         }
         soon.retain(|e| ahead_objects.contains(&e.object));
         self.cache.read_ahead(&soon);

@@ -391,18 +391,18 @@ impl Partition {
         Ok(ReadSource::Tail(batches))
     }
 
-    /// The committed extents holding `offset` and the `ahead` following
-    /// ones (what a sequential reader will want next).
-    pub fn extents_from(&self, offset: i64, ahead: usize) -> Vec<Extent> {
+    /// The committed extent holding `offset` and the following ones up to
+    /// `ahead_bytes` (see [`first_within`]): what a sequential reader
+    /// wants next.
+    pub fn extents_from(&self, offset: i64, ahead_bytes: u64) -> Vec<Extent> {
         let state = self.lock();
         let first = state.extents.partition_point(|e| e.last_offset < offset);
-        state
-            .extents
-            .iter()
-            .skip(first)
-            .take(ahead + 1)
-            .cloned()
-            .collect()
+        let from = &state.extents[first..];
+        let count = match from.split_first() {
+            Some((_, following)) => 1 + first_within(following, ahead_bytes),
+            None => 0,
+        };
+        from[..count].to_vec()
     }
 
     /// The committed extents and the tail batches' headers with their
@@ -668,6 +668,20 @@ impl State {
     }
 }
 
+/// How many of `extents`, from the first, hold at most `bytes` together
+/// (at least one, if there is one).
+pub fn first_within(extents: &[Extent], bytes: u64) -> usize {
+    let mut total = 0;
+    let within = extents
+        .iter()
+        .take_while(|e| {
+            total += e.length;
+            total <= bytes
+        })
+        .count();
+    within.max(extents.len().min(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -823,12 +837,61 @@ mod tests {
         p.adopt_stored(0, &stored);
         assert_eq!(p.offsets(None).log_start, 5);
         assert_eq!(
-            p.extents_from(0, 10),
+            p.extents_from(0, u64::MAX),
             vec![extent(0, 19, 9), extent(20, 29, 3)]
         );
         // Another epoch's state is not taken.
         p.adopt_stored(1, &PartitionMeta::default());
-        assert_eq!(p.extents_from(0, 10).len(), 2);
+        assert_eq!(p.extents_from(0, u64::MAX).len(), 2);
+    }
+
+    #[test]
+    fn read_ahead_takes_what_fits_its_bytes_and_at_least_one_section() {
+        let sized = |lengths: &[u64]| -> Vec<Extent> {
+            lengths
+                .iter()
+                .map(|&length| Extent {
+                    length,
+                    ..Extent::default()
+                })
+                .collect()
+        };
+        assert_eq!(first_within(&sized(&[4, 4, 4]), 10), 2);
+        assert_eq!(first_within(&sized(&[12, 4]), 10), 1, "one too large");
+        assert_eq!(first_within(&sized(&[]), 10), 0);
+        let meta = PartitionMeta {
+            extents: vec![
+                Extent {
+                    base_offset: 0,
+                    last_offset: 9,
+                    length: 12,
+                    ..Extent::default()
+                },
+                Extent {
+                    base_offset: 10,
+                    last_offset: 19,
+                    length: 12,
+                    ..Extent::default()
+                },
+                Extent {
+                    base_offset: 20,
+                    last_offset: 29,
+                    length: 12,
+                    ..Extent::default()
+                },
+            ],
+            ..PartitionMeta::default()
+        };
+        let p = Partition::new(Uuid::new_v4(), 0, meta);
+        let offsets = |from, bytes| -> Vec<i64> {
+            p.extents_from(from, bytes)
+                .iter()
+                .map(|e| e.base_offset)
+                .collect()
+        };
+        assert_eq!(offsets(15, 0), [10, 20], "the one holding it and the next");
+        assert_eq!(offsets(0, 24), [0, 10, 20]);
+        assert_eq!(offsets(30, 24), [] as [i64; 0]);
     }
 
     #[test]

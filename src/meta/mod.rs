@@ -127,7 +127,7 @@ pub struct PartitionLeader {
 }
 
 /// A run of whole record batches of one partition inside a data object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Extent {
     /// The data object holding the bytes.
     pub object: Uuid,
