@@ -10,14 +10,14 @@ loadgen="$CARGO_TARGET_DIR/release/examples/loadgen"
 group_bench="$CARGO_TARGET_DIR/release/examples/group_bench"
 
 work=$(mktemp -d /var/tmp/silt-bench.XXXXXX)
-broker_pid="" localstack_pid=""
+broker_pid="" s3_pid="" # s3_pid: the S3 server started here, if any
 stop_broker() {
   if [[ -n "$broker_pid" ]]; then kill "$broker_pid" 2>/dev/null || true; wait "$broker_pid" 2>/dev/null || true; fi
   broker_pid=""
 }
 cleanup() {
   stop_broker
-  if [[ -n "$localstack_pid" ]]; then kill "$localstack_pid" 2>/dev/null || true; fi
+  if [[ -n "$s3_pid" ]]; then kill "$s3_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -54,12 +54,17 @@ rss_mb() { curl -s "http://$admin/metrics" | awk '/^process_resident_memory_peak
 cpu_s() { awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"; }
 row() { echo "| $1 | $2 |" >> "$work/table"; }
 
-# start_s3: LocalStack (unless S3_BENCH_ENDPOINT names an S3 server) and
-# the AWS_* environment brokers use to reach it.
+# start_s3 [localstack|seaweedfs]: that S3 server (default LocalStack;
+# none if S3_BENCH_ENDPOINT names one) and the AWS_* environment brokers
+# use to reach it.
 start_s3() {
-  if [[ -z "${S3_BENCH_ENDPOINT:-}" ]]; then
+  if [[ -z "${S3_BENCH_ENDPOINT:-}" && "${1:-localstack}" == seaweedfs ]]; then
+    s3_pid=$(bench/seaweedfs.sh 45671 "$work/seaweedfs")
+    S3_BENCH_ENDPOINT="http://127.0.0.1:45671"
+    export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=testtest
+  elif [[ -z "${S3_BENCH_ENDPOINT:-}" ]]; then
     export LOCALSTACK_PORT=45670
-    localstack_pid=$(localstack/start.sh silt-bench)
+    s3_pid=$(localstack/start.sh silt-bench)
     S3_BENCH_ENDPOINT="http://127.0.0.1:$LOCALSTACK_PORT"
   fi
   export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"

@@ -8,12 +8,16 @@
 #      and garbage collection at work, merging skips data that expires
 #      within 10 minutes) and with 7 days (merging rewrites the 6 MB
 #      extents each partition gets per upload into 12 MiB units);
-#   8. object durability on LocalStack (started here unless
-#      S3_BENCH_ENDPOINT names a server): MESSAGES produced to 8 partitions
-#      with merging paused, then a cold catch-up (a broker on an empty data
-#      dir) of the unmerged objects; merging until the partitions' extents
-#      stop shrinking, and the same cold catch-up of the merged objects:
-#      MB/s and GETs per GiB of both, and extents per GiB.
+#   8. object durability on SeaweedFS (started here unless
+#      S3_BENCH_ENDPOINT names a server; LocalStack's Python server is the
+#      bottleneck of a cold reader on this machine, whatever the objects):
+#      MESSAGES produced to 8 partitions with merging paused, then cold
+#      catch-ups (a broker on an empty data dir) of the unmerged objects;
+#      merging until the partitions' extents stop shrinking, and the same
+#      cold catch-ups of the merged objects: MB/s, GETs per GiB and the
+#      broker's CPU seconds per GB, with the default memory cache (256 MiB)
+#      and with 1 GiB (read-ahead takes more sections per GET); extents
+#      per GiB.
 # Compaction's own rate is a criterion bench (cargo bench --bench hot_paths).
 #
 # usage: bench/lifecycle.sh [MESSAGES]   (default 1000000: 1 GiB)
@@ -42,7 +46,7 @@ lat_run() {
   stop_broker
 }
 lifecycle paused
-lat_run 10000 5
+lat_run 10000 30
 for retention in 10000 604800000; do
   for mode in paused every; do
     lifecycle "$mode"
@@ -54,7 +58,7 @@ for retention in 10000 604800000; do
 done
 
 # 8. Cold catch-up from unmerged and merged objects.
-start_s3
+start_s3 seaweedfs
 prefix=$(basename "$work")
 object_broker() {
   AWS_UNSIGNED_PAYLOAD=true start_broker --data-dir "$work/object" --meta "file://$work/meta" --durability object \
@@ -66,12 +70,19 @@ topic bench 8
 produce=$(run produce --topic bench --messages "$messages" --idempotence false --client max.in.flight=1000)
 row "8. object: produced, merging paused" "$(field "$produce" mb_per_s) MB/s ($(field "$produce" broker_puts_per_gib) PUTs/GiB)"
 stop_broker
+# cold_read OBJECTS: cold catch-ups with both memory caches.
 cold_read() {
-  rm -rf "$work/object"
-  object_broker
-  cold=$(run consume --topic bench --messages "$messages")
-  row "8. cold catch-up, $1" "$(field "$cold" mb_per_s) MB/s ($(field "$cold" broker_gets_per_gib) GETs/GiB)"
-  stop_broker
+  for memory in 268435456 1073741824; do
+    rm -rf "$work/object"
+    SILT_CACHE__MEMORY_BYTES=$memory object_broker
+    local cpu_before
+    cpu_before=$(cpu_s "$broker_pid")
+    cold=$(run consume --topic bench --messages "$messages")
+    local cpu
+    cpu=$(awk -v a="$cpu_before" -v b="$(cpu_s "$broker_pid")" -v n="$(field "$cold" bytes)" 'BEGIN { printf "%.2f", (b - a) / (n / 1e9) }')
+    row "8. cold catch-up, $1, $((memory >> 20)) MiB memory cache" "$(field "$cold" mb_per_s) MB/s ($(field "$cold" broker_gets_per_gib) GETs/GiB, broker $cpu CPU s/GB)"
+    stop_broker
+  done
 }
 cold_read "unmerged objects"
 lifecycle every

@@ -92,13 +92,13 @@ many_in_flight=(--idempotence false --client max.in.flight=1000)
 object_messages=$((2 * messages))
 produce=$(run produce --topic bench --messages "$messages" --producers 4)
 row "3. object: produce, 8 partitions, 4 idempotent producers" "$(field "$produce" mb_per_s) MB/s ($(field "$produce" broker_puts_per_gib) PUTs/GiB)"
-server_before=${localstack_pid:+$(cpu_s "$localstack_pid")}
+server_before=${s3_pid:+$(cpu_s "$s3_pid")}
 produce=$(median "$runs" produce --topic bench --messages "$messages" "${many_in_flight[@]}")
 # What a GB costs each of the three processes sharing the cores: the
 # ceiling for this row is 2 cores / (their sum) GB/s.
 server=""
-if [[ -n "$localstack_pid" ]]; then
-  server=", S3 server $(awk -v a="$server_before" -v b="$(cpu_s "$localstack_pid")" -v n="$(field "$produce" bytes)" -v r="$runs" 'BEGIN { printf "%.2f", (b - a) / (r * n / 1e9) }')"
+if [[ -n "$s3_pid" ]]; then
+  server=", S3 server $(awk -v a="$server_before" -v b="$(cpu_s "$s3_pid")" -v n="$(field "$produce" bytes)" -v r="$runs" 'BEGIN { printf "%.2f", (b - a) / (r * n / 1e9) }')"
 fi
 row "3. object: produce, 8 partitions, not idempotent, 1000 in flight" "$(throughput "$produce") ($(field "$produce" broker_puts_per_gib) PUTs/GiB; CPU s per GB: client $(field "$produce" client_cpu_s_per_gb), broker $(field "$produce" broker_cpu_s_per_gb)$server)"
 for rate in 5 50; do
