@@ -18,7 +18,8 @@ impl Broker {
     /// until `shutdown`.
     pub(super) async fn run_lifecycle(self: Arc<Self>, shutdown: CancellationToken) {
         let interval = Duration::from_millis(self.config.storage.lifecycle_interval_ms);
-        let mut ticker = tokio::time::interval(interval);
+        // The first pass one interval after start, like every other.
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
