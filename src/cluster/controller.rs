@@ -5,7 +5,7 @@
 //! once; beyond that, unpinned leaderships move only to even the brokers'
 //! loads out, a few per second, so that a broker joining does not pause
 //! every partition at once. Each assignment raises the partition's leader epoch
-//! ([`MetaStore::assign_leader`]), fencing the previous leader.
+//! ([`PartitionStore::assign_leader`](crate::meta::PartitionStore::assign_leader)), fencing the previous leader.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;

@@ -135,7 +135,7 @@ impl Cluster {
 
     /// Marks this broker (`me`) ready: it serves, and may be given
     /// partitions and groups from now on; or, leaving, not ready: the
-    /// controller gives it nothing more (see `MetaStore::assign_leader`).
+    /// controller gives it nothing more (see `PartitionStore::assign_leader`).
     pub async fn announce(&self, me: &BrokerInfo, ready: bool) -> Result<()> {
         let key = self.keys.broker(me.id);
         let ready = BrokerInfo {

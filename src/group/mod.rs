@@ -187,7 +187,7 @@ pub type Owns = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 pub struct Coordinator {
     groups: Mutex<HashMap<String, Handle>>,
     owns: Owns,
-    /// Groups claimed in the store (see [`MetaStore::claim_group`]).
+    /// Groups claimed in the store (see [`GroupStore::claim_group`](crate::meta::GroupStore::claim_group)).
     claimed: Mutex<std::collections::HashSet<String>>,
     meta: Arc<dyn MetaStore>,
     settings: GroupSettings,

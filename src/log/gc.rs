@@ -145,7 +145,7 @@ mod tests {
 
     use super::*;
     use crate::meta::embedded::EmbeddedStore;
-    use crate::meta::{Extent, PartitionCommit, TopicMeta};
+    use crate::meta::{Extent, PartitionCommit, PartitionStore, TopicMeta, TopicStore};
 
     fn id_at(ms: u64) -> Uuid {
         Uuid::new_v7(Timestamp::from_unix(

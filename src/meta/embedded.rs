@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    CommitOutcome, CommittedOffset, Extent, GroupMeta, MetaStore, PartitionCommit, PartitionMeta,
-    TopicMeta, check_replacement, run_position,
+    CommitOutcome, CommittedOffset, Extent, GroupMeta, GroupStore, PartitionCommit, PartitionMeta,
+    PartitionStore, ProducerStore, TopicMeta, TopicStore, check_replacement, run_position,
 };
 use crate::error::{Error, Result};
 
@@ -517,7 +517,7 @@ fn parse_journal(bytes: &[u8]) -> Result<(Vec<Record>, usize)> {
 }
 
 #[async_trait]
-impl MetaStore for EmbeddedStore {
+impl TopicStore for EmbeddedStore {
     async fn topics(&self) -> Result<Vec<TopicMeta>> {
         self.with_inner(|inner| Ok(inner.state.topics.values().cloned().collect()))
             .await
@@ -554,6 +554,18 @@ impl MetaStore for EmbeddedStore {
             .await
     }
 
+    async fn broker_configs(&self) -> Result<BTreeMap<String, String>> {
+        self.with_inner(|inner| Ok(inner.state.broker_configs.clone()))
+            .await
+    }
+
+    async fn set_broker_configs(&self, configs: BTreeMap<String, String>) -> Result<()> {
+        self.change(Change::SetBrokerConfigs(configs), |_| ()).await
+    }
+}
+
+#[async_trait]
+impl PartitionStore for EmbeddedStore {
     async fn partition(&self, topic: Uuid, partition: i32) -> Result<PartitionMeta> {
         self.with_inner(move |inner| {
             inner
@@ -642,7 +654,10 @@ impl MetaStore for EmbeddedStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl ProducerStore for EmbeddedStore {
     async fn allocate_producer_ids(&self, count: u32) -> Result<i64> {
         self.with_inner(move |inner| {
             let first = inner.state.next_producer_id;
@@ -651,16 +666,10 @@ impl MetaStore for EmbeddedStore {
         })
         .await
     }
+}
 
-    async fn broker_configs(&self) -> Result<BTreeMap<String, String>> {
-        self.with_inner(|inner| Ok(inner.state.broker_configs.clone()))
-            .await
-    }
-
-    async fn set_broker_configs(&self, configs: BTreeMap<String, String>) -> Result<()> {
-        self.change(Change::SetBrokerConfigs(configs), |_| ()).await
-    }
-
+#[async_trait]
+impl GroupStore for EmbeddedStore {
     async fn groups(&self) -> Result<Vec<(Option<GroupMeta>, String, Vec<CommittedOffset>)>> {
         self.with_inner(|inner| {
             let state = &inner.state;

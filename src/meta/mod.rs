@@ -47,7 +47,7 @@ impl PartitionMeta {
     }
 
     /// Replaces the run `old` of the stored extents with `new` (see
-    /// [`MetaStore::replace_extents`]); whether `old` was stored as given.
+    /// [`PartitionStore::replace_extents`]); whether `old` was stored as given.
     pub fn replace_extents(&mut self, old: &[Extent], new: Vec<Extent>) -> Result<bool> {
         check_replacement(old, &new)?;
         let Some(at) = run_position(&self.extents, old) else {
@@ -116,7 +116,7 @@ pub fn run_position(extents: &[Extent], old: &[Extent]) -> Option<usize> {
     (extents.get(at..at + old.len()) == Some(old)).then_some(at)
 }
 
-/// The most extents one [`MetaStore::replace_extents`] takes, and gives.
+/// The most extents one [`PartitionStore::replace_extents`] takes, and gives.
 pub const MAX_REPLACED_EXTENTS: usize = 60;
 
 /// Which broker leads a partition, at which leader epoch.
@@ -285,9 +285,9 @@ pub enum CommitOutcome {
     Failed,
 }
 
-/// The metadata a broker needs, shared by every broker of a cluster.
+/// The topic registry and the dynamic broker configs.
 #[async_trait]
-pub trait MetaStore: Send + Sync + 'static {
+pub trait TopicStore: Send + Sync + 'static {
     /// All topics.
     async fn topics(&self) -> Result<Vec<TopicMeta>>;
     /// Creates a topic and its partitions; `TopicAlreadyExists` if the name is taken.
@@ -298,6 +298,16 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<()>;
     /// Grows the topic to `count` partitions.
     async fn add_partitions(&self, name: &str, count: i32) -> Result<()>;
+    /// Dynamic broker config overrides (set with IncrementalAlterConfigs).
+    async fn broker_configs(&self) -> Result<BTreeMap<String, String>>;
+    /// Replaces the dynamic broker config overrides.
+    async fn set_broker_configs(&self, configs: BTreeMap<String, String>) -> Result<()>;
+}
+
+/// Partitions' logs: their extents, log start, producer state and
+/// leader epochs, every change fenced by the epoch.
+#[async_trait]
+pub trait PartitionStore: Send + Sync + 'static {
     /// The state of one partition.
     async fn partition(&self, topic: Uuid, partition: i32) -> Result<PartitionMeta>;
     /// Appends extents and producer state to partitions, each guarded by
@@ -335,17 +345,24 @@ pub trait MetaStore: Send + Sync + 'static {
     /// recorded for every broker to see; the embedded store has one broker
     /// and records only the epoch.
     async fn assign_leader(&self, topic: Uuid, partition: i32, broker: i32) -> Result<i32>;
+}
+
+/// Producer ids for idempotent producers.
+#[async_trait]
+pub trait ProducerStore: Send + Sync + 'static {
     /// Reserves `count` producer ids and returns the first.
     async fn allocate_producer_ids(&self, count: u32) -> Result<i64>;
-    /// Dynamic broker config overrides (set with IncrementalAlterConfigs).
-    async fn broker_configs(&self) -> Result<BTreeMap<String, String>>;
-    /// Replaces the dynamic broker config overrides.
-    async fn set_broker_configs(&self, configs: BTreeMap<String, String>) -> Result<()>;
+}
+
+/// Consumer groups: which broker coordinates each, their metadata and
+/// committed offsets.
+#[async_trait]
+pub trait GroupStore: Send + Sync + 'static {
     /// Every group with metadata or committed offsets, with its offsets.
     async fn groups(&self) -> Result<Vec<(Option<GroupMeta>, String, Vec<CommittedOffset>)>>;
     /// Makes this broker the coordinator of `group_id` in the store, unless
     /// another live broker is (then `false`); from then on, until
-    /// [`MetaStore::release_group`] or this broker's end, only it can write
+    /// [`GroupStore::release_group`] or this broker's end, only it can write
     /// the group. The embedded store has one broker: always `true`.
     async fn claim_group(&self, group_id: &str) -> Result<bool>;
     /// Gives up coordinating `group_id`, so another broker can claim it.
@@ -361,6 +378,12 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Deletes committed offsets of a group, by (topic, partition).
     async fn delete_offsets(&self, group_id: &str, partitions: Vec<(String, i32)>) -> Result<()>;
 }
+
+/// The metadata a broker needs, shared by every broker of a cluster: one
+/// store in each role (an embedded journal, or etcd).
+pub trait MetaStore: TopicStore + PartitionStore + ProducerStore + GroupStore {}
+
+impl<T: TopicStore + PartitionStore + ProducerStore + GroupStore> MetaStore for T {}
 
 /// The shared test suite every [`MetaStore`] implementation must pass.
 #[cfg(test)]
