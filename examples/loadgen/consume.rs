@@ -23,6 +23,10 @@ pub struct Options {
     /// Stop after this many seconds (or after --messages).
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// Consumers reading at once, each on its own thread: members of the
+    /// --group, or each assigned every Nth partition.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub consumers: u32,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -40,6 +44,7 @@ impl Options {
             from: From::Tail,
             group: None,
             seconds: None,
+            consumers: 1,
         }
     }
 }
@@ -51,7 +56,8 @@ pub struct Consumer(BaseConsumer);
 const IDLE_LIMIT: Duration = Duration::from_secs(30);
 
 impl Consumer {
-    pub fn new(bootstrap: &str, topic: &str, options: &Options) -> Consumer {
+    /// Consumer `member` of `options.consumers`.
+    pub fn new(bootstrap: &str, topic: &str, options: &Options, member: u32) -> Consumer {
         let reset = match options.from {
             From::Beginning => "earliest",
             From::Tail => "latest",
@@ -85,7 +91,8 @@ impl Consumer {
             std::process::exit(1);
         }
         let mut assignment = TopicPartitionList::new();
-        for p in 0..partitions as i32 {
+        let mine = (0..partitions as i32).filter(|p| *p as u32 % options.consumers == member);
+        for p in mine {
             let offset = match options.from {
                 From::Beginning => Offset::Beginning,
                 From::Tail => {
@@ -103,9 +110,9 @@ impl Consumer {
         Consumer(consumer)
     }
 
-    /// Reads until `messages` were read or `deadline` passed, counting into
-    /// `counters` and handing each payload to `each`. Exits with an error
-    /// when nothing arrives for 30 s.
+    /// Reads until `counters` counted `messages` (this consumer's and any
+    /// other's sharing them) or `deadline` passed, handing each payload to
+    /// `each`. Exits with an error when none of them got anything for 30 s.
     pub fn read(
         &self,
         messages: Option<u64>,
@@ -114,14 +121,14 @@ impl Consumer {
         mut each: impl FnMut(&[u8]),
     ) {
         let mut last = Instant::now();
-        let mut count = 0;
-        while messages.is_none_or(|m| count < m) && deadline.is_none_or(|d| Instant::now() < d) {
+        let mut seen = 0;
+        let count = || counters.messages.load(Ordering::Relaxed);
+        while messages.is_none_or(|m| count() < m) && deadline.is_none_or(|d| Instant::now() < d) {
             match self.0.poll(Duration::from_millis(100)) {
                 Some(Ok(message)) => {
                     let payload = message.payload().unwrap_or_default();
                     let key = message.key().map_or(0, <[u8]>::len);
                     each(payload);
-                    count += 1;
                     counters.messages.fetch_add(1, Ordering::Relaxed);
                     counters
                         .bytes
@@ -132,8 +139,12 @@ impl Consumer {
                     eprintln!("loadgen: consume error: {e}");
                     counters.errors.fetch_add(1, Ordering::Relaxed);
                 }
+                None if count() != seen => {
+                    seen = count();
+                    last = Instant::now();
+                }
                 None if last.elapsed() > IDLE_LIMIT => {
-                    eprintln!("loadgen: no message for {IDLE_LIMIT:?} after {count}");
+                    eprintln!("loadgen: no message for {IDLE_LIMIT:?} after {seen}");
                     std::process::exit(1);
                 }
                 None => {}

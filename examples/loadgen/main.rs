@@ -8,7 +8,7 @@
 //!                    [--compression none] [--compressible] [--linger-ms 5]
 //!                    [--batch-size 1000000] [--rate-mb R]
 //! loadgen consume    --bootstrap HOST:PORT --topic T (--messages N | --seconds S)
-//!                    [--from beginning|tail] [--group G]
+//!                    [--from beginning|tail] [--group G] [--consumers N]
 //! loadgen end-to-end --bootstrap HOST:PORT --topic T --messages N --rate-mb R
 //!                    [producer options]
 //! loadgen tcp-baseline [--gib 2]
@@ -130,13 +130,19 @@ fn consume(target: &Target, options: &consume::Options) -> Report {
     let before = target.admin.as_deref().map(metrics::scrape);
     let cpu_before = silt::admin::cpu_seconds();
     let counters = Arc::new(Counters::default());
-    let consumer = consume::Consumer::new(&target.bootstrap, &target.topic, options);
+    let consumers: Vec<consume::Consumer> = (0..options.consumers)
+        .map(|member| consume::Consumer::new(&target.bootstrap, &target.topic, options, member))
+        .collect();
     let progress = Progress::start("consumed", counters.clone());
     let deadline = options
         .seconds
         .map(|s| Instant::now() + Duration::from_secs_f64(s));
     let start = Instant::now();
-    consumer.read(target.messages, deadline, &counters, |_| {});
+    std::thread::scope(|scope| {
+        for consumer in &consumers {
+            scope.spawn(|| consumer.read(target.messages, deadline, &counters, |_| {}));
+        }
+    });
     drop(progress);
     let mut report = Report::new("consume", &counters, start.elapsed().as_secs_f64());
     report.client_cpu(cpu_before);
@@ -157,7 +163,7 @@ fn end_to_end(target: &Target, options: &produce::Options) -> Report {
     let cpu_before = silt::admin::cpu_seconds();
     // Positioned after the producers' warm-up messages.
     let tail = consume::Options::tail();
-    let consumer = consume::Consumer::new(&target.bootstrap, &target.topic, &tail);
+    let consumer = consume::Consumer::new(&target.bootstrap, &target.topic, &tail, 0);
     let epoch = Instant::now();
     let received = Latency::default();
     let consumed = Arc::new(Counters::default());
