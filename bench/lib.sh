@@ -33,7 +33,8 @@ start_broker() {
 }
 topic() { "$silt" topic create "$1" --partitions "$2" --bootstrap-server "$addr" >&2; }
 # run KIND ARGS...: one loadgen run against the current broker; its JSON line.
-run() { local kind=$1; shift; "$loadgen" "$kind" --bootstrap "$addr" --admin "$admin" "$@" | tail -1; }
+# (Without an admin address, as for Apache Kafka, no broker figures.)
+run() { local kind=$1; shift; "$loadgen" "$kind" --bootstrap "$addr" ${admin:+--admin "$admin"} "$@" | tail -1; }
 field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<< "$1"; }
 # median N KIND ARGS...: N runs (this machine's throughput varies from run
 # to run); the median run's JSON line, with the slowest and fastest MB/s

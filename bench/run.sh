@@ -8,7 +8,8 @@
 #      does), loopback TCP, the S3 server's own PUT and GET rates;
 #   1. local durability, 8 partitions: produce as fast as possible (the
 #      median of BENCH_RUNS (3) runs, with the range), then a catch-up
-#      consume;
+#      consume; the same produce against Apache Kafka (bench/kafka.sh,
+#      from Maven Central) with its defaults and with flush.messages=1;
 #   2. local durability: 50 MB/s open loop, produce and end-to-end latency;
 #   3. object durability on LocalStack (started here unless S3_BENCH_ENDPOINT
 #      names a server): produce throughput (4 idempotent producers; one
@@ -59,6 +60,28 @@ row "6. groups: rebalance of 10 members over 100 partitions" "$(field "$groups" 
 row "6. groups: OffsetCommit p50 / p99" "$(field "$groups" commit_p50_ms) / $(field "$groups" commit_p99_ms) ms"
 row "local: broker peak RSS (256 MiB memory cache)" "$(rss_mb) MB"
 stop_broker
+
+# 1k. The peer on the same machine with the same load: Apache Kafka
+# (bench/kafka.sh) with its defaults (the page cache, no fsync) and with
+# flush.messages=1 (every batch fsynced: Silt's `local` promise).
+kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' bench/kafka/pom.xml)
+kafka_produce() { # LABEL [PROPERTY...]
+  local label=$1; shift
+  local pid silt_addr=$addr silt_admin=$admin
+  pid=$(bench/kafka.sh 49192 "$work/kafka-${label// /-}" "$@")
+  addr=127.0.0.1:49192 admin=""
+  topic bench 8
+  local cpu_before produce cpu
+  cpu_before=$(cpu_s "$pid")
+  produce=$(median "$runs" produce --topic bench --messages "$messages")
+  cpu=$(awk -v a="$cpu_before" -v b="$(cpu_s "$pid")" -v n="$(field "$produce" bytes)" -v r="$runs" 'BEGIN { printf "%.2f", (b - a) / (r * n / 1e9) }')
+  row "1k. Apache Kafka $kafka_version, $label: produce, 8 partitions" "$(throughput "$produce") (p99 $(field "$produce" p99_ms) ms; CPU s per GB: client $(field "$produce" client_cpu_s_per_gb), broker $cpu)"
+  kill "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  addr=$silt_addr admin=$silt_admin
+}
+kafka_produce "defaults"
+kafka_produce "flush.messages=1" flush.messages=1
 
 # 3, 4, 5. Object durability on an S3 server.
 start_s3
