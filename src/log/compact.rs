@@ -127,21 +127,23 @@ impl Log {
         for chunk in chunks(&extents[..end], section_bytes) {
             let filtered = self.filter(chunk, cleaner.clone()).await?;
             done.bytes_read += chunk.iter().map(|e| e.length).sum::<u64>();
-            done.records_removed += filtered.records_removed;
             if filtered.changed {
-                done.bytes_written += filtered
-                    .batches
-                    .iter()
-                    .map(|b| b.data.len() as u64)
-                    .sum::<u64>();
+                let written: u64 = filtered.batches.iter().map(|b| b.data.len() as u64).sum();
                 let rewrite = Rewrite {
                     old: chunk,
                     batches: filtered.batches,
                     compacted: true,
                     tombstones_due_ms: filtered.tombstones_due_ms,
                 };
-                self.rewrite(partition, epoch, vec![rewrite], section_bytes, "compact")
+                let replaced = self
+                    .rewrite(partition, epoch, vec![rewrite], section_bytes, "compact")
                     .await?;
+                // A chunk that changed meanwhile (retention got there
+                // first) removed nothing: it is compacted again next time.
+                if replaced > 0 {
+                    done.bytes_written += written;
+                    done.records_removed += filtered.records_removed;
+                }
             } else if chunk
                 .iter()
                 .any(|e| !e.compacted || e.tombstones_due_ms != filtered.tombstones_due_ms)
