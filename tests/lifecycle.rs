@@ -286,6 +286,23 @@ fn small_uploads_are_merged_and_nothing_is_lost() {
     assert_exactly_once(&acked, &reads);
 }
 
+/// Quiet partitions share merged objects: forty partitions with a few
+/// records per upload are merged a pass at a time into objects holding
+/// many of them (one object per partition would be a PUT per partition and
+/// pass, and forty objects at least), and nothing is lost.
+#[test]
+fn quiet_partitions_share_merged_objects() {
+    let broker = Broker::start_with_env(&["--admin-listen", "127.0.0.1:0"], &QUICK_LIFECYCLE);
+    create_topic(&broker, "quiet", 40);
+    let acked = produce_in_uploads(&broker, "quiet", 16);
+    wait_until("the uploads are merged and collected", DEADLINE, || {
+        local_objects(&broker).len() <= 20
+    });
+    assert!(broker.metric("silt_merged_extents_total", "") >= 300.0);
+    let reads = read_all_rdkafka(&broker.addr, "quiet", 40, acked.len(), DEADLINE);
+    assert_exactly_once(&acked, &reads);
+}
+
 /// kill -9 at a merge's fail point (`after_put`: its object written, not
 /// committed; `after_commit`: committed, nothing else done), then a
 /// restart: nothing acknowledged is lost or duplicated, the merge is done

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{Broker, configs};
-use crate::log::merge::MERGE_HORIZON_MS;
+use crate::log::merge::{MERGE_HORIZON_MS, MergeCandidate};
 
 impl Broker {
     /// Applies retention and merges every `storage.lifecycle_interval_ms`
@@ -75,14 +75,16 @@ impl Broker {
         }
     }
 
-    /// One merge pass over the partitions this broker leads; a partition
-    /// that fails is logged and tried again next time. Reports the extents
-    /// they have after it (`silt_partition_extents`).
+    /// One merge pass over the partitions this broker leads (see
+    /// [`crate::log::Log::merge`]; what fails is logged and tried again
+    /// next time). Reports the extents they have after it
+    /// (`silt_partition_extents`).
     async fn merge_extents(&self) {
         let now_ms = self.clock.now_ms();
         let dynamic = self.dynamic_configs();
-        let mut extents = 0;
-        for topic in self.topics() {
+        let topics = self.topics();
+        let mut candidates = Vec::new();
+        for topic in &topics {
             let section_bytes =
                 configs::merged_section_bytes(&self.config, &dynamic, &topic.configs);
             let retention = configs::retention(&self.config, &dynamic, &topic.configs);
@@ -90,25 +92,19 @@ impl Broker {
                 Some(ms) => now_ms.saturating_sub(ms).saturating_add(MERGE_HORIZON_MS),
                 None => i64::MIN,
             };
-            for partition in &topic.partitions {
-                if partition.leadership().is_none() {
-                    continue;
-                }
-                let merged = self
-                    .log
-                    .merge(partition, section_bytes, expiring_before_ms)
-                    .await;
-                if let Err(e) = merged {
-                    tracing::warn!(
-                        topic = %topic.name,
-                        partition = partition.index,
-                        error = %e,
-                        "merging failed; trying again at the next pass"
-                    );
-                }
-                extents += partition.extent_count();
-            }
+            candidates.extend(topic.partitions.iter().map(|partition| MergeCandidate {
+                partition,
+                section_bytes,
+                expiring_before_ms,
+            }));
         }
+        if let Err(e) = self.log.merge(&candidates).await {
+            tracing::warn!(error = %e, "merging failed; trying again at the next pass");
+        }
+        let led = candidates
+            .iter()
+            .filter(|c| c.partition.leadership().is_some());
+        let extents: usize = led.map(|c| c.partition.extent_count()).sum();
         metrics::gauge!("silt_partition_extents").set(extents as f64);
     }
 

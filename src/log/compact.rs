@@ -130,14 +130,15 @@ impl Log {
             if filtered.changed {
                 let written: u64 = filtered.batches.iter().map(|b| b.data.len() as u64).sum();
                 let rewrite = Rewrite {
-                    old: chunk,
+                    partition,
+                    epoch,
+                    old: chunk.to_vec(),
                     batches: filtered.batches,
+                    section_bytes,
                     compacted: true,
                     tombstones_due_ms: filtered.tombstones_due_ms,
                 };
-                let replaced = self
-                    .rewrite(partition, epoch, vec![rewrite], section_bytes, "compact")
-                    .await?;
+                let replaced = self.rewrite(vec![rewrite], "compact").await?;
                 // A chunk that changed meanwhile (retention got there
                 // first) removed nothing: it is compacted again next time.
                 if replaced > 0 {

@@ -4,8 +4,10 @@
 //! data it retains, not the number of uploads ever made, and catch-up
 //! reads touch few objects.
 //!
-//! A pass writes one new object per partition (all its runs, each in
-//! sections of its own), see [`super::rewrite`].
+//! A pass writes objects of up to [`MAX_MERGED_OBJECT_BYTES`]: a large
+//! partition's runs fill one alone, the runs of quiet partitions share one
+//! (so merging a thousand of them costs a PUT or two per pass, not a
+//! thousand); each run has sections of its own, see [`super::rewrite`].
 
 use std::ops::Range;
 
@@ -13,7 +15,7 @@ use super::Log;
 use super::object::SealedBatch;
 use super::partition::Partition;
 use super::rewrite::Rewrite;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::meta::{Extent, MAX_REPLACED_EXTENTS};
 use crate::protocol::batch;
 
@@ -24,6 +26,9 @@ const MIN_RUN_EXTENTS: usize = 8;
 /// ...or a section's worth of bytes; it holds at most this many sections'
 /// worth, and so does one pass over a partition (bounding its memory).
 const MAX_RUN_SECTIONS: u64 = 4;
+
+/// One merged object holds at most this much.
+pub const MAX_MERGED_OBJECT_BYTES: u64 = MAX_RUN_SECTIONS * MAX_MERGED_SECTION_BYTES;
 
 /// Data that retention deletes within this long is not merged: rewriting
 /// it would cost the disk and the bucket for nothing.
@@ -72,53 +77,121 @@ pub fn plan(extents: &[Extent], section_bytes: u64, expiring_before_ms: i64) -> 
     runs
 }
 
+/// A partition to merge, with its topic's settings.
+pub struct MergeCandidate<'a> {
+    pub partition: &'a Partition,
+    /// Merged sections hold at most this much.
+    pub section_bytes: u64,
+    /// Extents whose newest record is older are left to retention.
+    pub expiring_before_ms: i64,
+}
+
+/// The runs of one partition a pass merges, read under `epoch`.
+struct Planned<'a> {
+    candidate: &'a MergeCandidate<'a>,
+    epoch: i32,
+    runs: Vec<Vec<Extent>>,
+}
+
+/// What of `candidate` a pass merges, if it is led here and has runs
+/// (see [`plan`]); at most [`MAX_RUN_SECTIONS`] sections' worth.
+fn plan_partition<'a>(candidate: &'a MergeCandidate<'a>) -> Option<Planned<'a>> {
+    let epoch = candidate.partition.leadership()?;
+    let (extents, _) = candidate.partition.retained();
+    let limit = MAX_RUN_SECTIONS * candidate.section_bytes;
+    let (mut runs, mut bytes) = (Vec::new(), 0);
+    for run in plan(
+        &extents,
+        candidate.section_bytes,
+        candidate.expiring_before_ms,
+    ) {
+        let run = &extents[run];
+        let run_bytes: u64 = run.iter().map(|e| e.length).sum();
+        if !runs.is_empty() && bytes + run_bytes > limit {
+            break;
+        }
+        bytes += run_bytes;
+        runs.push(run.to_vec());
+    }
+    (!runs.is_empty()).then_some(Planned {
+        candidate,
+        epoch,
+        runs,
+    })
+}
+
 impl Log {
-    /// Merges `partition`'s runs of small extents (see [`plan`]) into one
-    /// object of its own with sections of `section_bytes` (at most
-    /// [`MAX_RUN_SECTIONS`] sections' worth per pass: one PUT); returns
-    /// how many extents were replaced; extents whose newest record is
-    /// older than `expiring_before_ms` are left to retention.
-    pub async fn merge(
-        &self,
-        partition: &Partition,
-        section_bytes: u64,
-        expiring_before_ms: i64,
-    ) -> Result<usize> {
+    /// Merges the candidates' runs of small extents (see [`plan`]): at most
+    /// [`MAX_RUN_SECTIONS`] sections' worth of each partition per pass,
+    /// several partitions to an object of at most
+    /// [`MAX_MERGED_OBJECT_BYTES`]. Returns how many extents were
+    /// replaced; an object that fails is logged, and the others go on.
+    pub async fn merge(&self, candidates: &[MergeCandidate<'_>]) -> Result<usize> {
         self.check_registration()?;
-        let epoch = partition.leadership().ok_or(Error::NotLeaderOrFollower)?;
-        let (extents, _) = partition.retained();
-        let mut runs: Vec<&[Extent]> = Vec::new();
-        let mut bytes = 0;
-        for run in plan(&extents, section_bytes, expiring_before_ms) {
-            let run = &extents[run];
-            let run_bytes: u64 = run.iter().map(|e| e.length).sum();
-            if !runs.is_empty() && bytes + run_bytes > MAX_RUN_SECTIONS * section_bytes {
-                break;
+        let (mut merged, mut batch, mut batch_bytes) = (0, Vec::new(), 0);
+        for candidate in candidates {
+            let Some(planned) = plan_partition(candidate) else {
+                continue;
+            };
+            let bytes: u64 = planned.runs.iter().flatten().map(|e| e.length).sum();
+            if !batch.is_empty() && batch_bytes + bytes > MAX_MERGED_OBJECT_BYTES {
+                merged += self.merge_batch(std::mem::take(&mut batch)).await;
+                batch_bytes = 0;
             }
-            bytes += run_bytes;
-            runs.push(run);
+            batch_bytes += bytes;
+            batch.push(planned);
         }
-        if runs.is_empty() {
-            return Ok(0);
+        if !batch.is_empty() {
+            merged += self.merge_batch(batch).await;
         }
-        let all: Vec<Extent> = runs.iter().flat_map(|run| run.iter().cloned()).collect();
-        self.cache.load(&all).await;
-        let mut rewrites = Vec::with_capacity(runs.len());
-        for run in runs {
-            rewrites.push(Rewrite {
-                old: run,
-                batches: self.batches_of(run).await?,
-                // Compacted only if all of it was.
-                compacted: run.iter().all(|e| e.compacted),
-                tombstones_due_ms: run.iter().filter_map(|e| e.tombstones_due_ms).min(),
-            });
-        }
-        let merged = self
-            .rewrite(partition, epoch, rewrites, section_bytes, "merge")
-            .await?;
         metrics::counter!("silt_merged_extents_total").increment(merged as u64);
-        tracing::debug!(topic = %partition.topic, partition = partition.index, extents = merged, bytes, "merged");
         Ok(merged)
+    }
+
+    /// Writes the runs of `batch` into one object; how many extents were
+    /// replaced (failures are logged).
+    async fn merge_batch(&self, batch: Vec<Planned<'_>>) -> usize {
+        let all: Vec<Extent> = batch
+            .iter()
+            .flat_map(|p| p.runs.iter().flatten().cloned())
+            .collect();
+        self.cache.load(&all).await;
+        let mut rewrites = Vec::new();
+        for planned in &batch {
+            for run in &planned.runs {
+                let batches = match self.batches_of(run).await {
+                    Ok(batches) => batches,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "merging: a run could not be read; trying again at the next pass");
+                        continue;
+                    }
+                };
+                rewrites.push(Rewrite {
+                    partition: planned.candidate.partition,
+                    epoch: planned.epoch,
+                    old: run.clone(),
+                    batches,
+                    section_bytes: planned.candidate.section_bytes,
+                    // Compacted only if all of it was.
+                    compacted: run.iter().all(|e| e.compacted),
+                    tombstones_due_ms: run.iter().filter_map(|e| e.tombstones_due_ms).min(),
+                });
+            }
+        }
+        if rewrites.is_empty() {
+            return 0;
+        }
+        let (partitions, extents) = (batch.len(), all.len());
+        match self.rewrite(rewrites, "merge").await {
+            Ok(merged) => {
+                tracing::debug!(partitions, extents, merged, "merged");
+                merged
+            }
+            Err(e) => {
+                tracing::warn!(partitions, extents, error = %e, "merging failed; trying again at the next pass");
+                0
+            }
+        }
     }
 
     /// The stored batches of `extents`, as they are.

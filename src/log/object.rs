@@ -66,35 +66,39 @@ pub struct SealedBatch {
 pub struct ObjectBuilder {
     buf: BytesMut,
     sections: Vec<Section>,
-    /// Sections are cut at the first batch boundary past this size.
-    section_bytes: usize,
 }
 
 impl ObjectBuilder {
-    /// A builder sized for about `capacity` bytes of batches, cutting
-    /// sections at `MAX_SECTION_BYTES` (uploads).
+    /// A builder sized for about `capacity` bytes of batches.
     pub fn with_capacity(capacity: usize) -> Self {
-        ObjectBuilder::with_sections(capacity, MAX_SECTION_BYTES)
-    }
-
-    /// A builder cutting sections at `section_bytes` (merged objects).
-    pub fn with_sections(capacity: usize, section_bytes: usize) -> Self {
         ObjectBuilder {
             buf: BytesMut::with_capacity(capacity + 64 * 1024),
             sections: Vec::new(),
-            section_bytes,
         }
     }
 
-    /// Appends one partition's consecutive batches as one or more sections.
+    /// Appends one partition's consecutive batches as one or more sections
+    /// of at most `MAX_SECTION_BYTES` (uploads).
     pub fn add_partition(&mut self, topic: Uuid, partition: i32, batches: &[SealedBatch]) {
+        self.add_partition_in(topic, partition, batches, MAX_SECTION_BYTES);
+    }
+
+    /// Appends one partition's consecutive batches as sections cut at the
+    /// first batch boundary past `section_bytes` (merged objects).
+    pub fn add_partition_in(
+        &mut self,
+        topic: Uuid,
+        partition: i32,
+        batches: &[SealedBatch],
+        section_bytes: usize,
+    ) {
         let mut rest = batches;
         while let Some(first) = rest.first() {
             let mut size = 0;
             let count = rest
                 .iter()
                 .take_while(|b| {
-                    let take = size == 0 || size + b.data.len() <= self.section_bytes;
+                    let take = size == 0 || size + b.data.len() <= section_bytes;
                     size += b.data.len();
                     take
                 })

@@ -1,9 +1,9 @@
-//! Rewriting runs of a partition's extents, for merging and compaction.
-//! The runs' new batches go into one new object of the partition's own
-//! (each run in sections of its own), written create-only; then each run
-//! is replaced in the metadata store under the leader epoch, and only
-//! while it is stored as read (retention or DeleteRecords may have moved
-//! on), then in memory. A crash before a commit leaves an object nothing
+//! Rewriting runs of partitions' extents, for merging and compaction.
+//! The runs' new batches go into one new object (each run in sections of
+//! its own, so a partition's data stays together), written create-only;
+//! then each run is replaced in the metadata store under its partition's
+//! leader epoch, and only while it is stored as read (retention or
+//! DeleteRecords may have moved on), then in memory. A crash before a commit leaves an object nothing
 //! refers to; after it, old objects nothing refers to any more: garbage
 //! collection deletes both. Offsets never change: a run's new extents
 //! cover exactly its offsets.
@@ -18,7 +18,12 @@ use crate::meta::{CommitOutcome, Extent};
 
 /// A run of a partition's extents and the batches that replace it.
 pub(super) struct Rewrite<'a> {
-    pub old: &'a [Extent],
+    pub partition: &'a Partition,
+    /// The leader epoch the run was read under.
+    pub epoch: i32,
+    pub old: Vec<Extent>,
+    /// The new sections hold at most this much each.
+    pub section_bytes: u64,
     /// The new batches; their offsets (`base_offset..=last_offset` of
     /// each, gaps included) cover the run's exactly.
     pub batches: Vec<SealedBatch>,
@@ -28,31 +33,37 @@ pub(super) struct Rewrite<'a> {
 }
 
 impl Log {
-    /// Writes `runs` into one new object with sections of `section_bytes`
-    /// and replaces each run with its new sections, the leader at `epoch`;
-    /// `name` names the fail points `<name>.after_put` and
-    /// `<name>.after_commit`. Returns how many extents were replaced. The
-    /// object is laid out on a blocking thread (it may be tens of MiB).
-    pub(super) async fn rewrite(
-        &self,
-        partition: &Partition,
-        epoch: i32,
-        mut runs: Vec<Rewrite<'_>>,
-        section_bytes: u64,
-        name: &str,
-    ) -> Result<usize> {
-        let batches: Vec<Vec<SealedBatch>> = runs
+    /// Writes `runs` into one new object and replaces each run with its
+    /// new sections; `name` names the fail points `<name>.after_put` and
+    /// `<name>.after_commit`. Returns how many extents were replaced; a
+    /// run that fails (its partition fenced, the store failing) leaves
+    /// the others to go on, and the first such error is returned after
+    /// them. The object is laid out on a blocking thread (it may be tens
+    /// of MiB).
+    pub(super) async fn rewrite(&self, mut runs: Vec<Rewrite<'_>>, name: &str) -> Result<usize> {
+        let layout: Vec<(Uuid, i32, u64, Vec<SealedBatch>)> = runs
             .iter_mut()
-            .map(|run| std::mem::take(&mut run.batches))
+            .map(|run| {
+                let batches = std::mem::take(&mut run.batches);
+                (
+                    run.partition.topic,
+                    run.partition.index,
+                    run.section_bytes,
+                    batches,
+                )
+            })
             .collect();
-        let (topic, index) = (partition.topic, partition.index);
         let (object, sections, run_sections) = tokio::task::spawn_blocking(move || {
-            let size = batches.iter().flatten().map(|b| b.data.len()).sum();
-            let mut builder = ObjectBuilder::with_sections(size, section_bytes as usize);
-            let mut run_sections = Vec::with_capacity(batches.len());
-            for run in &batches {
+            let size = layout
+                .iter()
+                .flat_map(|run| &run.3)
+                .map(|b| b.data.len())
+                .sum();
+            let mut builder = ObjectBuilder::with_capacity(size);
+            let mut run_sections = Vec::with_capacity(layout.len());
+            for (topic, index, section_bytes, batches) in &layout {
                 let before = builder.section_count();
-                builder.add_partition(topic, index, run);
+                builder.add_partition_in(*topic, *index, batches, *section_bytes as usize);
                 run_sections.push(before..builder.section_count());
             }
             let (object, sections) = builder.finish();
@@ -64,7 +75,7 @@ impl Log {
         self.bucket.put_data_object(id, object).await?;
         let put_done = std::time::Instant::now();
         crate::failpoint::hit(&format!("{name}.after_put"));
-        let mut replaced = 0;
+        let (mut replaced, mut failure) = (0, None);
         for (run, range) in runs.iter().zip(run_sections) {
             if super::past_commit_window(put_done, self.settings.commit_window) {
                 tracing::warn!(object = %id, "a rewritten object waited past the commit window; garbage collection deletes it");
@@ -78,14 +89,22 @@ impl Log {
                     ..section.extent_in(id)
                 })
                 .collect();
-            if self
-                .replace_run(partition, epoch, run.old, new, name)
-                .await?
+            match self
+                .replace_run(run.partition, run.epoch, &run.old, new, name)
+                .await
             {
-                replaced += run.old.len();
+                Ok(true) => replaced += run.old.len(),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(topic = %run.partition.topic, partition = run.partition.index, error = %e, "a rewritten run was not replaced");
+                    failure.get_or_insert(e);
+                }
             }
         }
-        Ok(replaced)
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(replaced),
+        }
     }
 
     /// Replaces the run `old` with `new`; whether it was replaced (not if
