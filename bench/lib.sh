@@ -17,7 +17,12 @@ stop_broker() {
 }
 cleanup() {
   stop_broker
-  if [[ -n "$s3_pid" ]]; then kill "$s3_pid" 2>/dev/null || true; fi
+  if [[ -n "$s3_pid" ]]; then
+    # SeaweedFS may not stop on SIGTERM: a few seconds, then SIGKILL.
+    kill "$s3_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$s3_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$s3_pid" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
