@@ -56,7 +56,7 @@ impl Log {
         let (object, sections, run_sections) = tokio::task::spawn_blocking(move || {
             let size = layout
                 .iter()
-                .flat_map(|run| &run.3)
+                .flat_map(|(_, _, _, batches)| batches)
                 .map(|b| b.data.len())
                 .sum();
             let mut builder = ObjectBuilder::with_capacity(size);
