@@ -113,6 +113,7 @@ fn object_index(c: &mut Criterion) {
             crc: Some(0),
             compacted: false,
             tombstones_due_ms: None,
+            entry_list: None,
         })
         .collect();
     let meta = PartitionMeta {
@@ -200,6 +201,7 @@ fn compaction(c: &mut Criterion) {
             crc: None,
             compacted: false,
             tombstones_due_ms: None,
+            entry_list: None,
         }];
         let sections = [(false, section.clone())];
         group.throughput(Throughput::Bytes(section.len() as u64));

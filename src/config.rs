@@ -39,7 +39,6 @@ pub struct Config {
     pub storage: StorageConfig,
     pub topics: TopicDefaults,
     pub flush: FlushConfig,
-    pub wal: WalConfig,
     pub cache: CacheConfig,
     pub limits: Limits,
     pub groups: GroupConfig,
@@ -161,14 +160,6 @@ impl Default for FlushConfig {
     }
 }
 
-/// The local write-ahead log (used in `local` durability).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WalConfig {
-    /// A WAL segment file is closed and a new one started past this size.
-    pub segment_bytes: u64,
-}
-
 /// The read cache of object sections (foyer: memory + disk).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -228,7 +219,6 @@ impl Default for Config {
             storage: StorageConfig::default(),
             topics: TopicDefaults::default(),
             flush: FlushConfig::default(),
-            wal: WalConfig::default(),
             cache: CacheConfig::default(),
             limits: Limits::default(),
             groups: GroupConfig::default(),
@@ -260,14 +250,6 @@ impl Default for TopicDefaults {
             cleanup_policy: "delete".into(),
             segment_bytes: 1 << 30,
             segment_ms: 7 * 24 * 3600 * 1000,
-        }
-    }
-}
-
-impl Default for WalConfig {
-    fn default() -> Self {
-        WalConfig {
-            segment_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -28,6 +28,19 @@ fn local_durability_kill9_loses_and_duplicates_nothing() {
     ));
 }
 
+/// A crash (abort) right after a WAL segment is sealed (its index written,
+/// the next segment not started), and right after one is published as a
+/// data object (its extents not committed): the restart seals, publishes
+/// and commits again, losing and duplicating nothing.
+#[test]
+fn local_durability_crashes_at_upload_steps_lose_nothing() {
+    for fail_point in ["wal.after_seal", "upload.after_publish"] {
+        let mut env = scenarios::SMALL_WAL.to_vec();
+        env.push(("FAILPOINTS", fail_point));
+        scenarios::fail_point_mid_produce(Broker::start_with_env(&["--durability", "local"], &env));
+    }
+}
+
 #[test]
 fn object_durability_kill9_loses_and_duplicates_nothing() {
     scenarios::kill9_mid_produce(Broker::start_with_env(

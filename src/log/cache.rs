@@ -151,10 +151,7 @@ impl SectionCache {
         let entry = self
             .cache
             .get_or_fetch(&SectionKey::of(extent), move || async move {
-                let range = owned.position..owned.position + owned.length;
-                let bytes = bucket.read_data_range(owned.object, range).await?;
-                check_crc(&owned, &bytes)?;
-                Ok::<_, Error>((bytes, read_through()))
+                Ok::<_, Error>((read_section(&bucket, &owned).await?, read_through()))
             })
             .await
             .map_err(cache_error)?;
@@ -188,7 +185,26 @@ impl SectionCache {
             let key = SectionKey::of(extent);
             if let Some(load) = loading.get(&key) {
                 waits.push(load.clone());
-            } else if !self.cache.contains(&key) {
+            } else if self.cache.contains(&key) {
+                continue;
+            } else if extent.entry_list.is_some() {
+                // Its entries lie among other partitions': read alone.
+                let (this, owned) = (self.clone(), extent.clone());
+                let read = async move {
+                    if let Ok(bytes) = read_section(&this.bucket, &owned).await {
+                        this.cache.insert_with_properties(
+                            SectionKey::of(&owned),
+                            bytes,
+                            read_through(),
+                        );
+                    }
+                    let mut loading = this.loading.lock().expect("load map poisoned");
+                    loading.remove(&SectionKey::of(&owned));
+                };
+                let load = tokio::spawn(read).map(|_| ()).boxed().shared();
+                loading.insert(key, load.clone());
+                waits.push(load);
+            } else {
                 let sections = by_object.entry(extent.object).or_default();
                 sections.insert(extent.position, extent.clone());
             }
@@ -263,6 +279,23 @@ fn read_through() -> HybridCacheProperties {
     HybridCacheProperties::default().with_location(Location::InMem)
 }
 
+/// Reads an extent's batches from the bucket, checked: a section's bytes
+/// against its CRC, a sealed WAL segment's entries against theirs.
+async fn read_section(bucket: &Bucket, extent: &Extent) -> Result<Bytes> {
+    if let Some(list) = &extent.entry_list {
+        let read = super::segment::read_batches(bucket, extent, list).await;
+        if let Err(Error::CorruptMessage(message)) = &read {
+            metrics::counter!("silt_corrupt_sections_total").increment(1);
+            tracing::error!("{message}");
+        }
+        return read;
+    }
+    let range = extent.position..extent.position + extent.length;
+    let bytes = bucket.read_data_range(extent.object, range).await?;
+    check_crc(extent, &bytes)?;
+    Ok(bytes)
+}
+
 /// Fails (logged and counted) unless `bytes` match the extent's CRC.
 fn check_crc(extent: &Extent, bytes: &[u8]) -> Result<()> {
     let Some(expected) = extent.crc else {
@@ -306,6 +339,7 @@ mod tests {
             crc: None,
             compacted: false,
             tombstones_due_ms: None,
+            entry_list: None,
         }
     }
 

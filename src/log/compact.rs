@@ -437,6 +437,7 @@ mod tests {
             crc: None,
             compacted,
             tombstones_due_ms: None,
+            entry_list: None,
         }
     }
 

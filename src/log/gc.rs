@@ -184,6 +184,7 @@ mod tests {
             crc: None,
             compacted: false,
             tombstones_due_ms: None,
+            entry_list: None,
         };
         let commit = PartitionCommit {
             topic: topic.id,

@@ -231,6 +231,7 @@ mod tests {
                 crc: None,
                 compacted: false,
                 tombstones_due_ms: None,
+                entry_list: None,
             })
             .collect()
     }

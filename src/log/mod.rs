@@ -17,6 +17,7 @@ pub mod partition;
 pub mod producer;
 pub mod retention;
 mod rewrite;
+mod segment;
 mod trim;
 mod uploader;
 pub mod wal;
@@ -116,6 +117,11 @@ pub struct Log {
     space_freed: Notify,
     /// Bumped after every commit.
     commits: watch::Sender<u64>,
+    /// The sealed WAL segments the uploader took in and the WAL still
+    /// keeps, by start position (`local` durability).
+    segments: std::sync::Mutex<std::collections::BTreeMap<u64, Arc<uploader::Segment>>>,
+    /// The end of the last of them taken in.
+    sealed_until: AtomicU64,
 }
 
 /// What a fetch of one partition found.
@@ -135,7 +141,7 @@ impl Log {
         bucket: Bucket,
     ) -> Result<(Log, Vec<WalRecord>)> {
         let data_dir = &config.broker.data_dir;
-        let (wal, records) = Wal::open(&data_dir.join("wal"), config.wal.segment_bytes)?;
+        let (wal, records) = Wal::open(&data_dir.join("wal"), config.flush.bytes)?;
         let cache =
             SectionCache::open(&config.cache, &data_dir.join("cache"), bucket.clone()).await?;
         let (commits, _) = watch::channel(0);
@@ -154,6 +160,8 @@ impl Log {
             data_arrived: Notify::new(),
             space_freed: Notify::new(),
             commits,
+            segments: std::sync::Mutex::default(),
+            sealed_until: AtomicU64::new(0),
         };
         Ok((log, records))
     }

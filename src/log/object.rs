@@ -49,6 +49,7 @@ impl Section {
             crc: Some(self.crc),
             compacted: false,
             tombstones_due_ms: None,
+            entry_list: None,
         }
     }
 }

@@ -123,6 +123,8 @@ pub struct Sealed {
     /// them only while it is unchanged.
     pub generation: u64,
     pub batches: Vec<SealedBatch>,
+    /// Each batch's WAL entry (in `local` durability).
+    pub wal: Vec<Range<u64>>,
     /// Offset after the last sealed batch.
     pub end: i64,
     pub producers: std::collections::BTreeMap<i64, ProducerSnapshot>,
@@ -424,9 +426,9 @@ impl Partition {
     }
 
     /// The next tail batches to upload, after those already in uploads:
-    /// all in `object` durability, the durable ones in `local`, at most
-    /// `max_bytes` (but at least one batch).
-    pub fn seal(&self, wal_durable: Option<u64>, max_bytes: u64) -> Option<Sealed> {
+    /// in `local` durability those whose WAL entries end by `wal_bound`
+    /// (in sealed segments), at most `max_bytes` (but at least one batch).
+    pub fn seal(&self, wal_bound: Option<u64>, max_bytes: u64) -> Option<Sealed> {
         let mut state = self.lock();
         let sealed_end = state.sealed_end;
         let first = state
@@ -436,7 +438,7 @@ impl Partition {
         let batches: Vec<SealedBatch> = state
             .tail
             .range(first..)
-            .take_while(|b| wal_durable.is_none_or(|d| b.wal.end <= d))
+            .take_while(|b| wal_bound.is_none_or(|bound| b.wal.end <= bound))
             .take_while(|b| {
                 let take = size == 0 || size + b.data.len() as u64 <= max_bytes;
                 size += b.data.len() as u64;
@@ -450,9 +452,9 @@ impl Partition {
             })
             .collect();
         let end = batches.last()?.last_offset + 1;
-        let producer_ids = state
-            .tail
-            .range(first..first + batches.len())
+        let sealed = state.tail.range(first..first + batches.len());
+        let wal = sealed.clone().map(|b| b.wal.clone()).collect();
+        let producer_ids = sealed
             .filter(|b| b.header.has_producer_id())
             .map(|b| b.header.producer_id);
         let producers = state.producers.snapshot(producer_ids, end);
@@ -463,6 +465,7 @@ impl Partition {
             end,
             producers,
             batches,
+            wal,
         })
     }
 
@@ -742,6 +745,7 @@ mod tests {
             crc: None,
             compacted: false,
             tombstones_due_ms: None,
+            entry_list: None,
         };
         let meta = |epoch| PartitionMeta {
             leader_epoch: epoch,
@@ -821,6 +825,7 @@ mod tests {
             crc: None,
             compacted: false,
             tombstones_due_ms: None,
+            entry_list: None,
         };
         let in_memory = PartitionMeta {
             extents: vec![extent(0, 9, 1), extent(10, 19, 2), extent(20, 29, 3)],
@@ -937,6 +942,7 @@ mod tests {
             crc: None,
             compacted: false,
             tombstones_due_ms: None,
+            entry_list: None,
         };
         assert_eq!(
             p.apply_commit(p.leader_epoch(), vec![extent.clone()], 6),

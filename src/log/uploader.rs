@@ -1,20 +1,29 @@
-//! The uploader: seals the partitions' tails into one multi-partition data
-//! object (paced by `flush.interval` and `flush.bytes`), PUTs it create-only,
-//! commits the extents (epoch-guarded) to the metadata store, and only then
-//! drops the tails, fills the cache and trims the WAL.
+//! The uploader: turns the partitions' tails into data objects (paced by
+//! `flush.interval` and `flush.bytes`), commits their extents
+//! (epoch-guarded) to the metadata store, and only then drops the tails,
+//! fills the cache and trims the WAL.
 //!
-//! Up to `flush.uploads_in_flight` PUTs overlap, so a slow PUT neither
+//! In `object` durability an upload seals the tails into one new
+//! multi-partition object and PUTs it create-only. In `local` durability
+//! the data is in the WAL already: an upload publishes the sealed WAL
+//! segments holding it as they are (see [`super::segment`]), so each byte
+//! is written once; the WAL seals a segment when it is full, or when a
+//! flush interval passed with data in it.
+//!
+//! Up to `flush.uploads_in_flight` uploads overlap, so a slow PUT neither
 //! holds back the data that arrives meanwhile nor caps the throughput at
 //! one object per PUT latency; their commits happen one at a time, in the
-//! order the objects were sealed, so each partition's extents always
-//! continue the committed ones. An upload that fails hands its data back
-//! (see [`Partition::unseal`]) for the next one.
+//! order they were sealed, so each partition's extents always continue
+//! the committed ones. An upload that fails hands its data back (see
+//! [`Partition::unseal`]) for the next one.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Instant;
@@ -22,26 +31,82 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::Log;
-use super::object::{ObjectBuilder, Section};
+use super::object::ObjectBuilder;
 use super::partition::{Partition, Sealed};
+use super::segment::EntryList;
+use super::wal::SealedSegment;
+use crate::config::Durability;
 use crate::error::{Error, Result};
-use crate::meta::{CommitOutcome, PartitionCommit};
+use crate::meta::{CommitOutcome, Extent, PartitionCommit};
 
-/// One sealed data object on its way to the object store.
+/// One upload on its way to the object store.
 struct Upload {
+    /// The data object written (the newest segment's, when several).
     id: Uuid,
-    object: Bytes,
-    sections: Vec<Section>,
-    partitions: Vec<(Arc<Partition>, Sealed)>,
+    payload: Payload,
+    partitions: Vec<SealedPartition>,
     /// Tail bytes sealed into it (counted in `Log::uploading`).
     sealed_bytes: u64,
     started: std::time::Instant,
 }
 
+/// What an upload writes.
+#[derive(Clone)]
+enum Payload {
+    /// A data object built from the tails (`object` durability).
+    Object(Bytes),
+    /// Sealed WAL segments as they are (`local` durability); one already
+    /// published is not written again.
+    Segments(Vec<Arc<Segment>>),
+}
+
+/// A partition's batches in an upload, and the extents they make.
+struct SealedPartition {
+    partition: Arc<Partition>,
+    sealed: Sealed,
+    /// Each extent with its batches back to back, for the cache once
+    /// committed.
+    extents: Vec<(Extent, Bytes)>,
+}
+
+/// A sealed WAL segment the uploader knows, until the WAL deletes it.
+pub(super) struct Segment {
+    positions: Range<u64>,
+    path: PathBuf,
+    lists: HashMap<(Uuid, i32), EntryList>,
+    publication: Mutex<Publication>,
+}
+
+/// Under which object id a segment is (to be) published, and when it was.
+struct Publication {
+    id: Uuid,
+    /// The bytes as written, until published (none to keep in a local
+    /// directory, where publishing is a hard link).
+    chunks: Vec<Bytes>,
+    published: Option<std::time::Instant>,
+}
+
+impl Segment {
+    fn id(&self) -> Uuid {
+        self.publication.lock().expect("segment lock poisoned").id
+    }
+
+    /// Publishes again under a new id: the object under the old one
+    /// waited past the commit window, and garbage collection may delete it.
+    fn retire(&self) {
+        let mut publication = self.publication.lock().expect("segment lock poisoned");
+        if publication.published.is_some() {
+            publication.id = Uuid::now_v7();
+            publication.published = None;
+        }
+    }
+}
+
 /// An upload whose PUT runs in its own task.
 struct UnderWay {
     upload: Upload,
-    /// The PUT; when it completed.
+    /// The PUT; when it completed (for segments published earlier, when
+    /// the first of them was).
     put: JoinHandle<Result<std::time::Instant>>,
 }
 
@@ -54,13 +119,14 @@ impl Log {
     /// PUT, and a busy one uploads once per interval or per `flush.bytes`.
     pub async fn run_uploader(self: Arc<Self>, shutdown: CancellationToken) {
         let interval = self.settings.flush_interval;
+        let local = self.settings.durability == Durability::Local;
         let mut last_start = Instant::now()
             .checked_sub(interval)
             .unwrap_or_else(Instant::now);
         let mut under_way: VecDeque<UnderWay> = VecDeque::new();
         let mut changes = self.changes();
-        // Nothing could be sealed last time (in `local` durability: not
-        // durable in the WAL yet): wait for a change before trying again.
+        // Nothing could be sealed last time: wait for a change before
+        // trying again.
         let mut stalled = false;
         // After a failed upload, the next one waits an interval.
         let mut retry_at = Instant::now();
@@ -76,17 +142,17 @@ impl Log {
                         retry_at = Instant::now() + interval;
                     }
                 }
-                () = self.upload_due(last_start, retry_at, stalled, &mut changes), if room => {
+                () = self.upload_due(last_start, retry_at, stalled, &mut changes), if room && !local => {
                     last_start = Instant::now();
                     let upload = self.seal_upload();
                     stalled = upload.is_none();
                     if let Some(upload) = upload {
-                        let (log, object, id) = (self.clone(), upload.object.clone(), upload.id);
-                        let put = tokio::spawn(async move {
-                            log.bucket.put_data_object(id, object).await?;
-                            Ok(std::time::Instant::now())
-                        });
-                        under_way.push_back(UnderWay { upload, put });
+                        under_way.push_back(self.start_put(upload));
+                    }
+                }
+                bound = self.segments_due(retry_at), if room && local => {
+                    if let Some(upload) = self.segment_upload(bound) {
+                        under_way.push_back(self.start_put(upload));
                     }
                 }
             }
@@ -98,6 +164,50 @@ impl Log {
         if let Err(e) = self.flush_all().await {
             tracing::error!(error = %e, "final upload failed; the WAL keeps the data for the next start");
         }
+    }
+
+    /// Starts writing `upload` in a task of its own.
+    fn start_put(self: &Arc<Self>, upload: Upload) -> UnderWay {
+        let (log, payload, id) = (self.clone(), upload.payload.clone(), upload.id);
+        let put = tokio::spawn(async move { log.write(id, &payload).await });
+        UnderWay { upload, put }
+    }
+
+    /// Writes an upload's payload; when it was written.
+    async fn write(&self, id: Uuid, payload: &Payload) -> Result<std::time::Instant> {
+        match payload {
+            Payload::Object(object) => {
+                self.bucket.put_data_object(id, object.clone()).await?;
+                Ok(std::time::Instant::now())
+            }
+            Payload::Segments(segments) => {
+                let mut first = std::time::Instant::now();
+                for segment in segments {
+                    first = first.min(self.publish(segment).await?);
+                }
+                Ok(first)
+            }
+        }
+    }
+
+    /// Makes `segment` a data object, unless it is one; when it became one.
+    async fn publish(&self, segment: &Segment) -> Result<std::time::Instant> {
+        let (id, chunks) = {
+            let publication = segment.publication.lock().expect("segment lock poisoned");
+            if let Some(published) = publication.published {
+                return Ok(published);
+            }
+            (publication.id, publication.chunks.clone())
+        };
+        self.bucket.put_data_file(id, &segment.path, chunks).await?;
+        crate::failpoint::hit("upload.after_publish");
+        let now = std::time::Instant::now();
+        let mut publication = segment.publication.lock().expect("segment lock poisoned");
+        if publication.id == id {
+            publication.published = Some(now);
+            publication.chunks = Vec::new();
+        }
+        Ok(now)
     }
 
     /// Waits until an upload should start: something is buffered and not
@@ -136,6 +246,61 @@ impl Log {
         }
     }
 
+    /// In `local` durability: waits, not before `retry_at`, for the WAL to
+    /// seal a segment (asking it to once `flush.interval` passed or room
+    /// is short), or for data in segments sealed earlier (replayed, or
+    /// handed back by a failed upload); the WAL position below which
+    /// everything is sealed. Cancel-safe.
+    async fn segments_due(&self, retry_at: Instant) -> u64 {
+        tokio::time::sleep_until(retry_at).await;
+        loop {
+            let mut sealed = self.wal.sealed_segments().lock().await;
+            tokio::select! {
+                segment = sealed.recv() => match segment {
+                    Some(segment) => return self.take_in(segment),
+                    None => std::future::pending().await,
+                },
+                () = tokio::time::sleep(self.settings.flush_interval) => {}
+                () = self.flush_wanted.notified() => {}
+            }
+            drop(sealed);
+            if !self.wal.seal_active() && self.unsealed() > 0 {
+                return self.sealed_until();
+            }
+        }
+    }
+
+    /// Takes in a segment the WAL sealed; the position it ends at.
+    fn take_in(&self, sealed: SealedSegment) -> u64 {
+        let end = sealed.positions.end;
+        let chunks = if self.bucket.is_local() {
+            Vec::new()
+        } else {
+            sealed.chunks
+        };
+        let segment = Segment {
+            positions: sealed.positions,
+            path: sealed.path,
+            lists: sealed.index.lists,
+            publication: Mutex::new(Publication {
+                id: sealed.index.id,
+                chunks,
+                published: None,
+            }),
+        };
+        self.segments
+            .lock()
+            .expect("segment map poisoned")
+            .insert(segment.positions.start, Arc::new(segment));
+        self.sealed_until.fetch_max(end, Ordering::Relaxed);
+        end
+    }
+
+    /// The end of the last segment taken in.
+    fn sealed_until(&self) -> u64 {
+        self.sealed_until.load(Ordering::Relaxed)
+    }
+
     /// Uploads everything appended so far (once the WAL has it durable).
     pub async fn flush_all(&self) -> Result<()> {
         let mut durable = self.wal.subscribe();
@@ -143,12 +308,34 @@ impl Log {
         if durable.wait_for(|d| *d >= end).await.is_err() {
             tracing::warn!("the WAL closed before everything appended was durable");
         }
-        while let Some(upload) = self.seal_upload() {
-            let put = self
-                .bucket
-                .put_data_object(upload.id, upload.object.clone())
-                .await
-                .map(|()| std::time::Instant::now());
+        if self.settings.durability == Durability::Local {
+            let sealing = self.wal.seal_active();
+            let mut sealed = self.wal.sealed_segments().lock().await;
+            while sealing && self.sealed_until() < end {
+                tokio::select! {
+                    segment = sealed.recv() => match segment {
+                        Some(segment) => {
+                            self.take_in(segment);
+                        }
+                        None => break,
+                    },
+                    _ = durable.changed() => {}
+                }
+                if let Some(failure) = self.wal.failure() {
+                    return Err(Error::WalFailed(failure));
+                }
+            }
+            while let Ok(segment) = sealed.try_recv() {
+                self.take_in(segment);
+            }
+        }
+        loop {
+            let upload = match self.settings.durability {
+                Durability::Local => self.segment_upload(self.sealed_until()),
+                Durability::Object => self.seal_upload(),
+            };
+            let Some(upload) = upload else { break };
+            let put = self.write(upload.id, &upload.payload).await;
             if !self.finish(upload, put).await? {
                 break;
             }
@@ -163,10 +350,8 @@ impl Log {
     }
 
     /// Seals up to `flush.bytes` of the partitions' unsealed data into one
-    /// object; `None` if there is nothing to seal (in `local` durability,
-    /// nothing durable in the WAL).
+    /// object (`object` durability); `None` if there is nothing to seal.
     fn seal_upload(&self) -> Option<Upload> {
-        let wal_durable = self.wal_durable();
         let mut partitions = self.all_partitions();
         partitions.sort_by_key(|p| (p.topic, p.index));
         // Start where the last upload stopped, so one busy partition cannot
@@ -181,7 +366,7 @@ impl Log {
             if budget == 0 {
                 break;
             }
-            if let Some(s) = partition.seal(wal_durable, budget) {
+            if let Some(s) = partition.seal(None, budget) {
                 sealed_bytes += s.batches.iter().map(|b| b.data.len() as u64).sum::<u64>();
                 sealed.push((partition, s));
             }
@@ -197,11 +382,68 @@ impl Log {
             builder.add_partition(partition.topic, partition.index, &s.batches);
         }
         let (object, sections) = builder.finish();
+        let id = Uuid::now_v7();
+        let partitions = sealed
+            .into_iter()
+            .map(|(partition, sealed)| {
+                let extents = sections
+                    .iter()
+                    .filter(|sec| sec.topic == partition.topic && sec.partition == partition.index)
+                    .map(|sec| {
+                        let range = sec.position as usize..(sec.position + sec.length) as usize;
+                        (sec.extent_in(id), object.slice(range))
+                    })
+                    .collect();
+                SealedPartition {
+                    partition,
+                    sealed,
+                    extents,
+                }
+            })
+            .collect();
         Some(Upload {
-            id: Uuid::now_v7(),
-            object,
-            sections,
-            partitions: sealed,
+            id,
+            payload: Payload::Object(object),
+            partitions,
+            sealed_bytes,
+            started: std::time::Instant::now(),
+        })
+    }
+
+    /// Seals the partitions' batches in WAL segments ending by `bound`
+    /// (`local` durability) into an upload of those segments; `None` if
+    /// there is nothing to seal.
+    fn segment_upload(&self, bound: u64) -> Option<Upload> {
+        let segments = self.segments.lock().expect("segment map poisoned").clone();
+        let mut used: BTreeMap<u64, Arc<Segment>> = BTreeMap::new();
+        let mut partitions = Vec::new();
+        let mut sealed_bytes = 0;
+        for partition in self.all_partitions() {
+            let Some(sealed) = partition.seal(Some(bound), u64::MAX) else {
+                continue;
+            };
+            let Some(extents) = segment_extents(&segments, &partition, &sealed, &mut used) else {
+                tracing::error!(topic = %partition.topic, partition = partition.index, "batches sealed outside the WAL segments known: left for the next upload");
+                partition.unseal(sealed.generation);
+                continue;
+            };
+            sealed_bytes += sealed
+                .batches
+                .iter()
+                .map(|b| b.data.len() as u64)
+                .sum::<u64>();
+            partitions.push(SealedPartition {
+                partition,
+                sealed,
+                extents,
+            });
+        }
+        let newest = used.values().next_back()?.id();
+        self.uploading.fetch_add(sealed_bytes, Ordering::Relaxed);
+        Some(Upload {
+            id: newest,
+            payload: Payload::Segments(used.into_values().collect()),
+            partitions,
             sealed_bytes,
             started: std::time::Instant::now(),
         })
@@ -233,6 +475,9 @@ impl Log {
         let put = put.and_then(|done| {
             if super::past_commit_window(done, window) {
                 tracing::warn!(object = %upload.id, "the upload's object waited past the commit window behind earlier uploads: its data goes into the next upload, garbage collection deletes the object");
+                if let Payload::Segments(segments) = &upload.payload {
+                    segments.iter().for_each(|s| s.retire());
+                }
                 return Err(Error::RequestTimedOut);
             }
             Ok(())
@@ -240,8 +485,8 @@ impl Log {
         let outcome = match put {
             Ok(()) => self.commit(&upload).await,
             Err(e) => {
-                for (partition, s) in &upload.partitions {
-                    partition.unseal(s.generation);
+                for p in &upload.partitions {
+                    p.partition.unseal(p.sealed.generation);
                 }
                 Err(e)
             }
@@ -257,20 +502,29 @@ impl Log {
     /// committed.
     async fn commit(&self, upload: &Upload) -> Result<bool> {
         let put_done = upload.started.elapsed();
-        let (commits, pending): (Vec<PartitionCommit>, Vec<&(Arc<Partition>, Sealed)>) = upload
+        let pending: Vec<&SealedPartition> = upload
             .partitions
             .iter()
-            .filter(|(partition, s)| partition.seal_holds(s.generation))
-            .map(|entry| (self.partition_commit(upload, entry), entry))
-            .unzip();
-        if commits.is_empty() {
+            .filter(|p| p.partition.seal_holds(p.sealed.generation))
+            .collect();
+        if pending.is_empty() {
             return Ok(false);
         }
-        let outcomes = match self.meta.commit(commits.clone()).await {
+        let commits: Vec<PartitionCommit> = pending
+            .iter()
+            .map(|p| PartitionCommit {
+                topic: p.partition.topic,
+                partition: p.partition.index,
+                leader_epoch: p.sealed.leader_epoch,
+                extents: p.extents.iter().map(|(e, _)| e.clone()).collect(),
+                producers: p.sealed.producers.clone(),
+            })
+            .collect();
+        let outcomes = match self.meta.commit(commits).await {
             Ok(outcomes) => outcomes,
             Err(e) => {
-                for (partition, s) in pending {
-                    partition.unseal(s.generation);
+                for p in pending {
+                    p.partition.unseal(p.sealed.generation);
                 }
                 return Err(e);
             }
@@ -280,21 +534,21 @@ impl Log {
         let progressed = outcomes.contains(&CommitOutcome::Committed);
         tracing::debug!(
             object = %upload.id,
-            bytes = upload.object.len(),
-            partitions = commits.len(),
+            bytes = upload.sealed_bytes,
+            partitions = pending.len(),
             put_ms = put_done.as_millis() as u64,
             commit_ms = (upload.started.elapsed() - put_done).as_millis() as u64,
             "uploaded"
         );
-        for (((partition, s), commit), outcome) in pending.into_iter().zip(commits).zip(outcomes) {
+        for (p, outcome) in pending.into_iter().zip(outcomes) {
+            let (partition, s) = (&p.partition, &p.sealed);
             match outcome {
                 CommitOutcome::Committed => {
-                    for extent in &commit.extents {
-                        let range =
-                            extent.position as usize..(extent.position + extent.length) as usize;
-                        self.cache.insert(extent, upload.object.slice(range));
+                    for (extent, bytes) in &p.extents {
+                        self.cache.insert(extent, bytes.clone());
                     }
-                    self.release(partition.apply_commit(s.leader_epoch, commit.extents, s.end));
+                    let extents = p.extents.iter().map(|(e, _)| e.clone()).collect();
+                    self.release(partition.apply_commit(s.leader_epoch, extents, s.end));
                 }
                 CommitOutcome::Gone => {}
                 CommitOutcome::Failed => {
@@ -316,27 +570,6 @@ impl Log {
         Ok(progressed)
     }
 
-    /// The commit of one partition's sections of `upload`.
-    fn partition_commit(
-        &self,
-        upload: &Upload,
-        (partition, s): &(Arc<Partition>, Sealed),
-    ) -> PartitionCommit {
-        let extents = upload
-            .sections
-            .iter()
-            .filter(|sec| sec.topic == partition.topic && sec.partition == partition.index)
-            .map(|sec| sec.extent_in(upload.id))
-            .collect();
-        PartitionCommit {
-            topic: partition.topic,
-            partition: partition.index,
-            leader_epoch: s.leader_epoch,
-            extents,
-            producers: s.producers.clone(),
-        }
-    }
-
     /// Releases the WAL segments no tail and no kept record needs.
     fn trim_wal(&self) -> Result<()> {
         // Read before looking at the tails: every entry appended later
@@ -351,6 +584,10 @@ impl Log {
             .chain(pending)
             .min()
             .map_or(trim_limit, |oldest| oldest.min(trim_limit));
+        self.segments
+            .lock()
+            .expect("segment map poisoned")
+            .retain(|_, s| s.positions.end > oldest_needed);
         self.wal.trim(oldest_needed)
     }
 
@@ -381,6 +618,47 @@ impl Log {
     }
 }
 
+/// The extents of a partition's sealed batches in the WAL segments that
+/// hold them (one per segment), each with its batches back to back; the
+/// segments used are added to `used`. `None` if a batch is in none of
+/// `segments`.
+fn segment_extents(
+    segments: &BTreeMap<u64, Arc<Segment>>,
+    partition: &Partition,
+    sealed: &Sealed,
+    used: &mut BTreeMap<u64, Arc<Segment>>,
+) -> Option<Vec<(Extent, Bytes)>> {
+    let mut extents = Vec::new();
+    let mut rest = sealed.batches.iter().zip(&sealed.wal).peekable();
+    while let Some(&(_, first_wal)) = rest.peek() {
+        let (&start, segment) = segments.range(..=first_wal.start).next_back()?;
+        let list = segment.lists.get(&(partition.topic, partition.index))?;
+        let mut bytes = BytesMut::new();
+        let mut run = Vec::new();
+        while let Some((batch, wal)) = rest.next_if(|(_, wal)| wal.end <= segment.positions.end) {
+            bytes.put_slice(&batch.data);
+            run.push((batch, wal));
+        }
+        let (&(first, first_wal), &(last, last_wal)) = (run.first()?, run.last()?);
+        extents.push((
+            Extent {
+                object: segment.id(),
+                position: first_wal.start - start,
+                length: last_wal.end - first_wal.start,
+                base_offset: first.base_offset,
+                last_offset: last.last_offset,
+                max_timestamp: run.iter().map(|(b, _)| b.max_timestamp).max()?,
+                crc: Some(list.crc),
+                entry_list: Some(list.range.clone()),
+                ..Extent::default()
+            },
+            bytes.freeze(),
+        ));
+        used.insert(start, segment.clone());
+    }
+    Some(extents)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
@@ -400,8 +678,9 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
-    use crate::config::{Config, Durability};
+    use crate::config::Config;
     use crate::log::LogSettings;
+    use crate::log::object::Section;
     use crate::meta::embedded::EmbeddedStore;
     use crate::meta::{MetaStore, PartitionMeta, TopicMeta};
     use crate::protocol::batch::{TimestampType, split_and_validate, tests::encode_batch};

@@ -3,18 +3,15 @@
 //! everything that arrived meanwhile).
 //!
 //! Positions are logical byte offsets in the stream of all segments. A
-//! segment file is named by the position of its first byte. An entry is
-//! `[len u32][crc32c u32][position u64][topic id 16][partition i32][record batch]`,
-//! with `len` and the CRC over everything after the CRC. Recovery reads
-//! every segment and stops at the first torn or corrupt entry, or one whose
-//! position is not where it lies. Segments are released (`trim`) only once
-//! every entry in them is committed to the object store.
-//!
-//! Released segments are recycled: renamed to the next segment's name and
-//! overwritten in place. Overwriting allocated blocks lets `fdatasync`
-//! skip the file system journal, which keeps group commits short while
-//! uploads write to the same disk; the position in each entry tells stale
-//! recycled data from new.
+//! segment file is named by the position of its first byte; its format is
+//! in [`super::segment`]. The writer seals the active segment (appends its
+//! index) once it reaches the segment size, or when asked
+//! ([`Wal::seal_active`]), and hands it over ([`Wal::sealed_segments`]): a
+//! sealed segment becomes a data object as it is. Recovery reads every
+//! segment up to its seal, or to the first torn or corrupt entry (or one
+//! whose position is not where it lies), and seals what it found unsealed.
+//! Segments are deleted (`trim`) only once every entry in them is
+//! committed to the object store.
 
 use std::fs::{File, OpenOptions};
 use std::ops::Range;
@@ -23,19 +20,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use tokio::sync::watch;
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+use super::segment::{self, Located, Parsed, SegmentIndex};
 use crate::error::{Error, Result};
 
-const ENTRY_HEADER: usize = 8;
 /// Group commits slower than this are logged (at debug level).
 const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(5);
-const PAYLOAD_PREFIX: usize = 28;
-/// Released segments kept for recycling.
-const MAX_SPARES: usize = 2;
-const SPARE_SUFFIX: &str = ".spare";
 
 /// A batch read back from the WAL during recovery.
 #[derive(Debug, Clone)]
@@ -47,11 +40,24 @@ pub struct WalRecord {
     pub batch: Bytes,
 }
 
+/// A segment the writer sealed: ready to become the data object
+/// `index.id`.
+#[derive(Debug)]
+pub struct SealedSegment {
+    pub index: SegmentIndex,
+    /// The WAL positions of its entries.
+    pub positions: Range<u64>,
+    pub path: PathBuf,
+    /// The file's bytes as written (empty for a segment found at start).
+    pub chunks: Vec<Bytes>,
+}
+
 /// Handle to the WAL; appends are synchronous and cheap, durability is
 /// observed through [`Wal::subscribe`].
 pub struct Wal {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    sealed: tokio::sync::Mutex<mpsc::UnboundedReceiver<SealedSegment>>,
 }
 
 struct Shared {
@@ -64,61 +70,85 @@ struct Shared {
     failure: Mutex<Option<String>>,
     /// Segment start positions, oldest first; the last is being written.
     segments: Mutex<Vec<u64>>,
-    /// Released segment files waiting to be recycled.
-    spares: Mutex<Vec<PathBuf>>,
+    sealed: mpsc::UnboundedSender<SealedSegment>,
 }
 
 struct Pending {
     buf: BytesMut,
+    /// The entries in `buf` (`offset`: their WAL position).
+    entries: Vec<Located>,
     /// Position after the last appended entry.
     end: u64,
+    seal_wanted: bool,
     closing: bool,
 }
 
+/// The segment being written.
+struct Active {
+    file: File,
+    start: u64,
+    written: u64,
+    entries: Vec<Located>,
+    chunks: Vec<Bytes>,
+}
+
 impl Wal {
-    /// Opens the WAL in `dir`, returning it with every intact entry, in order.
+    /// Opens the WAL in `dir` (segments sealed past `segment_bytes`),
+    /// returning it with every intact entry, in order. The segments found
+    /// are sealed and handed over first.
     pub fn open(dir: &Path, segment_bytes: u64) -> Result<(Wal, Vec<WalRecord>)> {
         std::fs::create_dir_all(dir)?;
-        let (segments, records, end) = recover(dir)?;
-        let active = match segments.last() {
-            Some(&start) => OpenOptions::new()
+        let Recovered {
+            starts: mut segments,
+            records,
+            sealed,
+            end,
+        } = recover(dir)?;
+        let active = if segments.last() == Some(&end) {
+            OpenOptions::new()
                 .write(true)
-                .open(segment_path(dir, start))?,
-            None => create_segment(dir, 0)?,
-        };
-        let active_len = end - segments.last().copied().unwrap_or(0);
-        let spares = std::fs::read_dir(dir)?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| path.to_string_lossy().ends_with(SPARE_SUFFIX))
-            .collect();
-        let segments = if segments.is_empty() {
-            vec![0]
+                .open(segment_path(dir, end))?
         } else {
-            segments
+            segments.push(end);
+            create_segment(dir, end)?
         };
         let (durable, _) = watch::channel(end);
+        let (sender, receiver) = mpsc::unbounded_channel();
+        for segment in sealed {
+            sender.send(segment).expect("the receiver is here");
+        }
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
             segment_bytes,
             pending: Mutex::new(Pending {
                 buf: BytesMut::new(),
+                entries: Vec::new(),
                 end,
+                seal_wanted: false,
                 closing: false,
             }),
             wakeup: Condvar::new(),
             durable,
             failure: Mutex::new(None),
             segments: Mutex::new(segments),
-            spares: Mutex::new(spares),
+            sealed: sender,
         });
         let writer_shared = shared.clone();
+        let active = Active {
+            file: active,
+            start: end,
+            written: 0,
+            entries: Vec::new(),
+            chunks: Vec::new(),
+        };
         let writer = std::thread::Builder::new()
             .name("silt-wal-writer".into())
-            .spawn(move || writer_shared.run_writer(active, active_len))?;
+            .spawn(move || writer_shared.run_writer(active))?;
         Ok((
             Wal {
                 shared,
                 writer: Mutex::new(Some(writer)),
+                sealed: tokio::sync::Mutex::new(receiver),
             },
             records,
         ))
@@ -130,29 +160,51 @@ impl Wal {
         if let Some(failure) = self.failure() {
             return Err(Error::WalFailed(failure));
         }
-        let payload_len = PAYLOAD_PREFIX + batch.len();
         let mut pending = self.shared.pending.lock().expect("WAL lock poisoned");
         if pending.closing {
             return Err(Error::ShuttingDown);
         }
-        let position = pending.end;
-        let mut crc = crc32c::crc32c(&position.to_be_bytes());
-        crc = crc32c::crc32c_append(crc, topic.as_bytes());
-        crc = crc32c::crc32c_append(crc, &partition.to_be_bytes());
-        crc = crc32c::crc32c_append(crc, batch);
-        pending.buf.reserve(ENTRY_HEADER + payload_len);
-        pending.buf.put_u32_le(payload_len as u32);
-        pending.buf.put_u32_le(crc);
-        pending.buf.put_u64(position);
-        pending.buf.put_slice(topic.as_bytes());
-        pending.buf.put_i32(partition);
-        pending.buf.put_slice(batch);
         let start = pending.end;
-        pending.end += (ENTRY_HEADER + payload_len) as u64;
+        segment::put_entry(&mut pending.buf, start, topic, partition, batch);
+        let len = segment::entry_len(batch.len());
+        pending.entries.push(Located {
+            topic,
+            partition,
+            offset: start,
+            len: len as u32,
+        });
+        pending.end += len as u64;
         let end = pending.end;
         drop(pending);
         self.shared.wakeup.notify_one();
         Ok(start..end)
+    }
+
+    /// Asks the writer to seal the active segment once what is queued is
+    /// written; whether it holds anything to seal (if not, every segment
+    /// sealed so far is in [`Wal::sealed_segments`] already).
+    pub fn seal_active(&self) -> bool {
+        let active_start = *self
+            .shared
+            .segments
+            .lock()
+            .expect("WAL lock poisoned")
+            .last()
+            .expect("there is an active segment");
+        let mut pending = self.shared.pending.lock().expect("WAL lock poisoned");
+        if pending.end == active_start {
+            return false;
+        }
+        pending.seal_wanted = true;
+        drop(pending);
+        self.shared.wakeup.notify_one();
+        true
+    }
+
+    /// The segments sealed since the WAL opened (those found at start
+    /// first), in order.
+    pub fn sealed_segments(&self) -> &tokio::sync::Mutex<mpsc::UnboundedReceiver<SealedSegment>> {
+        &self.sealed
     }
 
     /// Position up to which everything is fsynced.
@@ -190,8 +242,8 @@ impl Wal {
             .clone()
     }
 
-    /// Releases segments holding only entries before `position`: up to
-    /// `MAX_SPARES` are kept for recycling, the rest deleted.
+    /// Deletes the sealed segments holding only entries before `position`
+    /// (a published segment lives on as its data object).
     pub fn trim(&self, position: u64) -> Result<()> {
         let doomed: Vec<u64> = {
             let mut segments = self.shared.segments.lock().expect("WAL lock poisoned");
@@ -203,17 +255,7 @@ impl Wal {
             segments.drain(..keep_from).collect()
         };
         for start in doomed {
-            let path = segment_path(&self.shared.dir, start);
-            let mut spares = self.shared.spares.lock().expect("WAL lock poisoned");
-            if spares.len() < MAX_SPARES {
-                // Losing this rename in a crash only brings back a segment
-                // whose entries are all committed: replay skips them.
-                let spare = self.shared.dir.join(format!("{start:020}{SPARE_SUFFIX}"));
-                std::fs::rename(&path, &spare)?;
-                spares.push(spare);
-            } else {
-                std::fs::remove_file(path)?;
-            }
+            std::fs::remove_file(segment_path(&self.shared.dir, start))?;
         }
         Ok(())
     }
@@ -241,66 +283,105 @@ impl Drop for Wal {
 }
 
 impl Shared {
-    /// The writer thread: take everything queued, write it, fsync, publish.
-    fn run_writer(&self, mut file: File, mut written: u64) {
+    /// The writer thread: take everything queued, write it, fsync, publish;
+    /// seal the segment when it is full or sealing is wanted.
+    fn run_writer(&self, mut active: Active) {
         loop {
-            let (buf, end) = {
+            let (buf, entries, end, seal_wanted) = {
                 let mut pending = self.pending.lock().expect("WAL lock poisoned");
-                while pending.buf.is_empty() && !pending.closing {
+                while pending.buf.is_empty() && !pending.seal_wanted && !pending.closing {
                     pending = self.wakeup.wait(pending).expect("WAL lock poisoned");
                 }
-                if pending.buf.is_empty() {
+                if pending.buf.is_empty() && pending.closing {
                     return;
                 }
-                (pending.buf.split().freeze(), pending.end)
+                let seal_wanted = std::mem::take(&mut pending.seal_wanted);
+                let entries = std::mem::take(&mut pending.entries);
+                (
+                    pending.buf.split().freeze(),
+                    entries,
+                    pending.end,
+                    seal_wanted,
+                )
             };
-            let start = end - buf.len() as u64;
-            let began = std::time::Instant::now();
-            let outcome = self
-                .roll_if_full(&mut file, &mut written, start)
-                .and_then(|()| file.write_all_at(&buf, written))
-                .and_then(|()| file.sync_data());
+            let outcome = self.write(&mut active, buf, entries, end).and_then(|()| {
+                if active.written > 0 && (seal_wanted || active.written >= self.segment_bytes) {
+                    self.seal(&mut active)
+                } else {
+                    Ok(())
+                }
+            });
             if let Err(e) = outcome {
                 tracing::error!(error = %e, "WAL write failed; the broker stops accepting writes");
                 *self.failure.lock().expect("WAL lock poisoned") = Some(e.to_string());
                 self.durable.send_modify(|_| {});
                 return;
             }
-            written += buf.len() as u64;
-            self.durable.send_replace(end);
-            let took = began.elapsed();
-            metrics::counter!("silt_wal_fsyncs_total").increment(1);
-            metrics::counter!("silt_wal_bytes_written_total").increment(buf.len() as u64);
-            metrics::histogram!("silt_wal_fsync_seconds").record(took.as_secs_f64());
-            if took > SLOW_SYNC {
-                tracing::debug!(
-                    bytes = buf.len(),
-                    ms = took.as_millis() as u64,
-                    "slow WAL write"
-                );
-            }
         }
     }
 
-    /// Starts a new segment at `start` once the active one is full,
-    /// recycling a released segment file when there is one.
-    fn roll_if_full(&self, file: &mut File, written: &mut u64, start: u64) -> std::io::Result<()> {
-        if *written < self.segment_bytes {
+    /// Writes and fsyncs `buf` (the entries up to `end`), then publishes
+    /// the new durable position.
+    fn write(
+        &self,
+        active: &mut Active,
+        buf: Bytes,
+        entries: Vec<Located>,
+        end: u64,
+    ) -> std::io::Result<()> {
+        if buf.is_empty() {
             return Ok(());
         }
-        let spare = self.spares.lock().expect("WAL lock poisoned").pop();
-        *file = match spare {
-            Some(spare) => {
-                let path = segment_path(&self.dir, start);
-                std::fs::rename(&spare, &path)?;
-                // The new name must be durable before data is written under it.
-                File::open(&self.dir)?.sync_all()?;
-                OpenOptions::new().write(true).open(path)?
-            }
-            None => create_segment(&self.dir, start)?,
+        let began = std::time::Instant::now();
+        active.file.write_all_at(&buf, active.written)?;
+        active.file.sync_data()?;
+        active.written += buf.len() as u64;
+        active.entries.extend(entries.into_iter().map(|e| Located {
+            offset: e.offset - active.start,
+            ..e
+        }));
+        let len = buf.len();
+        active.chunks.push(buf);
+        self.durable.send_replace(end);
+        let took = began.elapsed();
+        metrics::counter!("silt_wal_fsyncs_total").increment(1);
+        metrics::counter!("silt_wal_bytes_written_total").increment(len as u64);
+        metrics::histogram!("silt_wal_fsync_seconds").record(took.as_secs_f64());
+        if took > SLOW_SYNC {
+            tracing::debug!(bytes = len, ms = took.as_millis() as u64, "slow WAL write");
+        }
+        Ok(())
+    }
+
+    /// Appends the active segment's index, hands the segment over and
+    /// starts the next one.
+    fn seal(&self, active: &mut Active) -> std::io::Result<()> {
+        let (tail, index) = segment::seal(Uuid::now_v7(), active.written, &active.entries);
+        active.file.write_all_at(&tail, active.written)?;
+        active.file.sync_data()?;
+        crate::failpoint::hit("wal.after_seal");
+        let end = active.start + active.written;
+        let next = create_segment(&self.dir, end)?;
+        let mut chunks = std::mem::take(&mut active.chunks);
+        chunks.push(tail);
+        // Handed over before the next segment counts as active, so once
+        // `seal_active` finds nothing to seal, every sealed segment is in
+        // the receiver. (Nobody to hand it to only while the broker stops:
+        // the next start finds it.)
+        let _ = self.sealed.send(SealedSegment {
+            index,
+            positions: active.start..end,
+            path: segment_path(&self.dir, active.start),
+            chunks,
+        });
+        self.segments.lock().expect("WAL lock poisoned").push(end);
+        *active = Active {
+            file: next,
+            start: end,
+            written: 0,
+            entries: Vec::new(),
+            chunks: Vec::new(),
         };
-        *written = 0;
-        self.segments.lock().expect("WAL lock poisoned").push(start);
         Ok(())
     }
 }
@@ -319,20 +400,34 @@ fn create_segment(dir: &Path, start: u64) -> std::io::Result<File> {
     Ok(file)
 }
 
-/// Reads all segments. A segment is complete when its entries reach the
-/// next segment's start (a recycled file may hold old data after that);
-/// the first segment that falls short ends the WAL: it is truncated there
-/// and any later segment deleted. Returns the segment starts, the records
-/// and the end.
-fn recover(dir: &Path) -> Result<(Vec<u64>, Vec<WalRecord>, u64)> {
-    let mut starts: Vec<u64> = std::fs::read_dir(dir)?
-        .filter_map(|entry| {
-            let name = entry.ok()?.file_name().into_string().ok()?;
-            name.strip_suffix(".wal")?.parse().ok()
-        })
-        .collect();
+/// What recovery found in a WAL directory.
+struct Recovered {
+    /// Segment start positions, oldest first.
+    starts: Vec<u64>,
+    records: Vec<WalRecord>,
+    sealed: Vec<SealedSegment>,
+    /// Position after the last intact entry.
+    end: u64,
+}
+
+/// Reads all segments, sealing those found unsealed (an empty last one is
+/// kept as the active segment). A segment that ends short of the next
+/// one's start ends the WAL: later segments are deleted.
+fn recover(dir: &Path) -> Result<Recovered> {
+    let mut starts: Vec<u64> = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if let Some(start) = name.strip_suffix(".wal").and_then(|s| s.parse().ok()) {
+            starts.push(start);
+        } else if name.ends_with(".spare") {
+            // Recycled segment files of earlier versions.
+            std::fs::remove_file(&path)?;
+        }
+    }
     starts.sort_unstable();
     let mut records = Vec::new();
+    let mut sealed = Vec::new();
     let mut end = starts.first().copied().unwrap_or(0);
     for (i, &start) in starts.iter().enumerate() {
         if start != end {
@@ -344,68 +439,102 @@ fn recover(dir: &Path) -> Result<(Vec<u64>, Vec<WalRecord>, u64)> {
         }
         let path = segment_path(dir, start);
         let data = Bytes::from(std::fs::read(&path)?);
-        let valid = parse_segment(&data, start, &mut records);
+        let first = records.len();
+        let (valid, index) = parse_segment(&data, start, &mut records);
         end = start + valid as u64;
-        let next = starts.get(i + 1).copied();
-        if next.is_some_and(|next| end >= next) || valid == data.len() {
+        let last = i + 1 == starts.len();
+        if valid == 0 && last && index.is_none() {
+            // The active segment, empty.
+            OpenOptions::new().write(true).open(&path)?.set_len(0)?;
+            break;
+        }
+        let index = match index {
+            Some(index) => index,
+            None => seal_found(&path, start, valid, &records[first..])?,
+        };
+        sealed.push(SealedSegment {
+            index,
+            positions: start..end,
+            path: path.clone(),
+            chunks: Vec::new(),
+        });
+        if starts.get(i + 1).is_none_or(|&next| next == end) {
             continue;
         }
-        if next.is_some() {
-            tracing::warn!(
-                segment = %path.display(),
-                later_segments = starts.len() - i - 1,
-                "corrupt WAL entry before the last segment: the WAL ends here"
-            );
-        } else {
-            tracing::info!(
-                segment = %path.display(),
-                dropped_bytes = data.len() - valid,
-                "the WAL ends here: dropping a torn write or a recycled segment's old data"
-            );
-        }
-        let file = OpenOptions::new().write(true).open(&path)?;
-        file.set_len(valid as u64)?;
-        file.sync_all()?;
+        tracing::warn!(
+            segment = %path.display(),
+            later_segments = starts.len() - i - 1,
+            "corrupt WAL entry before the last segment: the WAL ends here"
+        );
         for &later in &starts[i + 1..] {
             std::fs::remove_file(segment_path(dir, later))?;
         }
         starts.truncate(i + 1);
         break;
     }
-    Ok((starts, records, end))
+    Ok(Recovered {
+        starts,
+        records,
+        sealed,
+        end,
+    })
+}
+
+/// Seals a segment found unsealed: cut after its `valid` bytes of intact
+/// entries (a torn write, or data of earlier versions' recycling), then
+/// indexed.
+fn seal_found(
+    path: &Path,
+    start: u64,
+    valid: usize,
+    records: &[WalRecord],
+) -> Result<SegmentIndex> {
+    let located: Vec<Located> = records
+        .iter()
+        .map(|r| Located {
+            topic: r.topic,
+            partition: r.partition,
+            offset: r.position.start - start,
+            len: (r.position.end - r.position.start) as u32,
+        })
+        .collect();
+    let (tail, index) = segment::seal(Uuid::now_v7(), valid as u64, &located);
+    let file = OpenOptions::new().write(true).open(path)?;
+    file.set_len(valid as u64)?;
+    file.write_all_at(&tail, valid as u64)?;
+    file.sync_all()?;
+    tracing::info!(segment = %path.display(), entries = records.len(), "sealed a WAL segment found unsealed");
+    Ok(index)
 }
 
 /// Parses entries from `data` (a segment starting at `start`); returns the
-/// length of the intact prefix.
-fn parse_segment(data: &Bytes, start: u64, out: &mut Vec<WalRecord>) -> usize {
+/// length of the intact prefix and, if the segment is sealed, its index.
+fn parse_segment(
+    data: &Bytes,
+    start: u64,
+    out: &mut Vec<WalRecord>,
+) -> (usize, Option<SegmentIndex>) {
     let mut pos = 0;
-    while let Some(header) = data.get(pos..pos + ENTRY_HEADER) {
-        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
-        let body_start = pos + ENTRY_HEADER;
-        let Some(body) = data.get(body_start..body_start + len) else {
-            break;
-        };
-        if len < PAYLOAD_PREFIX || crc32c::crc32c(body) != crc {
-            break;
+    loop {
+        match segment::parse_entry(&data[pos..]) {
+            Parsed::Entry(entry) => {
+                let entry_start = start + pos as u64;
+                if entry.position != entry_start {
+                    // Intact, but left over from an earlier life of the file.
+                    return (pos, None);
+                }
+                out.push(WalRecord {
+                    position: entry_start..entry_start + entry.len as u64,
+                    topic: entry.topic,
+                    partition: entry.partition,
+                    batch: data.slice(pos + entry.batch.start..pos + entry.batch.end),
+                });
+                pos += entry.len;
+            }
+            Parsed::Sealed => return (pos, segment::read_index(data).ok()),
+            Parsed::End => return (pos, None),
         }
-        let entry_start = start + pos as u64;
-        let position = u64::from_be_bytes(body[..8].try_into().expect("8 bytes"));
-        if position != entry_start {
-            // Intact, but left over from the segment's previous life.
-            break;
-        }
-        let topic = Uuid::from_slice(&body[8..24]).expect("16 bytes");
-        let partition = i32::from_be_bytes(body[24..28].try_into().expect("4 bytes"));
-        pos = body_start + len;
-        out.push(WalRecord {
-            position: entry_start..start + pos as u64,
-            topic,
-            partition,
-            batch: data.slice(body_start + PAYLOAD_PREFIX..pos),
-        });
     }
-    pos
 }
 
 #[cfg(test)]
@@ -486,27 +615,46 @@ mod tests {
         assert_eq!(&records[0].batch[..], b"good");
     }
 
+    /// The next sealed segment, within a deadline.
+    async fn next_sealed(wal: &Wal) -> SealedSegment {
+        let mut sealed = wal.sealed_segments().lock().await;
+        tokio::time::timeout(std::time::Duration::from_secs(10), sealed.recv())
+            .await
+            .expect("a segment sealed in time")
+            .expect("the WAL is open")
+    }
+
     #[tokio::test]
-    async fn segments_roll_and_trim_keeps_unfinished_entries() {
+    async fn full_segments_are_sealed_handed_over_and_trimmed() {
         let dir = tempfile::tempdir().unwrap();
         let topic = Uuid::new_v4();
         let (wal, _) = Wal::open(dir.path(), 100).unwrap();
         let mut ends = Vec::new();
         for i in 0..10u8 {
-            let end = wal.append(topic, 0, &[i; 80]).unwrap().end;
+            let end = wal.append(topic, i32::from(i % 2), &[i; 80]).unwrap().end;
             wait_durable(&wal, end).await;
             ends.push(end);
         }
-        assert_eq!(count_files(dir.path(), ".wal"), 10);
-        // Entries up to the fifth are committed: segments before it go,
-        // two of them kept for recycling.
+        let mut segments = Vec::new();
+        for _ in 0..10 {
+            segments.push(next_sealed(&wal).await);
+        }
+        assert_eq!(segments[4].positions.end, ends[4]);
+        let file = std::fs::read(&segments[4].path).unwrap();
+        let written: Vec<u8> = segments[4].chunks.concat();
+        assert_eq!(file, written, "the bytes handed over are the file's");
+        assert_eq!(segment::read_index(&file).unwrap(), segments[4].index);
+        assert_eq!(segments[4].index.lists.len(), 1, "one entry, one partition");
+        assert_eq!(count_files(dir.path(), ".wal"), 11);
+        // Entries up to the fifth are committed: their segments go.
         wal.trim(ends[4]).unwrap();
-        assert_eq!(count_files(dir.path(), ".wal"), 5);
-        assert_eq!(count_files(dir.path(), SPARE_SUFFIX), 2);
+        assert_eq!(count_files(dir.path(), ".wal"), 6);
         drop(wal);
-        let (_, records) = Wal::open(dir.path(), 100).unwrap();
+        let (wal, records) = Wal::open(dir.path(), 100).unwrap();
         assert_eq!(records.len(), 5);
         assert_eq!(records[0].batch[0], 5);
+        // Found sealed at start: handed over again, under the same ids.
+        assert_eq!(next_sealed(&wal).await.index, segments[5].index);
     }
 
     fn count_files(dir: &Path, suffix: &str) -> usize {
@@ -523,41 +671,36 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn recycled_segments_never_replay_their_old_entries() {
+    async fn sealing_is_asked_for_and_a_segment_found_unsealed_is_sealed_at_start() {
         let dir = tempfile::tempdir().unwrap();
         let topic = Uuid::new_v4();
-        let (wal, _) = Wal::open(dir.path(), 300).unwrap();
-        // Fill three segments with large entries, then release the first two.
-        let mut end = 0;
-        for i in 0..9u8 {
-            end = wal.append(topic, 0, &[i; 200]).unwrap().end;
-            wait_durable(&wal, end).await;
-        }
-        wal.trim(end).unwrap();
-        assert_eq!(count_files(dir.path(), SPARE_SUFFIX), 2);
-        // Small entries now land in recycled files over the old large ones.
-        let mut small_end = 0;
-        for i in 0..30u8 {
-            small_end = wal.append(topic, 1, &[100 + i; 10]).unwrap().end;
-            wait_durable(&wal, small_end).await;
-        }
-        assert!(
-            count_files(dir.path(), SPARE_SUFFIX) < 2,
-            "a spare was reused"
-        );
+        let (wal, _) = Wal::open(dir.path(), 1 << 20).unwrap();
+        assert!(!wal.seal_active(), "nothing to seal");
+        let first = wal.append(topic, 0, b"first").unwrap();
+        assert!(wal.seal_active());
+        let sealed = next_sealed(&wal).await;
+        assert_eq!(sealed.positions, first);
+        let second = wal.append(topic, 1, b"second").unwrap();
+        let third = wal.append(topic, 0, b"third").unwrap();
+        wait_durable(&wal, third.end).await;
         drop(wal);
-        let (wal, records) = Wal::open(dir.path(), 300).unwrap();
-        let small: Vec<u8> = records
-            .iter()
-            .filter(|r| r.partition == 1)
-            .map(|r| r.batch[0])
-            .collect();
-        assert_eq!(small, (100..130).collect::<Vec<u8>>());
-        assert!(
-            records
-                .iter()
-                .all(|r| r.batch.len() == 10 || r.position.end <= end)
-        );
-        assert_eq!(wal.end(), small_end);
+        // The crash left the active segment unsealed.
+        let (wal, records) = Wal::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(records.len(), 3);
+        assert_eq!(next_sealed(&wal).await.index, sealed.index);
+        let found = next_sealed(&wal).await;
+        assert_eq!(found.positions, second.start..third.end);
+        let file = std::fs::read(&found.path).unwrap();
+        let index = segment::read_index(&file).unwrap();
+        assert_eq!(index, found.index);
+        assert_eq!(index.lists.len(), 2);
+        // Appends go on in a new segment.
+        let fourth = wal.append(topic, 0, b"fourth").unwrap();
+        assert_eq!(fourth.start, third.end);
+        wait_durable(&wal, fourth.end).await;
+        drop(wal);
+        let (_, records) = Wal::open(dir.path(), 1 << 20).unwrap();
+        let batches: Vec<&[u8]> = records.iter().map(|r| &r.batch[..]).collect();
+        assert_eq!(batches, vec![&b"first"[..], b"second", b"third", b"fourth"]);
     }
 }

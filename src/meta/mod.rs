@@ -149,6 +149,13 @@ pub struct Extent {
     /// (its timestamp plus the topic's `delete.retention.ms`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tombstones_due_ms: Option<i64>,
+    /// In a sealed WAL segment (`local` durability's uploads, until
+    /// merged): where this partition's entry list lies in the object. The
+    /// extent's batches are then its entries within `position..position +
+    /// length`, among other partitions' ones, and `crc` is the list's (see
+    /// `log::segment`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_list: Option<std::ops::Range<u64>>,
 }
 
 /// Producers silent this long are forgotten (Kafka's
@@ -412,6 +419,7 @@ pub(crate) mod conformance {
             crc: None,
             compacted: false,
             tombstones_due_ms: None,
+            entry_list: None,
         }
     }
 

@@ -37,6 +37,26 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Makes `target` (in an existing directory) a new name of the file
+/// `source`, durable when this returns; a copy written as
+/// [`write_new`] does when they are on different file systems. A `target`
+/// that exists already counts as made (a retry).
+pub fn link_new(source: &Path, target: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(source, target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+            return match write_new(target, &std::fs::read(source)?) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                written => written,
+            };
+        }
+        Err(e) => return Err(e),
+    }
+    let dir = target.parent().unwrap_or(Path::new("."));
+    File::open(dir)?.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +72,16 @@ mod tests {
         let again = write_new(&path, b"other").unwrap_err();
         assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "left as it was");
+    }
+
+    #[test]
+    fn links_a_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (source, target) = (dir.path().join("segment"), dir.path().join("object"));
+        std::fs::write(&source, b"sealed").unwrap();
+        link_new(&source, &target).unwrap();
+        link_new(&source, &target).unwrap();
+        std::fs::remove_file(&source).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"sealed");
     }
 }

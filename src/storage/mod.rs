@@ -329,6 +329,44 @@ impl Bucket {
         Ok(written?)
     }
 
+    /// Makes the file at `file` (a sealed WAL segment) the data object
+    /// `id`: in a local directory a hard link (the bytes are not written
+    /// again; a copy when the directory is on another file system), else
+    /// a create-only PUT of `chunks` (the file's bytes; read from the file
+    /// when empty). An object already there under `id` counts as written:
+    /// it is this file, published before.
+    pub async fn put_data_file(&self, id: Uuid, file: &Path, chunks: Vec<Bytes>) -> Result<()> {
+        let location = self.data_path(id);
+        let started = Instant::now();
+        let Some(dir) = &self.dir else {
+            let chunks = if chunks.is_empty() {
+                vec![Bytes::from(tokio::fs::read(file).await?)]
+            } else {
+                chunks
+            };
+            let options = PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            };
+            let payload: PutPayload = chunks.into_iter().collect();
+            return match self.store.put_opts(&location, payload, options).await {
+                Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+        };
+        let (source, target) = (file.to_path_buf(), dir.join(location.as_ref()));
+        let linked = tokio::task::spawn_blocking(move || local_dir::link_new(&source, &target))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let size = tokio::fs::metadata(file).await.map_or(0, |m| m.len());
+        let linked = linked.map_err(|source| object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: source.into(),
+        });
+        metered::record_put(started, size, &linked);
+        Ok(linked?)
+    }
+
     /// Every data object's id.
     pub async fn list_data_objects(&self) -> Result<Vec<Uuid>> {
         use futures::TryStreamExt;

@@ -7,11 +7,9 @@ use rdkafka::producer::Producer;
 
 use super::*;
 
-/// Settings that make a short run roll, trim and recycle WAL segments.
-pub const SMALL_WAL: [(&str, &str); 2] = [
-    ("SILT_WAL__SEGMENT_BYTES", "1048576"),
-    ("SILT_FLUSH__BYTES", "1048576"),
-];
+/// Settings that make a short run seal, publish and trim many WAL
+/// segments (uploads of 1 MiB).
+pub const SMALL_WAL: [(&str, &str); 1] = [("SILT_FLUSH__BYTES", "1048576")];
 
 pub const PARTITIONS: i32 = 8;
 pub const MESSAGES: u64 = 100_000;
@@ -78,23 +76,44 @@ pub fn produce_read_restart(mut broker: Broker) {
 
 /// Kills the broker with SIGKILL while an idempotent producer is sending,
 /// restarts it on the same data dir, and lets the producer finish. Small
-/// WAL segments and uploads make the run roll, trim and recycle WAL
-/// segments many times before the crash (with `SMALL_WAL`).
-pub fn kill9_mid_produce(mut broker: Broker) {
+/// uploads make the run seal, publish and trim WAL segments many times
+/// before the crash (with `SMALL_WAL`).
+pub fn kill9_mid_produce(broker: Broker) {
+    crash_mid_produce(broker, |broker, deliveries| {
+        wait_until(
+            "a third of the messages acknowledged",
+            Duration::from_secs(120),
+            || deliveries.acked.lock().unwrap().len() as u64 >= MESSAGES / 3,
+        );
+        broker.kill9();
+    });
+}
+
+/// Lets the broker, started with `FAILPOINTS` naming a fail point, abort
+/// there while an idempotent producer is sending, restarts it without,
+/// and lets the producer finish.
+pub fn fail_point_mid_produce(broker: Broker) {
+    crash_mid_produce(broker, |broker, _| {
+        wait_until("the fail point", Duration::from_secs(120), || {
+            !broker.is_running()
+        });
+        broker.wait_exit(Duration::from_secs(30));
+        broker.unset_env("FAILPOINTS");
+    });
+}
+
+/// Sends with an idempotent producer while `crash` brings the broker down,
+/// restarts it on the same data dir, lets the producer finish, and reads
+/// every message back exactly once, at its acknowledged offset.
+fn crash_mid_produce(mut broker: Broker, crash: impl FnOnce(&mut Broker, &Deliveries)) {
     create_topic(&broker, "events", PARTITIONS as u32);
     let deliveries = Deliveries::default();
     let producer = idempotent_producer(&broker.addr, &deliveries);
     let sender = {
         let topic = "events";
-        let deliveries_ref = deliveries.clone();
         std::thread::scope(|scope| {
             let handle = scope.spawn(|| produce_keyed(&producer, topic, 0..MESSAGES, VALUE_SIZE));
-            wait_until(
-                "a third of the messages acknowledged",
-                Duration::from_secs(120),
-                || deliveries_ref.acked.lock().unwrap().len() as u64 >= MESSAGES / 3,
-            );
-            broker.kill9();
+            crash(&mut broker, &deliveries);
             broker.restart();
             handle.join()
         })

@@ -428,6 +428,7 @@ mod tests {
                 crc: None,
                 compacted: false,
                 tombstones_due_ms: None,
+                entry_list: None,
             })
             .collect();
         for chunk in extents.chunks(50) {
@@ -465,6 +466,7 @@ mod tests {
                     crc: None,
                     compacted: false,
                     tombstones_due_ms: None,
+                    entry_list: None,
                 }],
                 producers: BTreeMap::new(),
             })
