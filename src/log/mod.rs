@@ -18,6 +18,7 @@ pub mod producer;
 pub mod retention;
 mod rewrite;
 mod segment;
+mod segment_file;
 mod trim;
 mod uploader;
 pub mod wal;

@@ -13,7 +13,7 @@
 //! Segments are deleted (`trim`) only once every entry in them is
 //! committed to the object store.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use super::segment::{self, Located, Parsed, SegmentIndex};
+use super::segment_file::SegmentFile;
 use crate::error::{Error, Result};
 
 /// Group commits slower than this are logged (at debug level).
@@ -85,9 +86,8 @@ struct Pending {
 
 /// The segment being written.
 struct Active {
-    file: File,
+    file: SegmentFile,
     start: u64,
-    written: u64,
     entries: Vec<Located>,
     chunks: Vec<Bytes>,
 }
@@ -104,14 +104,8 @@ impl Wal {
             sealed,
             end,
         } = recover(dir)?;
-        let active = if segments.last() == Some(&end) {
-            OpenOptions::new()
-                .write(true)
-                .open(segment_path(dir, end))?
-        } else {
-            segments.push(end);
-            create_segment(dir, end)?
-        };
+        segments.push(end);
+        let active = SegmentFile::create(&segment_path(dir, end))?;
         let (durable, _) = watch::channel(end);
         let (sender, receiver) = mpsc::unbounded_channel();
         for segment in sealed {
@@ -137,7 +131,6 @@ impl Wal {
         let active = Active {
             file: active,
             start: end,
-            written: 0,
             entries: Vec::new(),
             chunks: Vec::new(),
         };
@@ -305,7 +298,8 @@ impl Shared {
                 )
             };
             let outcome = self.write(&mut active, buf, entries, end).and_then(|()| {
-                if active.written > 0 && (seal_wanted || active.written >= self.segment_bytes) {
+                let written = active.file.len();
+                if written > 0 && (seal_wanted || written >= self.segment_bytes) {
                     self.seal(&mut active)
                 } else {
                     Ok(())
@@ -333,9 +327,7 @@ impl Shared {
             return Ok(());
         }
         let began = std::time::Instant::now();
-        active.file.write_all_at(&buf, active.written)?;
-        active.file.sync_data()?;
-        active.written += buf.len() as u64;
+        active.file.append(&buf)?;
         active.entries.extend(entries.into_iter().map(|e| Located {
             offset: e.offset - active.start,
             ..e
@@ -356,12 +348,12 @@ impl Shared {
     /// Appends the active segment's index, hands the segment over and
     /// starts the next one.
     fn seal(&self, active: &mut Active) -> std::io::Result<()> {
-        let (tail, index) = segment::seal(Uuid::now_v7(), active.written, &active.entries);
-        active.file.write_all_at(&tail, active.written)?;
-        active.file.sync_data()?;
+        let written = active.file.len();
+        let (tail, index) = segment::seal(Uuid::now_v7(), written, &active.entries);
+        active.file.finish(&tail)?;
         crate::failpoint::hit("wal.after_seal");
-        let end = active.start + active.written;
-        let next = create_segment(&self.dir, end)?;
+        let end = active.start + written;
+        let next = SegmentFile::create(&segment_path(&self.dir, end))?;
         let mut chunks = std::mem::take(&mut active.chunks);
         chunks.push(tail);
         // Handed over before the next segment counts as active, so once
@@ -378,7 +370,6 @@ impl Shared {
         *active = Active {
             file: next,
             start: end,
-            written: 0,
             entries: Vec::new(),
             chunks: Vec::new(),
         };
@@ -388,16 +379,6 @@ impl Shared {
 
 fn segment_path(dir: &Path, start: u64) -> PathBuf {
     dir.join(format!("{start:020}.wal"))
-}
-
-/// Creates a segment file and makes its directory entry durable.
-fn create_segment(dir: &Path, start: u64) -> std::io::Result<File> {
-    let file = OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .open(segment_path(dir, start))?;
-    File::open(dir)?.sync_all()?;
-    Ok(file)
 }
 
 /// What recovery found in a WAL directory.
@@ -411,8 +392,8 @@ struct Recovered {
 }
 
 /// Reads all segments, sealing those found unsealed (an empty last one is
-/// kept as the active segment). A segment that ends short of the next
-/// one's start ends the WAL: later segments are deleted.
+/// deleted: the active segment is made anew). A segment that ends short
+/// of the next one's start ends the WAL: later segments are deleted.
 fn recover(dir: &Path) -> Result<Recovered> {
     let mut starts: Vec<u64> = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -420,9 +401,6 @@ fn recover(dir: &Path) -> Result<Recovered> {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if let Some(start) = name.strip_suffix(".wal").and_then(|s| s.parse().ok()) {
             starts.push(start);
-        } else if name.ends_with(".spare") {
-            // Recycled segment files of earlier versions.
-            std::fs::remove_file(&path)?;
         }
     }
     starts.sort_unstable();
@@ -445,7 +423,8 @@ fn recover(dir: &Path) -> Result<Recovered> {
         let last = i + 1 == starts.len();
         if valid == 0 && last && index.is_none() {
             // The active segment, empty.
-            OpenOptions::new().write(true).open(&path)?.set_len(0)?;
+            std::fs::remove_file(&path)?;
+            starts.pop();
             break;
         }
         let index = match index {
@@ -576,13 +555,13 @@ mod tests {
         wait_durable(&wal, second).await;
         drop(wal);
         let path = segment_path(dir.path(), 0);
-        let len = std::fs::metadata(&path).unwrap().len();
-        // Cut the second entry in half, as a crash mid-write would.
+        // Cut the second entry short, as a crash mid-write would (the
+        // segment starts at position 0).
         OpenOptions::new()
             .write(true)
             .open(&path)
             .unwrap()
-            .set_len(len - 3)
+            .set_len(second - 3)
             .unwrap();
         let (wal, records) = Wal::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(records.len(), 1);
@@ -607,8 +586,7 @@ mod tests {
         drop(wal);
         let path = segment_path(dir.path(), 0);
         let mut data = std::fs::read(&path).unwrap();
-        let last = data.len() - 1;
-        data[last] ^= 0xff;
+        data[end as usize - 1] ^= 0xff;
         std::fs::write(&path, data).unwrap();
         let (_, records) = Wal::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(records.len(), 1);
