@@ -18,12 +18,13 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The unit of direct I/O (a multiple of any device's logical block).
 const BLOCK: usize = 4096;
 /// A segment file being written.
 pub struct SegmentFile {
-    file: File,
+    file: Arc<File>,
     /// Bytes written (entries, then the seal).
     len: u64,
     /// With `O_DIRECT`: the aligned buffer, holding the last partial
@@ -49,7 +50,7 @@ impl SegmentFile {
         };
         File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()?;
         Ok(SegmentFile {
-            file,
+            file: Arc::new(file),
             len: 0,
             direct,
         })
@@ -60,10 +61,15 @@ impl SegmentFile {
         self.len
     }
 
-    /// Appends `bytes`, durable when this returns.
+    /// Appends `bytes`, durable once the file is synced after this
+    /// returns (see [`SegmentFile::handle`]).
     pub fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.write_at_end(bytes)?;
-        self.file.sync_data()
+        self.write_at_end(bytes)
+    }
+
+    /// The file, to sync while the next appends are written.
+    pub fn handle(&self) -> Arc<File> {
+        self.file.clone()
     }
 
     /// Appends `tail` so that the file ends right after it, durable when
@@ -136,6 +142,7 @@ mod tests {
         for (i, size) in [1, 4095, 4096, 5000, 3 << 20, 7].into_iter().enumerate() {
             let bytes = vec![i as u8 + 1; size];
             file.append(&bytes).unwrap();
+            file.handle().sync_data().unwrap();
             expected.extend_from_slice(&bytes);
             let on_disk = std::fs::read(&path).unwrap();
             assert_eq!(&on_disk[..expected.len()], &expected[..]);

@@ -1,6 +1,7 @@
 //! The broker's single write-ahead log: all partitions interleaved, written
-//! by one thread that group-commits (one write and one `fdatasync` for
-//! everything that arrived meanwhile).
+//! by one thread that group-commits (one write for everything that arrived
+//! meanwhile) and synced by another (one `fdatasync` for every write done
+//! meanwhile), so a commit's write overlaps the previous one's sync.
 //!
 //! Positions are logical byte offsets in the stream of all segments. A
 //! segment file is named by the position of its first byte; its format is
@@ -82,6 +83,14 @@ struct Pending {
     end: u64,
     seal_wanted: bool,
     closing: bool,
+}
+
+/// A write waiting for its sync.
+struct Written {
+    file: Arc<std::fs::File>,
+    /// The WAL position durable once synced.
+    end: u64,
+    bytes: usize,
 }
 
 /// The segment being written.
@@ -276,9 +285,24 @@ impl Drop for Wal {
 }
 
 impl Shared {
-    /// The writer thread: take everything queued, write it, fsync, publish;
-    /// seal the segment when it is full or sealing is wanted.
-    fn run_writer(&self, mut active: Active) {
+    /// The writer thread: take everything queued and write it, for the
+    /// syncer thread to make durable while the next is written; seal the
+    /// segment when it is full or sealing is wanted.
+    fn run_writer(&self, active: Active) {
+        let (to_syncer, syncs) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            let syncer = std::thread::Builder::new()
+                .name("silt-wal-syncer".into())
+                .spawn_scoped(scope, || self.run_syncer(syncs));
+            if let Err(e) = syncer {
+                self.fail(&e);
+                return;
+            }
+            self.write_queued(active, to_syncer);
+        });
+    }
+
+    fn write_queued(&self, mut active: Active, to_syncer: std::sync::mpsc::Sender<Written>) {
         loop {
             let (buf, entries, end, seal_wanted) = {
                 let mut pending = self.pending.lock().expect("WAL lock poisoned");
@@ -297,52 +321,89 @@ impl Shared {
                     seal_wanted,
                 )
             };
-            let outcome = self.write(&mut active, buf, entries, end).and_then(|()| {
-                let written = active.file.len();
-                if written > 0 && (seal_wanted || written >= self.segment_bytes) {
-                    self.seal(&mut active)
-                } else {
-                    Ok(())
-                }
-            });
+            let outcome = self
+                .write(&mut active, buf, entries, end, &to_syncer)
+                .and_then(|()| {
+                    let written = active.file.len();
+                    if written > 0 && (seal_wanted || written >= self.segment_bytes) {
+                        self.seal(&mut active)
+                    } else {
+                        Ok(())
+                    }
+                });
             if let Err(e) = outcome {
-                tracing::error!(error = %e, "WAL write failed; the broker stops accepting writes");
-                *self.failure.lock().expect("WAL lock poisoned") = Some(e.to_string());
-                self.durable.send_modify(|_| {});
+                self.fail(&e);
                 return;
             }
         }
     }
 
-    /// Writes and fsyncs `buf` (the entries up to `end`), then publishes
-    /// the new durable position.
+    /// Stops the WAL after a failed write or sync: appends are refused and
+    /// those waiting for durability are told.
+    fn fail(&self, e: &std::io::Error) {
+        tracing::error!(error = %e, "WAL write failed; the broker stops accepting writes");
+        *self.failure.lock().expect("WAL lock poisoned") = Some(e.to_string());
+        self.durable.send_modify(|_| {});
+    }
+
+    /// Writes `buf` (the entries up to `end`) and hands it to the syncer.
     fn write(
         &self,
         active: &mut Active,
         buf: Bytes,
         entries: Vec<Located>,
         end: u64,
+        to_syncer: &std::sync::mpsc::Sender<Written>,
     ) -> std::io::Result<()> {
         if buf.is_empty() {
             return Ok(());
         }
-        let began = std::time::Instant::now();
         active.file.append(&buf)?;
         active.entries.extend(entries.into_iter().map(|e| Located {
             offset: e.offset - active.start,
             ..e
         }));
-        let len = buf.len();
+        let written = Written {
+            file: active.file.handle(),
+            end,
+            bytes: buf.len(),
+        };
         active.chunks.push(buf);
-        self.durable.send_replace(end);
-        let took = began.elapsed();
-        metrics::counter!("silt_wal_fsyncs_total").increment(1);
-        metrics::counter!("silt_wal_bytes_written_total").increment(len as u64);
-        metrics::histogram!("silt_wal_fsync_seconds").record(took.as_secs_f64());
-        if took > SLOW_SYNC {
-            tracing::debug!(bytes = len, ms = took.as_millis() as u64, "slow WAL write");
+        to_syncer
+            .send(written)
+            .map_err(|_| std::io::Error::other("the WAL syncer stopped"))
+    }
+
+    /// The syncer thread: syncs what the writer wrote (all that is
+    /// waiting at once) and publishes the new durable position, while the
+    /// writer writes what arrived meanwhile.
+    fn run_syncer(&self, syncs: std::sync::mpsc::Receiver<Written>) {
+        while let Ok(first) = syncs.recv() {
+            let mut batch = vec![first];
+            batch.extend(syncs.try_iter());
+            let began = std::time::Instant::now();
+            let mut synced: Option<&Arc<std::fs::File>> = None;
+            for written in &batch {
+                if synced.is_some_and(|file| Arc::ptr_eq(file, &written.file)) {
+                    continue;
+                }
+                if let Err(e) = written.file.sync_data() {
+                    self.fail(&e);
+                    return;
+                }
+                synced = Some(&written.file);
+            }
+            let end = batch.last().expect("not empty").end;
+            self.durable.send_replace(end);
+            let took = began.elapsed();
+            let bytes: usize = batch.iter().map(|w| w.bytes).sum();
+            metrics::counter!("silt_wal_fsyncs_total").increment(1);
+            metrics::counter!("silt_wal_bytes_written_total").increment(bytes as u64);
+            metrics::histogram!("silt_wal_fsync_seconds").record(took.as_secs_f64());
+            if took > SLOW_SYNC {
+                tracing::debug!(bytes, ms = took.as_millis() as u64, "slow WAL sync");
+            }
         }
-        Ok(())
     }
 
     /// Appends the active segment's index, hands the segment over and
