@@ -190,6 +190,9 @@ impl Broker {
         });
         broker
             .tasks
+            .spawn(log.clone().run_reader_wakeups(broker.stop_tasks.clone()));
+        broker
+            .tasks
             .spawn(log.run_uploader(broker.stop_tasks.clone()));
         broker
             .tasks

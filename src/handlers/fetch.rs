@@ -1,5 +1,6 @@
 //! Fetch: whole batches from each requested partition, within the request's
-//! and each partition's byte limits; long-polls (woken by new durable data)
+//! and each partition's byte limits; long-polls (woken by new durable data
+//! in its partitions, see [`crate::log::partition::Partition::readers_woken`])
 //! until `min_bytes` are available or `max_wait_ms` passes. Fetch sessions
 //! are declined (session id 0), so clients send full requests.
 
@@ -83,17 +84,27 @@ pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> Fet
         .iter()
         .filter_map(|t| Some((t.partition.as_ref().ok()?.as_ref(), t.offset)));
     broker.log.prefetch(positions).await;
-    let mut changes = broker.log.changes();
     let partitions = loop {
-        changes.borrow_and_update();
+        // Armed before reading: data that arrives meanwhile wakes this.
+        let mut woken: Vec<_> = targets
+            .iter()
+            .filter_map(|t| Some(Box::pin(t.partition.as_ref().ok()?.readers_woken())))
+            .collect();
+        for notified in &mut woken {
+            notified.as_mut().enable();
+        }
         let (partitions, bytes, errors) = read_all(broker, &targets, max_bytes).await;
         if bytes >= min_bytes || errors || tokio::time::Instant::now() >= deadline {
             break partitions;
         }
-        if tokio::time::timeout_at(deadline, changes.changed())
-            .await
-            .is_err()
-        {
+        let any_woken = async {
+            if woken.is_empty() {
+                std::future::pending().await
+            } else {
+                futures::future::select_all(woken).await;
+            }
+        };
+        if tokio::time::timeout_at(deadline, any_woken).await.is_err() {
             let (partitions, _, _) = read_all(broker, &targets, max_bytes).await;
             break partitions;
         }

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::cluster::HoldCheck;
@@ -123,6 +124,10 @@ pub struct Log {
     segments: std::sync::Mutex<std::collections::BTreeMap<u64, Arc<uploader::Segment>>>,
     /// The end of the last of them taken in.
     sealed_until: AtomicU64,
+    /// In `local` durability, partitions with appends the WAL has not made
+    /// durable yet, with the WAL position that will: their readers are
+    /// woken once it is (see [`Log::run_reader_wakeups`]).
+    unpublished: std::sync::Mutex<Vec<(u64, Arc<Partition>)>>,
 }
 
 /// What a fetch of one partition found.
@@ -163,6 +168,7 @@ impl Log {
             commits,
             segments: std::sync::Mutex::default(),
             sealed_until: AtomicU64::new(0),
+            unpublished: std::sync::Mutex::default(),
         };
         Ok((log, records))
     }
@@ -201,6 +207,7 @@ impl Log {
             partition.lead_with(meta, records, now_ms())
         };
         self.release(dropped);
+        partition.wake_readers();
         if replayed > 0 {
             tracing::info!(topic = %partition.topic, partition = partition.index, bytes = replayed, "replayed uncommitted batches from the WAL");
             self.unflushed.fetch_add(replayed, Ordering::Relaxed);
@@ -237,6 +244,7 @@ impl Log {
     /// waiting on it are answered NOT_LEADER_OR_FOLLOWER.
     pub fn resign(&self, partition: &Partition, epoch: Option<i32>) {
         self.release(partition.resign(epoch));
+        partition.wake_readers();
         self.wake_waiters();
     }
 
@@ -256,6 +264,7 @@ impl Log {
         for partition in removed {
             self.release(partition.clear_tail());
             self.drop_replay(partition.topic, partition.index);
+            partition.wake_readers();
         }
         self.wake_waiters();
     }
@@ -384,7 +393,7 @@ impl Log {
     /// Appends one validated batch to `partition`.
     pub fn append(
         &self,
-        partition: &Partition,
+        partition: &Arc<Partition>,
         header: &BatchHeader,
         data: Bytes,
         timestamps: TimestampType,
@@ -395,6 +404,18 @@ impl Log {
             Durability::Object => None,
         };
         let appended = partition.append(header, data, wal, now_ms(), timestamps)?;
+        // Readable once the WAL makes it durable (in `object` durability
+        // once committed: the uploader wakes its readers then).
+        if self.settings.durability == Durability::Local && appended.bytes > 0 {
+            self.unpublished
+                .lock()
+                .expect("unpublished poisoned")
+                .push((appended.wal_end, partition.clone()));
+            // Durable already, perhaps before the wake-up task looked.
+            if self.wal.durable() >= appended.wal_end {
+                partition.wake_readers();
+            }
+        }
         let before = self.unflushed.fetch_add(appended.bytes, Ordering::Relaxed);
         let unsealed = before.saturating_sub(self.uploading.load(Ordering::Relaxed));
         if unsealed == 0 && appended.bytes > 0 {
@@ -432,6 +453,39 @@ impl Log {
         tokio::time::timeout_at(deadline, wait)
             .await
             .unwrap_or(Err(Error::RequestTimedOut))
+    }
+
+    /// In `local` durability, wakes the readers of each partition whose
+    /// appends the WAL has just made durable (one wake-up per partition
+    /// with new data, not one per fetch and sync), until `shutdown`. The
+    /// broker's one reader wake-up task.
+    pub async fn run_reader_wakeups(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut durable = self.wal.subscribe();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = durable.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
+            let up_to = *durable.borrow_and_update();
+            let readable: Vec<Arc<Partition>> = {
+                let mut unpublished = self.unpublished.lock().expect("unpublished poisoned");
+                let (now, later) = std::mem::take(&mut *unpublished)
+                    .into_iter()
+                    .partition(|(end, _)| *end <= up_to);
+                *unpublished = later;
+                now.into_iter().map(|(_, partition)| partition).collect()
+            };
+            let mut woken = HashSet::new();
+            for partition in readable {
+                if woken.insert(Arc::as_ptr(&partition)) {
+                    partition.wake_readers();
+                }
+            }
+        }
     }
 
     /// The partition's offsets as clients see them.

@@ -21,6 +21,8 @@ use std::ops::Range;
 use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
 use uuid::Uuid;
 
 use super::object::SealedBatch;
@@ -35,6 +37,9 @@ pub struct Partition {
     pub topic: Uuid,
     pub index: i32,
     state: Mutex<State>,
+    /// Fetches waiting for data here: woken when more may be readable or
+    /// the partition's leadership ended.
+    readers: Notify,
 }
 
 struct State {
@@ -74,6 +79,8 @@ pub struct Appended {
     pub end_offset: i64,
     /// ...in the leadership it was appended in (a later one may not hold it).
     pub leader_epoch: i32,
+    /// The WAL position that makes it durable (0 without the WAL).
+    pub wal_end: u64,
     /// Bytes added to the tail (0 for a retried duplicate).
     pub bytes: u64,
     /// The broker's time stamped into the batch (LogAppendTime), or -1.
@@ -137,6 +144,7 @@ impl Partition {
             topic,
             index,
             state: Mutex::new(State::restored(meta, true)),
+            readers: Notify::new(),
         }
     }
 
@@ -147,7 +155,19 @@ impl Partition {
             topic,
             index,
             state: Mutex::new(State::restored(PartitionMeta::default(), false)),
+            readers: Notify::new(),
         }
+    }
+
+    /// Completes when [`Partition::wake_readers`] is called after it was
+    /// created (enable it before looking for data, then wait).
+    pub fn readers_woken(&self) -> Notified<'_> {
+        self.readers.notified()
+    }
+
+    /// Wakes the fetches waiting for data here.
+    pub fn wake_readers(&self) {
+        self.readers.notify_waiters();
     }
 
     /// Starts leading at the committed state `meta` (read after the epoch
@@ -227,6 +247,7 @@ impl Partition {
                 base_offset: previous.base_offset,
                 end_offset: previous.last_offset + 1,
                 leader_epoch: state.leader_epoch,
+                wal_end: 0,
                 bytes: 0,
                 log_append_time_ms: -1,
             });
@@ -655,6 +676,7 @@ impl State {
             base_offset: header.base_offset,
             end_offset: self.next_offset,
             leader_epoch: self.leader_epoch,
+            wal_end: self.tail.back().map_or(0, |b| b.wal.end),
             bytes,
             log_append_time_ms: -1,
         }

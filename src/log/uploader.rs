@@ -549,11 +549,14 @@ impl Log {
                     }
                     let extents = p.extents.iter().map(|(e, _)| e.clone()).collect();
                     self.release(partition.apply_commit(s.leader_epoch, extents, s.end));
+                    // In `object` durability the new data is readable now.
+                    partition.wake_readers();
                 }
                 CommitOutcome::Gone => {}
                 CommitOutcome::Failed => {
                     self.adopt_if_committed(partition, s.leader_epoch).await;
                     partition.unseal(s.generation);
+                    partition.wake_readers();
                 }
                 CommitOutcome::Fenced => {
                     tracing::warn!(
@@ -812,7 +815,7 @@ mod tests {
         sections
     }
 
-    fn append(log: &Log, partition: &Partition) {
+    fn append(log: &Log, partition: &Arc<Partition>) {
         let (header, data) = split_and_validate(&encode_batch(3, -1, -1))
             .unwrap()
             .remove(0);
@@ -950,5 +953,35 @@ mod tests {
         );
         shutdown.cancel();
         uploader.await.unwrap();
+    }
+
+    /// In `local` durability a parked reader of one partition is woken once
+    /// an append to it is durable, not by appends to other partitions.
+    #[tokio::test]
+    async fn readers_are_woken_by_their_partitions_data_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _, topic, _) = object_log(&dir, 2, None, |s| LogSettings {
+            durability: Durability::Local,
+            ..s
+        })
+        .await;
+        let log = Arc::new(log);
+        let [p, q] = [0, 1].map(|i| log.add_partition(topic.id, i, PartitionMeta::default()));
+        let shutdown = CancellationToken::new();
+        let wakeups = tokio::spawn(log.clone().run_reader_wakeups(shutdown.clone()));
+        let reader = p.readers_woken();
+        tokio::pin!(reader);
+        reader.as_mut().enable();
+        append(&log, &q);
+        let q_end = log.wal.end();
+        eventually("q's append is durable", async || log.wal.durable() >= q_end).await;
+        let other = tokio::time::timeout(Duration::from_millis(100), reader.as_mut()).await;
+        assert!(other.is_err(), "woken by another partition's data");
+        append(&log, &p);
+        tokio::time::timeout(Duration::from_secs(10), reader)
+            .await
+            .expect("woken by its own data");
+        shutdown.cancel();
+        wakeups.await.unwrap();
     }
 }
