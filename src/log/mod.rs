@@ -151,6 +151,8 @@ impl Log {
         let cache =
             SectionCache::open(&config.cache, &data_dir.join("cache"), bucket.clone()).await?;
         let (commits, _) = watch::channel(0);
+        // Everything before the segments kept was sealed and committed.
+        let sealed_until = AtomicU64::new(wal.kept_from());
         let log = Log {
             settings,
             wal,
@@ -167,7 +169,7 @@ impl Log {
             space_freed: Notify::new(),
             commits,
             segments: std::sync::Mutex::default(),
-            sealed_until: AtomicU64::new(0),
+            sealed_until,
             unpublished: std::sync::Mutex::default(),
         };
         Ok((log, records))

@@ -17,14 +17,18 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The unit of direct I/O (a multiple of any device's logical block).
 const BLOCK: usize = 4096;
 /// A segment file being written.
 pub struct SegmentFile {
     file: Arc<File>,
+    /// Where its name must be made durable, and whether it is.
+    dir: PathBuf,
+    named: Arc<AtomicBool>,
     /// Bytes written (entries, then the seal).
     len: u64,
     /// With `O_DIRECT`: the aligned buffer, holding the last partial
@@ -34,7 +38,8 @@ pub struct SegmentFile {
 
 impl SegmentFile {
     /// Creates a new, empty segment file (create-only), with `O_DIRECT`
-    /// where the file system supports it, and makes its name durable.
+    /// where the file system supports it; its name is made durable by its
+    /// first sync.
     pub fn create(path: &Path) -> std::io::Result<SegmentFile> {
         let open = |flags| {
             OpenOptions::new()
@@ -48,9 +53,10 @@ impl SegmentFile {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (open(0)?, None),
             Err(e) => return Err(e),
         };
-        File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()?;
         Ok(SegmentFile {
             file: Arc::new(file),
+            dir: path.parent().unwrap_or(Path::new(".")).to_owned(),
+            named: Arc::new(AtomicBool::new(false)),
             len: 0,
             direct,
         })
@@ -68,8 +74,12 @@ impl SegmentFile {
     }
 
     /// The file, to sync while the next appends are written.
-    pub fn handle(&self) -> Arc<File> {
-        self.file.clone()
+    pub fn handle(&self) -> SyncHandle {
+        SyncHandle {
+            file: self.file.clone(),
+            dir: self.dir.clone(),
+            named: self.named.clone(),
+        }
     }
 
     /// Appends `tail` so that the file ends right after it, durable when
@@ -80,7 +90,7 @@ impl SegmentFile {
             // Past the end: the padding of direct writes.
             self.file.set_len(self.len)?;
         }
-        self.file.sync_data()
+        self.handle().sync()
     }
 
     fn write_at_end(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -101,6 +111,29 @@ impl SegmentFile {
         let keep = (self.len % BLOCK as u64) as usize;
         blocks.copy_within(filled - keep..filled, 0);
         Ok(())
+    }
+}
+
+/// A segment file to sync (from another thread than the one writing it).
+pub struct SyncHandle {
+    file: Arc<File>,
+    dir: PathBuf,
+    named: Arc<AtomicBool>,
+}
+
+impl SyncHandle {
+    /// Makes what was written durable, with the file's name the first time.
+    pub fn sync(&self) -> std::io::Result<()> {
+        if !self.named.load(Ordering::Acquire) {
+            File::open(&self.dir)?.sync_all()?;
+            self.named.store(true, Ordering::Release);
+        }
+        self.file.sync_data()
+    }
+
+    /// Whether both are handles of the same file.
+    pub fn same_file(&self, other: &SyncHandle) -> bool {
+        Arc::ptr_eq(&self.file, &other.file)
     }
 }
 
@@ -142,7 +175,7 @@ mod tests {
         for (i, size) in [1, 4095, 4096, 5000, 3 << 20, 7].into_iter().enumerate() {
             let bytes = vec![i as u8 + 1; size];
             file.append(&bytes).unwrap();
-            file.handle().sync_data().unwrap();
+            file.handle().sync().unwrap();
             expected.extend_from_slice(&bytes);
             let on_disk = std::fs::read(&path).unwrap();
             assert_eq!(&on_disk[..expected.len()], &expected[..]);

@@ -309,9 +309,11 @@ impl Log {
             tracing::warn!("the WAL closed before everything appended was durable");
         }
         if self.settings.durability == Durability::Local {
-            let sealing = self.wal.seal_active();
+            // Everything up to `end` is in a segment sealed, or sealed
+            // now, which the WAL hands over once its index is synced.
+            self.wal.seal_active();
             let mut sealed = self.wal.sealed_segments().lock().await;
-            while sealing && self.sealed_until() < end {
+            while self.sealed_until() < end {
                 tokio::select! {
                     segment = sealed.recv() => match segment {
                         Some(segment) => {
@@ -324,9 +326,6 @@ impl Log {
                 if let Some(failure) = self.wal.failure() {
                     return Err(Error::WalFailed(failure));
                 }
-            }
-            while let Ok(segment) = sealed.try_recv() {
-                self.take_in(segment);
             }
         }
         loop {

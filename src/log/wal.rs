@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use super::segment::{self, Located, Parsed, SegmentIndex};
-use super::segment_file::SegmentFile;
+use super::segment_file::{SegmentFile, SyncHandle};
 use crate::error::{Error, Result};
 
 /// Group commits slower than this are logged (at debug level).
@@ -85,12 +85,24 @@ struct Pending {
     closing: bool,
 }
 
-/// A write waiting for its sync.
-struct Written {
-    file: Arc<std::fs::File>,
-    /// The WAL position durable once synced.
-    end: u64,
-    bytes: usize,
+/// What the writer hands the syncer, in order.
+enum Job {
+    /// A write waiting for its sync.
+    Written {
+        file: SyncHandle,
+        /// The WAL position durable once synced.
+        end: u64,
+        bytes: usize,
+    },
+    /// A full segment to seal (its index appended and synced) and hand
+    /// over.
+    Seal(Box<Sealing>),
+}
+
+struct Sealing {
+    file: SegmentFile,
+    tail: Bytes,
+    segment: SealedSegment,
 }
 
 /// The segment being written.
@@ -183,8 +195,9 @@ impl Wal {
     }
 
     /// Asks the writer to seal the active segment once what is queued is
-    /// written; whether it holds anything to seal (if not, every segment
-    /// sealed so far is in [`Wal::sealed_segments`] already).
+    /// written; whether it holds anything to seal (if not, every entry
+    /// appended so far is in a segment [`Wal::sealed_segments`] hands over,
+    /// or is about to).
     pub fn seal_active(&self) -> bool {
         let active_start = *self
             .shared
@@ -221,8 +234,13 @@ impl Wal {
 
     /// Bytes from the oldest kept segment to the end.
     pub fn bytes_kept(&self) -> u64 {
-        let first = self.shared.segments.lock().expect("WAL lock poisoned")[0];
-        self.end() - first
+        self.end() - self.kept_from()
+    }
+
+    /// Where the oldest kept segment starts: everything before it was
+    /// committed and released.
+    pub fn kept_from(&self) -> u64 {
+        self.shared.segments.lock().expect("WAL lock poisoned")[0]
     }
 
     /// A receiver that changes whenever more of the WAL becomes durable.
@@ -302,7 +320,7 @@ impl Shared {
         });
     }
 
-    fn write_queued(&self, mut active: Active, to_syncer: std::sync::mpsc::Sender<Written>) {
+    fn write_queued(&self, mut active: Active, to_syncer: std::sync::mpsc::Sender<Job>) {
         loop {
             let (buf, entries, end, seal_wanted) = {
                 let mut pending = self.pending.lock().expect("WAL lock poisoned");
@@ -326,7 +344,7 @@ impl Shared {
                 .and_then(|()| {
                     let written = active.file.len();
                     if written > 0 && (seal_wanted || written >= self.segment_bytes) {
-                        self.seal(&mut active)
+                        self.seal(&mut active, &to_syncer)
                     } else {
                         Ok(())
                     }
@@ -353,7 +371,7 @@ impl Shared {
         buf: Bytes,
         entries: Vec<Located>,
         end: u64,
-        to_syncer: &std::sync::mpsc::Sender<Written>,
+        to_syncer: &std::sync::mpsc::Sender<Job>,
     ) -> std::io::Result<()> {
         if buf.is_empty() {
             return Ok(());
@@ -363,7 +381,7 @@ impl Shared {
             offset: e.offset - active.start,
             ..e
         }));
-        let written = Written {
+        let written = Job::Written {
             file: active.file.handle(),
             end,
             bytes: buf.len(),
@@ -376,65 +394,109 @@ impl Shared {
 
     /// The syncer thread: syncs what the writer wrote (all that is
     /// waiting at once) and publishes the new durable position, while the
-    /// writer writes what arrived meanwhile.
-    fn run_syncer(&self, syncs: std::sync::mpsc::Receiver<Written>) {
-        while let Ok(first) = syncs.recv() {
-            let mut batch = vec![first];
-            batch.extend(syncs.try_iter());
-            let began = std::time::Instant::now();
-            let mut synced: Option<&Arc<std::fs::File>> = None;
-            for written in &batch {
-                if synced.is_some_and(|file| Arc::ptr_eq(file, &written.file)) {
-                    continue;
-                }
-                if let Err(e) = written.file.sync_data() {
+    /// writer writes what arrived meanwhile; seals full segments.
+    fn run_syncer(&self, jobs: std::sync::mpsc::Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            let mut writes = Vec::new();
+            for job in std::iter::once(first).chain(jobs.try_iter()) {
+                let outcome = match job {
+                    Job::Written { file, end, bytes } => {
+                        writes.push((file, end, bytes));
+                        Ok(())
+                    }
+                    Job::Seal(sealing) => self
+                        .sync_writes(&mut writes)
+                        .and_then(|()| self.seal_segment(*sealing)),
+                };
+                if let Err(e) = outcome {
                     self.fail(&e);
                     return;
                 }
-                synced = Some(&written.file);
             }
-            let end = batch.last().expect("not empty").end;
-            self.durable.send_replace(end);
-            let took = began.elapsed();
-            let bytes: usize = batch.iter().map(|w| w.bytes).sum();
-            metrics::counter!("silt_wal_fsyncs_total").increment(1);
-            metrics::counter!("silt_wal_bytes_written_total").increment(bytes as u64);
-            metrics::histogram!("silt_wal_fsync_seconds").record(took.as_secs_f64());
-            if took > SLOW_SYNC {
-                tracing::debug!(bytes, ms = took.as_millis() as u64, "slow WAL sync");
+            if let Err(e) = self.sync_writes(&mut writes) {
+                self.fail(&e);
+                return;
             }
         }
     }
 
-    /// Appends the active segment's index, hands the segment over and
-    /// starts the next one.
-    fn seal(&self, active: &mut Active) -> std::io::Result<()> {
+    /// Syncs `writes` (each file once) and publishes the durable position
+    /// after the last.
+    fn sync_writes(&self, writes: &mut Vec<(SyncHandle, u64, usize)>) -> std::io::Result<()> {
+        let Some(&(_, end, _)) = writes.last() else {
+            return Ok(());
+        };
+        let began = std::time::Instant::now();
+        let mut synced: Option<&SyncHandle> = None;
+        for (file, _, _) in writes.iter() {
+            if synced.is_some_and(|done| done.same_file(file)) {
+                continue;
+            }
+            file.sync()?;
+            synced = Some(file);
+        }
+        self.durable.send_replace(end);
+        let took = began.elapsed();
+        let bytes: usize = writes.iter().map(|(_, _, bytes)| bytes).sum();
+        writes.clear();
+        metrics::counter!("silt_wal_fsyncs_total").increment(1);
+        metrics::counter!("silt_wal_bytes_written_total").increment(bytes as u64);
+        metrics::histogram!("silt_wal_fsync_seconds").record(took.as_secs_f64());
+        if took > SLOW_SYNC {
+            tracing::debug!(bytes, ms = took.as_millis() as u64, "slow WAL sync");
+        }
+        Ok(())
+    }
+
+    /// Appends a full segment's index, syncs it and hands it over.
+    fn seal_segment(&self, sealing: Sealing) -> std::io::Result<()> {
+        let Sealing {
+            mut file,
+            tail,
+            segment,
+        } = sealing;
+        file.finish(&tail)?;
+        crate::failpoint::hit("wal.after_seal");
+        // Nobody to hand it to only while the broker stops: the next start
+        // finds it.
+        let _ = self.sealed.send(segment);
+        Ok(())
+    }
+
+    /// Starts the next segment and has the syncer seal the full one (its
+    /// index appended and synced) and hand it over, so the next commits'
+    /// writes need not wait for that.
+    fn seal(
+        &self,
+        active: &mut Active,
+        to_syncer: &std::sync::mpsc::Sender<Job>,
+    ) -> std::io::Result<()> {
         let written = active.file.len();
         let (tail, index) = segment::seal(Uuid::now_v7(), written, &active.entries);
-        active.file.finish(&tail)?;
-        crate::failpoint::hit("wal.after_seal");
         let end = active.start + written;
-        let next = SegmentFile::create(&segment_path(&self.dir, end))?;
-        let mut chunks = std::mem::take(&mut active.chunks);
-        chunks.push(tail);
-        // Handed over before the next segment counts as active, so once
-        // `seal_active` finds nothing to seal, every sealed segment is in
-        // the receiver. (Nobody to hand it to only while the broker stops:
-        // the next start finds it.)
-        let _ = self.sealed.send(SealedSegment {
-            index,
-            positions: active.start..end,
-            path: segment_path(&self.dir, active.start),
-            chunks,
-        });
-        self.segments.lock().expect("WAL lock poisoned").push(end);
-        *active = Active {
-            file: next,
+        let next = Active {
+            file: SegmentFile::create(&segment_path(&self.dir, end))?,
             start: end,
             entries: Vec::new(),
             chunks: Vec::new(),
         };
-        Ok(())
+        self.segments.lock().expect("WAL lock poisoned").push(end);
+        let full = std::mem::replace(active, next);
+        let mut chunks = full.chunks;
+        chunks.push(tail.clone());
+        let segment = SealedSegment {
+            index,
+            positions: full.start..end,
+            path: segment_path(&self.dir, full.start),
+            chunks,
+        };
+        to_syncer
+            .send(Job::Seal(Box::new(Sealing {
+                file: full.file,
+                tail,
+                segment,
+            })))
+            .map_err(|_| std::io::Error::other("the WAL syncer stopped"))
     }
 }
 
