@@ -34,7 +34,7 @@ use crate::protocol::batch::BatchHeader;
 use crate::storage::Bucket;
 
 /// `len` and CRC.
-pub const ENTRY_HEADER: usize = 8;
+const ENTRY_HEADER: usize = 8;
 /// Position, topic id and partition, before the batch.
 const PAYLOAD_PREFIX: usize = 28;
 const SEAL_MARK: [u8; 8] = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];

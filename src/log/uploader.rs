@@ -822,10 +822,10 @@ mod tests {
             .unwrap();
     }
 
-    /// A log in `object` durability in `dir` over a [`GatedStore`], with a
-    /// topic of `partitions` partitions in an embedded store; its settings
-    /// as `settings` makes them.
-    async fn object_log(
+    /// A log in `dir` over a [`GatedStore`], with a topic of `partitions`
+    /// partitions in an embedded store; in `object` durability, its
+    /// settings as `settings` makes them (which may change that).
+    async fn gated_log(
         dir: &tempfile::TempDir,
         partitions: i32,
         flush_interval_ms: Option<u64>,
@@ -858,7 +858,7 @@ mod tests {
     #[tokio::test]
     async fn an_object_past_the_commit_window_is_not_committed() {
         let dir = tempfile::tempdir().unwrap();
-        let (log, meta, topic, store) = object_log(&dir, 1, None, |s| LogSettings {
+        let (log, meta, topic, store) = gated_log(&dir, 1, None, |s| LogSettings {
             commit_window: Duration::ZERO,
             ..s
         })
@@ -879,7 +879,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn uploads_overlap_commit_in_order_and_hand_failed_data_back() {
         let dir = tempfile::tempdir().unwrap();
-        let (log, meta, topic, store) = object_log(&dir, 2, Some(10), |s| s).await;
+        let (log, meta, topic, store) = gated_log(&dir, 2, Some(10), |s| s).await;
         let log = Arc::new(log);
         let [p, q] = [0, 1].map(|i| log.add_partition(topic.id, i, PartitionMeta::default()));
         let shutdown = CancellationToken::new();
@@ -959,7 +959,7 @@ mod tests {
     #[tokio::test]
     async fn readers_are_woken_by_their_partitions_data_only() {
         let dir = tempfile::tempdir().unwrap();
-        let (log, _, topic, _) = object_log(&dir, 2, None, |s| LogSettings {
+        let (log, _, topic, _) = gated_log(&dir, 2, None, |s| LogSettings {
             durability: Durability::Local,
             ..s
         })
