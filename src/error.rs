@@ -50,6 +50,8 @@ pub enum Error {
         got: i16,
         current: i16,
     },
+    #[error("producer {0}: {1}")]
+    InvalidTxnState(i64, &'static str),
     #[error("not acknowledged within the request timeout")]
     RequestTimedOut,
     #[error("the broker is shutting down")]
@@ -99,6 +101,7 @@ impl Error {
             Error::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
             Error::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             Error::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            Error::InvalidTxnState(..) => ResponseError::InvalidTxnState,
             Error::RequestTimedOut => ResponseError::RequestTimedOut,
             Error::ShuttingDown | Error::NotLeaderOrFollower | Error::LeaseLost => {
                 ResponseError::NotLeaderOrFollower

@@ -9,13 +9,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use uuid::Uuid;
 
 use crate::broker::Broker;
 use crate::error::Error;
-use crate::log::partition::{Partition, ReadLimit};
+use crate::log::partition::{Isolation, Partition, ReadLimit};
+use crate::protocol::batch;
 
 /// One requested partition, resolved.
 struct Target {
@@ -36,7 +39,10 @@ pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> Fet
         return FetchResponse::default()
             .with_error_code(ResponseError::InvalidFetchSessionEpoch.code());
     }
-    let read_committed = request.isolation_level == 1;
+    let isolation = match request.isolation_level {
+        1 => Isolation::ReadCommitted,
+        _ => Isolation::ReadUncommitted,
+    };
     let mut topics: Vec<(TopicName, Uuid)> = Vec::new();
     let mut targets = Vec::new();
     for fetch_topic in request.topics {
@@ -93,7 +99,7 @@ pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> Fet
         for notified in &mut woken {
             notified.as_mut().enable();
         }
-        let (partitions, bytes, errors) = read_all(broker, &targets, max_bytes).await;
+        let (partitions, bytes, errors) = read_all(broker, &targets, max_bytes, isolation).await;
         if bytes >= min_bytes || errors || tokio::time::Instant::now() >= deadline {
             break partitions;
         }
@@ -105,7 +111,7 @@ pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> Fet
             }
         };
         if tokio::time::timeout_at(deadline, any_woken).await.is_err() {
-            let (partitions, _, _) = read_all(broker, &targets, max_bytes).await;
+            let (partitions, _, _) = read_all(broker, &targets, max_bytes, isolation).await;
             break partitions;
         }
     };
@@ -121,10 +127,7 @@ pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> Fet
             }
         })
         .collect();
-    for (target, mut data) in targets.iter().zip(partitions) {
-        if read_committed {
-            data.aborted_transactions = Some(Vec::new());
-        }
+    for (target, data) in targets.iter().zip(partitions) {
         responses[target.topic].partitions.push(data);
     }
     FetchResponse::default().with_responses(responses)
@@ -136,13 +139,14 @@ async fn read_all(
     broker: &Broker,
     targets: &[Target],
     max_bytes: usize,
+    isolation: Isolation,
 ) -> (Vec<PartitionData>, usize, bool) {
     let mut out = Vec::with_capacity(targets.len());
     let mut total = 0;
     let mut errors = false;
     for target in targets {
         let budget = target.max_bytes.min(max_bytes.saturating_sub(total));
-        let data = match read_one(broker, target, budget, total == 0).await {
+        let data = match read_one(broker, target, budget, total == 0, isolation).await {
             Ok(data) => data,
             Err(error) => {
                 errors = true;
@@ -165,6 +169,7 @@ async fn read_one(
     target: &Target,
     budget: usize,
     first: bool,
+    isolation: Isolation,
 ) -> Result<PartitionData, ResponseError> {
     let partition = target.partition.as_ref().map_err(|e| *e)?;
     let offsets = broker.log.offsets(partition);
@@ -181,8 +186,12 @@ async fn read_one(
         max_bytes: budget,
         at_least_one: first,
     };
-    let records = match broker.log.read(partition, target.offset, limit).await {
-        Ok(read) => read.records,
+    let records = match broker
+        .log
+        .read(partition, target.offset, limit, isolation)
+        .await
+    {
+        Ok(read) => read.records.unwrap_or_default(),
         Err(e @ Error::OffsetOutOfRange { .. }) => return Err(e.response_error()),
         Err(e) => {
             tracing::warn!(partition = target.index, error = %e, "fetch read failed");
@@ -190,9 +199,28 @@ async fn read_one(
         }
     };
     let offsets = broker.log.offsets(partition);
-    Ok(PartitionData::default()
+    let data = PartitionData::default()
         .with_high_watermark(offsets.high_watermark)
-        .with_last_stable_offset(offsets.high_watermark)
-        .with_log_start_offset(offsets.log_start)
-        .with_records(Some(records.unwrap_or_default())))
+        .with_last_stable_offset(offsets.last_stable)
+        .with_log_start_offset(offsets.log_start);
+    if isolation == Isolation::ReadUncommitted {
+        return Ok(data.with_records(Some(records)));
+    }
+    // The transactions aborted within what is returned, so the consumer
+    // drops their records.
+    let end = batch::iter_batches(&records)
+        .last()
+        .map_or(target.offset, |(h, _)| h.last_offset() + 1);
+    let aborted = partition
+        .aborted_within(target.offset, end)
+        .into_iter()
+        .map(|a| {
+            AbortedTransaction::default()
+                .with_producer_id(ProducerId(a.producer_id))
+                .with_first_offset(a.first_offset)
+        })
+        .collect();
+    Ok(data
+        .with_aborted_transactions(Some(aborted))
+        .with_records(Some(records)))
 }

@@ -20,6 +20,7 @@ pub async fn handle(
     version: i16,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
+    let read_committed = version >= 2 && request.isolation_level == 1;
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let found = broker.topic(topic.name.as_str());
@@ -35,6 +36,7 @@ pub async fn handle(
                         p.timestamp,
                         p.current_leader_epoch,
                         version,
+                        read_committed,
                     )
                     .await
                 }
@@ -64,13 +66,15 @@ pub async fn handle(
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-/// `(offset, timestamp, leader epoch)` for one partition.
+/// `(offset, timestamp, leader epoch)` for one partition; a
+/// `read_committed` client sees the log up to its last stable offset.
 async fn lookup(
     broker: &Broker,
     partition: &Partition,
     timestamp: i64,
     current_leader_epoch: i32,
     version: i16,
+    read_committed: bool,
 ) -> Result<(i64, i64, i32), ResponseError> {
     partition.check_leader().map_err(|e| e.response_error())?;
     let offsets = broker.log.offsets(partition);
@@ -83,19 +87,24 @@ async fn lookup(
         });
     }
     let not_found = (-1, -1, epoch);
+    let end = if read_committed {
+        offsets.last_stable
+    } else {
+        offsets.high_watermark
+    };
     let found = match timestamp {
-        LATEST => (offsets.high_watermark, -1, epoch),
+        LATEST => (end, -1, epoch),
         EARLIEST => (offsets.log_start, -1, epoch),
         EARLIEST_LOCAL if version >= 8 => (offsets.log_start, -1, epoch),
         MAX_TIMESTAMP if version >= 7 => match broker.log.max_timestamp_offset(partition).await {
-            Ok(Some((offset, ts))) => (offset, ts, epoch),
-            Ok(None) => not_found,
+            Ok(Some((offset, ts))) if offset < end => (offset, ts, epoch),
+            Ok(_) => not_found,
             Err(e) => return Err(e.response_error()),
         },
         ts if ts >= 0 => match broker.log.offset_for_timestamp(partition, ts).await {
             // The batch found may begin before the log start.
-            Ok(Some((offset, ts))) => (offset.max(offsets.log_start), ts, epoch),
-            Ok(None) => not_found,
+            Ok(Some((offset, ts))) if offset < end => (offset.max(offsets.log_start), ts, epoch),
+            Ok(_) => not_found,
             Err(e) => return Err(e.response_error()),
         },
         _ => return Err(ResponseError::UnsupportedVersion),

@@ -192,6 +192,7 @@ mod tests {
             leader_epoch: 0,
             extents: vec![extent],
             producers: BTreeMap::new(),
+            aborted: Vec::new(),
         };
         meta.commit(vec![commit]).await.unwrap();
         let mut collector = Collector::default();

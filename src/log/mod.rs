@@ -19,6 +19,7 @@ pub mod retention;
 mod rewrite;
 mod segment;
 mod segment_file;
+pub mod transactions;
 mod trim;
 mod uploader;
 pub mod wal;
@@ -41,7 +42,7 @@ use crate::protocol::batch::{self, BatchHeader, TimestampType};
 use crate::protocol::records;
 use crate::storage::Bucket;
 use cache::SectionCache;
-use partition::{Appended, Offsets, Partition, ReadLimit, ReadSource};
+use partition::{Appended, Isolation, Offsets, Partition, ReadLimit, ReadSource};
 use wal::{Wal, WalRecord};
 
 /// At most this much is loaded ahead of each partition a fetch reads
@@ -401,11 +402,45 @@ impl Log {
         timestamps: TimestampType,
     ) -> Result<Appended> {
         self.check_registration()?;
-        let wal = match self.settings.durability {
+        let appended = partition.append(header, data, self.wal(), now_ms(), timestamps)?;
+        self.appended(partition, appended);
+        Ok(appended)
+    }
+
+    /// Appends the marker ending `producer_id`'s transaction to `partition`
+    /// (see [`Partition::append_marker`]).
+    pub fn append_marker(
+        &self,
+        partition: &Arc<Partition>,
+        producer_id: i64,
+        epoch: i16,
+        outcome: crate::protocol::control::Outcome,
+        coordinator_epoch: i32,
+    ) -> Result<Appended> {
+        self.check_registration()?;
+        let appended = partition.append_marker(
+            producer_id,
+            epoch,
+            outcome,
+            coordinator_epoch,
+            self.wal(),
+            now_ms(),
+        )?;
+        self.appended(partition, appended);
+        Ok(appended)
+    }
+
+    /// The WAL appends go to (in `local` durability).
+    fn wal(&self) -> Option<&Wal> {
+        match self.settings.durability {
             Durability::Local => Some(&self.wal),
             Durability::Object => None,
-        };
-        let appended = partition.append(header, data, wal, now_ms(), timestamps)?;
+        }
+    }
+
+    /// Accounts for an append: wakes readers once it is durable, and the
+    /// uploader when there is data to flush.
+    fn appended(&self, partition: &Arc<Partition>, appended: Appended) {
         // Readable once the WAL makes it durable (in `object` durability
         // once committed: the uploader wakes its readers then).
         if self.settings.durability == Durability::Local && appended.bytes > 0 {
@@ -426,7 +461,6 @@ impl Log {
         if unsealed + appended.bytes >= self.settings.flush_bytes {
             self.flush_wanted.notify_one();
         }
-        Ok(appended)
     }
 
     /// Waits until `appended` is durable in `partition`, or fails: with
@@ -505,6 +539,7 @@ impl Log {
         partition: &Partition,
         offset: i64,
         limit: ReadLimit,
+        isolation: Isolation,
     ) -> Result<ReadResult> {
         // Committed data never changes: serving it is safe whoever leads.
         let suspended = self.check_registration().is_err();
@@ -521,7 +556,7 @@ impl Log {
             };
             // Past the first part, a failure ends the read with what it
             // has; the next read from there reports it.
-            let source = match partition.read(next, remaining, self.wal_durable()) {
+            let source = match partition.read(next, remaining, self.wal_durable(), isolation) {
                 Ok(source) => source,
                 // Another broker may have appended past this one's end:
                 // not out of range (a consumer would reset), just not here.
@@ -539,7 +574,7 @@ impl Log {
                     parts.extend(batches);
                     break;
                 }
-                ReadSource::Extent(extent) => {
+                ReadSource::Extent { extent, end } => {
                     // Past the first section, only what is in memory: a
                     // read never waits on the object store for more.
                     let section = if parts.is_empty() {
@@ -550,7 +585,7 @@ impl Log {
                             None => break,
                         }
                     };
-                    let (batches, whole) = batches_from(&section, next, remaining);
+                    let (batches, whole) = batches_from(&section, next, end, remaining);
                     if batches.is_empty() && whole {
                         // Compaction left nothing here from `next` on.
                         next = extent.last_offset + 1;
@@ -733,9 +768,12 @@ fn blocking_failed(e: tokio::task::JoinError) -> Error {
     }
 }
 
-/// Whole batches of `section` from the one holding `offset`, within `limit`.
-fn batches_from(section: &Bytes, offset: i64, limit: ReadLimit) -> (Bytes, bool) {
-    let mut batches = batch::iter_batches(section).skip_while(|(h, _)| h.last_offset() < offset);
+/// Whole batches of `section` from the one holding `offset`, within `limit`
+/// and before offset `end`.
+fn batches_from(section: &Bytes, offset: i64, end: i64, limit: ReadLimit) -> (Bytes, bool) {
+    let mut batches = batch::iter_batches(section)
+        .skip_while(|(h, _)| h.last_offset() < offset)
+        .take_while(|(h, _)| h.base_offset < end);
     let Some((_, first)) = batches.next() else {
         return (Bytes::new(), true);
     };
@@ -784,7 +822,7 @@ mod tests {
             at_least_one: true,
         };
         let read = |offset, limit| {
-            let (batches, whole) = batches_from(&section, offset, limit);
+            let (batches, whole) = batches_from(&section, offset, i64::MAX, limit);
             (bases(&batches), whole)
         };
         assert_eq!(read(10, all), (vec![10, 12, 14], true));

@@ -27,10 +27,12 @@ use uuid::Uuid;
 
 use super::object::SealedBatch;
 use super::producer::{ProducerTable, SequenceCheck};
+use super::transactions::Transactions;
 use super::wal::{Wal, WalRecord};
 use crate::error::{Error, Result};
-use crate::meta::{Extent, PartitionMeta, ProducerSnapshot};
+use crate::meta::{AbortedTxn, Extent, PartitionMeta, ProducerSnapshot};
 use crate::protocol::batch::{self, BatchHeader, TimestampType};
+use crate::protocol::control::{self, Outcome};
 
 /// A partition of a topic.
 pub struct Partition {
@@ -56,6 +58,11 @@ struct State {
     /// Changes whenever sealed data is handed back (see the module docs).
     seal_generation: u64,
     producers: ProducerTable,
+    txns: Transactions,
+    /// Producers whose next transaction the coordinator confirmed includes
+    /// this partition (producer id -> epoch), so its first transactional
+    /// batch here may open it.
+    verified: std::collections::HashMap<i64, i16>,
     /// Whether this broker leads the partition: only a leader appends and
     /// serves reads.
     leading: bool,
@@ -110,6 +117,17 @@ pub struct Offsets {
     pub leader_epoch: i32,
     pub log_start: i64,
     pub high_watermark: i64,
+    /// The last stable offset: read_committed consumers read up to it.
+    pub last_stable: i64,
+}
+
+/// Which records a read may return (a fetch's `isolation_level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Everything up to the high watermark.
+    ReadUncommitted,
+    /// Up to the last stable offset.
+    ReadCommitted,
 }
 
 /// Where a read at some offset is served from.
@@ -119,8 +137,9 @@ pub enum ReadSource {
     Nothing,
     /// Whole batches from the tail, in order.
     Tail(Vec<Bytes>),
-    /// The batches are in this committed extent.
-    Extent(Extent),
+    /// The batches are in this committed extent; those from `end` on
+    /// are not readable (yet).
+    Extent { extent: Extent, end: i64 },
 }
 
 /// A partition's batches ready for upload.
@@ -135,6 +154,8 @@ pub struct Sealed {
     /// Offset after the last sealed batch.
     pub end: i64,
     pub producers: std::collections::BTreeMap<i64, ProducerSnapshot>,
+    /// Transactions aborted by markers among the sealed batches.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 impl Partition {
@@ -242,6 +263,11 @@ impl Partition {
     ) -> Result<Appended> {
         let mut state = self.lock();
         state.check_leader()?;
+        if header.is_control() {
+            return Err(Error::InvalidRecord(
+                "control batches are written by the transaction coordinator only".into(),
+            ));
+        }
         if let SequenceCheck::Duplicate(previous) = state.producers.check(header)? {
             return Ok(Appended {
                 base_offset: previous.base_offset,
@@ -252,6 +278,85 @@ impl Partition {
                 log_append_time_ms: -1,
             });
         }
+        if header.is_transactional() {
+            state.check_transactional(header)?;
+        }
+        self.write(&mut state, header, data, wal, now_ms, timestamps)
+    }
+
+    /// Whether `header`'s batch opens a transaction here the coordinator
+    /// has not confirmed yet (see [`Partition::expect_transaction`]).
+    pub fn needs_verification(&self, header: &BatchHeader) -> bool {
+        let state = self.lock();
+        header.is_transactional()
+            && !state.txns.is_open(header.producer_id)
+            && state.verified.get(&header.producer_id) != Some(&header.producer_epoch)
+    }
+
+    /// Lets `producer_id` at `epoch` open a transaction here with its next
+    /// transactional batch: the coordinator has the partition in it.
+    pub fn expect_transaction(&self, producer_id: i64, epoch: i16) {
+        self.lock().verified.insert(producer_id, epoch);
+    }
+
+    /// Appends the marker ending `producer_id`'s transaction (written at
+    /// `epoch` by the coordinator at `coordinator_epoch`); when no
+    /// transaction of it is open (a retried marker) nothing is appended,
+    /// and the result is durable once everything appended so far is.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        outcome: Outcome,
+        coordinator_epoch: i32,
+        wal: Option<&Wal>,
+        now_ms: i64,
+    ) -> Result<Appended> {
+        let mut state = self.lock();
+        state.check_leader()?;
+        if let Some(current) = state.producers.epoch(producer_id)
+            && epoch < current
+        {
+            return Err(Error::InvalidProducerEpoch {
+                producer_id,
+                got: epoch,
+                current,
+            });
+        }
+        state.verified.remove(&producer_id);
+        if !state.txns.is_open(producer_id) {
+            return Ok(Appended {
+                base_offset: state.next_offset,
+                end_offset: state.next_offset,
+                leader_epoch: state.leader_epoch,
+                wal_end: 0,
+                bytes: 0,
+                log_append_time_ms: -1,
+            });
+        }
+        let (header, data) =
+            control::marker(producer_id, epoch, outcome, coordinator_epoch, now_ms);
+        self.write(
+            &mut state,
+            &header,
+            data,
+            wal,
+            now_ms,
+            TimestampType::CreateTime,
+        )
+    }
+
+    /// Assigns offsets to a checked batch and appends it to the WAL, if
+    /// given, and the tail.
+    fn write(
+        &self,
+        state: &mut State,
+        header: &BatchHeader,
+        data: Bytes,
+        wal: Option<&Wal>,
+        now_ms: i64,
+        timestamps: TimestampType,
+    ) -> Result<Appended> {
         let base_offset = state.next_offset;
         let mut owned = data
             .try_into_mut()
@@ -340,7 +445,13 @@ impl Partition {
             leader_epoch: state.leader_epoch,
             log_start: state.log_start,
             high_watermark: state.high_watermark,
+            last_stable: state.last_stable(),
         }
+    }
+
+    /// The aborted transactions with records in `from..to`.
+    pub fn aborted_within(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.lock().txns.aborted_within(from, to)
     }
 
     /// Whether `appended` is durable (the high watermark passed it); an
@@ -373,12 +484,13 @@ impl Partition {
     }
 
     /// Where to read whole batches starting at `offset`, within `limit`
-    /// when served from the tail.
+    /// when served from the tail, up to what `isolation` lets a reader see.
     pub fn read(
         &self,
         offset: i64,
         limit: ReadLimit,
         wal_durable: Option<u64>,
+        isolation: Isolation,
     ) -> Result<ReadSource> {
         let mut state = self.lock();
         state.check_leader()?;
@@ -390,12 +502,17 @@ impl Partition {
                 end: state.high_watermark,
             });
         }
-        if offset == state.high_watermark {
+        let end = match isolation {
+            Isolation::ReadUncommitted => state.high_watermark,
+            Isolation::ReadCommitted => state.last_stable(),
+        };
+        if offset >= end {
             return Ok(ReadSource::Nothing);
         }
         if offset < state.committed_end {
             let i = state.extents.partition_point(|e| e.last_offset < offset);
-            return Ok(ReadSource::Extent(state.extents[i].clone()));
+            let extent = state.extents[i].clone();
+            return Ok(ReadSource::Extent { extent, end });
         }
         let first = state
             .tail
@@ -404,8 +521,8 @@ impl Partition {
         let mut batches = Vec::new();
         let mut size = 0;
         for batch in state.tail.range(first..) {
-            let durable = batch.header.last_offset() < state.high_watermark;
-            if !durable || !limit.fits(size, batch.data.len()) {
+            let readable = batch.header.last_offset() < end;
+            if !readable || !limit.fits(size, batch.data.len()) {
                 break;
             }
             size += batch.data.len();
@@ -478,13 +595,18 @@ impl Partition {
         let producer_ids = sealed
             .filter(|b| b.header.has_producer_id())
             .map(|b| b.header.producer_id);
-        let producers = state.producers.snapshot(producer_ids, end);
+        let mut producers = state.producers.snapshot(producer_ids, end);
+        for (id, snapshot) in &mut producers {
+            snapshot.txn_first_offset = state.txns.open_at(*id, end);
+        }
+        let aborted = state.txns.aborted_by_markers_in(sealed_end, end);
         state.sealed_end = end;
         Some(Sealed {
             leader_epoch: state.leader_epoch,
             generation: state.seal_generation,
             end,
             producers,
+            aborted,
             batches,
             wal,
         })
@@ -527,6 +649,8 @@ impl Partition {
             state.tail.pop_front();
         }
         state.tail_bytes -= dropped;
+        let (high_watermark, committed_end) = (state.high_watermark, state.committed_end);
+        state.txns.forget_ended(high_watermark, committed_end);
         dropped
     }
 
@@ -541,6 +665,7 @@ impl Partition {
         state.log_start = offset.min(state.committed_end);
         let log_start = state.log_start;
         state.extents.retain(|e| e.last_offset >= log_start);
+        state.txns.forget_before(log_start);
     }
 
     /// Replaces the run of extents `old` with `new` (same offsets), as
@@ -633,6 +758,7 @@ impl Partition {
 impl State {
     fn restored(meta: PartitionMeta, leading: bool) -> State {
         let committed_end = meta.committed_end();
+        let txns = Transactions::restored(&meta);
         State {
             leader_epoch: meta.leader_epoch,
             log_start: meta.log_start_offset,
@@ -645,6 +771,8 @@ impl State {
             sealed_end: committed_end,
             seal_generation: 0,
             producers: ProducerTable::from_snapshots(&meta.producers),
+            txns,
+            verified: std::collections::HashMap::new(),
             leading,
             deleted: false,
         }
@@ -666,8 +794,42 @@ impl State {
         }
     }
 
+    /// `InvalidTxnState` unless a transactional batch may be appended: its
+    /// producer has a transaction open here, or the coordinator confirmed
+    /// the partition is in its next one.
+    fn check_transactional(&mut self, header: &BatchHeader) -> Result<()> {
+        let id = header.producer_id;
+        if self.txns.is_open(id) || self.verified.get(&id) == Some(&header.producer_epoch) {
+            return Ok(());
+        }
+        Err(Error::InvalidTxnState(
+            id,
+            "the partition was not added to the producer's transaction",
+        ))
+    }
+
+    /// The last stable offset (never before the log start).
+    fn last_stable(&self) -> i64 {
+        self.txns
+            .last_stable(self.high_watermark)
+            .max(self.log_start)
+    }
+
     fn push(&mut self, header: BatchHeader, data: Bytes, wal: Range<u64>, now_ms: i64) -> Appended {
-        self.producers.record(&header, header.base_offset, now_ms);
+        let (id, offset) = (header.producer_id, header.base_offset);
+        if header.is_control() {
+            self.producers
+                .record_marker(id, header.producer_epoch, now_ms);
+            if let Some(outcome) = control::outcome_of(&header, &data) {
+                self.txns.record_marker(id, offset, outcome);
+            }
+        } else {
+            self.producers.record(&header, offset, now_ms);
+            if header.is_transactional() {
+                self.txns.record_data(id, offset);
+                self.verified.remove(&id);
+            }
+        }
         let bytes = data.len() as u64;
         self.next_offset = header.last_offset() + 1;
         self.tail.push_back(TailBatch { header, data, wal });
@@ -723,6 +885,106 @@ mod tests {
             .remove(0)
     }
 
+    /// A transactional batch of `n` records from `producer_id` at `epoch`.
+    fn transactional(n: i32, producer_id: i64, epoch: i16, sequence: i32) -> (BatchHeader, Bytes) {
+        let (header, data) = validated(n, producer_id, sequence);
+        let header = BatchHeader {
+            attributes: header.attributes | 0x10,
+            producer_epoch: epoch,
+            ..header
+        };
+        let data = batch::assemble(&header, &data[batch::HEADER_LEN..]);
+        split_and_validate(&data).unwrap().remove(0)
+    }
+
+    #[test]
+    fn transactions_hold_the_last_stable_offset_until_their_marker_is_durable() {
+        let p = Partition::new(Uuid::nil(), 0, PartitionMeta::default());
+        let append =
+            |(h, d): (BatchHeader, Bytes)| p.append(&h, d, None, 1, TimestampType::CreateTime);
+        append(validated(2, -1, -1)).unwrap();
+        // Not added to the transaction by the coordinator: refused.
+        assert!(matches!(
+            append(transactional(2, 5, 0, 0)),
+            Err(Error::InvalidTxnState(5, _))
+        ));
+        p.expect_transaction(5, 0);
+        assert_eq!(append(transactional(2, 5, 0, 0)).unwrap().base_offset, 2);
+        append(validated(2, -1, -1)).unwrap();
+        let sealed = p.seal(None, u64::MAX).unwrap();
+        assert_eq!(sealed.producers[&5].txn_first_offset, Some(2));
+        p.apply_commit(0, Vec::new(), 6);
+        let offsets = p.offsets(None);
+        assert_eq!((offsets.high_watermark, offsets.last_stable), (6, 2));
+        let marker = p.append_marker(5, 0, Outcome::Abort, 0, None, 1).unwrap();
+        assert_eq!(marker.base_offset, 6);
+        assert_eq!(
+            p.offsets(None).last_stable,
+            2,
+            "the marker is not durable yet"
+        );
+        let sealed = p.seal(None, u64::MAX).unwrap();
+        assert_eq!(sealed.producers[&5].txn_first_offset, None);
+        let aborted = AbortedTxn {
+            producer_id: 5,
+            first_offset: 2,
+            last_offset: 6,
+        };
+        assert_eq!(sealed.aborted, vec![aborted]);
+        p.apply_commit(0, Vec::new(), 7);
+        assert_eq!(p.offsets(None).last_stable, 7);
+        assert_eq!(p.aborted_within(0, 7), vec![aborted]);
+        assert!(p.aborted_within(7, 9).is_empty());
+        // A retried marker appends nothing.
+        let retried = p.append_marker(5, 0, Outcome::Abort, 0, None, 1).unwrap();
+        assert_eq!((retried.bytes, retried.end_offset), (0, 7));
+        // The coordinator fenced epoch 0 with a marker at epoch 1.
+        p.expect_transaction(5, 0);
+        append(transactional(1, 5, 0, 2)).unwrap();
+        p.append_marker(5, 1, Outcome::Abort, 0, None, 1).unwrap();
+        assert!(matches!(
+            append(transactional(1, 5, 0, 3)),
+            Err(Error::InvalidProducerEpoch { .. })
+        ));
+        assert!(matches!(
+            p.append_marker(5, 0, Outcome::Commit, 0, None, 1),
+            Err(Error::InvalidProducerEpoch { .. })
+        ));
+    }
+
+    #[test]
+    fn an_open_transaction_survives_a_restart() {
+        let mut producers = std::collections::BTreeMap::new();
+        producers.insert(
+            9,
+            ProducerSnapshot {
+                epoch: 0,
+                last_write_ms: 1,
+                batches: Vec::new(),
+                txn_first_offset: Some(3),
+            },
+        );
+        let meta = PartitionMeta {
+            extents: vec![Extent {
+                base_offset: 0,
+                last_offset: 9,
+                ..Extent::default()
+            }],
+            producers,
+            ..PartitionMeta::default()
+        };
+        let p = Partition::new(Uuid::nil(), 0, meta);
+        assert_eq!(p.offsets(None).last_stable, 3);
+        assert!(matches!(
+            p.read(3, ANY, None, Isolation::ReadCommitted).unwrap(),
+            ReadSource::Nothing
+        ));
+        match p.read(0, ANY, None, Isolation::ReadCommitted).unwrap() {
+            ReadSource::Extent { end, .. } => assert_eq!(end, 3),
+            other => panic!("expected the extent, got {other:?}"),
+        }
+    }
+
     #[test]
     fn replay_skips_batches_of_another_leadership() {
         let meta = PartitionMeta {
@@ -754,7 +1016,7 @@ mod tests {
             Err(Error::NotLeaderOrFollower)
         ));
         assert!(matches!(
-            p.read(0, ANY, None),
+            p.read(0, ANY, None, Isolation::ReadUncommitted),
             Err(Error::NotLeaderOrFollower)
         ));
         let committed = Extent {
@@ -950,8 +1212,11 @@ mod tests {
         assert_eq!((a.base_offset, a.end_offset), (0, 3));
         assert_eq!((c.base_offset, c.end_offset), (3, 6));
         // Nothing durable yet in object durability: the end is out of range.
-        assert!(matches!(p.read(0, ANY, None).unwrap(), ReadSource::Nothing));
-        assert!(p.read(1, ANY, None).is_err());
+        assert!(matches!(
+            p.read(0, ANY, None, Isolation::ReadUncommitted).unwrap(),
+            ReadSource::Nothing
+        ));
+        assert!(p.read(1, ANY, None, Isolation::ReadUncommitted).is_err());
         let sealed = p.seal(None, u64::MAX).unwrap();
         assert_eq!((sealed.end, sealed.batches.len()), (6, 2));
         let extent = Extent {
@@ -971,8 +1236,8 @@ mod tests {
             2 * b.len() as u64
         );
         assert_eq!(p.offsets(None).high_watermark, 6);
-        match p.read(4, ANY, None).unwrap() {
-            ReadSource::Extent(e) => assert_eq!(e, extent),
+        match p.read(4, ANY, None, Isolation::ReadUncommitted).unwrap() {
+            ReadSource::Extent { extent: e, .. } => assert_eq!(e, extent),
             other => panic!("expected the extent, got {other:?}"),
         }
     }
@@ -1003,6 +1268,7 @@ mod tests {
                     at_least_one: true,
                 },
                 durable,
+                Isolation::ReadUncommitted,
             )
             .unwrap()
         else {

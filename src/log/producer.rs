@@ -131,6 +131,23 @@ impl ProducerTable {
         }
     }
 
+    /// The epoch `producer_id` last wrote at, if it is known here.
+    pub fn epoch(&self, producer_id: i64) -> Option<i16> {
+        self.producers.get(&producer_id).map(|p| p.epoch)
+    }
+
+    /// Records a transaction marker for the producer written at `epoch`
+    /// (the coordinator's, at least the producer's): batches of older
+    /// epochs are refused from now on.
+    pub fn record_marker(&mut self, producer_id: i64, epoch: i16, now_ms: i64) {
+        let state = self.producers.entry(producer_id).or_default();
+        if epoch > state.epoch {
+            state.epoch = epoch;
+            state.batches.clear();
+        }
+        state.last_write_ms = now_ms;
+    }
+
     /// Snapshots of `producer_ids` as of the end of offset `end` (exclusive),
     /// to commit alongside the extents ending there.
     pub fn snapshot(
@@ -151,6 +168,7 @@ impl ProducerTable {
                         .filter(|b| b.last_offset < end)
                         .copied()
                         .collect(),
+                    txn_first_offset: None,
                 };
                 Some((id, snapshot))
             })

@@ -454,6 +454,7 @@ impl State {
         }
         partition.extents.extend(commit.extents.iter().cloned());
         commit.merge_producers(&mut partition.producers);
+        commit.merge_aborted(&mut partition.aborted);
         CommitOutcome::Committed
     }
 

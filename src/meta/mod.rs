@@ -36,6 +36,9 @@ pub struct PartitionMeta {
     pub extents: Vec<Extent>,
     /// Idempotent producer state as of the last committed extent.
     pub producers: BTreeMap<i64, ProducerSnapshot>,
+    /// Aborted transactions ending in the committed log, by marker offset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aborted: Vec<AbortedTxn>,
 }
 
 impl PartitionMeta {
@@ -83,8 +86,25 @@ impl PartitionMeta {
         }
         self.log_start_offset = offset;
         self.extents.retain(|e| e.last_offset >= offset);
+        forget_aborted_before(&mut self.aborted, offset);
         Ok(true)
     }
+}
+
+/// Forgets the aborted transactions whose markers lie before `log_start`:
+/// no read can reach their records any more.
+pub fn forget_aborted_before(aborted: &mut Vec<AbortedTxn>, log_start: i64) {
+    aborted.retain(|a| a.last_offset >= log_start);
+}
+
+/// A transaction that was aborted in one partition: its records from
+/// `first_offset` on, up to its ABORT marker at `last_offset`, are skipped
+/// by read_committed consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
 }
 
 /// Fails unless `new` may replace the run `old`: it covers exactly the
@@ -177,6 +197,10 @@ pub struct ProducerSnapshot {
     pub last_write_ms: i64,
     /// The most recent batches (oldest first), to answer retries.
     pub batches: Vec<ProducedBatch>,
+    /// The first offset of the producer's transaction still open in the
+    /// partition, if one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn_first_offset: Option<i64>,
 }
 
 /// Sequence and offset range of one batch an idempotent producer wrote.
@@ -197,6 +221,9 @@ pub struct PartitionCommit {
     pub leader_epoch: i32,
     pub extents: Vec<Extent>,
     pub producers: BTreeMap<i64, ProducerSnapshot>,
+    /// Transactions aborted by markers in these extents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aborted: Vec<AbortedTxn>,
 }
 
 impl PartitionCommit {
@@ -215,6 +242,16 @@ impl PartitionCommit {
         Ok(())
     }
 
+    /// Adds the commit's aborted transactions to the partition's `aborted`
+    /// (a retried commit adds nothing twice).
+    pub fn merge_aborted(&self, aborted: &mut Vec<AbortedTxn>) {
+        for txn in &self.aborted {
+            if !aborted.contains(txn) {
+                aborted.push(*txn);
+            }
+        }
+    }
+
     /// Merges the commit's producer state into `producers`, forgetting
     /// producers silent for [`PRODUCER_EXPIRY_MS`] before the newest write,
     /// and the longest silent beyond [`MAX_PRODUCERS_PER_PARTITION`].
@@ -226,7 +263,9 @@ impl PartitionCommit {
             .max()
             .unwrap_or(0);
         producers.extend(self.producers.iter().map(|(id, p)| (*id, p.clone())));
-        producers.retain(|_, p| newest - p.last_write_ms < PRODUCER_EXPIRY_MS);
+        producers.retain(|_, p| {
+            newest - p.last_write_ms < PRODUCER_EXPIRY_MS || p.txn_first_offset.is_some()
+        });
         if producers.len() > MAX_PRODUCERS_PER_PARTITION {
             let mut by_age: Vec<(i64, i64)> = producers
                 .iter()
@@ -467,6 +506,7 @@ pub(crate) mod conformance {
                 base_offset: 0,
                 last_offset: 9,
             }],
+            txn_first_offset: Some(3),
         };
         let commit = |epoch, extents| PartitionCommit {
             topic: t.id,
@@ -474,6 +514,7 @@ pub(crate) mod conformance {
             leader_epoch: epoch,
             extents,
             producers: BTreeMap::from([(7, snapshot.clone())]),
+            aborted: Vec::new(),
         };
         let outcomes = store
             .commit(vec![
@@ -513,6 +554,7 @@ pub(crate) mod conformance {
             leader_epoch: 0,
             extents: vec![extent(0, 9), extent(10, 19), extent(20, 29)],
             producers: BTreeMap::new(),
+            aborted: Vec::new(),
         };
         store.commit(vec![commit]).await.unwrap();
         let advance = |epoch, offset| store.advance_log_start(t.id, 0, epoch, offset);
@@ -542,6 +584,7 @@ pub(crate) mod conformance {
             leader_epoch: 0,
             extents: vec![extent(30, 39)],
             producers: BTreeMap::new(),
+            aborted: Vec::new(),
         };
         assert_eq!(
             store.commit(vec![next]).await.unwrap(),
@@ -561,6 +604,7 @@ pub(crate) mod conformance {
             leader_epoch: 0,
             extents: small.clone(),
             producers: BTreeMap::new(),
+            aborted: Vec::new(),
         };
         store.commit(vec![commit]).await.unwrap();
         let merged = vec![extent(5, 12), extent(13, 14)];
@@ -595,6 +639,7 @@ pub(crate) mod conformance {
             leader_epoch: 0,
             extents: vec![extent(20, 24)],
             producers: BTreeMap::new(),
+            aborted: Vec::new(),
         };
         let outcomes = store.commit(vec![next]).await.unwrap();
         assert_eq!(outcomes, vec![CommitOutcome::Committed]);
@@ -610,6 +655,7 @@ pub(crate) mod conformance {
             leader_epoch: epoch,
             extents,
             producers: BTreeMap::new(),
+            aborted: Vec::new(),
         };
         let first = store.commit(vec![commit(0, vec![extent(0, 4)])]).await;
         assert_eq!(first.unwrap(), vec![CommitOutcome::Committed]);
@@ -637,6 +683,7 @@ pub(crate) mod conformance {
             leader_epoch: 0,
             extents: vec![extent(0, 0)],
             producers: BTreeMap::new(),
+            aborted: Vec::new(),
         };
         let beyond = store.commit(vec![commit.clone()]).await.unwrap();
         assert_eq!(beyond, vec![CommitOutcome::Gone]);
@@ -753,6 +800,7 @@ mod tests {
             epoch: 0,
             last_write_ms,
             batches: Vec::new(),
+            txn_first_offset: None,
         }
     }
 
@@ -768,6 +816,7 @@ mod tests {
             leader_epoch: 0,
             extents: Vec::new(),
             producers: BTreeMap::from([(99_999, snapshot(PRODUCER_EXPIRY_MS))]),
+            aborted: Vec::new(),
         };
         commit.merge_producers(&mut stored);
         assert_eq!(stored.len(), MAX_PRODUCERS_PER_PARTITION);

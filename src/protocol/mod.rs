@@ -5,6 +5,7 @@
 //! what is accepted and how a response is framed.
 
 pub mod batch;
+pub mod control;
 pub mod frame;
 pub mod records;
 pub mod versions;

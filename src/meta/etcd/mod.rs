@@ -438,6 +438,7 @@ mod tests {
                 leader_epoch: 0,
                 extents: chunk.to_vec(),
                 producers: BTreeMap::new(),
+                aborted: Vec::new(),
             };
             let outcomes = store.commit(vec![commit]).await.unwrap();
             assert_eq!(outcomes, vec![CommitOutcome::Committed]);
@@ -469,6 +470,7 @@ mod tests {
                     entry_list: None,
                 }],
                 producers: BTreeMap::new(),
+                aborted: Vec::new(),
             })
             .collect();
         let outcomes = store.commit(commits.clone()).await.unwrap();

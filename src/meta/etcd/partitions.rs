@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::{EtcdStore, Read, decode, encode, meta_error};
 use crate::error::{Error, Result};
 use crate::meta::{
-    CommitOutcome, Extent, PartitionCommit, PartitionLeader, PartitionMeta, PartitionStore,
-    ProducerSnapshot, ProducerStore, check_replacement,
+    AbortedTxn, CommitOutcome, Extent, PartitionCommit, PartitionLeader, PartitionMeta,
+    PartitionStore, ProducerSnapshot, ProducerStore, check_replacement, forget_aborted_before,
 };
 
 /// Partition commits of one flush in flight at once.
@@ -40,6 +40,8 @@ struct PartitionState {
     /// The offset after the last committed record.
     end: i64,
     producers: BTreeMap<i64, ProducerSnapshot>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    aborted: Vec<AbortedTxn>,
 }
 
 impl EtcdStore {
@@ -70,6 +72,7 @@ impl EtcdStore {
                 state.end = extent.last_offset + 1;
             }
             commit.merge_producers(&mut state.producers);
+            commit.merge_aborted(&mut state.aborted);
             if let Some(outcome) = self.write_led(topic, partition, &read, &state, ops).await? {
                 return Ok(outcome);
             }
@@ -180,6 +183,7 @@ impl PartitionStore for EtcdStore {
             log_start_offset: state.log_start_offset,
             extents,
             producers: state.producers,
+            aborted: state.aborted,
         })
     }
 
@@ -227,6 +231,7 @@ impl PartitionStore for EtcdStore {
                 return Ok(CommitOutcome::Committed);
             }
             state.log_start_offset = offset;
+            forget_aborted_before(&mut state.aborted, offset);
             // Read outside the transaction, but every extent change also
             // changes the state the transaction compares.
             let first_kept = self.extent_start(topic, partition, offset).await?;
