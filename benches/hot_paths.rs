@@ -121,6 +121,7 @@ fn object_index(c: &mut Criterion) {
         log_start_offset: 0,
         extents,
         producers: BTreeMap::new(),
+        aborted: Vec::new(),
     };
     let partition = Partition::new(topic, 0, meta);
     c.bench_function("extents from an offset, 100,000 extents", |b| {
