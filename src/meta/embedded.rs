@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 use super::{
     CommitOutcome, CommittedOffset, Extent, GroupMeta, GroupStore, PartitionCommit, PartitionMeta,
-    PartitionStore, ProducerStore, TopicMeta, TopicStore, check_replacement, run_position,
+    PartitionStore, ProducerStore, TopicMeta, TopicStore, TransactionStore, TxnMeta, TxnOffsets,
+    check_replacement, run_position,
 };
 use crate::error::{Error, Result};
 
@@ -51,6 +52,11 @@ struct State {
     groups: BTreeMap<String, GroupMeta>,
     /// group -> topic -> partition -> offset
     offsets: BTreeMap<String, BTreeMap<String, BTreeMap<i32, CommittedOffset>>>,
+    #[serde(default)]
+    transactions: BTreeMap<String, TxnMeta>,
+    /// group -> producer id -> offsets of its open transaction
+    #[serde(default)]
+    txn_offsets: BTreeMap<String, BTreeMap<i64, TxnOffsets>>,
 }
 
 /// One durable change, as journaled.
@@ -93,6 +99,16 @@ enum Change {
     DeleteOffsets {
         group: String,
         partitions: Vec<(String, i32)>,
+    },
+    PutTransaction(TxnMeta),
+    PutTxnOffsets {
+        group: String,
+        offsets: TxnOffsets,
+    },
+    EndTxnOffsets {
+        group: String,
+        producer_id: i64,
+        commit: bool,
     },
 }
 
@@ -418,16 +434,9 @@ impl State {
             Change::DeleteGroup(id) => {
                 self.groups.remove(id);
                 self.offsets.remove(id);
+                self.txn_offsets.remove(id);
             }
-            Change::CommitOffsets { group, offsets } => {
-                let topics = self.offsets.entry(group.clone()).or_default();
-                for o in offsets {
-                    topics
-                        .entry(o.topic.clone())
-                        .or_default()
-                        .insert(o.partition, o.clone());
-                }
-            }
+            Change::CommitOffsets { group, offsets } => self.commit_offsets(group, offsets),
             Change::DeleteOffsets { group, partitions } => {
                 if let Some(topics) = self.offsets.get_mut(group) {
                     for (topic, partition) in partitions {
@@ -438,6 +447,45 @@ impl State {
                     topics.retain(|_, parts| !parts.is_empty());
                 }
             }
+            Change::PutTransaction(txn) => {
+                self.transactions
+                    .insert(txn.transactional_id.clone(), txn.clone());
+            }
+            Change::PutTxnOffsets { group, offsets } => {
+                self.txn_offsets
+                    .entry(group.clone())
+                    .or_default()
+                    .entry(offsets.producer_id)
+                    .or_insert_with(|| TxnOffsets {
+                        producer_id: offsets.producer_id,
+                        offsets: Vec::new(),
+                    })
+                    .merge(offsets.offsets.clone());
+            }
+            Change::EndTxnOffsets {
+                group,
+                producer_id,
+                commit,
+            } => {
+                let ended = self
+                    .txn_offsets
+                    .get_mut(group)
+                    .and_then(|open| open.remove(producer_id));
+                self.txn_offsets.retain(|_, open| !open.is_empty());
+                if let Some(ended) = ended.filter(|_| *commit) {
+                    self.commit_offsets(group, &ended.offsets);
+                }
+            }
+        }
+    }
+
+    fn commit_offsets(&mut self, group: &str, offsets: &[CommittedOffset]) {
+        let topics = self.offsets.entry(group.to_string()).or_default();
+        for o in offsets {
+            topics
+                .entry(o.topic.clone())
+                .or_default()
+                .insert(o.partition, o.clone());
         }
     }
 
@@ -729,6 +777,57 @@ impl GroupStore for EmbeddedStore {
     }
 }
 
+#[async_trait]
+impl TransactionStore for EmbeddedStore {
+    async fn transactions(&self) -> Result<Vec<TxnMeta>> {
+        self.with_inner(|inner| Ok(inner.state.transactions.values().cloned().collect()))
+            .await
+    }
+
+    async fn transaction(&self, transactional_id: &str) -> Result<Option<TxnMeta>> {
+        let id = transactional_id.to_string();
+        self.with_inner(move |inner| Ok(inner.state.transactions.get(&id).cloned()))
+            .await
+    }
+
+    async fn claim_transaction(&self, _transactional_id: &str) -> Result<bool> {
+        Ok(true)
+    }
+
+    async fn release_transaction(&self, _transactional_id: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn put_transaction(&self, txn: TxnMeta) -> Result<()> {
+        self.change(Change::PutTransaction(txn), |_| ()).await
+    }
+
+    async fn txn_offsets(&self, group_id: &str) -> Result<Vec<TxnOffsets>> {
+        let group = group_id.to_string();
+        self.with_inner(move |inner| {
+            let open = inner.state.txn_offsets.get(&group);
+            Ok(open.into_iter().flat_map(|o| o.values().cloned()).collect())
+        })
+        .await
+    }
+
+    async fn put_txn_offsets(&self, group_id: &str, offsets: TxnOffsets) -> Result<()> {
+        let group = group_id.to_string();
+        self.change(Change::PutTxnOffsets { group, offsets }, |_| ())
+            .await
+    }
+
+    async fn end_txn_offsets(&self, group_id: &str, producer_id: i64, commit: bool) -> Result<()> {
+        let group = group_id.to_string();
+        let change = Change::EndTxnOffsets {
+            group,
+            producer_id,
+            commit,
+        };
+        self.change(change, |_| ()).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -751,6 +850,7 @@ mod tests {
         conformance::broker_configs_round_trip(&store(&dir.path().join("d"))).await;
         conformance::groups_and_offsets(&store(&dir.path().join("e"))).await;
         conformance::deleting_a_topic_deletes_its_offsets(&store(&dir.path().join("f"))).await;
+        conformance::transactions_and_their_offsets(&store(&dir.path().join("k"))).await;
     }
 
     fn topic(name: &str) -> TopicMeta {

@@ -318,6 +318,56 @@ pub struct CommittedOffset {
     pub commit_time_ms: i64,
 }
 
+/// Where a transaction is in its life (Kafka's coordinator states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnState {
+    /// No transaction since the producer id was given out.
+    Empty,
+    Ongoing,
+    /// Decided: its markers are being written.
+    PrepareCommit,
+    PrepareAbort,
+    CompleteCommit,
+    CompleteAbort,
+}
+
+/// A transactional producer as its coordinator keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnMeta {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub timeout_ms: i32,
+    pub state: TxnState,
+    /// The partitions (topic name, index) of the current transaction.
+    pub partitions: std::collections::BTreeSet<(String, i32)>,
+    /// The groups whose offsets the current transaction commits.
+    pub groups: std::collections::BTreeSet<String>,
+    /// When the current transaction started (wall clock, ms).
+    pub started_ms: i64,
+    /// When the state last changed (wall clock, ms).
+    pub updated_ms: i64,
+}
+
+/// Offsets a transactional producer committed to a group, visible only
+/// once its transaction commits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnOffsets {
+    pub producer_id: i64,
+    pub offsets: Vec<CommittedOffset>,
+}
+
+impl TxnOffsets {
+    /// Adds `offsets`, replacing those held of the same partitions.
+    pub fn merge(&mut self, offsets: Vec<CommittedOffset>) {
+        for o in offsets {
+            self.offsets
+                .retain(|held| (&held.topic, held.partition) != (&o.topic, o.partition));
+            self.offsets.push(o);
+        }
+    }
+}
+
 /// The fate of one [`PartitionCommit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitOutcome {
@@ -425,11 +475,44 @@ pub trait GroupStore: Send + Sync + 'static {
     async fn delete_offsets(&self, group_id: &str, partitions: Vec<(String, i32)>) -> Result<()>;
 }
 
+/// Transactions: each transactional id's coordinator state, written by
+/// the broker coordinating it, and the offsets transactions commit to
+/// groups until they end, written by the group's coordinator.
+#[async_trait]
+pub trait TransactionStore: Send + Sync + 'static {
+    /// Every transactional id's state.
+    async fn transactions(&self) -> Result<Vec<TxnMeta>>;
+    /// One transactional id's state, if stored.
+    async fn transaction(&self, transactional_id: &str) -> Result<Option<TxnMeta>>;
+    /// Makes this broker the coordinator of `transactional_id`, unless
+    /// another live broker is (then `false`); as [`GroupStore::claim_group`].
+    async fn claim_transaction(&self, transactional_id: &str) -> Result<bool>;
+    /// Gives up coordinating `transactional_id`.
+    async fn release_transaction(&self, transactional_id: &str) -> Result<()>;
+    /// Stores a transactional id's state (only while this broker
+    /// coordinates it: `NotCoordinator` otherwise).
+    async fn put_transaction(&self, txn: TxnMeta) -> Result<()>;
+    /// The offsets transactions still open committed to `group_id`.
+    async fn txn_offsets(&self, group_id: &str) -> Result<Vec<TxnOffsets>>;
+    /// Adds offsets `producer_id`'s open transaction commits to
+    /// `group_id` (replacing its earlier ones of the same partitions).
+    async fn put_txn_offsets(&self, group_id: &str, offsets: TxnOffsets) -> Result<()>;
+    /// Ends `producer_id`'s transaction in `group_id`: its offsets become
+    /// the group's committed offsets (`commit`) or are dropped.
+    async fn end_txn_offsets(&self, group_id: &str, producer_id: i64, commit: bool) -> Result<()>;
+}
+
 /// The metadata a broker needs, shared by every broker of a cluster: one
 /// store in each role (an embedded journal, or etcd).
-pub trait MetaStore: TopicStore + PartitionStore + ProducerStore + GroupStore {}
+pub trait MetaStore:
+    TopicStore + PartitionStore + ProducerStore + GroupStore + TransactionStore
+{
+}
 
-impl<T: TopicStore + PartitionStore + ProducerStore + GroupStore> MetaStore for T {}
+impl<T: TopicStore + PartitionStore + ProducerStore + GroupStore + TransactionStore> MetaStore
+    for T
+{
+}
 
 /// The shared test suite every [`MetaStore`] implementation must pass.
 #[cfg(test)]
@@ -781,6 +864,62 @@ pub(crate) mod conformance {
         store.delete_topic("gone").await.unwrap();
         let all = store.groups().await.unwrap();
         assert_eq!(all[0].2, vec![offset("kept", 0, 4)]);
+    }
+
+    pub async fn transactions_and_their_offsets(store: &dyn MetaStore) {
+        assert_eq!(store.transaction("t").await.unwrap(), None);
+        assert!(store.claim_transaction("t").await.unwrap());
+        let txn = TxnMeta {
+            transactional_id: "t".into(),
+            producer_id: 4,
+            epoch: 2,
+            timeout_ms: 60_000,
+            state: TxnState::Ongoing,
+            partitions: [("orders".to_string(), 1)].into(),
+            groups: ["g".to_string()].into(),
+            started_ms: 10,
+            updated_ms: 11,
+        };
+        store.put_transaction(txn.clone()).await.unwrap();
+        let ended = TxnMeta {
+            state: TxnState::CompleteCommit,
+            ..txn.clone()
+        };
+        store.put_transaction(ended.clone()).await.unwrap();
+        assert_eq!(store.transaction("t").await.unwrap(), Some(ended.clone()));
+        assert_eq!(store.transactions().await.unwrap(), vec![ended]);
+        store.release_transaction("t").await.unwrap();
+
+        assert!(store.claim_group("g").await.unwrap());
+        let pending = |producer_id, offsets| TxnOffsets {
+            producer_id,
+            offsets,
+        };
+        store
+            .put_txn_offsets("g", pending(4, vec![offset("t", 0, 5), offset("t", 1, 6)]))
+            .await
+            .unwrap();
+        store
+            .put_txn_offsets("g", pending(4, vec![offset("t", 0, 7)]))
+            .await
+            .unwrap();
+        store
+            .put_txn_offsets("g", pending(5, vec![offset("t", 2, 1)]))
+            .await
+            .unwrap();
+        let mut open = store.txn_offsets("g").await.unwrap();
+        open.sort_by_key(|o| o.producer_id);
+        assert_eq!(open.len(), 2);
+        let mut four = open[0].offsets.clone();
+        four.sort_by_key(|o| o.partition);
+        assert_eq!(four, vec![offset("t", 0, 7), offset("t", 1, 6)]);
+        // Nothing is visible to the group before the transaction commits.
+        assert_eq!(store.group("g").await.unwrap().1, Vec::new());
+        store.end_txn_offsets("g", 4, true).await.unwrap();
+        store.end_txn_offsets("g", 5, false).await.unwrap();
+        assert!(store.txn_offsets("g").await.unwrap().is_empty());
+        let (_, committed) = store.group("g").await.unwrap();
+        assert_eq!(committed, vec![offset("t", 0, 7), offset("t", 1, 6)]);
     }
 
     pub async fn broker_configs_round_trip(store: &dyn MetaStore) {

@@ -4,38 +4,21 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use etcd_client::{Compare, CompareOp, DeleteOptions, PutOptions, TxnOp};
+use etcd_client::{Compare, DeleteOptions, TxnOp};
 
-use super::{EtcdStore, OPS_PER_TXN, Read, decode, encode, meta_error};
+use super::{EtcdStore, OPS_PER_TXN, Read, decode, encode};
 use crate::error::{Error, Result};
 use crate::meta::{CommittedOffset, GroupMeta, GroupStore};
 
 impl EtcdStore {
     /// The comparison that holds while this broker coordinates the group.
     fn group_guard(&self, group_id: &str) -> Option<Compare> {
-        let member = self.member?;
-        let key = self.keys.group_coordinator(group_id);
-        Some(Compare::lease(key, CompareOp::Equal, member.lease))
-    }
-
-    /// Whether this broker holds the group owner key `key`.
-    async fn owns_group(&self, key: &str) -> Result<bool> {
-        let Some(member) = self.member else {
-            return Ok(true);
-        };
-        let held = self.kv.clone().get(key, None).await.map_err(meta_error)?;
-        Ok(held
-            .kvs()
-            .first()
-            .is_some_and(|kv| kv.lease() == member.lease))
+        self.holding(&self.keys.group_coordinator(group_id))
     }
 
     /// An error unless this broker coordinates the group.
     async fn check_owns_group(&self, group_id: &str) -> Result<()> {
-        if self
-            .owns_group(&self.keys.group_coordinator(group_id))
-            .await?
-        {
+        if self.holds(&self.keys.group_coordinator(group_id)).await? {
             Ok(())
         } else {
             Err(Error::NotCoordinator(group_id.to_string()))
@@ -45,7 +28,7 @@ impl EtcdStore {
     /// Runs `ops` on a group's keys, in transactions of at most
     /// [`OPS_PER_TXN`] operations, each only while this broker coordinates
     /// the group.
-    async fn write_group(&self, group_id: &str, ops: Vec<TxnOp>) -> Result<()> {
+    pub(super) async fn write_group(&self, group_id: &str, ops: Vec<TxnOp>) -> Result<()> {
         for chunk in ops.chunks(OPS_PER_TXN) {
             let guard = self.group_guard(group_id).into_iter().collect();
             if !self.txn(guard, chunk.to_vec()).await? {
@@ -91,28 +74,11 @@ impl GroupStore for EtcdStore {
     }
 
     async fn claim_group(&self, group_id: &str) -> Result<bool> {
-        let Some(member) = self.member else {
-            return Ok(true);
-        };
-        let key = self.keys.group_coordinator(group_id);
-        let put = TxnOp::put(
-            key.as_str(),
-            member.id.to_string(),
-            Some(PutOptions::new().with_lease(member.lease)),
-        );
-        let absent = Compare::create_revision(key.as_str(), CompareOp::Equal, 0);
-        Ok(self.txn(vec![absent], vec![put]).await? || self.owns_group(&key).await?)
+        self.claim(&self.keys.group_coordinator(group_id)).await
     }
 
     async fn release_group(&self, group_id: &str) -> Result<()> {
-        let Some(member) = self.member else {
-            return Ok(());
-        };
-        let key = self.keys.group_coordinator(group_id);
-        let mine = Compare::lease(key.as_str(), CompareOp::Equal, member.lease);
-        self.txn(vec![mine], vec![TxnOp::delete(key.as_str(), None)])
-            .await
-            .map(|_| ())
+        self.release(&self.keys.group_coordinator(group_id)).await
     }
 
     async fn put_group(&self, group: GroupMeta) -> Result<()> {
@@ -141,7 +107,8 @@ impl GroupStore for EtcdStore {
         let prefix = Some(DeleteOptions::new().with_prefix());
         let deletes = vec![
             TxnOp::delete(self.keys.group(group_id), None),
-            TxnOp::delete(self.keys.offsets_of(group_id), prefix),
+            TxnOp::delete(self.keys.offsets_of(group_id), prefix.clone()),
+            TxnOp::delete(self.keys.txn_offsets_of(group_id), prefix),
         ];
         self.write_group(group_id, deletes).await
     }

@@ -18,7 +18,11 @@
 //! - `producer_ids`: the next free producer id; `broker_configs`;
 //! - `groups/GROUP_HEX` and `offsets/GROUP_HEX/TOPIC/PARTITION` (group ids
 //!   are arbitrary strings, so they are hex-encoded in keys);
-//!   `live/groups/GROUP_HEX`: the group's coordinator, under its lease.
+//!   `live/groups/GROUP_HEX`: the group's coordinator, under its lease;
+//! - `transactions/ID_HEX`: a transactional id's coordinator state;
+//!   `live/transactions/ID_HEX`: its coordinator, under its lease;
+//!   `txn_offsets/GROUP_HEX/PRODUCER_ID`: offsets an open transaction
+//!   commits to the group.
 
 use uuid::Uuid;
 
@@ -58,6 +62,31 @@ impl Keys {
     /// A group's coordinator.
     pub fn group_coordinator(&self, group: &str) -> String {
         self.key(format_args!("live/groups/{}", hex(group)))
+    }
+
+    /// A transactional id's coordinator.
+    pub fn transaction_coordinator(&self, transactional_id: &str) -> String {
+        self.key(format_args!("live/transactions/{}", hex(transactional_id)))
+    }
+
+    /// Prefix of the transactional ids' states.
+    pub fn transactions(&self) -> String {
+        self.key(format_args!("transactions/"))
+    }
+
+    /// A transactional id's state.
+    pub fn transaction(&self, transactional_id: &str) -> String {
+        self.key(format_args!("transactions/{}", hex(transactional_id)))
+    }
+
+    /// Prefix of the offsets open transactions commit to a group.
+    pub fn txn_offsets_of(&self, group: &str) -> String {
+        self.key(format_args!("txn_offsets/{}/", hex(group)))
+    }
+
+    /// The offsets `producer_id`'s open transaction commits to a group.
+    pub fn txn_offsets(&self, group: &str, producer_id: i64) -> String {
+        self.key(format_args!("txn_offsets/{}/{producer_id}", hex(group)))
     }
 
     /// Prefix of the partitions' leaders (keys `TOPIC_ID/PARTITION`

@@ -11,7 +11,9 @@
 //! a commit retried after a partial failure is recognised and answered
 //! as committed.
 
-use etcd_client::{Client, Compare, CompareOp, GetOptions, KeyValue, KvClient, Txn, TxnOp};
+use etcd_client::{
+    Client, Compare, CompareOp, GetOptions, KeyValue, KvClient, PutOptions, Txn, TxnOp,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -21,6 +23,7 @@ mod groups;
 pub mod keys;
 mod partitions;
 mod topics;
+mod transactions;
 
 pub use keys::Keys;
 
@@ -171,6 +174,52 @@ impl EtcdStore {
             }
             all.extend(kvs);
         }
+    }
+
+    /// Takes the coordinator key `key` (of a group or transactional id)
+    /// under this broker's lease, unless another live broker holds it
+    /// (then `false`). Without a registration (no cluster) always `true`.
+    async fn claim(&self, key: &str) -> Result<bool> {
+        let Some(member) = self.member else {
+            return Ok(true);
+        };
+        let put = TxnOp::put(
+            key,
+            member.id.to_string(),
+            Some(PutOptions::new().with_lease(member.lease)),
+        );
+        let absent = Compare::create_revision(key, CompareOp::Equal, 0);
+        Ok(self.txn(vec![absent], vec![put]).await? || self.holds(key).await?)
+    }
+
+    /// Gives up the coordinator key `key` if this broker holds it.
+    async fn release(&self, key: &str) -> Result<()> {
+        let Some(member) = self.member else {
+            return Ok(());
+        };
+        let mine = Compare::lease(key, CompareOp::Equal, member.lease);
+        self.txn(vec![mine], vec![TxnOp::delete(key, None)])
+            .await
+            .map(|_| ())
+    }
+
+    /// Whether this broker holds the coordinator key `key`.
+    async fn holds(&self, key: &str) -> Result<bool> {
+        let Some(member) = self.member else {
+            return Ok(true);
+        };
+        let held = self.kv.clone().get(key, None).await.map_err(meta_error)?;
+        Ok(held
+            .kvs()
+            .first()
+            .is_some_and(|kv| kv.lease() == member.lease))
+    }
+
+    /// The comparison that holds while this broker holds the coordinator
+    /// key `key` (none without a registration).
+    fn holding(&self, key: &str) -> Option<Compare> {
+        let member = self.member?;
+        Some(Compare::lease(key, CompareOp::Equal, member.lease))
     }
 
     /// Every value under `prefix`, decoded, in key order.
@@ -398,6 +447,7 @@ mod tests {
         conformance::broker_configs_round_trip(&store().await).await;
         conformance::groups_and_offsets(&store().await).await;
         conformance::deleting_a_topic_deletes_its_offsets(&store().await).await;
+        conformance::transactions_and_their_offsets(&store().await).await;
     }
 
     #[tokio::test]
