@@ -42,6 +42,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub limits: Limits,
     pub groups: GroupConfig,
+    pub transactions: TransactionConfig,
 }
 
 /// Identity and network addresses of this broker.
@@ -187,6 +188,24 @@ pub struct GroupConfig {
     pub offsets_retention_minutes: i64,
 }
 
+/// Transaction coordination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransactionConfig {
+    /// Largest `transaction.timeout.ms` a producer may ask for
+    /// (`transaction.max.timeout.ms`); a transaction open longer than its
+    /// timeout is aborted by its coordinator.
+    pub max_timeout_ms: i32,
+}
+
+impl Default for TransactionConfig {
+    fn default() -> Self {
+        TransactionConfig {
+            max_timeout_ms: 900_000,
+        }
+    }
+}
+
 /// Bounds that keep memory finite under any load.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -222,6 +241,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             limits: Limits::default(),
             groups: GroupConfig::default(),
+            transactions: TransactionConfig::default(),
         }
     }
 }

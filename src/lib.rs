@@ -27,3 +27,4 @@ pub mod meta;
 pub mod protocol;
 pub mod server;
 pub mod storage;
+pub mod txn;

@@ -44,6 +44,7 @@ impl Broker {
             self.sync_leadership(&cluster).await;
             if brokers_changed {
                 self.groups.place().await;
+                self.txns.place().await;
                 brokers_changed = false;
             }
             tokio::select! {

@@ -19,7 +19,7 @@ impl Broker {
     /// leads or coordinates, are left out).
     pub async fn consumer_lag(&self, group: &str) -> Vec<PartitionLag> {
         let mut lags = Vec::new();
-        let offsets = self.groups.offsets(group, None).await.unwrap_or_default();
+        let (offsets, _) = self.groups.offsets(group, None).await.unwrap_or_default();
         for ((topic, partition), committed) in offsets {
             let Some(committed) = committed else { continue };
             let Some(log) = self.topic(&topic) else {

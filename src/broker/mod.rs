@@ -14,6 +14,7 @@ pub mod configs;
 mod lag;
 mod lifecycle;
 mod topic_keys;
+mod transactions;
 
 pub use lag::PartitionLag;
 
@@ -77,6 +78,7 @@ pub struct Broker {
     pub config: Config,
     pub log: Arc<Log>,
     pub groups: Arc<Coordinator>,
+    pub txns: Arc<crate::txn::TxnCoordinator>,
     clock: Clock,
     meta: Arc<dyn MetaStore>,
     topics: RwLock<Topics>,
@@ -155,6 +157,12 @@ impl Broker {
             }
             None => Arc::new(|_| true),
         };
+        let txns = Arc::new(crate::txn::TxnCoordinator::new(
+            meta.clone(),
+            owns.clone(),
+            clock.clone(),
+            config.transactions.max_timeout_ms,
+        ));
         let groups = Arc::new(
             Coordinator::open(
                 meta.clone(),
@@ -179,6 +187,7 @@ impl Broker {
             request_memory,
             log: log.clone(),
             groups: groups.clone(),
+            txns: txns.clone(),
             clock,
             meta,
             topics: RwLock::new(topics),
@@ -197,6 +206,10 @@ impl Broker {
         broker
             .tasks
             .spawn(groups.run_ticker(broker.stop_tasks.clone()));
+        let markers: Arc<dyn crate::txn::MarkerWriter> = broker.clone();
+        broker
+            .tasks
+            .spawn(txns.run_ticker(markers, broker.stop_tasks.clone()));
         broker
             .tasks
             .spawn(broker.clone().run_lifecycle(broker.stop_tasks.clone()));

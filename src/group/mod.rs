@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::error::Result;
-use crate::meta::{CommittedOffset, GroupMemberMeta, GroupMeta, MetaStore};
+use crate::meta::{CommittedOffset, GroupMemberMeta, GroupMeta, MetaStore, TxnOffsets};
 use state::{
     Group, GroupError, GroupSettings, GroupState, JoinRequest, Joined, Member, Reply, Synced,
 };
@@ -83,6 +83,9 @@ struct Entry {
     syncs: HashMap<String, oneshot::Sender<std::result::Result<Synced, GroupError>>>,
     /// The group revision last persisted, to persist each change once.
     persisted_revision: Option<u64>,
+    /// The producers with transactional offsets pending here, as last
+    /// read from the store (`None`: not read since the group was loaded).
+    txn_pending: Option<std::collections::BTreeSet<i64>>,
     /// Since when the group has had no members (offset retention counts
     /// from then, or from the last commit if that is later).
     empty_since: Option<i64>,
@@ -302,6 +305,7 @@ impl Coordinator {
                 .into_iter()
                 .map(|o| ((o.topic.clone(), o.partition), o))
                 .collect(),
+            txn_pending: None,
             joins: HashMap::new(),
             syncs: HashMap::new(),
         }
@@ -530,21 +534,102 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Committed offsets of a group: of `partitions`, or all when `None`.
+    /// TxnOffsetCommit: stores offsets a transactional producer commits,
+    /// visible to the group once its transaction commits (its coordinator
+    /// then moves them to the group's offsets in the store). A member is
+    /// checked only when the request names a generation.
+    pub async fn commit_txn_offsets(
+        &self,
+        group_id: &str,
+        member: MemberRef<'_>,
+        offsets: TxnOffsets,
+    ) -> std::result::Result<(), AdminError> {
+        let handle = self
+            .handle(group_id, true)
+            .await
+            .map_err(AdminError::Group)?
+            .expect("created");
+        let mut entry = handle.lock().await;
+        if member.generation >= 0 {
+            let now = self.clock.now_ms();
+            entry
+                .group
+                .check_commit(member.member_id, member.instance_id, member.generation, now)
+                .map_err(AdminError::Group)?;
+        }
+        if offsets.offsets.is_empty() {
+            return Ok(());
+        }
+        let producer_id = offsets.producer_id;
+        self.meta
+            .put_txn_offsets(group_id, offsets)
+            .await
+            .map_err(AdminError::from)?;
+        entry
+            .txn_pending
+            .get_or_insert_with(Default::default)
+            .insert(producer_id);
+        Ok(())
+    }
+
+    /// Brings the group's transactional offsets up to date with the store:
+    /// once a transaction it knew pending has ended there, the committed
+    /// offsets are read again. Returns the partitions still pending.
+    async fn refresh_txn_offsets(
+        &self,
+        group_id: &str,
+        entry: &mut Entry,
+    ) -> std::result::Result<std::collections::BTreeSet<(String, i32)>, GroupError> {
+        let unavailable = |e: crate::error::Error| {
+            tracing::warn!(group = group_id, error = %e, "cannot read transactional offsets");
+            GroupError::CoordinatorNotAvailable
+        };
+        let pending = self.meta.txn_offsets(group_id).await.map_err(unavailable)?;
+        let producers: std::collections::BTreeSet<i64> =
+            pending.iter().map(|t| t.producer_id).collect();
+        let ended = entry
+            .txn_pending
+            .as_ref()
+            .is_none_or(|known| known.iter().any(|p| !producers.contains(p)));
+        if ended {
+            let (_, offsets) = self.meta.group(group_id).await.map_err(unavailable)?;
+            entry.offsets = offsets
+                .into_iter()
+                .map(|o| ((o.topic.clone(), o.partition), o))
+                .collect();
+        }
+        entry.txn_pending = Some(producers);
+        Ok(pending
+            .iter()
+            .flat_map(|t| t.offsets.iter().map(|o| (o.topic.clone(), o.partition)))
+            .collect())
+    }
+
+    /// Committed offsets of a group: of `partitions`, or all when `None`;
+    /// with the partitions whose offsets a transaction still holds
+    /// pending (not yet committed nor aborted).
     pub async fn offsets(
         &self,
         group_id: &str,
         partitions: Option<&[(String, i32)]>,
-    ) -> std::result::Result<Vec<((String, i32), Option<CommittedOffset>)>, GroupError> {
+    ) -> std::result::Result<
+        (
+            Vec<((String, i32), Option<CommittedOffset>)>,
+            std::collections::BTreeSet<(String, i32)>,
+        ),
+        GroupError,
+    > {
         let Some(handle) = self.handle(group_id, false).await? else {
-            return Ok(partitions
+            let offsets = partitions
                 .unwrap_or_default()
                 .iter()
                 .map(|p| (p.clone(), None))
-                .collect());
+                .collect();
+            return Ok((offsets, Default::default()));
         };
-        let entry = handle.lock().await;
-        Ok(match partitions {
+        let mut entry = handle.lock().await;
+        let pending = self.refresh_txn_offsets(group_id, &mut entry).await?;
+        let offsets = match partitions {
             Some(partitions) => partitions
                 .iter()
                 .map(|p| (p.clone(), entry.offsets.get(p).cloned()))
@@ -554,7 +639,8 @@ impl Coordinator {
                 .iter()
                 .map(|(k, o)| (k.clone(), Some(o.clone())))
                 .collect(),
-        })
+        };
+        Ok((offsets, pending))
     }
 
     /// OffsetDelete: refused for topics an active member subscribes to.
@@ -927,8 +1013,36 @@ mod tests {
             (GroupState::Stable, 1)
         );
         let wanted = [("t".to_string(), 0)];
-        let found = c.offsets("g", Some(&wanted)).await.unwrap();
+        let (found, _) = c.offsets("g", Some(&wanted)).await.unwrap();
         assert_eq!(found[0].1.as_ref().map(|o| o.offset), Some(42));
+    }
+
+    #[tokio::test]
+    async fn transactional_offsets_show_once_their_transaction_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = coordinator(dir.path(), Clock::manual(1_000).0).await;
+        c.commit_offsets("g", STANDALONE, vec![offset(0, 5, 1_000)])
+            .await
+            .unwrap();
+        let pending = |producer_id, at| TxnOffsets {
+            producer_id,
+            offsets: vec![offset(0, at, 1_000)],
+        };
+        c.commit_txn_offsets("g", STANDALONE, pending(7, 9))
+            .await
+            .unwrap();
+        c.commit_txn_offsets("g", STANDALONE, pending(8, 11))
+            .await
+            .unwrap();
+        let (found, unstable) = c.offsets("g", None).await.unwrap();
+        assert_eq!(found[0].1.as_ref().map(|o| o.offset), Some(5));
+        assert!(unstable.contains(&("t".to_string(), 0)));
+        // The transactions' coordinators end them in the store.
+        c.meta.end_txn_offsets("g", 7, true).await.unwrap();
+        c.meta.end_txn_offsets("g", 8, false).await.unwrap();
+        let (found, unstable) = c.offsets("g", None).await.unwrap();
+        assert_eq!(found[0].1.as_ref().map(|o| o.offset), Some(9));
+        assert!(unstable.is_empty());
     }
 
     #[tokio::test]
@@ -942,17 +1056,17 @@ mod tests {
         hand.store(1_000 + RETENTION_MS - 1, Ordering::SeqCst);
         c.tick().await;
         assert_eq!(
-            c.offsets("g", None).await.unwrap().len(),
+            c.offsets("g", None).await.unwrap().0.len(),
             1,
             "kept until the retention passes"
         );
         hand.store(1_000 + RETENTION_MS, Ordering::SeqCst);
         c.tick().await;
-        assert!(c.offsets("g", None).await.unwrap().is_empty());
+        assert!(c.offsets("g", None).await.unwrap().0.is_empty());
         drop(c);
         let c = coordinator(dir.path(), clock).await;
         assert!(
-            c.offsets("g", None).await.unwrap().is_empty(),
+            c.offsets("g", None).await.unwrap().0.is_empty(),
             "gone from the store too"
         );
     }
@@ -978,13 +1092,13 @@ mod tests {
         c.leave("g", &[(member_id.clone(), None)]).await.unwrap();
         c.tick().await;
         assert_eq!(
-            c.offsets("g", None).await.unwrap().len(),
+            c.offsets("g", None).await.unwrap().0.len(),
             1,
             "kept: the group only just emptied"
         );
         hand.store(later + RETENTION_MS, Ordering::SeqCst);
         c.tick().await;
-        assert!(c.offsets("g", None).await.unwrap().is_empty());
+        assert!(c.offsets("g", None).await.unwrap().0.is_empty());
         c.tick().await;
         assert!(c.list().await.is_empty(), "the unused group is forgotten");
     }

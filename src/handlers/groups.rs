@@ -24,6 +24,7 @@ use crate::group::state::{GroupError, JoinRequest};
 
 /// FindCoordinator key type of consumer groups (1 is transactions, not served).
 const GROUP_KEY: i8 = 0;
+const TRANSACTION_KEY: i8 = 1;
 
 /// The coordinator of each key: its group id hashed over the live
 /// brokers, the same on every broker.
@@ -33,10 +34,11 @@ pub fn find_coordinator(
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let find = |key: &str| -> Result<BrokerInfo, (ResponseError, &'static str)> {
-        if request.key_type != GROUP_KEY {
+        // Transaction coordinators are placed like group coordinators.
+        if request.key_type != GROUP_KEY && request.key_type != TRANSACTION_KEY {
             return Err((
-                ResponseError::CoordinatorNotAvailable,
-                "only consumer group coordinators are served",
+                ResponseError::InvalidRequest,
+                "only group and transaction coordinators exist",
             ));
         }
         broker

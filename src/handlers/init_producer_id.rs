@@ -1,18 +1,32 @@
-//! InitProducerId: a fresh producer id (epoch 0) for idempotent producers.
-//! Transactional ids are refused: transactions are not served.
+//! InitProducerId: a fresh producer id (epoch 0) for idempotent producers;
+//! for a transactional id, the id and next epoch its coordinator gives.
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::broker::Broker;
 
-pub async fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    if let Some(id) = request
+        .transactional_id
+        .as_ref()
+        .filter(|id| !id.is_empty())
+    {
+        let previous = (version >= 3).then_some((request.producer_id.0, request.producer_epoch));
+        return super::transactions::init_producer(
+            broker,
+            id.as_str(),
+            request.transaction_timeout_ms,
+            previous,
+        )
+        .await;
+    }
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if request.transactional_id.is_some() {
-        return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
-    }
     // Like Kafka, a producer without a transactional id always gets a new
     // id (even when it names its old one to bump the epoch).
     match broker.allocate_producer_id().await {

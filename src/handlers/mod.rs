@@ -24,6 +24,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
+mod transactions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,6 +54,16 @@ pub fn produce_timed_out(broker: &Arc<Broker>, request: Request) -> Option<Reply
             kafka_protocol::error::ResponseError::RequestTimedOut,
         )),
         _ => None,
+    }
+}
+
+/// Whether the connection must finish `request` before it starts the
+/// next one (a produce that checks the transactions it opens before it
+/// appends, so its batches are not overtaken).
+pub fn holds_order(broker: &Arc<Broker>, request: &Request) -> bool {
+    match &request.body {
+        RequestKind::Produce(r) => produce::holds_order(broker, request.version(), r),
+        _ => false,
     }
 }
 
@@ -107,7 +118,7 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> Opt
         )),
         RequestKind::InitProducerId(r) => {
             later(
-                async move { ResponseKind::InitProducerId(init_producer_id::handle(&b, r).await) },
+                async move { ResponseKind::InitProducerId(init_producer_id::handle(&b, v, r).await) },
             )
         }
         RequestKind::FindCoordinator(r) => ready(ResponseKind::FindCoordinator(
@@ -142,6 +153,25 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> Opt
         RequestKind::DescribeGroups(r) => {
             later(
                 async move { ResponseKind::DescribeGroups(group_admin::describe(&b, v, r).await) },
+            )
+        }
+        RequestKind::AddPartitionsToTxn(r) => later(async move {
+            ResponseKind::AddPartitionsToTxn(transactions::add_partitions(&b, v, r).await)
+        }),
+        RequestKind::AddOffsetsToTxn(r) => {
+            later(
+                async move { ResponseKind::AddOffsetsToTxn(transactions::add_offsets(&b, r).await) },
+            )
+        }
+        RequestKind::EndTxn(r) => {
+            later(async move { ResponseKind::EndTxn(transactions::end(&b, r).await) })
+        }
+        RequestKind::TxnOffsetCommit(r) => later(async move {
+            ResponseKind::TxnOffsetCommit(transactions::commit_offsets(&b, r).await)
+        }),
+        RequestKind::WriteTxnMarkers(r) => {
+            later(
+                async move { ResponseKind::WriteTxnMarkers(transactions::write_markers(&b, r).await) },
             )
         }
         RequestKind::DeleteGroups(r) => {

@@ -111,10 +111,11 @@ pub async fn fetch(
                     .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
                     .collect()
             });
-            let response = match lookup(broker, &group.group_id, wanted).await {
-                Ok(found) => OffsetFetchResponseGroup::default().with_topics(found_v8(found)),
-                Err(e) => OffsetFetchResponseGroup::default().with_error_code(e.code()),
-            };
+            let response =
+                match lookup(broker, &group.group_id, wanted, request.require_stable).await {
+                    Ok(found) => OffsetFetchResponseGroup::default().with_topics(found_v8(found)),
+                    Err(e) => OffsetFetchResponseGroup::default().with_error_code(e.code()),
+                };
             groups.push(response.with_group_id(group.group_id));
         }
         return OffsetFetchResponse::default().with_groups(groups);
@@ -125,7 +126,8 @@ pub async fn fetch(
             .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
             .collect()
     });
-    let found = match lookup(broker, &request.group_id, wanted).await {
+    let require_stable = version >= 7 && request.require_stable;
+    let found = match lookup(broker, &request.group_id, wanted, require_stable).await {
         Ok(found) => found,
         Err(e) => return OffsetFetchResponse::default().with_error_code(e.code()),
     };
@@ -134,9 +136,10 @@ pub async fn fetch(
         if topics.last().is_none_or(|t| t.name.as_str() != topic) {
             topics.push(OffsetFetchResponseTopic::default().with_name(topic_name(&topic)));
         }
-        let (committed, epoch, metadata) = fields(offset);
+        let (committed, epoch, metadata, error) = fields(offset);
         let entry = OffsetFetchResponsePartition::default()
             .with_partition_index(partition)
+            .with_error_code(error)
             .with_committed_offset(committed)
             .with_metadata(Some(str_bytes(&metadata)));
         let entry = if version >= 5 {
@@ -153,40 +156,61 @@ pub async fn fetch(
     OffsetFetchResponse::default().with_topics(topics)
 }
 
+/// A partition's committed offset, or why it is not given.
+type Found = Vec<(
+    (String, i32),
+    Result<Option<CommittedOffset>, ResponseError>,
+)>;
+
+/// The group's committed offsets, sorted; with `require_stable` the
+/// partitions a transaction holds offsets pending for answer
+/// UNSTABLE_OFFSET_COMMIT (the consumer retries once it ended).
 async fn lookup(
     broker: &Broker,
     group: &GroupId,
     wanted: Wanted,
-) -> Result<Vec<((String, i32), Option<CommittedOffset>)>, ResponseError> {
-    let mut found = broker
+    require_stable: bool,
+) -> Result<Found, ResponseError> {
+    let (offsets, pending) = broker
         .groups
         .offsets(group.as_str(), wanted.as_deref())
         .await
         .map_err(|e| e.response_error())?;
+    let mut found: Found = offsets
+        .into_iter()
+        .map(|(p, offset)| {
+            if require_stable && pending.contains(&p) {
+                (p, Err(ResponseError::UnstableOffsetCommit))
+            } else {
+                (p, Ok(offset))
+            }
+        })
+        .collect();
     found.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(found)
 }
 
-/// (offset, leader epoch, metadata) reported for a partition; -1 when none.
-fn fields(offset: Option<CommittedOffset>) -> (i64, i32, String) {
+/// (offset, leader epoch, metadata, error code) reported for a partition;
+/// -1 when none.
+fn fields(offset: Result<Option<CommittedOffset>, ResponseError>) -> (i64, i32, String, i16) {
     match offset {
-        Some(o) => (o.offset, o.leader_epoch, o.metadata.unwrap_or_default()),
-        None => (-1, -1, String::new()),
+        Ok(Some(o)) => (o.offset, o.leader_epoch, o.metadata.unwrap_or_default(), 0),
+        Ok(None) => (-1, -1, String::new(), 0),
+        Err(e) => (-1, -1, String::new(), e.code()),
     }
 }
 
-fn found_v8(
-    found: Vec<((String, i32), Option<CommittedOffset>)>,
-) -> Vec<OffsetFetchResponseTopics> {
+fn found_v8(found: Found) -> Vec<OffsetFetchResponseTopics> {
     let mut topics: Vec<OffsetFetchResponseTopics> = Vec::new();
     for ((topic, partition), offset) in found {
         if topics.last().is_none_or(|t| t.name.as_str() != topic) {
             topics.push(OffsetFetchResponseTopics::default().with_name(topic_name(&topic)));
         }
-        let (committed, epoch, metadata) = fields(offset);
+        let (committed, epoch, metadata, error) = fields(offset);
         topics.last_mut().expect("pushed above").partitions.push(
             OffsetFetchResponsePartitions::default()
                 .with_partition_index(partition)
+                .with_error_code(error)
                 .with_committed_offset(committed)
                 .with_committed_leader_epoch(epoch)
                 .with_metadata(Some(str_bytes(&metadata))),

@@ -2,6 +2,11 @@
 //! assigned now, in request order), then waits until the batches are durable
 //! under the broker's durability mode before answering. `acks=0` gets no
 //! response at all, as in Kafka.
+//!
+//! A transactional batch that would open its producer's transaction in a
+//! partition is first checked against the coordinator's state (the
+//! partition must have been added to the transaction); such a request
+//! holds its connection's order (see [`holds_order`]) until it is appended.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,9 +25,94 @@ use crate::protocol::batch::{self, BatchHeader};
 use crate::protocol::records::{self, Codec, RecordsError};
 use bytes::Bytes;
 
-/// Appends now; the returned reply waits for durability.
+/// Appends now (after checking transactions it opens); the returned reply
+/// waits for durability.
 pub fn handle(broker: &Arc<Broker>, version: i16, request: ProduceRequest) -> Reply {
-    respond(broker, version, request, None)
+    let unverified = opening_transactions(broker, version, &request);
+    if unverified.is_empty() {
+        return respond(broker, version, request, None, &[]);
+    }
+    let broker = broker.clone();
+    async move {
+        let id = request
+            .transactional_id
+            .as_ref()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        let mut refused = Vec::new();
+        for opening in unverified {
+            let verified = broker
+                .verify_transaction(
+                    &id,
+                    opening.producer_id,
+                    opening.epoch,
+                    &opening.topic,
+                    &opening.partition,
+                )
+                .await;
+            if let Err(e) = verified {
+                tracing::debug!(transactional_id = %id, topic = %opening.topic, partition = opening.partition.index, error = %e, "transactional produce refused");
+                refused.push((opening.partition, e.response_error()));
+            }
+        }
+        respond(&broker, version, request, None, &refused).await
+    }
+    .boxed()
+}
+
+/// Whether `request` must be appended before the connection's next
+/// request starts: a produce whose transactional batches open a
+/// transaction in a partition (checked asynchronously first).
+pub fn holds_order(broker: &Arc<Broker>, version: i16, request: &ProduceRequest) -> bool {
+    !opening_transactions(broker, version, request).is_empty()
+}
+
+/// A transactional batch that opens its producer's transaction in a
+/// partition not yet confirmed for it.
+struct Opening {
+    topic: String,
+    partition: Arc<Partition>,
+    producer_id: i64,
+    epoch: i16,
+}
+
+/// The batches of `request` that open a transaction in their partition.
+fn opening_transactions(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: &ProduceRequest,
+) -> Vec<Opening> {
+    let mut opening = Vec::new();
+    if request.transactional_id.is_none() {
+        // Its transactional batches, if any, are refused when appended.
+        return opening;
+    }
+    for topic_data in &request.topic_data {
+        let topic = if version >= 13 {
+            broker.topic_by_id(topic_data.topic_id)
+        } else {
+            broker.topic(topic_data.name.as_str())
+        };
+        let Some(topic) = topic else { continue };
+        for data in &topic_data.partition_data {
+            let header = data
+                .records
+                .as_ref()
+                .and_then(|r| BatchHeader::parse(r).ok());
+            let (Some(header), Some(partition)) = (header, topic.partition(data.index)) else {
+                continue;
+            };
+            if partition.needs_verification(&header) {
+                opening.push(Opening {
+                    topic: topic.name.clone(),
+                    partition: partition.clone(),
+                    producer_id: header.producer_id,
+                    epoch: header.producer_epoch,
+                });
+            }
+        }
+    }
+    opening
 }
 
 /// Answers every partition with `error`, appending nothing.
@@ -32,14 +122,17 @@ pub fn refuse(
     request: ProduceRequest,
     error: ResponseError,
 ) -> Reply {
-    respond(broker, version, request, Some(error))
+    respond(broker, version, request, Some(error), &[])
 }
 
+/// Appends every partition's batch but those `refused` (or all, with a
+/// `refusal`); the reply waits for durability.
 fn respond(
     broker: &Arc<Broker>,
     version: i16,
     request: ProduceRequest,
     refusal: Option<ResponseError>,
+    refused: &[(Arc<Partition>, ResponseError)],
 ) -> Reply {
     let acks = request.acks;
     // One deadline for the whole request, however many partitions it has.
@@ -47,8 +140,6 @@ fn respond(
         tokio::time::Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
     let refusal = if refusal.is_some() {
         refusal
-    } else if request.transactional_id.is_some() {
-        Some(ResponseError::TransactionalIdAuthorizationFailed)
     } else if !matches!(acks, -1..=1) {
         Some(ResponseError::InvalidRequiredAcks)
     } else {
@@ -68,11 +159,16 @@ fn respond(
                 (Some(error), _) => Err(error),
                 (None, None) if version >= 13 => Err(ResponseError::UnknownTopicId),
                 (None, None) => Err(ResponseError::UnknownTopicOrPartition),
-                (None, Some(topic)) => append(broker, topic, data.index, data.records)
+                (None, Some(topic)) => match refused.iter().find(|(p, _)| {
+                    p.index == data.index && p.topic == topic.id
+                }) {
+                    Some((_, error)) => Err(*error),
+                    None => append(broker, topic, data.index, data.records)
                     .map_err(|e| {
                         tracing::debug!(topic = %topic.name, partition = data.index, error = %e, "produce refused");
                         e.response_error()
                     }),
+                },
             };
             let response = PartitionProduceResponse::default().with_index(data.index);
             partitions.push(match outcome {
@@ -156,11 +252,6 @@ fn append(
     // The batch is a slice of `records`: drop it so the slice is the
     // buffer's only reference.
     drop(records);
-    if header.is_transactional() || header.is_control() {
-        return Err(Error::InvalidRecord(
-            "transactional and control batches are not supported".into(),
-        ));
-    }
     let limit = broker.config.limits.max_inflated_batch_bytes;
     let (header, data) = conform(header, data, &policy, limit)?;
     let appended = broker

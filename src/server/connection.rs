@@ -79,6 +79,9 @@ pub async fn serve(
     let mut parked: Option<Admitted> = None;
     let mut parked_until = tokio::time::Instant::now();
     let mut reading = true;
+    // A request holding the connection's order is in flight: the next one
+    // starts once everything in flight is done.
+    let mut holding = false;
     loop {
         tokio::select! {
             biased;
@@ -93,10 +96,12 @@ pub async fn serve(
                 Outcome::Silent => {}
                 Outcome::Close => return,
             },
+            () = std::future::ready(()), if holding && in_flight.is_empty() => holding = false,
             () = broker.log.wait_for_capacity(), if parked.is_some() => {
                 let mut admitted = parked.take().expect("guarded by the branch condition");
                 // The time it waited counts against its timeout.
                 set_produce_timeout(&mut admitted.request, parked_until - tokio::time::Instant::now());
+                holding = handlers::holds_order(&broker, &admitted.request);
                 match start(&broker, admitted, peer, handlers::dispatch) {
                     Ok(pending) => in_flight.push_back(pending),
                     Err(e) => {
@@ -116,7 +121,7 @@ pub async fn serve(
                     }
                 }
             }
-            frame = frames.recv(), if reading && parked.is_none() && in_flight.len() < max_in_flight => {
+            frame = frames.recv(), if reading && parked.is_none() && !holding && in_flight.len() < max_in_flight => {
                 let started = match frame.map(|f| f.map(decode)) {
                     None => {
                         reading = false;
@@ -133,7 +138,10 @@ pub async fn serve(
                         parked = Some(admitted);
                         None
                     }
-                    Some(Ok(Ok(Ok(admitted)))) => Some(start(&broker, admitted, peer, handlers::dispatch)),
+                    Some(Ok(Ok(Ok(admitted)))) => {
+                        holding = handlers::holds_order(&broker, &admitted.request);
+                        Some(start(&broker, admitted, peer, handlers::dispatch))
+                    }
                     Some(Ok(Ok(Err(answer)))) => Some(Ok(answer)),
                     Some(Ok(Err(e))) => Some(Err(e)),
                 };
