@@ -437,13 +437,28 @@ pub fn read_all_rdkafka(
     count: usize,
     deadline: Duration,
 ) -> Vec<Read> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    read_rdkafka_with(addr, topic, partitions, count, deadline, &[])
+}
+
+/// [`read_all_rdkafka`] with consumer `settings` (e.g. `isolation.level`).
+pub fn read_rdkafka_with(
+    addr: &str,
+    topic: &str,
+    partitions: i32,
+    count: usize,
+    deadline: Duration,
+    settings: &[(&str, &str)],
+) -> Vec<Read> {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", addr)
         .set("group.id", "silt-test-reader")
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .create()
-        .expect("create consumer");
+        .set("enable.partition.eof", "false");
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    let consumer: BaseConsumer = config.create().expect("create consumer");
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions {
         assignment

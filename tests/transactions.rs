@@ -1,0 +1,217 @@
+//! Transactions with real clients: librdkafka transactional producers
+//! commit and abort (interleaved on the same partitions), read_committed
+//! consumers see only what was committed and wait at the last stable
+//! offset, a second producer with the same transactional id fences the
+//! first, a stalled transaction is aborted after its timeout, and the
+//! protocol refuses what Kafka refuses.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{
+    Broker, Deliveries, create_topic, produce_keyed, producer_with, read_rdkafka_with, wait_until,
+};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::producer::{Producer, ThreadedProducer};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const READ_COMMITTED: &[(&str, &str)] = &[("isolation.level", "read_committed")];
+const READ_UNCOMMITTED: &[(&str, &str)] = &[("isolation.level", "read_uncommitted")];
+
+fn transactional(
+    addr: &str,
+    id: &str,
+    deliveries: &Deliveries,
+    extra: &[(&str, &str)],
+) -> ThreadedProducer<Deliveries> {
+    let mut settings = vec![("transactional.id", id)];
+    settings.extend_from_slice(extra);
+    let producer = producer_with(addr, deliveries, &settings);
+    producer
+        .init_transactions(TIMEOUT)
+        .expect("init transactions");
+    producer
+}
+
+/// The keys read, as a set.
+fn keys(reads: &[common::Read]) -> BTreeSet<String> {
+    reads.iter().map(|r| r.key.clone()).collect()
+}
+
+/// `prefix-i` for i in `range`.
+fn named(prefix: &str, range: std::ops::Range<u64>) -> Vec<String> {
+    range.map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// Sends keys `prefix-i` (as produce_keyed names them `key-i`, renamed).
+fn send(
+    producer: &ThreadedProducer<Deliveries>,
+    topic: &str,
+    prefix: &str,
+    range: std::ops::Range<u64>,
+) {
+    for key in named(prefix, range) {
+        let record = rdkafka::producer::BaseRecord::to(topic)
+            .key(&key)
+            .payload("v");
+        producer.send(record).map_err(|(e, _)| e).expect("send");
+    }
+    producer.flush(TIMEOUT).expect("flush");
+}
+
+#[test]
+fn read_committed_consumers_see_commits_only_and_read_uncommitted_see_all() {
+    let broker = Broker::start(&[]);
+    create_topic(&broker, "tx", 3);
+    let (da, db) = (Deliveries::default(), Deliveries::default());
+    let a = transactional(&broker.addr, "txn-a", &da, &[]);
+    let b = transactional(&broker.addr, "txn-b", &db, &[]);
+    // Interleaved on the same partitions: a aborts, b commits, a commits.
+    a.begin_transaction().unwrap();
+    send(&a, "tx", "aborted", 0..30);
+    b.begin_transaction().unwrap();
+    send(&b, "tx", "b-committed", 0..30);
+    a.abort_transaction(TIMEOUT).expect("abort");
+    b.commit_transaction(TIMEOUT).expect("commit");
+    a.begin_transaction().unwrap();
+    send(&a, "tx", "a-committed", 0..30);
+    a.commit_transaction(TIMEOUT).expect("commit");
+    let plain = producer_with(&broker.addr, &Deliveries::default(), &[]);
+    produce_keyed(&plain, "tx", 0..10, 10);
+    plain.flush(TIMEOUT).unwrap();
+
+    let committed = read_rdkafka_with(&broker.addr, "tx", 3, 70, TIMEOUT, READ_COMMITTED);
+    let expected: BTreeSet<String> = named("b-committed", 0..30)
+        .into_iter()
+        .chain(named("a-committed", 0..30))
+        .chain(named("key", 0..10))
+        .collect();
+    assert_eq!(keys(&committed), expected);
+    assert_eq!(committed.len(), 70, "nothing read twice");
+    let all = read_rdkafka_with(&broker.addr, "tx", 3, 100, TIMEOUT, READ_UNCOMMITTED);
+    let aborted: BTreeSet<String> = named("aborted", 0..30).into_iter().collect();
+    assert!(
+        aborted.is_subset(&keys(&all)),
+        "read_uncommitted sees aborted records"
+    );
+    assert_eq!(all.len(), 100);
+}
+
+/// A read_committed fetch of one partition from offset 0: its last stable
+/// offset and how many record bytes it returned.
+async fn fetch_committed(addr: &str, topic: &str) -> (i64, i64, usize) {
+    let mut client = silt::client::Client::connect(addr).await.unwrap();
+    let request = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(0)
+        .with_max_bytes(1 << 20)
+        .with_isolation_level(1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(0)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let response = client.call(request, 12).await.unwrap();
+    let data = &response.responses[0].partitions[0];
+    (
+        data.high_watermark,
+        data.last_stable_offset,
+        data.records.as_ref().map_or(0, |r| r.len()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_last_stable_offset_holds_read_committed_consumers_while_a_transaction_is_open() {
+    let broker = Broker::start(&[]);
+    create_topic(&broker, "open", 1);
+    let addr = broker.addr.clone();
+    let producer = tokio::task::spawn_blocking(move || {
+        let deliveries = Deliveries::default();
+        let producer = transactional(&addr, "txn-open", &deliveries, &[]);
+        producer.begin_transaction().unwrap();
+        send(&producer, "open", "open", 0..5);
+        let plain = producer_with(&addr, &Deliveries::default(), &[]);
+        produce_keyed(&plain, "open", 0..5, 10);
+        plain.flush(TIMEOUT).unwrap();
+        producer
+    })
+    .await
+    .unwrap();
+    // Everything is durable, but the open transaction's first record
+    // (offset 0) bounds what read_committed consumers may see.
+    let (high_watermark, last_stable, bytes) = fetch_committed(&broker.addr, "open").await;
+    assert_eq!((high_watermark, last_stable, bytes), (10, 0, 0));
+    tokio::task::spawn_blocking(move || producer.commit_transaction(TIMEOUT))
+        .await
+        .unwrap()
+        .expect("commit");
+    let (high_watermark, last_stable, bytes) = fetch_committed(&broker.addr, "open").await;
+    assert_eq!(
+        (high_watermark, last_stable),
+        (11, 11),
+        "the marker moved both"
+    );
+    assert!(bytes > 0);
+}
+
+#[test]
+fn a_second_producer_with_the_same_id_fences_the_first_and_aborts_its_transaction() {
+    let broker = Broker::start(&[]);
+    create_topic(&broker, "fenced", 2);
+    let first = transactional(&broker.addr, "txn-f", &Deliveries::default(), &[]);
+    first.begin_transaction().unwrap();
+    send(&first, "fenced", "zombie", 0..10);
+    let second = transactional(&broker.addr, "txn-f", &Deliveries::default(), &[]);
+    let refused = first
+        .commit_transaction(TIMEOUT)
+        .expect_err("the first is fenced");
+    match &refused {
+        rdkafka::error::KafkaError::Transaction(e) => assert!(e.is_fatal(), "fenced: {e}"),
+        other => panic!("expected a fatal transaction error, got {other}"),
+    }
+    second.begin_transaction().unwrap();
+    send(&second, "fenced", "successor", 0..10);
+    second.commit_transaction(TIMEOUT).expect("commit");
+    let read = read_rdkafka_with(&broker.addr, "fenced", 2, 10, TIMEOUT, READ_COMMITTED);
+    let expected: BTreeSet<String> = named("successor", 0..10).into_iter().collect();
+    assert_eq!(keys(&read), expected);
+}
+
+#[test]
+fn a_stalled_transaction_is_aborted_after_its_timeout_and_consumers_move_on() {
+    let broker = Broker::start(&[]);
+    create_topic(&broker, "stalled", 1);
+    let stalled = transactional(
+        &broker.addr,
+        "txn-stalled",
+        &Deliveries::default(),
+        &[
+            ("transaction.timeout.ms", "3000"),
+            ("message.timeout.ms", "3000"),
+        ],
+    );
+    stalled.begin_transaction().unwrap();
+    send(&stalled, "stalled", "stalled", 0..5);
+    let plain = producer_with(&broker.addr, &Deliveries::default(), &[]);
+    produce_keyed(&plain, "stalled", 0..5, 10);
+    plain.flush(TIMEOUT).unwrap();
+    // The coordinator aborts it: read_committed consumers get the plain
+    // records after it, and never the stalled ones.
+    let read = read_rdkafka_with(&broker.addr, "stalled", 1, 5, TIMEOUT, READ_COMMITTED);
+    let expected: BTreeSet<String> = named("key", 0..5).into_iter().collect();
+    assert_eq!(keys(&read), expected);
+    wait_until(
+        "the stalled producer learns it was aborted",
+        TIMEOUT,
+        || stalled.commit_transaction(Duration::from_secs(5)).is_err(),
+    );
+}
