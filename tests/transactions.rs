@@ -215,3 +215,139 @@ fn a_stalled_transaction_is_aborted_after_its_timeout_and_consumers_move_on() {
         || stalled.commit_transaction(Duration::from_secs(5)).is_err(),
     );
 }
+
+/// Copies `input` to `output` in transactions of at most 100 records, the
+/// consumed offsets committed in the same transaction; starts over (a new
+/// consumer and producer, the old transaction fenced) after any failure.
+/// Returns once the group's committed offsets reach `ends`. In its fifth
+/// transaction, with the records sent, it tells `paused` and waits for
+/// `resume` before committing.
+fn copy_exactly_once(
+    addr: &str,
+    ends: &[i64],
+    stop: std::time::Instant,
+    paused: std::sync::mpsc::Sender<()>,
+    resume: std::sync::mpsc::Receiver<()>,
+) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Message, Offset, TopicPartitionList};
+    let committed_all = |consumer: &BaseConsumer| {
+        let mut wanted = TopicPartitionList::new();
+        for p in 0..ends.len() as i32 {
+            wanted.add_partition("input", p);
+        }
+        consumer
+            .committed_offsets(wanted, Duration::from_secs(5))
+            .is_ok_and(|c| {
+                c.elements().iter().all(|e| {
+                    matches!(e.offset(), Offset::Offset(o) if o == ends[e.partition() as usize])
+                })
+            })
+    };
+    let mut transactions = 0;
+    'restart: loop {
+        assert!(
+            std::time::Instant::now() < stop,
+            "copying did not finish in time"
+        );
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", addr)
+            .set("group.id", "copier")
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&["input"]).expect("subscribe");
+        let producer = match std::panic::catch_unwind(|| {
+            transactional(addr, "copier-tx", &Deliveries::default(), &[])
+        }) {
+            Ok(producer) => producer,
+            Err(_) => continue 'restart,
+        };
+        loop {
+            if committed_all(&consumer) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < stop,
+                "copying did not finish in time"
+            );
+            let mut batch = Vec::new();
+            while batch.len() < 100 {
+                match consumer.poll(Duration::from_millis(200)) {
+                    Some(Ok(m)) => batch.push(m.detach()),
+                    Some(Err(_)) => continue 'restart,
+                    None => break,
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            if producer.begin_transaction().is_err() {
+                continue 'restart;
+            }
+            for m in &batch {
+                let record = rdkafka::producer::BaseRecord::to("output")
+                    .key(m.key().unwrap_or_default())
+                    .payload(m.payload().unwrap_or_default());
+                if producer.send(record).is_err() {
+                    continue 'restart;
+                }
+            }
+            let Ok(position) = consumer.position() else {
+                continue 'restart;
+            };
+            let Some(group) = consumer.group_metadata() else {
+                continue 'restart;
+            };
+            let offsets = producer.send_offsets_to_transaction(&position, &group, TIMEOUT);
+            transactions += 1;
+            if transactions == 5 {
+                producer.flush(TIMEOUT).expect("flush");
+                paused.send(()).unwrap();
+                resume.recv().unwrap();
+            }
+            if offsets.is_err() || producer.commit_transaction(TIMEOUT).is_err() {
+                continue 'restart;
+            }
+        }
+    }
+}
+
+#[test]
+fn consume_transform_produce_is_exactly_once_across_a_broker_kill9() {
+    let mut broker = Broker::start(&[]);
+    create_topic(&broker, "input", 2);
+    create_topic(&broker, "output", 2);
+    let input = Deliveries::default();
+    let plain = producer_with(&broker.addr, &input, &[]);
+    produce_keyed(&plain, "input", 0..3000, 100);
+    plain.flush(TIMEOUT).unwrap();
+    let acked = input.acked.lock().unwrap().clone();
+    assert_eq!(acked.len(), 3000);
+    let mut ends = vec![0i64; 2];
+    for ack in acked.values() {
+        let end = &mut ends[ack.partition as usize];
+        *end = (*end).max(ack.offset + 1);
+    }
+    let stop = std::time::Instant::now() + Duration::from_secs(180);
+    let addr = broker.addr.clone();
+    let (paused, wait_paused) = std::sync::mpsc::channel();
+    let (resume, wait_resume) = std::sync::mpsc::channel();
+    let copier =
+        std::thread::spawn(move || copy_exactly_once(&addr, &ends, stop, paused, wait_resume));
+    // Kill the broker in the middle of the fifth transaction.
+    wait_paused
+        .recv_timeout(TIMEOUT)
+        .expect("the copier paused");
+    broker.kill9();
+    broker.restart();
+    resume.send(()).unwrap();
+    copier.join().expect("copying finished");
+    let copied = read_rdkafka_with(&broker.addr, "output", 2, 3000, TIMEOUT, READ_COMMITTED);
+    let expected: BTreeSet<String> = named("key", 0..3000).into_iter().collect();
+    assert_eq!(keys(&copied), expected);
+    assert_eq!(copied.len(), 3000, "every input record copied exactly once");
+}
