@@ -209,9 +209,10 @@ fn compaction(c: &mut Criterion) {
         group.bench_function(format!("read keys and rewrite 10 MiB, {name}"), |b| {
             b.iter(|| {
                 let mut latest = LatestOffsets::new();
-                read_keys(&section, 64 << 20, &mut latest);
+                read_keys(&section, 64 << 20, &[], &mut latest);
                 let kept = latest.len() as i64;
                 let cleaner = Cleaner {
+                    aborted: Vec::new(),
                     latest,
                     compaction: settings,
                     now_ms: 1_700_000_000_000,

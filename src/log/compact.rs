@@ -19,6 +19,11 @@
 //! records, so its offsets stay covered). Producer state is kept in the
 //! metadata store, never read back from batches, so idempotent producers
 //! do not notice.
+//!
+//! Transactions: only extents below the last stable offset are compacted
+//! (an open transaction's records may still be aborted); records of
+//! aborted transactions go and never replace a key's committed record;
+//! transaction markers stay.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -31,7 +36,7 @@ use super::object::SealedBatch;
 use super::partition::Partition;
 use super::rewrite::Rewrite;
 use crate::error::{Error, Result};
-use crate::meta::{Extent, MAX_REPLACED_EXTENTS};
+use crate::meta::{AbortedTxn, Extent, MAX_REPLACED_EXTENTS};
 use crate::protocol::batch::{self, BatchHeader};
 use crate::protocol::records::{self, Codec};
 
@@ -111,14 +116,20 @@ impl Log {
     ) -> Result<Option<Compacted>> {
         self.check_registration()?;
         let epoch = partition.leadership().ok_or(Error::NotLeaderOrFollower)?;
-        let (extents, _) = partition.retained();
+        let (mut extents, _) = partition.retained();
+        let stable = self.offsets(partition).last_stable;
+        extents.retain(|e| e.last_offset < stable);
         let Some(dirty) = plan(&extents, compaction, now_ms) else {
             return Ok(None);
         };
-        let (latest, read_end) = self.latest_offsets(&extents[dirty.clone()]).await?;
+        let aborted = partition.aborted_within(0, stable);
+        let (latest, read_end) = self
+            .latest_offsets(&extents[dirty.clone()], &aborted)
+            .await?;
         let end = dirty.start + read_end;
         let cleaner = Arc::new(Cleaner {
             latest,
+            aborted,
             compaction: *compaction,
             now_ms,
             limit: self.settings.max_inflated_batch_bytes,
@@ -169,7 +180,11 @@ impl Log {
 
     /// The latest offset of each key in `dirty`, and how many of its
     /// extents were read (all, unless [`MAX_KEYS`] keys were reached).
-    async fn latest_offsets(&self, dirty: &[Extent]) -> Result<(LatestOffsets, usize)> {
+    async fn latest_offsets(
+        &self,
+        dirty: &[Extent],
+        aborted: &[AbortedTxn],
+    ) -> Result<(LatestOffsets, usize)> {
         let mut latest = LatestOffsets::new();
         for (i, extent) in dirty.iter().enumerate() {
             if latest.len() >= MAX_KEYS {
@@ -179,6 +194,7 @@ impl Log {
             read_keys(
                 &section,
                 self.settings.max_inflated_batch_bytes,
+                aborted,
                 &mut latest,
             );
         }
@@ -200,12 +216,18 @@ impl Log {
 }
 
 /// Records in `latest` the offset of every key in `section` (stored
-/// batches, oldest first), inflating batches within `limit`. A batch that
-/// cannot be read adds no keys: older records of its keys stay, and so
-/// does it (see [`Cleaner::filter`]).
-pub fn read_keys(section: &Bytes, limit: usize, latest: &mut LatestOffsets) {
+/// batches, oldest first), inflating batches within `limit`; batches of
+/// `aborted` transactions do not count. A batch that cannot be read adds
+/// no keys: older records of its keys stay, and so does it (see
+/// [`Cleaner::filter`]).
+pub fn read_keys(
+    section: &Bytes,
+    limit: usize,
+    aborted: &[AbortedTxn],
+    latest: &mut LatestOffsets,
+) {
     for (header, range) in batch::iter_batches(section) {
-        if header.is_control() {
+        if header.is_control() || is_aborted(&header, aborted) {
             continue;
         }
         let batch = section.slice(range);
@@ -228,6 +250,15 @@ pub fn read_keys(section: &Bytes, limit: usize, latest: &mut LatestOffsets) {
     }
 }
 
+/// Whether `header`'s batch belongs to one of the `aborted` transactions.
+fn is_aborted(header: &BatchHeader, aborted: &[AbortedTxn]) -> bool {
+    header.is_transactional()
+        && aborted.iter().any(|a| {
+            a.producer_id == header.producer_id
+                && (a.first_offset..a.last_offset).contains(&header.base_offset)
+        })
+}
+
 /// The records of a stored batch within `limit`; one that cannot be read
 /// is logged and counted (compaction leaves it as it is).
 fn readable(batch: &Bytes, header: &BatchHeader, limit: usize) -> Option<records::Records> {
@@ -244,6 +275,8 @@ fn readable(batch: &Bytes, header: &BatchHeader, limit: usize) -> Option<records
 /// What decides which records a pass keeps.
 pub struct Cleaner {
     pub latest: LatestOffsets,
+    /// The partition's aborted transactions: their records go.
+    pub aborted: Vec<AbortedTxn>,
     pub compaction: Compaction,
     pub now_ms: i64,
     /// `limits.max_inflated_batch_bytes`.
@@ -268,6 +301,10 @@ impl Cleaner {
                 let batch = section.slice(range);
                 let kept = if header.is_control() {
                     Some(batch)
+                } else if is_aborted(&header, &self.aborted) {
+                    filtered.changed = true;
+                    filtered.records_removed += header.record_count.max(0) as u64;
+                    None
                 } else {
                     self.filter_batch(batch, &header, *compacted, &mut filtered)?
                 };
@@ -563,6 +600,7 @@ mod tests {
                 (Bytes::from_static(b"c"), 4),
             ]);
             let cleaner = Cleaner {
+                aborted: Vec::new(),
                 latest,
                 compaction: SETTINGS,
                 now_ms: 10_000,
@@ -599,12 +637,73 @@ mod tests {
     }
 
     #[test]
+    fn aborted_records_go_and_never_replace_a_committed_one() {
+        use crate::protocol::control::{self, Outcome};
+        let committed = batch(0, 100, &[(Some("k"), Some("committed"))], Compression::None);
+        // A transactional batch of producer 3 at offset 1, aborted by the
+        // marker at offset 2.
+        let aborted_batch = {
+            let plain = batch(1, 101, &[(Some("k"), Some("aborted"))], Compression::None);
+            let header = BatchHeader::parse(&plain).unwrap();
+            let header = BatchHeader {
+                attributes: header.attributes | 0x10,
+                ..header
+            };
+            batch::assemble(&header, &plain[batch::HEADER_LEN..])
+        };
+        let (_, marker) = control::marker(3, 0, Outcome::Abort, 0, 102);
+        let mut marker = BytesMut::from(&marker[..]);
+        batch::set_base_offset(&mut marker, 2);
+        let section: Bytes = [committed, aborted_batch, marker.freeze()].concat().into();
+        let aborted = vec![AbortedTxn {
+            producer_id: 3,
+            first_offset: 1,
+            last_offset: 2,
+        }];
+        let mut latest = LatestOffsets::new();
+        read_keys(&section, 1 << 20, &aborted, &mut latest);
+        assert_eq!(
+            latest.get(&b"k"[..]),
+            Some(&0),
+            "the aborted record does not count"
+        );
+        let mut chunk = vec![extent(section.len() as u64, 102, false)];
+        chunk[0].base_offset = 0;
+        chunk[0].last_offset = 2;
+        let cleaner = Cleaner {
+            aborted,
+            latest,
+            compaction: SETTINGS,
+            now_ms: 1_000,
+            limit: 1 << 20,
+        };
+        let filtered = cleaner.filter(&[(false, section)], &chunk).unwrap();
+        assert!(filtered.changed);
+        assert_eq!(filtered.records_removed, 1);
+        let offsets: Vec<i64> = filtered
+            .batches
+            .iter()
+            .map(|b| BatchHeader::parse(&b.data).unwrap().base_offset)
+            .collect();
+        assert_eq!(
+            offsets,
+            vec![0, 2],
+            "the committed record and the marker stay"
+        );
+        assert_eq!(
+            contents(&filtered.batches)[0],
+            (0, "k".to_string(), Some("committed".to_string()))
+        );
+    }
+
+    #[test]
     fn tombstones_go_once_compacted_and_due_and_an_emptied_chunk_keeps_its_offsets() {
         let tombstone = batch(7, 100, &[(Some("gone"), None)], Compression::None);
         let mut chunk = vec![extent(1, 100, true)];
         chunk[0].base_offset = 5;
         chunk[0].last_offset = 9;
         let cleaner = |now_ms| Cleaner {
+            aborted: Vec::new(),
             latest: LatestOffsets::new(),
             compaction: SETTINGS,
             now_ms,
