@@ -351,3 +351,159 @@ fn consume_transform_produce_is_exactly_once_across_a_broker_kill9() {
     assert_eq!(keys(&copied), expected);
     assert_eq!(copied.len(), 3000, "every input record copied exactly once");
 }
+
+/// A transactional batch of one record from `producer_id` at `epoch`.
+fn transactional_batch(producer_id: i64, epoch: i16) -> bytes::Bytes {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let record = Record {
+        transactional: true,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id,
+        producer_epoch: epoch,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: 0,
+        timestamp: 1_700_000_000_000,
+        key: Some(bytes::Bytes::from_static(b"k")),
+        value: Some(bytes::Bytes::from_static(b"v")),
+        headers: Default::default(),
+    };
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &[record], &options).unwrap();
+    buf.freeze()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_transactional_requests_get_kafkas_errors_and_store_nothing() {
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        AddPartitionsToTxnRequest, EndTxnRequest, InitProducerIdRequest, ProduceRequest,
+        ProducerId, TransactionalId,
+    };
+    let broker = Broker::start(&[]);
+    create_topic(&broker, "bad", 1);
+    let mut client = silt::client::Client::connect(&broker.addr).await.unwrap();
+    let txn_id = |id: &str| TransactionalId(StrBytes::from_string(id.into()));
+    let name = |n: &str| TopicName(StrBytes::from_string(n.into()));
+
+    let too_long = InitProducerIdRequest::default()
+        .with_transactional_id(Some(txn_id("t")))
+        .with_transaction_timeout_ms(900_001);
+    let response = client.call(too_long, 4).await.unwrap();
+    assert_eq!(
+        response.error_code,
+        ResponseError::InvalidTransactionTimeout.code()
+    );
+
+    let end_unknown = EndTxnRequest::default()
+        .with_transactional_id(txn_id("nobody"))
+        .with_producer_id(ProducerId(5))
+        .with_committed(true);
+    let response = client.call(end_unknown, 4).await.unwrap();
+    assert_eq!(
+        response.error_code,
+        ResponseError::InvalidProducerIdMapping.code()
+    );
+
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(txn_id("t")))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let response = client.call(init, 4).await.unwrap();
+    assert_eq!(response.error_code, 0);
+    let (producer_id, epoch) = (response.producer_id, response.producer_epoch);
+
+    // Produced before the partition was added: refused, nothing stored.
+    let produce = ProduceRequest::default()
+        .with_transactional_id(Some(txn_id("t")))
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(name("bad"))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(transactional_batch(producer_id.0, epoch))),
+                ]),
+        ]);
+    let response = client.call(produce, 9).await.unwrap();
+    let partition = &response.responses[0].partition_responses[0];
+    assert_eq!(partition.error_code, ResponseError::InvalidTxnState.code());
+    let (high_watermark, _, _) = fetch_committed(&broker.addr, "bad").await;
+    assert_eq!(high_watermark, 0, "nothing stored");
+
+    let add = |topics: Vec<(&str, i32)>, epoch: i16| {
+        AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(txn_id("t"))
+            .with_v3_and_below_producer_id(producer_id)
+            .with_v3_and_below_producer_epoch(epoch)
+            .with_v3_and_below_topics(
+                topics
+                    .into_iter()
+                    .map(|(t, p)| {
+                        AddPartitionsToTxnTopic::default()
+                            .with_name(name(t))
+                            .with_partitions(vec![p])
+                    })
+                    .collect(),
+            )
+    };
+    let codes = |response: kafka_protocol::messages::AddPartitionsToTxnResponse| -> Vec<i16> {
+        response
+            .results_by_topic_v3_and_below
+            .iter()
+            .flat_map(|t| {
+                t.results_by_partition
+                    .iter()
+                    .map(|p| p.partition_error_code)
+            })
+            .collect()
+    };
+    let response = client
+        .call(add(vec![("bad", 0), ("missing", 0)], epoch), 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        codes(response),
+        vec![
+            ResponseError::OperationNotAttempted.code(),
+            ResponseError::UnknownTopicOrPartition.code()
+        ]
+    );
+    let response = client
+        .call(add(vec![("bad", 0)], epoch - 1), 3)
+        .await
+        .unwrap();
+    assert_eq!(codes(response), vec![ResponseError::ProducerFenced.code()]);
+    let wrong_producer = EndTxnRequest::default()
+        .with_transactional_id(txn_id("t"))
+        .with_producer_id(ProducerId(producer_id.0 + 1))
+        .with_producer_epoch(epoch)
+        .with_committed(true);
+    let response = client.call(wrong_producer, 4).await.unwrap();
+    assert_eq!(
+        response.error_code,
+        ResponseError::InvalidProducerIdMapping.code()
+    );
+    let nothing_to_end = EndTxnRequest::default()
+        .with_transactional_id(txn_id("t"))
+        .with_producer_id(producer_id)
+        .with_producer_epoch(epoch)
+        .with_committed(true);
+    let response = client.call(nothing_to_end, 4).await.unwrap();
+    assert_eq!(response.error_code, ResponseError::InvalidTxnState.code());
+    let (high_watermark, _, _) = fetch_committed(&broker.addr, "bad").await;
+    assert_eq!(high_watermark, 0, "still nothing stored");
+}
