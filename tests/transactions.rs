@@ -64,8 +64,20 @@ fn send(
 }
 
 #[test]
-fn read_committed_consumers_see_commits_only_and_read_uncommitted_see_all() {
-    let broker = Broker::start(&[]);
+fn local_durability_read_committed_sees_commits_only_and_read_uncommitted_all() {
+    commits_and_aborts(Broker::start(&["--durability", "local"]));
+}
+
+#[test]
+fn object_durability_read_committed_sees_commits_only_and_read_uncommitted_all() {
+    commits_and_aborts(Broker::start(&["--durability", "object"]));
+}
+
+/// Two transactional producers commit and abort, interleaved on the same
+/// partitions, beside a plain one; read_committed consumers see the
+/// commits only, read_uncommitted ones everything; the same after a
+/// restart, read from the objects.
+fn commits_and_aborts(mut broker: Broker) {
     create_topic(&broker, "tx", 3);
     let (da, db) = (Deliveries::default(), Deliveries::default());
     let a = transactional(&broker.addr, "txn-a", &da, &[]);
@@ -99,6 +111,13 @@ fn read_committed_consumers_see_commits_only_and_read_uncommitted_see_all() {
         "read_uncommitted sees aborted records"
     );
     assert_eq!(all.len(), 100);
+    // After a restart the data and the aborted transactions come from the
+    // committed state.
+    broker.terminate(TIMEOUT);
+    broker.restart();
+    let again = read_rdkafka_with(&broker.addr, "tx", 3, 70, TIMEOUT, READ_COMMITTED);
+    assert_eq!(keys(&again), expected);
+    assert_eq!(again.len(), 70);
 }
 
 /// A read_committed fetch of one partition from offset 0: its last stable

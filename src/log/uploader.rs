@@ -517,7 +517,7 @@ impl Log {
                 leader_epoch: p.sealed.leader_epoch,
                 extents: p.extents.iter().map(|(e, _)| e.clone()).collect(),
                 producers: p.sealed.producers.clone(),
-                aborted: Vec::new(),
+                aborted: p.sealed.aborted.clone(),
             })
             .collect();
         let outcomes = match self.meta.commit(commits).await {
