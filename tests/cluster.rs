@@ -713,3 +713,69 @@ fn local_cluster_with_writes_only_in_the_wal(
     producer.flush(Duration::from_secs(60)).expect("flush");
     (cluster, leaders, deliveries)
 }
+
+/// Transactions across three brokers, in a consume-transform-produce
+/// service: markers go to partition leaders on other brokers, and the
+/// broker coordinating the transactional id (and leading some partitions)
+/// is killed in the middle of a transaction; the service goes on through
+/// the new coordinator and leaders: the output, read with read_committed,
+/// holds every input record exactly once.
+#[test]
+fn transactions_span_brokers_and_survive_their_coordinators_death() {
+    use common::transactions::{Copier, copy_exactly_once};
+    let mut cluster = Cluster::start(&[1, 2, 3]);
+    cluster.create_led_topic("txin", 3);
+    cluster.create_led_topic("txout", 3);
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(cluster.addr(1), &deliveries);
+    produce_keyed(&producer, "txin", 0..3000, 100);
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    let acked = deliveries.acked.lock().unwrap().clone();
+    let mut ends = vec![0i64; 3];
+    for ack in acked.values() {
+        let end = &mut ends[ack.partition as usize];
+        *end = (*end).max(ack.offset + 1);
+    }
+    // The transactional id is coordinated by broker 2, the group by 3.
+    let transactional_id = (0..)
+        .map(|i| format!("copier-{i}"))
+        .find(|t| silt::cluster::coordinator_index(t, 3) == 1)
+        .unwrap();
+    let group = (0..)
+        .map(|i| format!("copying-{i}"))
+        .find(|g| silt::cluster::coordinator_index(g, 3) == 2)
+        .unwrap();
+    let (paused, wait_paused) = std::sync::mpsc::channel();
+    let (resume, wait_resume) = std::sync::mpsc::channel();
+    let copier = Copier {
+        bootstrap: cluster.bootstrap(),
+        input: "txin",
+        output: "txout",
+        transactional_id,
+        group,
+        ends,
+        stop: Instant::now() + Duration::from_secs(240),
+        paused,
+        resume: wait_resume,
+    };
+    let copying = std::thread::spawn(move || copy_exactly_once(copier));
+    wait_paused
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the copier paused");
+    cluster.brokers.get_mut(&2).unwrap().kill9();
+    resume.send(()).unwrap();
+    copying.join().expect("copying finished");
+    let copied = read_rdkafka_with(
+        cluster.addr(1),
+        "txout",
+        3,
+        3000,
+        Duration::from_secs(60),
+        &[("isolation.level", "read_committed")],
+    );
+    let copied_keys: std::collections::BTreeSet<&str> =
+        copied.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(copied_keys.len(), 3000, "every input record copied");
+    assert!(acked.keys().all(|k| copied_keys.contains(k.as_str())));
+    assert_eq!(copied.len(), 3000, "and only once");
+}

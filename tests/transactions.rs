@@ -10,6 +10,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use common::transactions::{Copier, TIMEOUT, copy_exactly_once, transactional};
 use common::{
     Broker, Deliveries, create_topic, produce_keyed, producer_with, read_rdkafka_with, wait_until,
 };
@@ -18,24 +19,8 @@ use kafka_protocol::messages::{FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::producer::{Producer, ThreadedProducer};
 
-const TIMEOUT: Duration = Duration::from_secs(30);
 const READ_COMMITTED: &[(&str, &str)] = &[("isolation.level", "read_committed")];
 const READ_UNCOMMITTED: &[(&str, &str)] = &[("isolation.level", "read_uncommitted")];
-
-fn transactional(
-    addr: &str,
-    id: &str,
-    deliveries: &Deliveries,
-    extra: &[(&str, &str)],
-) -> ThreadedProducer<Deliveries> {
-    let mut settings = vec![("transactional.id", id)];
-    settings.extend_from_slice(extra);
-    let producer = producer_with(addr, deliveries, &settings);
-    producer
-        .init_transactions(TIMEOUT)
-        .expect("init transactions");
-    producer
-}
 
 /// The keys read, as a set.
 fn keys(reads: &[common::Read]) -> BTreeSet<String> {
@@ -235,106 +220,6 @@ fn a_stalled_transaction_is_aborted_after_its_timeout_and_consumers_move_on() {
     );
 }
 
-/// Copies `input` to `output` in transactions of at most 100 records, the
-/// consumed offsets committed in the same transaction; starts over (a new
-/// consumer and producer, the old transaction fenced) after any failure.
-/// Returns once the group's committed offsets reach `ends`. In its fifth
-/// transaction, with the records sent, it tells `paused` and waits for
-/// `resume` before committing.
-fn copy_exactly_once(
-    addr: &str,
-    ends: &[i64],
-    stop: std::time::Instant,
-    paused: std::sync::mpsc::Sender<()>,
-    resume: std::sync::mpsc::Receiver<()>,
-) {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::{Message, Offset, TopicPartitionList};
-    let committed_all = |consumer: &BaseConsumer| {
-        let mut wanted = TopicPartitionList::new();
-        for p in 0..ends.len() as i32 {
-            wanted.add_partition("input", p);
-        }
-        consumer
-            .committed_offsets(wanted, Duration::from_secs(5))
-            .is_ok_and(|c| {
-                c.elements().iter().all(|e| {
-                    matches!(e.offset(), Offset::Offset(o) if o == ends[e.partition() as usize])
-                })
-            })
-    };
-    let mut transactions = 0;
-    'restart: loop {
-        assert!(
-            std::time::Instant::now() < stop,
-            "copying did not finish in time"
-        );
-        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", addr)
-            .set("group.id", "copier")
-            .set("isolation.level", "read_committed")
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            .create()
-            .expect("consumer");
-        consumer.subscribe(&["input"]).expect("subscribe");
-        let producer = match std::panic::catch_unwind(|| {
-            transactional(addr, "copier-tx", &Deliveries::default(), &[])
-        }) {
-            Ok(producer) => producer,
-            Err(_) => continue 'restart,
-        };
-        loop {
-            if committed_all(&consumer) {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < stop,
-                "copying did not finish in time"
-            );
-            let mut batch = Vec::new();
-            while batch.len() < 100 {
-                match consumer.poll(Duration::from_millis(200)) {
-                    Some(Ok(m)) => batch.push(m.detach()),
-                    Some(Err(_)) => continue 'restart,
-                    None => break,
-                }
-            }
-            if batch.is_empty() {
-                continue;
-            }
-            if producer.begin_transaction().is_err() {
-                continue 'restart;
-            }
-            for m in &batch {
-                let record = rdkafka::producer::BaseRecord::to("output")
-                    .key(m.key().unwrap_or_default())
-                    .payload(m.payload().unwrap_or_default());
-                if producer.send(record).is_err() {
-                    continue 'restart;
-                }
-            }
-            let Ok(position) = consumer.position() else {
-                continue 'restart;
-            };
-            let Some(group) = consumer.group_metadata() else {
-                continue 'restart;
-            };
-            let offsets = producer.send_offsets_to_transaction(&position, &group, TIMEOUT);
-            transactions += 1;
-            if transactions == 5 {
-                producer.flush(TIMEOUT).expect("flush");
-                paused.send(()).unwrap();
-                resume.recv().unwrap();
-            }
-            if offsets.is_err() || producer.commit_transaction(TIMEOUT).is_err() {
-                continue 'restart;
-            }
-        }
-    }
-}
-
 #[test]
 fn consume_transform_produce_is_exactly_once_across_a_broker_kill9() {
     let mut broker = Broker::start(&[]);
@@ -355,8 +240,18 @@ fn consume_transform_produce_is_exactly_once_across_a_broker_kill9() {
     let addr = broker.addr.clone();
     let (paused, wait_paused) = std::sync::mpsc::channel();
     let (resume, wait_resume) = std::sync::mpsc::channel();
-    let copier =
-        std::thread::spawn(move || copy_exactly_once(&addr, &ends, stop, paused, wait_resume));
+    let copier = Copier {
+        bootstrap: addr,
+        input: "input",
+        output: "output",
+        transactional_id: "copier-tx".into(),
+        group: "copier".into(),
+        ends,
+        stop,
+        paused,
+        resume: wait_resume,
+    };
+    let copier = std::thread::spawn(move || copy_exactly_once(copier));
     // Kill the broker in the middle of the fifth transaction.
     wait_paused
         .recv_timeout(TIMEOUT)

@@ -569,3 +569,4 @@ pub mod groups;
 pub mod proxy;
 pub mod s3;
 pub mod scenarios;
+pub mod transactions;

@@ -76,8 +76,11 @@ impl TransactionStore for EtcdStore {
             }
         }
         // Last: should a later chunk fail, the offsets are still there to
-        // end again.
+        // end again. Written by the transaction's coordinator, which need
+        // not coordinate the group: moving the offsets is idempotent, and
+        // the group's coordinator reads them again (see
+        // `group::Coordinator::offsets`).
         ops.push(TxnOp::delete(key, None));
-        self.write_group(group_id, ops).await
+        self.write_all(ops).await
     }
 }
