@@ -222,7 +222,49 @@ fn a_stalled_transaction_is_aborted_after_its_timeout_and_consumers_move_on() {
 
 #[test]
 fn consume_transform_produce_is_exactly_once_across_a_broker_kill9() {
-    let mut broker = Broker::start(&[]);
+    copy_through_a_crash(Broker::start(&[]), |broker, wait_paused| {
+        // Killed in the middle of the fifth transaction.
+        wait_paused
+            .recv_timeout(TIMEOUT)
+            .expect("the copier paused");
+        broker.kill9();
+        broker.restart();
+    });
+}
+
+#[test]
+fn a_coordinator_crashing_between_its_decision_and_the_markers_completes_it_after_restart() {
+    copy_after_fail_point("txn.after_prepare");
+}
+
+#[test]
+fn a_coordinator_crashing_after_the_markers_completes_the_transaction_after_restart() {
+    copy_after_fail_point("txn.after_markers");
+}
+
+/// The copy with the broker aborting at the fail point `name` (at the
+/// first transaction's end), restarted on its data dir.
+fn copy_after_fail_point(name: &str) {
+    let broker = Broker::start_with_env(&[], &[("FAILPOINTS", name)]);
+    copy_through_a_crash(broker, |broker, wait_paused| {
+        wait_until("the fail point", TIMEOUT, || !broker.is_running());
+        broker.wait_exit(TIMEOUT);
+        broker.unset_env("FAILPOINTS");
+        broker.restart();
+        wait_paused
+            .recv_timeout(TIMEOUT)
+            .expect("the copier paused");
+    });
+}
+
+/// Copies 3000 records with a [`Copier`] while `crash` brings the broker
+/// down and restarts it (it gets the copier's signal that it paused in
+/// its fifth transaction, which goes on when `crash` returns); the
+/// output, read with read_committed, holds every input record once.
+fn copy_through_a_crash(
+    mut broker: Broker,
+    crash: impl FnOnce(&mut Broker, &std::sync::mpsc::Receiver<()>),
+) {
     create_topic(&broker, "input", 2);
     create_topic(&broker, "output", 2);
     let input = Deliveries::default();
@@ -252,12 +294,7 @@ fn consume_transform_produce_is_exactly_once_across_a_broker_kill9() {
         resume: wait_resume,
     };
     let copier = std::thread::spawn(move || copy_exactly_once(copier));
-    // Kill the broker in the middle of the fifth transaction.
-    wait_paused
-        .recv_timeout(TIMEOUT)
-        .expect("the copier paused");
-    broker.kill9();
-    broker.restart();
+    crash(&mut broker, &wait_paused);
     resume.send(()).unwrap();
     copier.join().expect("copying finished");
     let copied = read_rdkafka_with(&broker.addr, "output", 2, 3000, TIMEOUT, READ_COMMITTED);

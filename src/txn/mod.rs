@@ -230,10 +230,12 @@ impl TxnCoordinator {
             txn.state = prepared;
             self.persist(slot, txn.clone()).await?;
         }
+        crate::failpoint::hit("txn.after_prepare");
         if let Err(e) = markers.write_markers(&txn, outcome).await {
             tracing::warn!(transactional_id = %txn.transactional_id, error = %e, "cannot write the transaction's markers yet");
             return Err(TxnError::Unavailable(e.to_string()));
         }
+        crate::failpoint::hit("txn.after_markers");
         txn.state = completed;
         txn.partitions.clear();
         txn.groups.clear();
