@@ -42,6 +42,14 @@ enum Command {
         #[command(subcommand)]
         command: GroupCommand,
     },
+    /// List and describe transactions, the producers of a partition, and
+    /// abort a hanging transaction.
+    Txn {
+        #[command(flatten)]
+        server: Bootstrap,
+        #[command(subcommand)]
+        command: TxnCommand,
+    },
     /// Describe the cluster: brokers, controller, partition leaders and
     /// their epochs.
     Cluster {
@@ -129,6 +137,31 @@ enum GroupCommand {
     },
     /// Delete a group without members, with its offsets.
     Delete { group: String },
+}
+
+#[derive(Subcommand)]
+enum TxnCommand {
+    /// List transactional ids with their producer id and state.
+    List,
+    /// Show a transactional id's state and its transaction's partitions.
+    Describe { transactional_id: String },
+    /// Show the producers of a partition, with their open transactions.
+    Producers {
+        topic: String,
+        #[arg(long)]
+        partition: i32,
+    },
+    /// Abort the transaction open in a partition from an offset (one its
+    /// coordinator does not end).
+    Abort {
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        partition: i32,
+        /// The first offset of the transaction (see `silt txn producers`).
+        #[arg(long)]
+        start_offset: i64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -304,6 +337,23 @@ fn run() -> anyhow::Result<()> {
                     GroupCommand::Delete { group } => {
                         cli::group::delete(&mut cluster, &group).await
                     }
+                }
+            }
+            Command::Txn { server, command } => {
+                let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
+                match command {
+                    TxnCommand::List => cli::txn::list(&mut cluster).await,
+                    TxnCommand::Describe { transactional_id } => {
+                        cli::txn::describe(&mut cluster, &transactional_id).await
+                    }
+                    TxnCommand::Producers { topic, partition } => {
+                        cli::txn::producers(&mut cluster, &topic, partition).await
+                    }
+                    TxnCommand::Abort {
+                        topic,
+                        partition,
+                        start_offset,
+                    } => cli::txn::abort(&mut cluster, &topic, partition, start_offset).await,
                 }
             }
             Command::Produce {

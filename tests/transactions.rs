@@ -105,9 +105,17 @@ fn commits_and_aborts(mut broker: Broker) {
     assert_eq!(again.len(), 70);
 }
 
-/// A read_committed fetch of one partition from offset 0: its last stable
-/// offset and how many record bytes it returned.
-async fn fetch_committed(addr: &str, topic: &str) -> (i64, i64, usize) {
+/// What a read_committed fetch of partition 0 from offset 0 answered.
+struct Fetched {
+    high_watermark: i64,
+    last_stable: i64,
+    /// Record bytes returned.
+    bytes: usize,
+    /// Producer ids of the aborted transactions listed.
+    aborted: Vec<i64>,
+}
+
+async fn fetch_committed(addr: &str, topic: &str) -> Fetched {
     let mut client = silt::client::Client::connect(addr).await.unwrap();
     let request = FetchRequest::default()
         .with_max_wait_ms(0)
@@ -126,11 +134,17 @@ async fn fetch_committed(addr: &str, topic: &str) -> (i64, i64, usize) {
         ]);
     let response = client.call(request, 12).await.unwrap();
     let data = &response.responses[0].partitions[0];
-    (
-        data.high_watermark,
-        data.last_stable_offset,
-        data.records.as_ref().map_or(0, |r| r.len()),
-    )
+    Fetched {
+        high_watermark: data.high_watermark,
+        last_stable: data.last_stable_offset,
+        bytes: data.records.as_ref().map_or(0, |r| r.len()),
+        aborted: data
+            .aborted_transactions
+            .iter()
+            .flatten()
+            .map(|a| a.producer_id.0)
+            .collect(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -152,19 +166,22 @@ async fn the_last_stable_offset_holds_read_committed_consumers_while_a_transacti
     .unwrap();
     // Everything is durable, but the open transaction's first record
     // (offset 0) bounds what read_committed consumers may see.
-    let (high_watermark, last_stable, bytes) = fetch_committed(&broker.addr, "open").await;
-    assert_eq!((high_watermark, last_stable, bytes), (10, 0, 0));
+    let fetched = fetch_committed(&broker.addr, "open").await;
+    assert_eq!(
+        (fetched.high_watermark, fetched.last_stable, fetched.bytes),
+        (10, 0, 0)
+    );
     tokio::task::spawn_blocking(move || producer.commit_transaction(TIMEOUT))
         .await
         .unwrap()
         .expect("commit");
-    let (high_watermark, last_stable, bytes) = fetch_committed(&broker.addr, "open").await;
+    let fetched = fetch_committed(&broker.addr, "open").await;
     assert_eq!(
-        (high_watermark, last_stable),
+        (fetched.high_watermark, fetched.last_stable),
         (11, 11),
         "the marker moved both"
     );
-    assert!(bytes > 0);
+    assert!(fetched.bytes > 0 && fetched.aborted.is_empty());
 }
 
 #[test]
@@ -392,8 +409,8 @@ async fn bad_transactional_requests_get_kafkas_errors_and_store_nothing() {
     let response = client.call(produce, 9).await.unwrap();
     let partition = &response.responses[0].partition_responses[0];
     assert_eq!(partition.error_code, ResponseError::InvalidTxnState.code());
-    let (high_watermark, _, _) = fetch_committed(&broker.addr, "bad").await;
-    assert_eq!(high_watermark, 0, "nothing stored");
+    let fetched = fetch_committed(&broker.addr, "bad").await;
+    assert_eq!(fetched.high_watermark, 0, "nothing stored");
 
     let add = |topics: Vec<(&str, i32)>, epoch: i16| {
         AddPartitionsToTxnRequest::default()
@@ -455,6 +472,77 @@ async fn bad_transactional_requests_get_kafkas_errors_and_store_nothing() {
         .with_committed(true);
     let response = client.call(nothing_to_end, 4).await.unwrap();
     assert_eq!(response.error_code, ResponseError::InvalidTxnState.code());
-    let (high_watermark, _, _) = fetch_committed(&broker.addr, "bad").await;
-    assert_eq!(high_watermark, 0, "still nothing stored");
+    let fetched = fetch_committed(&broker.addr, "bad").await;
+    assert_eq!(fetched.high_watermark, 0, "still nothing stored");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_list_describe_and_abort_transactions_with_the_cli() {
+    let broker = Broker::start(&[]);
+    create_topic(&broker, "admin", 1);
+    let addr = broker.addr.clone();
+    let producer = tokio::task::spawn_blocking(move || {
+        let producer = transactional(&addr, "txn-admin", &Deliveries::default(), &[]);
+        producer.begin_transaction().unwrap();
+        send(&producer, "admin", "open", 0..3);
+        producer
+    })
+    .await
+    .unwrap();
+    let bootstrap = ["--bootstrap-server", broker.addr.as_str()];
+    let run = |args: &[&str]| {
+        let (ok, out, err) = common::silt(&[args, &bootstrap[..]].concat());
+        assert!(ok, "silt {args:?}: {err}");
+        out
+    };
+    let listed = run(&["txn", "list"]);
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with("txn-admin\t"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(line.ends_with("\tOngoing"), "{line}");
+    let described = run(&["txn", "describe", "txn-admin"]);
+    assert!(
+        described.contains("State: Ongoing") && described.contains("Partitions: admin-0"),
+        "{described}"
+    );
+    let (ok, _, err) = common::silt(&[&["txn", "describe", "nobody"][..], &bootstrap].concat());
+    assert!(!ok && err.contains("does not exist"), "{err}");
+    let producers = run(&["txn", "producers", "admin", "--partition", "0"]);
+    let open: Vec<&str> = producers
+        .lines()
+        .skip(1)
+        .filter(|l| l.ends_with("\t0"))
+        .collect();
+    assert_eq!(
+        open.len(),
+        1,
+        "one producer with a transaction from offset 0: {producers}"
+    );
+    assert_eq!(fetch_committed(&broker.addr, "admin").await.last_stable, 0);
+    // An operator aborts it as a hanging transaction.
+    let aborted = run(&[
+        "txn",
+        "abort",
+        "--topic",
+        "admin",
+        "--partition",
+        "0",
+        "--start-offset",
+        "0",
+    ]);
+    assert!(aborted.contains("aborted"), "{aborted}");
+    let fetched = fetch_committed(&broker.addr, "admin").await;
+    assert_eq!(
+        (fetched.high_watermark, fetched.last_stable),
+        (4, 4),
+        "the marker at 3 ends it"
+    );
+    assert!(fetched.bytes > 0);
+    assert_eq!(
+        fetched.aborted.len(),
+        1,
+        "listed as aborted: consumers drop them"
+    );
+    drop(producer);
 }

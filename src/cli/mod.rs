@@ -7,6 +7,7 @@ pub mod consume;
 pub mod group;
 pub mod produce;
 pub mod topic;
+pub mod txn;
 
 use std::collections::HashMap;
 
@@ -107,12 +108,27 @@ impl Cluster {
 
     /// A connection to the coordinator of `group` (FindCoordinator).
     pub async fn coordinator(&mut self, group: &str) -> anyhow::Result<&mut Client> {
-        let request =
-            FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string()));
+        self.coordinator_of(Coordinated::Group, group).await
+    }
+
+    /// A connection to the coordinator of `key`, a group id or a
+    /// transactional id (FindCoordinator).
+    pub async fn coordinator_of(
+        &mut self,
+        kind: Coordinated,
+        key: &str,
+    ) -> anyhow::Result<&mut Client> {
+        let (key_type, what) = match kind {
+            Coordinated::Group => (0, "group"),
+            Coordinated::Transaction => (1, "transactional id"),
+        };
+        let request = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(key.to_string()))
+            .with_key_type(key_type);
         let response = self.bootstrap.call(request, 3).await?;
         check(
             response.error_code,
-            &format!("cannot find the coordinator of group '{group}'"),
+            &format!("cannot find the coordinator of {what} '{key}'"),
         )?;
         let node_id = response.node_id.0;
         let addr = format!("{}:{}", response.host.as_str(), response.port);
@@ -133,6 +149,13 @@ impl Cluster {
     }
 }
 
+/// What a coordinator coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coordinated {
+    Group,
+    Transaction,
+}
+
 /// Turns a Kafka error code into an error naming `what` failed.
 pub fn check(code: i16, what: &str) -> anyhow::Result<()> {
     match ResponseError::try_from_code(code) {
@@ -149,6 +172,7 @@ fn describe(error: ResponseError) -> String {
         ResponseError::InvalidTopicException => "the name is not a valid topic name".into(),
         ResponseError::NonEmptyGroup => "the group still has members".into(),
         ResponseError::GroupIdNotFound => "the group does not exist".into(),
+        ResponseError::TransactionalIdNotFound => "the transactional id does not exist".into(),
         ResponseError::OffsetOutOfRange => {
             "the offset is beyond the partition's end (its high watermark)".into()
         }

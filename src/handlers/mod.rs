@@ -25,6 +25,7 @@ mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
 mod transactions;
+mod txn_admin;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -174,6 +175,17 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> Opt
                 async move { ResponseKind::WriteTxnMarkers(transactions::write_markers(&b, r).await) },
             )
         }
+        RequestKind::ListTransactions(r) => {
+            later(async move { ResponseKind::ListTransactions(txn_admin::list(&b, v, r).await) })
+        }
+        RequestKind::DescribeTransactions(r) => {
+            later(
+                async move { ResponseKind::DescribeTransactions(txn_admin::describe(&b, r).await) },
+            )
+        }
+        RequestKind::DescribeProducers(r) => ready(ResponseKind::DescribeProducers(
+            txn_admin::describe_producers(broker, r),
+        )),
         RequestKind::DeleteGroups(r) => {
             later(async move { ResponseKind::DeleteGroups(group_admin::delete(&b, r).await) })
         }

@@ -121,6 +121,18 @@ pub struct Offsets {
     pub last_stable: i64,
 }
 
+/// A producer as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The last sequence it wrote (-1: none, only markers).
+    pub last_sequence: i32,
+    pub last_write_ms: i64,
+    /// The first offset of its open transaction here, if one is.
+    pub txn_start_offset: Option<i64>,
+}
+
 /// Which records a read may return (a fetch's `isolation_level`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isolation {
@@ -447,6 +459,24 @@ impl Partition {
             high_watermark: state.high_watermark,
             last_stable: state.last_stable(),
         }
+    }
+
+    /// The producers this partition knows, with their open transactions.
+    pub fn producers(&self) -> Vec<ActiveProducer> {
+        let state = self.lock();
+        state
+            .producers
+            .producers()
+            .map(
+                |(producer_id, epoch, last_sequence, last_write_ms)| ActiveProducer {
+                    producer_id,
+                    epoch,
+                    last_sequence,
+                    last_write_ms,
+                    txn_start_offset: state.txns.first_offset(producer_id),
+                },
+            )
+            .collect()
     }
 
     /// The aborted transactions with records in `from..to`.

@@ -131,6 +131,15 @@ impl ProducerTable {
         }
     }
 
+    /// Every producer known here: id, epoch, last sequence written (-1
+    /// when none) and the time of its last write.
+    pub fn producers(&self) -> impl Iterator<Item = (i64, i16, i32, i64)> + '_ {
+        self.producers.iter().map(|(id, p)| {
+            let last_sequence = p.batches.back().map_or(-1, |b| b.last_sequence);
+            (*id, p.epoch, last_sequence, p.last_write_ms)
+        })
+    }
+
     /// The epoch `producer_id` last wrote at, if it is known here.
     pub fn epoch(&self, producer_id: i64) -> Option<i16> {
         self.producers.get(&producer_id).map(|p| p.epoch)

@@ -50,6 +50,11 @@ impl Transactions {
         self.open.contains_key(&producer_id)
     }
 
+    /// The first offset of `producer_id`'s open transaction here.
+    pub fn first_offset(&self, producer_id: i64) -> Option<i64> {
+        self.open.get(&producer_id).copied()
+    }
+
     /// Records a transactional data batch at `offset`.
     pub fn record_data(&mut self, producer_id: i64, offset: i64) {
         self.open.entry(producer_id).or_insert(offset);

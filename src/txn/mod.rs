@@ -328,11 +328,20 @@ impl TxnCoordinator {
         Ok(())
     }
 
-    /// Every transactional id in the store, for ListTransactions and
-    /// DescribeTransactions (as stored: the coordinator writes each
-    /// change there first).
-    pub async fn stored(&self) -> Result<Vec<TxnMeta>> {
-        Ok(self.meta.transactions().await?)
+    /// The transactional ids this broker coordinates, as stored (each
+    /// change is written there first): what ListTransactions answers.
+    pub async fn list(&self) -> Result<Vec<TxnMeta>> {
+        let mut stored = self.meta.transactions().await?;
+        stored.retain(|txn| (self.owns)(&txn.transactional_id));
+        Ok(stored)
+    }
+
+    /// One transactional id's state (`None`: unknown), if this broker
+    /// coordinates it.
+    pub async fn describe(&self, id: &str) -> Result<Option<TxnMeta>> {
+        let handle = self.handle(id).await?;
+        let txn = handle.lock().await.clone();
+        Ok(txn)
     }
 
     /// Aborts `id`'s open transaction as if it had timed out (an operator
