@@ -546,3 +546,16 @@ async fn operators_list_describe_and_abort_transactions_with_the_cli() {
     );
     drop(producer);
 }
+
+#[test]
+fn kafka_python_transactions_commit_and_abort() {
+    let broker = Broker::start(&[]);
+    create_topic(&broker, "py", 2);
+    let read = common::run_python("transactional.py", &[&broker.addr, "py", "20", "30"]);
+    let expected: BTreeSet<String> = named("py-committed", 0..20).into_iter().collect();
+    let read_keys: BTreeSet<String> = read.iter().cloned().collect();
+    assert_eq!(read_keys, expected, "read_committed sees the commits only");
+    assert_eq!(read.len(), 20);
+    let all = read_rdkafka_with(&broker.addr, "py", 2, 40, TIMEOUT, READ_UNCOMMITTED);
+    assert_eq!(all.len(), 40, "the aborted ones are in the log");
+}
