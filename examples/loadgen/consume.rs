@@ -27,6 +27,9 @@ pub struct Options {
     /// --group, or each assigned every Nth partition.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub consumers: u32,
+    /// read_uncommitted or read_committed.
+    #[arg(long, default_value = "read_uncommitted")]
+    isolation: String,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -44,6 +47,7 @@ impl Options {
             from: From::Tail,
             group: None,
             seconds: None,
+            isolation: "read_uncommitted".into(),
             consumers: 1,
         }
     }
@@ -72,6 +76,7 @@ impl Consumer {
             .set("auto.offset.reset", reset)
             .set("fetch.message.max.bytes", "4194304")
             .set("fetch.max.bytes", "67108864")
+            .set("isolation.level", &options.isolation)
             .create()
             .expect("create consumer");
         if options.group.is_some() {

@@ -6,9 +6,10 @@
 //! loadgen produce    --bootstrap HOST:PORT --topic T --messages N [--size 1024]
 //!                    [--producers 1] [--acks all] [--idempotence true]
 //!                    [--compression none] [--compressible] [--linger-ms 5]
-//!                    [--batch-size 1000000] [--rate-mb R]
+//!                    [--batch-size 1000000] [--rate-mb R] [--transaction-ms T]
 //! loadgen consume    --bootstrap HOST:PORT --topic T (--messages N | --seconds S)
 //!                    [--from beginning|tail] [--group G] [--consumers N]
+//!                    [--isolation read_uncommitted|read_committed]
 //! loadgen end-to-end --bootstrap HOST:PORT --topic T --messages N --rate-mb R
 //!                    [producer options]
 //! loadgen tcp-baseline [--gib 2]
@@ -117,6 +118,9 @@ fn produce(target: &Target, options: &produce::Options) -> Report {
     drop(progress);
     let mut report = Report::new("produce", &counters, run.seconds);
     report.latency("", "ack latency", &run.latency);
+    if let Some(commits) = &run.commits {
+        report.latency("commit_", "transaction commit latency", commits);
+    }
     report.client_cpu(cpu_before);
     report.broker(target.admin.as_deref(), before);
     report
@@ -180,6 +184,9 @@ fn end_to_end(target: &Target, options: &produce::Options) -> Report {
     drop(progress);
     let mut report = Report::new("end-to-end", &produced, run.seconds);
     report.latency("", "ack latency", &run.latency);
+    if let Some(commits) = &run.commits {
+        report.latency("commit_", "transaction commit latency", commits);
+    }
     report.latency("e2e_", "send-to-receive latency", &received);
     report.client_cpu(cpu_before);
     report.broker(target.admin.as_deref(), before);

@@ -69,6 +69,9 @@ pub struct BrokerFigures {
     pub put_p99_seconds: Option<f64>,
     /// The broker's CPU time over the run, if it reports its own.
     pub cpu_seconds: Option<f64>,
+    /// The 50th and 99th percentiles of EndTxn requests (the round trip of
+    /// a transaction's commit), in seconds, if there were any.
+    pub end_txn_seconds: Option<(f64, f64)>,
 }
 
 impl BrokerFigures {
@@ -83,7 +86,9 @@ impl BrokerFigures {
             get_bytes: delta("silt_object_store_bytes_total", &["direction=\"in\""]),
             wal_fsyncs: delta("silt_wal_fsyncs_total", &[]),
             peak_rss_bytes: after.sum("process_resident_memory_peak_bytes", &[]),
-            put_p99_seconds: quantile_between(before, after, "put", 0.99),
+            put_p99_seconds: quantile_between(before, after, PUTS, 0.99),
+            end_txn_seconds: quantile_between(before, after, END_TXN, 0.5)
+                .zip(quantile_between(before, after, END_TXN, 0.99)),
             cpu_seconds: after
                 .has("process_cpu_seconds_total")
                 .then(|| delta("process_cpu_seconds_total", &[])),
@@ -91,17 +96,21 @@ impl BrokerFigures {
     }
 }
 
-/// A quantile of object-store request latency of `kind` between two
-/// scrapes, interpolated within its histogram bucket as Prometheus'
-/// `histogram_quantile` does.
-fn quantile_between(before: &Scrape, after: &Scrape, kind: &str, q: f64) -> Option<f64> {
-    let name = "silt_object_store_request_seconds_bucket";
-    let kind = format!("kind=\"{kind}\"");
+/// A latency histogram's buckets: its name and the label of the series.
+type Series = (&'static str, &'static str);
+const PUTS: Series = ("silt_object_store_request_seconds_bucket", "kind=\"put\"");
+const END_TXN: Series = ("silt_request_seconds_bucket", "api=\"EndTxn\"");
+
+/// A quantile of the latency histogram `series` between two scrapes,
+/// interpolated within its bucket as Prometheus' `histogram_quantile`
+/// does.
+fn quantile_between(before: &Scrape, after: &Scrape, series: Series, q: f64) -> Option<f64> {
+    let (name, kind) = series;
     // (upper bound, requests at or below it) in the run, by bound.
     let mut buckets: Vec<(f64, f64)> = after
         .0
         .iter()
-        .filter(|(series, _)| series.starts_with(name) && series.contains(&kind))
+        .filter(|(series, _)| series.starts_with(name) && series.contains(kind))
         .filter_map(|(series, count)| {
             let le = series.split("le=\"").nth(1)?.split('"').next()?;
             let bound = if le == "+Inf" {

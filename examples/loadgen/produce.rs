@@ -43,12 +43,18 @@ pub struct Options {
     /// Any other librdkafka producer setting (repeatable).
     #[arg(long = "client", value_name = "KEY=VALUE")]
     client: Vec<String>,
+    /// Transactional producers, each committing a transaction every this
+    /// many milliseconds (the commit's round trip is reported).
+    #[arg(long)]
+    pub transaction_ms: Option<u64>,
 }
 
 /// What a produce run measured.
 pub struct Run {
     pub seconds: f64,
     pub latency: Latency,
+    /// How long each transaction's commit took (transactional runs).
+    pub commits: Option<Latency>,
 }
 
 /// Counts each acknowledgement and its latency from the message's due time.
@@ -99,7 +105,7 @@ impl<'a> Producers<'a> {
         let latency = Latency::default();
         let payloads = payloads(options.size, options.compressible);
         let producers = (0..options.producers.max(1))
-            .map(|_| {
+            .map(|k| {
                 let deliveries = Deliveries {
                     counters: counters.clone(),
                     latency: latency.clone(),
@@ -123,10 +129,28 @@ impl<'a> Producers<'a> {
                     };
                     config.set(key, value);
                 }
+                if options.transaction_ms.is_some() {
+                    let id = format!("loadgen-{}-{k}", std::process::id());
+                    // At least message.timeout.ms, as librdkafka requires.
+                    config
+                        .set("transactional.id", id)
+                        .set("transaction.timeout.ms", "120000");
+                }
                 let producer: ThreadedProducer<Deliveries> = config
                     .create_with_context(deliveries)
                     .expect("create producer");
+                if options.transaction_ms.is_some() {
+                    producer
+                        .init_transactions(Duration::from_secs(30))
+                        .expect("init transactions");
+                    producer.begin_transaction().expect("begin");
+                }
                 send(&producer, topic, &payloads[0], Instant::now());
+                if options.transaction_ms.is_some() {
+                    producer
+                        .commit_transaction(Duration::from_secs(30))
+                        .expect("warm-up commit");
+                }
                 producer
                     .flush(Duration::from_secs(30))
                     .expect("warm-up flush");
@@ -155,14 +179,24 @@ impl<'a> Producers<'a> {
             .rate_mb
             .map(|mb| Duration::from_secs_f64(self.options.size as f64 / (mb * 1e6)));
         let count = self.producers.len() as u64;
+        let every = self.options.transaction_ms.map(Duration::from_millis);
+        let commits = Latency::default();
         let start = Instant::now();
         std::thread::scope(|scope| {
             for (k, producer) in self.producers.iter().enumerate() {
                 let payloads = &self.payloads;
                 let topic = self.topic;
+                let commits = &commits;
                 scope.spawn(move || {
                     let mut stamped = payloads[0].clone();
+                    let mut transaction = every.map(|_| begin(producer));
                     for i in (k as u64..messages).step_by(count as usize) {
+                        if let (Some(every), Some(began)) = (every, transaction)
+                            && began.elapsed() >= every
+                        {
+                            commit(producer, commits);
+                            transaction = Some(begin(producer));
+                        }
                         let due = match interval {
                             Some(interval) => {
                                 let due = start + interval.mul_f64(i as f64);
@@ -184,6 +218,9 @@ impl<'a> Producers<'a> {
                             None => send(producer, topic, payload, due),
                         }
                     }
+                    if transaction.is_some() {
+                        commit(producer, commits);
+                    }
                     producer
                         .flush(Duration::from_secs(300))
                         .expect("every message acknowledged or failed within 300 s");
@@ -193,8 +230,24 @@ impl<'a> Producers<'a> {
         Run {
             seconds: start.elapsed().as_secs_f64(),
             latency: self.latency,
+            commits: every.map(|_| commits),
         }
     }
+}
+
+/// Begins a transaction; returns when.
+fn begin(producer: &ThreadedProducer<Deliveries>) -> Instant {
+    producer.begin_transaction().expect("begin a transaction");
+    Instant::now()
+}
+
+/// Commits the producer's transaction, recording how long it took.
+fn commit(producer: &ThreadedProducer<Deliveries>, commits: &Latency) {
+    let started = Instant::now();
+    producer
+        .commit_transaction(Duration::from_secs(120))
+        .expect("commit the transaction");
+    commits.record(started.elapsed());
 }
 
 /// Sends `payload` as due at `due`, waiting while the local queue is full.

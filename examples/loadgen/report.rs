@@ -210,6 +210,18 @@ impl Report {
                 json!((p99 * 1000.0).round()),
             );
         }
+        if let Some((p50, p99)) = figures.end_txn_seconds {
+            self.row(
+                "broker: EndTxn p50 / p99",
+                format!("{:.1} / {:.1} ms", p50 * 1000.0, p99 * 1000.0),
+                "broker_end_txn_p50_ms",
+                json!(round(p50 * 1000.0, 1)),
+            );
+            self.json.insert(
+                "broker_end_txn_p99_ms".into(),
+                json!(round(p99 * 1000.0, 1)),
+            );
+        }
         self.row(
             "broker: WAL fsyncs",
             figures.wal_fsyncs.to_string(),
