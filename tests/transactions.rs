@@ -559,3 +559,61 @@ fn kafka_python_transactions_commit_and_abort() {
     let all = read_rdkafka_with(&broker.addr, "py", 2, 40, TIMEOUT, READ_UNCOMMITTED);
     assert_eq!(all.len(), 40, "the aborted ones are in the log");
 }
+
+/// A compacted topic written in transactions, some aborted: compaction
+/// removes the aborted records (they never replace the committed record
+/// of their key) and keeps the markers; read_committed consumers see each
+/// key's committed record, before and after compaction and after a
+/// restart (read from the compacted objects).
+#[test]
+fn compaction_removes_aborted_records_and_keeps_the_committed_ones() {
+    let mut broker = Broker::start_with_env(
+        &["--admin-listen", "127.0.0.1:0"],
+        &[
+            ("SILT_STORAGE__LIFECYCLE_INTERVAL_MS", "200"),
+            ("SILT_FLUSH__INTERVAL_MS", "100"),
+        ],
+    );
+    let (ok, _, err) = common::silt(&[
+        "topic",
+        "create",
+        "table",
+        "--partitions",
+        "1",
+        "--config",
+        "cleanup.policy=compact",
+        "--config",
+        "min.cleanable.dirty.ratio=0.01",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    let producer = transactional(&broker.addr, "txn-table", &Deliveries::default(), &[]);
+    producer.begin_transaction().unwrap();
+    send(&producer, "table", "k", 0..10);
+    producer.commit_transaction(TIMEOUT).expect("commit");
+    producer.begin_transaction().unwrap();
+    send(&producer, "table", "k", 0..10);
+    producer.abort_transaction(TIMEOUT).expect("abort");
+    producer.begin_transaction().unwrap();
+    send(&producer, "table", "k", 10..20);
+    producer.commit_transaction(TIMEOUT).expect("commit");
+    let expected: BTreeSet<String> = named("k", 0..20).into_iter().collect();
+    let read = read_rdkafka_with(&broker.addr, "table", 1, 20, TIMEOUT, READ_COMMITTED);
+    assert_eq!((keys(&read), read.len()), (expected.clone(), 20));
+    wait_until("the aborted records are compacted away", TIMEOUT, || {
+        broker.metric("silt_compaction_removed_records_total", "") >= 10.0
+    });
+    assert_eq!(
+        broker.metric("silt_compaction_removed_records_total", ""),
+        10.0,
+        "only the aborted records go"
+    );
+    broker.terminate(TIMEOUT);
+    broker.restart();
+    let read = read_rdkafka_with(&broker.addr, "table", 1, 20, TIMEOUT, READ_COMMITTED);
+    assert_eq!((keys(&read), read.len()), (expected.clone(), 20));
+    // Nothing aborted is left for read_uncommitted consumers either.
+    let all = read_rdkafka_with(&broker.addr, "table", 1, 20, TIMEOUT, READ_UNCOMMITTED);
+    assert_eq!((keys(&all), all.len()), (expected, 20));
+}
