@@ -503,6 +503,31 @@ impl Coordinator {
         Ok(results)
     }
 
+    /// The group's entry (created if new), locked, once `member` may
+    /// commit offsets to it; with `if_named`, a member is checked only when
+    /// it names a generation.
+    async fn committing(
+        &self,
+        group_id: &str,
+        member: MemberRef<'_>,
+        if_named: bool,
+    ) -> std::result::Result<tokio::sync::OwnedMutexGuard<Entry>, AdminError> {
+        let handle = self
+            .handle(group_id, true)
+            .await
+            .map_err(AdminError::Group)?
+            .expect("created");
+        let mut entry = handle.lock_owned().await;
+        if !if_named || member.generation >= 0 {
+            let now = self.clock.now_ms();
+            entry
+                .group
+                .check_commit(member.member_id, member.instance_id, member.generation, now)
+                .map_err(AdminError::Group)?;
+        }
+        Ok(entry)
+    }
+
     /// OffsetCommit: checks the member, then stores the offsets.
     pub async fn commit_offsets(
         &self,
@@ -510,17 +535,7 @@ impl Coordinator {
         member: MemberRef<'_>,
         offsets: Vec<CommittedOffset>,
     ) -> std::result::Result<(), AdminError> {
-        let handle = self
-            .handle(group_id, true)
-            .await
-            .map_err(AdminError::Group)?
-            .expect("created");
-        let mut entry = handle.lock().await;
-        let now = self.clock.now_ms();
-        entry
-            .group
-            .check_commit(member.member_id, member.instance_id, member.generation, now)
-            .map_err(AdminError::Group)?;
+        let mut entry = self.committing(group_id, member, false).await?;
         if offsets.is_empty() {
             return Ok(());
         }
@@ -544,19 +559,7 @@ impl Coordinator {
         member: MemberRef<'_>,
         offsets: TxnOffsets,
     ) -> std::result::Result<(), AdminError> {
-        let handle = self
-            .handle(group_id, true)
-            .await
-            .map_err(AdminError::Group)?
-            .expect("created");
-        let mut entry = handle.lock().await;
-        if member.generation >= 0 {
-            let now = self.clock.now_ms();
-            entry
-                .group
-                .check_commit(member.member_id, member.instance_id, member.generation, now)
-                .map_err(AdminError::Group)?;
-        }
+        let mut entry = self.committing(group_id, member, true).await?;
         if offsets.offsets.is_empty() {
             return Ok(());
         }
