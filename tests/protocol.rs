@@ -1041,3 +1041,275 @@ async fn compacted_topics_need_keys_and_compression_type_recompresses() {
             .all(|r| r.value.as_deref() == Some(&[0u8; 1024][..]))
     );
 }
+
+/// A transactional batch of one record.
+fn transactional_batch(producer_id: i64, epoch: i16, sequence: i32) -> bytes::Bytes {
+    use silt::protocol::batch::{BatchHeader, HEADER_LEN, assemble};
+    let batch = idempotent_batch(producer_id, epoch, sequence, 1);
+    let header = BatchHeader::parse(&batch).unwrap();
+    let header = BatchHeader {
+        attributes: header.attributes | 0x10,
+        ..header
+    };
+    assemble(&header, &batch[HEADER_LEN..])
+}
+
+/// One transaction per round, each API at the version of the round (every
+/// advertised version appears): FindCoordinator for a transactional id,
+/// InitProducerId, AddPartitionsToTxn (the clients' form, and the batched
+/// form with verify-only), a transactional produce, AddOffsetsToTxn,
+/// TxnOffsetCommit, EndTxn; then ListTransactions, DescribeTransactions,
+/// DescribeProducers, OffsetFetch of the committed offsets, and
+/// WriteTxnMarkers aborting an open transaction.
+#[tokio::test]
+async fn transaction_apis_at_every_advertised_version() {
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::add_partitions_to_txn_request::{
+        AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+    };
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+
+    let broker = Broker::start(&[]);
+    create_topic(&broker, "txv", 2);
+    let mut client = Client::connect(&broker.addr).await.unwrap();
+    let added = |request: AddPartitionsToTxnResponse, v: i16| -> Vec<i16> {
+        let topics = if v >= 4 {
+            request.results_by_transaction[0].topic_results.clone()
+        } else {
+            request.results_by_topic_v3_and_below
+        };
+        topics
+            .iter()
+            .flat_map(|t| {
+                t.results_by_partition
+                    .iter()
+                    .map(|p| p.partition_error_code)
+            })
+            .collect()
+    };
+    let add = |id: &str, producer_id, epoch, partition: i32, v: i16, verify: bool| {
+        let topics = vec![
+            AddPartitionsToTxnTopic::default()
+                .with_name(name("txv"))
+                .with_partitions(vec![partition]),
+        ];
+        if v >= 4 {
+            AddPartitionsToTxnRequest::default().with_transactions(vec![
+                AddPartitionsToTxnTransaction::default()
+                    .with_transactional_id(TransactionalId(s(id)))
+                    .with_producer_id(producer_id)
+                    .with_producer_epoch(epoch)
+                    .with_verify_only(verify)
+                    .with_topics(topics),
+            ])
+        } else {
+            AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(s(id)))
+                .with_v3_and_below_producer_id(producer_id)
+                .with_v3_and_below_producer_epoch(epoch)
+                .with_v3_and_below_topics(topics)
+        }
+    };
+    for i in 0..6 {
+        let id = format!("tx{i}");
+        let group = format!("gtx{i}");
+        let v = version_at(ApiKey::FindCoordinator, i).max(1);
+        let request = if v >= 4 {
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![s(&id)])
+        } else {
+            FindCoordinatorRequest::default().with_key(s(&id))
+        };
+        let response = client.call(request.with_key_type(1), v).await.unwrap();
+        let code = if v >= 4 {
+            response.coordinators[0].error_code
+        } else {
+            response.error_code
+        };
+        assert_eq!(code, 0, "FindCoordinator(TRANSACTION) v{v}");
+
+        let v = version_at(ApiKey::InitProducerId, i);
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(s(&id))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let response = client.call(request, v).await.unwrap();
+        assert_eq!(response.error_code, 0, "InitProducerId v{v}");
+        let (producer_id, epoch) = (response.producer_id, response.producer_epoch);
+
+        let v = version_at(ApiKey::AddPartitionsToTxn, i);
+        let partition = i32::from(i % 2);
+        let response = client
+            .call(add(&id, producer_id, epoch, partition, v, false), v)
+            .await
+            .unwrap();
+        assert_eq!(added(response, v), vec![0], "AddPartitionsToTxn v{v}");
+        if v >= 4 {
+            let verified = client
+                .call(add(&id, producer_id, epoch, partition, v, true), v)
+                .await
+                .unwrap();
+            assert_eq!(added(verified, v), vec![0], "verified, v{v}");
+            let other = client
+                .call(add(&id, producer_id, epoch, 1 - partition, v, true), v)
+                .await
+                .unwrap();
+            assert_eq!(
+                added(other, v),
+                vec![ResponseError::InvalidTxnState.code()],
+                "not in the transaction, v{v}"
+            );
+        }
+        let request = produce_request(
+            "txv",
+            partition,
+            transactional_batch(producer_id.0, epoch, 0),
+        )
+        .with_transactional_id(Some(TransactionalId(s(&id))));
+        let response = client.call(request, 9).await.unwrap();
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+
+        let v = version_at(ApiKey::AddOffsetsToTxn, i);
+        let request = AddOffsetsToTxnRequest::default()
+            .with_transactional_id(TransactionalId(s(&id)))
+            .with_producer_id(producer_id)
+            .with_producer_epoch(epoch)
+            .with_group_id(GroupId(s(&group)));
+        let response = client.call(request, v).await.unwrap();
+        assert_eq!(response.error_code, 0, "AddOffsetsToTxn v{v}");
+
+        let v = version_at(ApiKey::TxnOffsetCommit, i);
+        let request = TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(s(&id)))
+            .with_group_id(GroupId(s(&group)))
+            .with_producer_id(producer_id)
+            .with_producer_epoch(epoch)
+            .with_generation_id(-1)
+            .with_topics(vec![
+                TxnOffsetCommitRequestTopic::default()
+                    .with_name(name("txv"))
+                    .with_partitions(vec![
+                        TxnOffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(100 + i64::from(i)),
+                    ]),
+            ]);
+        let response = client.call(request, v).await.unwrap();
+        assert_eq!(
+            response.topics[0].partitions[0].error_code, 0,
+            "TxnOffsetCommit v{v}"
+        );
+
+        let v = version_at(ApiKey::EndTxn, i);
+        let request = EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(s(&id)))
+            .with_producer_id(producer_id)
+            .with_producer_epoch(epoch)
+            .with_committed(true);
+        let response = client.call(request, v).await.unwrap();
+        assert_eq!(response.error_code, 0, "EndTxn v{v}");
+
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(s(&group)))
+            .with_topics(Some(vec![
+                OffsetFetchRequestTopic::default()
+                    .with_name(name("txv"))
+                    .with_partition_indexes(vec![0]),
+            ]));
+        let response = client.call(request, 7).await.unwrap();
+        assert_eq!(
+            response.topics[0].partitions[0].committed_offset,
+            100 + i64::from(i),
+            "the transaction's offsets are the group's"
+        );
+
+        let v = version_at(ApiKey::ListTransactions, i);
+        let response = client
+            .call(ListTransactionsRequest::default(), v)
+            .await
+            .unwrap();
+        let listed = response
+            .transaction_states
+            .iter()
+            .find(|t| t.transactional_id.as_str() == id)
+            .unwrap_or_else(|| panic!("ListTransactions v{v} lists {id}"));
+        assert_eq!(listed.transaction_state.as_str(), "CompleteCommit");
+    }
+    let request = DescribeTransactionsRequest::default()
+        .with_transactional_ids(vec![TransactionalId(s("tx0")), TransactionalId(s("none"))]);
+    let response = client.call(request, 0).await.unwrap();
+    let states = &response.transaction_states;
+    assert_eq!(
+        (states[0].error_code, states[0].transaction_state.as_str()),
+        (0, "CompleteCommit")
+    );
+    assert_eq!(
+        states[1].error_code,
+        ResponseError::TransactionalIdNotFound.code()
+    );
+
+    // An open transaction, ended with a marker written directly.
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(s("open"))))
+        .with_transaction_timeout_ms(60_000);
+    let response = client.call(request, 4).await.unwrap();
+    let (producer_id, epoch) = (response.producer_id, response.producer_epoch);
+    let response = client
+        .call(add("open", producer_id, epoch, 1, 3, false), 3)
+        .await
+        .unwrap();
+    assert_eq!(added(response, 3), vec![0]);
+    let request = produce_request("txv", 1, transactional_batch(producer_id.0, epoch, 0))
+        .with_transactional_id(Some(TransactionalId(s("open"))));
+    client.call(request, 9).await.unwrap();
+    let request = DescribeProducersRequest::default().with_topics(vec![
+        TopicRequest::default()
+            .with_name(name("txv"))
+            .with_partition_indexes(vec![1]),
+    ]);
+    let response = client.call(request, 0).await.unwrap();
+    let partition = &response.topics[0].partitions[0];
+    let open = partition
+        .active_producers
+        .iter()
+        .find(|p| p.producer_id == producer_id)
+        .expect("DescribeProducers lists the producer");
+    assert!(
+        open.current_txn_start_offset >= 0,
+        "its transaction is open"
+    );
+    let marker = WritableTxnMarker::default()
+        .with_producer_id(producer_id)
+        .with_producer_epoch(epoch)
+        .with_transaction_result(false)
+        .with_topics(vec![
+            WritableTxnMarkerTopic::default()
+                .with_name(name("txv"))
+                .with_partition_indexes(vec![1]),
+        ]);
+    let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
+    let response = client.call(request, 1).await.unwrap();
+    assert_eq!(response.markers[0].topics[0].partitions[0].error_code, 0);
+    let response = client.call(
+        DescribeProducersRequest::default().with_topics(vec![
+            TopicRequest::default()
+                .with_name(name("txv"))
+                .with_partition_indexes(vec![1]),
+        ]),
+        0,
+    );
+    let response = response.await.unwrap();
+    let ended = response.topics[0].partitions[0]
+        .active_producers
+        .iter()
+        .find(|p| p.producer_id == producer_id)
+        .unwrap();
+    assert_eq!(ended.current_txn_start_offset, -1, "the marker ended it");
+}

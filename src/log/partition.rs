@@ -983,6 +983,26 @@ mod tests {
     }
 
     #[test]
+    fn the_last_stable_offset_never_falls_behind_the_log_start() {
+        let p = Partition::new(Uuid::nil(), 0, PartitionMeta::default());
+        p.expect_transaction(5, 0);
+        let (h, d) = transactional(2, 5, 0, 0);
+        p.append(&h, d, None, 1, TimestampType::CreateTime).unwrap();
+        let (h, d) = validated(4, -1, -1);
+        p.append(&h, d, None, 1, TimestampType::CreateTime).unwrap();
+        p.apply_commit(0, Vec::new(), 6);
+        assert_eq!(p.offsets(None).last_stable, 0);
+        // DeleteRecords (or retention) past the open transaction's start:
+        // nothing after the log start is readable until it ends.
+        p.advance_log_start(0, 4);
+        let offsets = p.offsets(None);
+        assert_eq!((offsets.log_start, offsets.last_stable), (4, 4));
+        p.append_marker(5, 0, Outcome::Commit, 0, None, 1).unwrap();
+        p.apply_commit(0, Vec::new(), 7);
+        assert_eq!(p.offsets(None).last_stable, 7);
+    }
+
+    #[test]
     fn an_open_transaction_survives_a_restart() {
         let mut producers = std::collections::BTreeMap::new();
         producers.insert(
