@@ -43,6 +43,62 @@ pub struct Config {
     pub limits: Limits,
     pub groups: GroupConfig,
     pub transactions: TransactionConfig,
+    /// Kafka listeners; when present they replace `broker.listen` and
+    /// `broker.advertised_listener`, the first being the one other brokers
+    /// and the console reach.
+    pub listeners: Vec<ListenerConfig>,
+}
+
+/// How a listener's connections are secured (Kafka's
+/// `security.protocol`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SecurityProtocol {
+    #[default]
+    #[serde(rename = "PLAINTEXT")]
+    Plaintext,
+    #[serde(rename = "SSL")]
+    Ssl,
+    #[serde(rename = "SASL_PLAINTEXT")]
+    SaslPlaintext,
+    #[serde(rename = "SASL_SSL")]
+    SaslSsl,
+}
+
+/// Whether a TLS listener asks clients for certificates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    #[default]
+    None,
+    /// Asked for, checked if sent.
+    Requested,
+    /// Refused without one the CA signed.
+    Required,
+}
+
+/// One Kafka listener (`[[listeners]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub name: String,
+    /// Address it binds (HOST:PORT, numeric IP).
+    pub listen: String,
+    /// HOST:PORT clients of this listener are told; defaults to `listen`
+    /// (its bound port, if 0).
+    #[serde(default)]
+    pub advertised: Option<String>,
+    #[serde(default)]
+    pub protocol: SecurityProtocol,
+    /// PEM certificate chain and private key (SSL listeners).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_client_auth: ClientAuth,
+    /// PEM CA certificates client certificates must chain to.
+    #[serde(default)]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// Identity and network addresses of this broker.
@@ -242,6 +298,7 @@ impl Default for Config {
             limits: Limits::default(),
             groups: GroupConfig::default(),
             transactions: TransactionConfig::default(),
+            listeners: Vec::new(),
         }
     }
 }
@@ -444,6 +501,7 @@ impl Config {
         {
             return invalid("broker.advertised_listener", "expected HOST:PORT");
         }
+        self.validate_listeners()?;
         if let Some(admin) = &self.broker.admin_listen
             && admin.parse::<SocketAddr>().is_err()
         {
@@ -555,6 +613,80 @@ impl Config {
             Some(url) => PathBuf::from(url.trim_start_matches("file://")),
             None => self.broker.data_dir.join("meta"),
         }
+    }
+
+    /// The Kafka listeners: `[[listeners]]`, or else one PLAINTEXT
+    /// listener on `broker.listen`.
+    pub fn listeners(&self) -> Vec<ListenerConfig> {
+        if !self.listeners.is_empty() {
+            return self.listeners.clone();
+        }
+        vec![ListenerConfig {
+            name: "PLAINTEXT".into(),
+            listen: self.broker.listen.clone(),
+            advertised: self.broker.advertised_listener.clone(),
+            protocol: SecurityProtocol::Plaintext,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_auth: ClientAuth::None,
+            tls_client_ca: None,
+        }]
+    }
+
+    fn validate_listeners(&self) -> Result<(), ConfigError> {
+        let invalid = |reason: String| {
+            Err(ConfigError::Invalid {
+                setting: "listeners",
+                reason,
+            })
+        };
+        let mut names = std::collections::HashSet::new();
+        for l in &self.listeners {
+            let name = &l.name;
+            if name.is_empty() || !names.insert(name) {
+                return invalid(format!(
+                    "listener names must be unique and not empty ('{name}')"
+                ));
+            }
+            if l.listen.parse::<SocketAddr>().is_err() {
+                return invalid(format!(
+                    "{name}: listen expects HOST:PORT with a numeric IP"
+                ));
+            }
+            if l.advertised
+                .as_deref()
+                .is_some_and(|a| split_host_port(a).is_none())
+            {
+                return invalid(format!("{name}: advertised expects HOST:PORT"));
+            }
+            match l.protocol {
+                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
+                    return invalid(format!("{name}: SASL is not served yet"));
+                }
+                SecurityProtocol::Ssl if l.tls_cert.is_none() || l.tls_key.is_none() => {
+                    return invalid(format!(
+                        "{name}: an SSL listener needs tls_cert and tls_key"
+                    ));
+                }
+                SecurityProtocol::Plaintext if l.tls_cert.is_some() => {
+                    return invalid(format!("{name}: tls_cert on a PLAINTEXT listener"));
+                }
+                _ => {}
+            }
+            if l.tls_client_auth != ClientAuth::None && l.tls_client_ca.is_none() {
+                return invalid(format!("{name}: tls_client_auth needs tls_client_ca"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The address advertised on each named listener, when there are
+    /// `[[listeners]]` (filled in from the bound ports at start).
+    pub fn advertised_listeners(&self) -> std::collections::BTreeMap<String, String> {
+        self.listeners
+            .iter()
+            .filter_map(|l| Some((l.name.clone(), l.advertised.clone()?)))
+            .collect()
     }
 
     /// `(host, port)` clients should connect to.

@@ -26,5 +26,6 @@ pub mod log;
 pub mod meta;
 pub mod protocol;
 pub mod server;
+pub mod session;
 pub mod storage;
 pub mod txn;

@@ -407,12 +407,34 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admin_listen: args.admin_listen,
     };
     let mut config = Config::load(args.config.as_deref(), std::env::vars(), overrides)?;
-    let listen = &config.broker.listen;
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    if config.broker.advertised_listener.is_none() {
-        config.broker.advertised_listener = Some(listener.local_addr()?.to_string());
+    let mut listeners = Vec::new();
+    let mut bound = Vec::new();
+    for mut listener in config.listeners() {
+        let listen = &listener.listen;
+        let socket = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} (listener {})", listener.name))?;
+        let local = socket.local_addr()?;
+        listener.advertised.get_or_insert_with(|| local.to_string());
+        bound.push((local, listener.name.clone()));
+        listeners.push(silt::server::Bound {
+            socket,
+            name: listener.name.as_str().into(),
+        });
+        if config.listeners.is_empty() {
+            config.broker.advertised_listener = listener.advertised;
+        } else if let Some(configured) = config
+            .listeners
+            .iter_mut()
+            .find(|l| l.name == listener.name)
+        {
+            *configured = listener;
+        }
+    }
+    // The first listener is the one the console and other brokers reach.
+    if let Some(first) = config.listeners.first() {
+        config.broker.listen = first.listen.clone();
+        config.broker.advertised_listener = first.advertised.clone();
     }
     silt::admin::recorder();
     let admin = match &config.broker.admin_listen {
@@ -426,7 +448,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let broker = Broker::open(config)
         .await
         .context("cannot open the broker")?;
-    let local = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     // In a cluster: stop once the registration may have ended.
@@ -450,9 +471,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             shutdown.clone(),
         ))
     });
-    tracing::info!(addr = %local, "serving Kafka clients");
-    println!("silt: listening on {local}");
-    silt::server::run(listener, broker.clone(), shutdown).await;
+    for (i, (local, name)) in bound.iter().enumerate() {
+        tracing::info!(addr = %local, listener = %name, "serving Kafka clients");
+        println!("silt: listener {name} listening on {local}");
+        if i == bound.len() - 1 {
+            // Last: scripts wait for this line, then every listener serves.
+            println!("silt: listening on {}", bound[0].0);
+        }
+    }
+    silt::server::run(listeners, broker.clone(), shutdown).await;
     if let Some(admin) = admin {
         let _ = admin.await;
     }

@@ -151,6 +151,7 @@ impl Broker {
             host,
             port,
             ready: true,
+            listeners: self.config.advertised_listeners(),
         }
     }
 

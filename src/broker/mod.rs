@@ -518,6 +518,7 @@ async fn open_meta(config: &Config) -> Result<(Arc<dyn MetaStore>, Option<Arc<Cl
         host,
         port,
         ready: false,
+        listeners: config.advertised_listeners(),
     };
     let cluster = Cluster::join(url, &me, ttl).await?;
     match EtcdStore::connect(url, Some(cluster.member())).await {

@@ -36,6 +36,21 @@ pub struct BrokerInfo {
     /// (absent, as from brokers before this field: true).
     #[serde(default = "absent_means_ready")]
     pub ready: bool,
+    /// The address advertised on each named listener (HOST:PORT), when
+    /// the broker has several.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub listeners: std::collections::BTreeMap<String, String>,
+}
+
+impl BrokerInfo {
+    /// The address clients of `listener` are told: the one advertised on
+    /// it, or else the broker's address.
+    pub fn on(&self, listener: &str) -> (String, i32) {
+        self.listeners
+            .get(listener)
+            .and_then(|a| crate::config::split_host_port(a))
+            .unwrap_or_else(|| (self.host.clone(), self.port))
+    }
 }
 
 fn absent_means_ready() -> bool {

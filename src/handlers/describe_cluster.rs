@@ -10,7 +10,12 @@ use crate::broker::Broker;
 /// Endpoint type 1: brokers (2, controllers, is not served).
 const BROKERS: i8 = 1;
 
-pub fn handle(broker: &Broker, request: DescribeClusterRequest) -> DescribeClusterResponse {
+/// The cluster as a client of `listener` reaches it.
+pub fn handle(
+    broker: &Broker,
+    request: DescribeClusterRequest,
+    listener: &str,
+) -> DescribeClusterResponse {
     if request.endpoint_type != BROKERS {
         return DescribeClusterResponse::default()
             .with_error_code(ResponseError::UnsupportedEndpointType.code())
@@ -20,10 +25,11 @@ pub fn handle(broker: &Broker, request: DescribeClusterRequest) -> DescribeClust
         .live_brokers()
         .iter()
         .map(|b| {
+            let (host, port) = b.on(listener);
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.id))
-                .with_host(str_bytes(&b.host))
-                .with_port(b.port)
+                .with_host(str_bytes(&host))
+                .with_port(port)
         })
         .collect();
     DescribeClusterResponse::default()

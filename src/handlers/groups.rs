@@ -18,7 +18,6 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::cluster::BrokerInfo;
 use crate::group::MemberRef;
 use crate::group::state::{GroupError, JoinRequest};
 
@@ -27,13 +26,14 @@ const GROUP_KEY: i8 = 0;
 const TRANSACTION_KEY: i8 = 1;
 
 /// The coordinator of each key: its group id hashed over the live
-/// brokers, the same on every broker.
+/// brokers, the same on every broker; its address on `listener`.
 pub fn find_coordinator(
     broker: &Broker,
     version: i16,
     request: FindCoordinatorRequest,
+    listener: &str,
 ) -> FindCoordinatorResponse {
-    let find = |key: &str| -> Result<BrokerInfo, (ResponseError, &'static str)> {
+    let find = |key: &str| -> Result<(i32, (String, i32)), (ResponseError, &'static str)> {
         // Transaction coordinators are placed like group coordinators.
         if request.key_type != GROUP_KEY && request.key_type != TRANSACTION_KEY {
             return Err((
@@ -43,6 +43,7 @@ pub fn find_coordinator(
         }
         broker
             .coordinator(key)
+            .map(|b| (b.id, b.on(listener)))
             .ok_or((ResponseError::CoordinatorNotAvailable, "no broker is live"))
     };
     if version >= 4 {
@@ -56,10 +57,10 @@ pub fn find_coordinator(
                         .with_error_code(e.code())
                         .with_error_message(Some(str_bytes(message)))
                         .with_node_id(BrokerId(-1)),
-                    Ok(b) => entry
-                        .with_node_id(BrokerId(b.id))
-                        .with_host(str_bytes(&b.host))
-                        .with_port(b.port),
+                    Ok((id, (host, port))) => entry
+                        .with_node_id(BrokerId(id))
+                        .with_host(str_bytes(&host))
+                        .with_port(port),
                 }
             })
             .collect();
@@ -71,10 +72,10 @@ pub fn find_coordinator(
             .with_error_code(e.code())
             .with_node_id(BrokerId(-1))
             .with_error_message(Some(str_bytes(message)).filter(|_| version >= 1)),
-        Ok(b) => response
-            .with_node_id(BrokerId(b.id))
-            .with_host(str_bytes(&b.host))
-            .with_port(b.port),
+        Ok((id, (host, port))) => response
+            .with_node_id(BrokerId(id))
+            .with_host(str_bytes(&host))
+            .with_port(port),
     }
 }
 

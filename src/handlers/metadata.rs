@@ -10,7 +10,13 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use super::{str_bytes, topic_name};
 use crate::broker::{Broker, Topic};
 
-pub async fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> MetadataResponse {
+/// Metadata for a client of `listener` (told the brokers' addresses on it).
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    request: MetadataRequest,
+    listener: &str,
+) -> MetadataResponse {
     let all_topics = match &request.topics {
         None => true,
         Some(list) => version == 0 && list.is_empty(),
@@ -41,10 +47,11 @@ pub async fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> 
         .live_brokers()
         .iter()
         .map(|b| {
+            let (host, port) = b.on(listener);
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.id))
-                .with_host(str_bytes(&b.host))
-                .with_port(b.port)
+                .with_host(str_bytes(&host))
+                .with_port(port)
         })
         .collect();
     let mut response = MetadataResponse::default()

@@ -27,7 +27,6 @@ mod produce;
 mod transactions;
 mod txn_admin;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::FutureExt;
@@ -37,6 +36,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::protocol::Request;
+use crate::session::Session;
 
 pub use api_versions::api_versions_response;
 
@@ -70,9 +70,10 @@ pub fn holds_order(broker: &Arc<Broker>, request: &Request) -> bool {
 
 /// Starts handling `request`; `None` if the API is not served (the decoder
 /// only lets served APIs through, so this closes the connection defensively).
-pub fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> Option<Reply> {
+pub fn dispatch(broker: &Arc<Broker>, request: Request, session: &Session) -> Option<Reply> {
     let v = request.version();
     let b = broker.clone();
+    let (peer, listener) = (session.peer, session.listener.clone());
     let client_id = request
         .header
         .client_id
@@ -86,7 +87,9 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> Opt
             later(async move { ResponseKind::Fetch(fetch::handle(&b, v, r).await) })
         }
         RequestKind::Metadata(r) => {
-            later(async move { ResponseKind::Metadata(metadata::handle(&b, v, r).await) })
+            later(
+                async move { ResponseKind::Metadata(metadata::handle(&b, v, r, &listener).await) },
+            )
         }
         RequestKind::ListOffsets(r) => {
             later(async move { ResponseKind::ListOffsets(list_offsets::handle(&b, v, r).await) })
@@ -115,7 +118,7 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> Opt
             later(async move { ResponseKind::IncrementalAlterConfigs(configs::alter(&b, r).await) })
         }
         RequestKind::DescribeCluster(r) => ready(ResponseKind::DescribeCluster(
-            describe_cluster::handle(broker, r),
+            describe_cluster::handle(broker, r, &session.listener),
         )),
         RequestKind::InitProducerId(r) => {
             later(
@@ -123,7 +126,7 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> Opt
             )
         }
         RequestKind::FindCoordinator(r) => ready(ResponseKind::FindCoordinator(
-            groups::find_coordinator(broker, v, r),
+            groups::find_coordinator(broker, v, r, &session.listener),
         )),
         RequestKind::JoinGroup(r) => {
             later(

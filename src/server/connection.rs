@@ -10,7 +10,6 @@
 //! limit. Producers feel it as slower acks. A frame body must arrive within
 //! `FRAME_BODY_TIMEOUT`, so a stalled client cannot hold budget for long.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,9 +17,7 @@ use bytes::{Bytes, BytesMut};
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use kafka_protocol::messages::{ApiKey, RequestKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +25,7 @@ use crate::broker::Broker;
 use crate::handlers::{self, Reply, api_versions_response};
 use crate::protocol::frame::{FrameError, frame_size};
 use crate::protocol::{self, DecodeError, Request};
+use crate::session::Session;
 
 /// What to send for one request, once it completes.
 enum Outcome {
@@ -55,13 +53,19 @@ struct Reserved {
     _broker: OwnedSemaphorePermit,
 }
 
-pub async fn serve(
-    socket: TcpStream,
-    peer: SocketAddr,
+/// Serves one connection, read from `reader` and answered on `writer`
+/// (a TCP stream's halves, or a TLS stream's).
+pub async fn serve<R, W>(
+    reader: R,
+    mut writer: W,
+    session: Session,
     broker: Arc<Broker>,
     shutdown: CancellationToken,
-) {
-    let (reader, mut writer) = socket.into_split();
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin,
+{
+    let peer = session.peer;
     let max_in_flight = broker.config.limits.max_in_flight_per_connection;
     let (frames_tx, mut frames) = mpsc::channel(1);
     let max_frame = broker.config.limits.socket_request_max_bytes as usize;
@@ -102,7 +106,7 @@ pub async fn serve(
                 // The time it waited counts against its timeout.
                 set_produce_timeout(&mut admitted.request, parked_until - tokio::time::Instant::now());
                 holding = handlers::holds_order(&broker, &admitted.request);
-                match start(&broker, admitted, peer, handlers::dispatch) {
+                match start(&broker, admitted, &session, handlers::dispatch) {
                     Ok(pending) => in_flight.push_back(pending),
                     Err(e) => {
                         tracing::info!(%peer, error = %e, "closing connection");
@@ -113,7 +117,7 @@ pub async fn serve(
             () = tokio::time::sleep_until(parked_until), if parked.is_some() => {
                 let admitted = parked.take().expect("guarded by the branch condition");
                 metrics::counter!("silt_produce_timed_out_waiting_total").increment(1);
-                match start(&broker, admitted, peer, |b, r, _| handlers::produce_timed_out(b, r)) {
+                match start(&broker, admitted, &session, |b, r, _| handlers::produce_timed_out(b, r)) {
                     Ok(pending) => in_flight.push_back(pending),
                     Err(e) => {
                         tracing::info!(%peer, error = %e, "closing connection");
@@ -140,7 +144,7 @@ pub async fn serve(
                     }
                     Some(Ok(Ok(Ok(admitted)))) => {
                         holding = handlers::holds_order(&broker, &admitted.request);
-                        Some(start(&broker, admitted, peer, handlers::dispatch))
+                        Some(start(&broker, admitted, &session, handlers::dispatch))
                     }
                     Some(Ok(Ok(Err(answer)))) => Some(Ok(answer)),
                     Some(Ok(Err(e))) => Some(Err(e)),
@@ -175,8 +179,8 @@ impl Drop for AbortOnDrop {
 
 /// Reads frames until the client closes, a frame is bad or too slow, or
 /// the receiver is gone. Memory for a frame is reserved before it is read.
-async fn read_frames(
-    mut reader: OwnedReadHalf,
+async fn read_frames<R: AsyncRead + Unpin>(
+    mut reader: R,
     max_frame: usize,
     memory: Arc<Semaphore>,
     frames: mpsc::Sender<Result<Frame, FrameError>>,
@@ -281,8 +285,8 @@ fn set_produce_timeout(request: &mut Request, timeout: Duration) {
 fn start(
     broker: &Arc<Broker>,
     admitted: Admitted,
-    peer: SocketAddr,
-    handle: impl FnOnce(&Arc<Broker>, Request, SocketAddr) -> Option<Reply>,
+    session: &Session,
+    handle: impl FnOnce(&Arc<Broker>, Request, &Session) -> Option<Reply>,
 ) -> Result<Pending, DecodeError> {
     let Admitted { request, permit } = admitted;
     let Request {
@@ -290,7 +294,7 @@ fn start(
     } = &request;
     let (api_key, version, correlation_id) =
         (*api_key, header.request_api_version, header.correlation_id);
-    let reply = handle(broker, request, peer).ok_or(DecodeError::NotServed(api_key))?;
+    let reply = handle(broker, request, session).ok_or(DecodeError::NotServed(api_key))?;
     let started = std::time::Instant::now();
     Ok(async move {
         let _reserved = permit;

@@ -1,6 +1,7 @@
-//! The Kafka listener: the accept loop and one task per connection.
+//! The Kafka listeners: one accept loop per listener and one task per
+//! connection.
 //!
-//! `run(listener, broker, shutdown)` is the one entry point for `main` and
+//! `run(listeners, broker, shutdown)` is the one entry point for `main` and
 //! tests. On shutdown it stops accepting, lets every connection finish the
 //! requests it has read, and returns once they are closed.
 
@@ -13,21 +14,54 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
+use crate::session::Session;
 
-/// Serves Kafka clients on `listener` until `shutdown` is cancelled.
-pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: CancellationToken) {
+/// A bound listener and its name.
+pub struct Bound {
+    pub socket: TcpListener,
+    pub name: Arc<str>,
+}
+
+/// Serves Kafka clients on every listener until `shutdown` is cancelled.
+pub async fn run(listeners: Vec<Bound>, broker: Arc<Broker>, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
+    let accepting = TaskTracker::new();
+    for listener in listeners {
+        accepting.spawn(accept(
+            listener,
+            broker.clone(),
+            connections.clone(),
+            shutdown.clone(),
+        ));
+    }
+    accepting.close();
+    accepting.wait().await;
+    connections.close();
+    connections.wait().await;
+}
+
+/// Accepts connections on `listener` until `shutdown`.
+async fn accept(
+    listener: Bound,
+    broker: Arc<Broker>,
+    connections: TaskTracker,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.socket.accept() => match accepted {
                 Ok((socket, peer)) => {
                     if let Err(e) = socket.set_nodelay(true) {
                         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
                     }
-                    let broker = broker.clone();
-                    let shutdown = shutdown.clone();
+                    let session = Session {
+                        peer,
+                        listener: listener.name.clone(),
+                    };
+                    let (broker, shutdown) = (broker.clone(), shutdown.clone());
                     connections.spawn(async move {
-                        connection::serve(socket, peer, broker, shutdown).await;
+                        let (reader, writer) = socket.into_split();
+                        connection::serve(reader, writer, session, broker, shutdown).await;
                     });
                 }
                 Err(e) => {
@@ -36,10 +70,7 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: Cancellat
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             },
-            () = shutdown.cancelled() => break,
+            () = shutdown.cancelled() => return,
         }
     }
-    drop(listener);
-    connections.close();
-    connections.wait().await;
 }

@@ -345,6 +345,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9092,
             ready: true,
+            listeners: Default::default(),
         };
         let cluster = crate::cluster::Cluster::join(&url, &me, ttl).await.unwrap();
         let store = EtcdStore::connect(&url, Some(cluster.member()))
@@ -395,6 +396,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9092,
             ready: true,
+            listeners: Default::default(),
         };
         let ttl = std::time::Duration::from_secs(5);
         let cluster = crate::cluster::Cluster::join(url, &me, ttl).await.unwrap();
