@@ -25,6 +25,9 @@ use crate::group::state::{GroupError, JoinRequest};
 const GROUP_KEY: i8 = 0;
 const TRANSACTION_KEY: i8 = 1;
 
+/// A coordinator: its broker id and address (host, port).
+type Coordinator = (i32, (String, i32));
+
 /// The coordinator of each key: its group id hashed over the live
 /// brokers, the same on every broker; its address on `listener`.
 pub fn find_coordinator(
@@ -33,7 +36,7 @@ pub fn find_coordinator(
     request: FindCoordinatorRequest,
     listener: &str,
 ) -> FindCoordinatorResponse {
-    let find = |key: &str| -> Result<(i32, (String, i32)), (ResponseError, &'static str)> {
+    let find = |key: &str| -> Result<Coordinator, (ResponseError, &'static str)> {
         // Transaction coordinators are placed like group coordinators.
         if request.key_type != GROUP_KEY && request.key_type != TRANSACTION_KEY {
             return Err((
