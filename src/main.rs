@@ -410,6 +410,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut listeners = Vec::new();
     let mut bound = Vec::new();
     for mut listener in config.listeners() {
+        let tls = match listener.protocol {
+            silt::config::SecurityProtocol::Ssl => Some(std::sync::Arc::new(
+                silt::server::tls::Tls::load(&listener)?,
+            )),
+            _ => None,
+        };
         let listen = &listener.listen;
         let socket = TcpListener::bind(listen)
             .await
@@ -420,6 +426,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listeners.push(silt::server::Bound {
             socket,
             name: listener.name.as_str().into(),
+            tls,
         });
         if config.listeners.is_empty() {
             config.broker.advertised_listener = listener.advertised;

@@ -128,3 +128,242 @@ fn bad_listener_settings_are_refused_with_a_message() {
         );
     }
 }
+
+/// A CA and certificates it signs, made with the openssl command line.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let pki = Pki {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        pki.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=silt-test-ca",
+        ]);
+        pki
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `NAME.pem` and `NAME.key`: a certificate for `cn` (also valid for
+    /// localhost and 127.0.0.1) signed by the CA.
+    fn issue(&self, name: &str, cn: &str) {
+        let (key, csr, pem, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        std::fs::write(
+            self.dir.path().join(&ext),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .unwrap();
+        let subject = format!("/CN={cn}");
+        self.openssl(&[
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
+            &subject,
+        ]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "1",
+            "-extfile",
+            &ext,
+        ]);
+    }
+}
+
+/// A broker with a PLAINTEXT listener first, then an SSL one on `ssl`
+/// port (`client_auth`: none, requested or required), its certificate
+/// `server` issued by `pki`.
+fn start_with_ssl(pki: &Pki, ssl: u16, client_auth: &str) -> (Broker, tempfile::TempDir) {
+    pki.issue("server", "localhost");
+    start_with_config(&format!(
+        r#"
+[[listeners]]
+name = "PLAIN"
+listen = "127.0.0.1:{plain}"
+
+[[listeners]]
+name = "SECURE"
+listen = "127.0.0.1:{ssl}"
+protocol = "SSL"
+tls_cert = "{cert}"
+tls_key = "{key}"
+tls_client_auth = "{client_auth}"
+tls_client_ca = "{ca}"
+"#,
+        plain = free_port(),
+        cert = pki.path("server.pem"),
+        key = pki.path("server.key"),
+        ca = pki.path("ca.pem"),
+    ))
+}
+
+/// librdkafka settings for the SSL listener, trusting `pki`'s CA.
+fn ssl_settings(pki: &Pki) -> Vec<(&'static str, String)> {
+    vec![
+        ("security.protocol", "ssl".into()),
+        ("ssl.ca.location", pki.path("ca.pem")),
+    ]
+}
+
+fn producer_over(
+    addr: &str,
+    deliveries: &Deliveries,
+    settings: &[(&'static str, String)],
+) -> rdkafka::producer::ThreadedProducer<Deliveries> {
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    producer_with(addr, deliveries, &settings)
+}
+
+fn read_over(
+    addr: &str,
+    topic: &str,
+    count: usize,
+    settings: &[(&'static str, String)],
+) -> Vec<Read> {
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    read_rdkafka_with(
+        addr,
+        topic,
+        1,
+        count,
+        std::time::Duration::from_secs(30),
+        &settings,
+    )
+}
+
+#[test]
+fn librdkafka_produces_and_consumes_over_tls() {
+    let pki = Pki::new();
+    let ssl = free_port();
+    let (broker, _dir) = start_with_ssl(&pki, ssl, "none");
+    create_topic(&broker, "secure", 1);
+    let secure = format!("localhost:{ssl}");
+    let deliveries = Deliveries::default();
+    let producer = producer_over(&secure, &deliveries, &ssl_settings(&pki));
+    produce_keyed(&producer, "secure", 0..500, 100);
+    rdkafka::producer::Producer::flush(&producer, std::time::Duration::from_secs(30)).unwrap();
+    assert!(deliveries.failed.lock().unwrap().is_empty());
+    let reads = read_over(&secure, "secure", 500, &ssl_settings(&pki));
+    assert_exactly_once(&deliveries.acked.lock().unwrap(), &reads);
+    // The same data over the plaintext listener.
+    let plain = read_all_rdkafka(
+        &broker.addr,
+        "secure",
+        1,
+        500,
+        std::time::Duration::from_secs(30),
+    );
+    assert_eq!(plain.len(), 500);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plaintext_to_a_tls_port_is_refused_and_the_broker_carries_on() {
+    let pki = Pki::new();
+    let ssl = free_port();
+    let (broker, _dir) = start_with_ssl(&pki, ssl, "none");
+    let refused = Client::connect(&format!("127.0.0.1:{ssl}")).await;
+    assert!(refused.is_err(), "a plaintext client gets no answer");
+    let mut client = Client::connect(&broker.addr)
+        .await
+        .expect("the other listener serves");
+    client.call(MetadataRequest::default(), 12).await.unwrap();
+}
+
+#[test]
+fn client_certificates_are_required_where_configured() {
+    let pki = Pki::new();
+    let ssl = free_port();
+    let (broker, _dir) = start_with_ssl(&pki, ssl, "required");
+    create_topic(&broker, "mtls", 1);
+    let secure = format!("localhost:{ssl}");
+    // Without a client certificate: the handshake fails, nothing is produced.
+    let anonymous: rdkafka::producer::BaseProducer = {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", &secure);
+        for (k, v) in ssl_settings(&pki) {
+            config.set(k, v);
+        }
+        config.create().unwrap()
+    };
+    let metadata = rdkafka::producer::Producer::client(&anonymous)
+        .fetch_metadata(Some("mtls"), std::time::Duration::from_secs(3));
+    assert!(metadata.is_err(), "no certificate, no connection");
+    // With one the CA signed: served.
+    pki.issue("alice", "alice");
+    let mut settings = ssl_settings(&pki);
+    settings.push(("ssl.certificate.location", pki.path("alice.pem")));
+    settings.push(("ssl.key.location", pki.path("alice.key")));
+    let deliveries = Deliveries::default();
+    let producer = producer_over(&secure, &deliveries, &settings);
+    produce_keyed(&producer, "mtls", 0..100, 10);
+    rdkafka::producer::Producer::flush(&producer, std::time::Duration::from_secs(30)).unwrap();
+    let reads = read_over(&secure, "mtls", 100, &settings);
+    assert_exactly_once(&deliveries.acked.lock().unwrap(), &reads);
+}
+
+#[test]
+fn renewed_certificates_are_used_without_a_restart() {
+    let pki = Pki::new();
+    let ssl = free_port();
+    let (broker, _dir) = start_with_ssl(&pki, ssl, "none");
+    create_topic(&broker, "renewed", 1);
+    // A new CA and a new certificate from it, written over the old files.
+    let renewed = Pki::new();
+    renewed.issue("server", "localhost");
+    std::fs::copy(renewed.path("server.pem"), pki.path("server.pem")).unwrap();
+    std::fs::copy(renewed.path("server.key"), pki.path("server.key")).unwrap();
+    let secure = format!("localhost:{ssl}");
+    let deliveries = Deliveries::default();
+    let producer = producer_over(&secure, &deliveries, &ssl_settings(&renewed));
+    produce_keyed(&producer, "renewed", 0..10, 10);
+    rdkafka::producer::Producer::flush(&producer, std::time::Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        deliveries.acked.lock().unwrap().len(),
+        10,
+        "served with the new certificate"
+    );
+    let _ = broker;
+}

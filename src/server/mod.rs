@@ -6,6 +6,7 @@
 //! requests it has read, and returns once they are closed.
 
 mod connection;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -16,11 +17,15 @@ use tokio_util::task::TaskTracker;
 use crate::broker::Broker;
 use crate::session::Session;
 
-/// A bound listener and its name.
+/// A bound listener, its name, and its TLS (SSL listeners).
 pub struct Bound {
     pub socket: TcpListener,
     pub name: Arc<str>,
+    pub tls: Option<Arc<tls::Tls>>,
 }
+
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves Kafka clients on every listener until `shutdown` is cancelled.
 pub async fn run(listeners: Vec<Bound>, broker: Arc<Broker>, shutdown: CancellationToken) {
@@ -59,9 +64,21 @@ async fn accept(
                         listener: listener.name.clone(),
                     };
                     let (broker, shutdown) = (broker.clone(), shutdown.clone());
+                    let tls = listener.tls.as_ref().map(|tls| tls.acceptor());
                     connections.spawn(async move {
-                        let (reader, writer) = socket.into_split();
-                        connection::serve(reader, writer, session, broker, shutdown).await;
+                        let Some(tls) = tls else {
+                            let (reader, writer) = socket.into_split();
+                            connection::serve(reader, writer, session, broker, shutdown).await;
+                            return;
+                        };
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(socket)).await {
+                            Ok(Ok(stream)) => {
+                                let (reader, writer) = tokio::io::split(stream);
+                                connection::serve(reader, writer, session, broker, shutdown).await;
+                            }
+                            Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+                        }
                     });
                 }
                 Err(e) => {
