@@ -367,3 +367,28 @@ fn renewed_certificates_are_used_without_a_restart() {
     );
     let _ = broker;
 }
+
+#[test]
+fn kafka_python_over_tls_with_and_without_a_client_certificate() {
+    for auth in ["none", "required"] {
+        let pki = Pki::new();
+        let ssl = free_port();
+        let (broker, _dir) = start_with_ssl(&pki, ssl, auth);
+        create_topic(&broker, "py", 2);
+        let secure = format!("localhost:{ssl}");
+        let ca = pki.path("ca.pem");
+        let mut args = vec![secure.as_str(), "py", "50", "30", ca.as_str()];
+        pki.issue("client", "py-client");
+        let (cert, key) = (pki.path("client.pem"), pki.path("client.key"));
+        if auth == "required" {
+            args.extend([cert.as_str(), key.as_str()]);
+        }
+        let read = run_python("tls_roundtrip.py", &args);
+        let keys: std::collections::BTreeSet<String> = read.into_iter().collect();
+        assert_eq!(
+            keys.len(),
+            50,
+            "client auth {auth}: every message read back"
+        );
+    }
+}
