@@ -779,3 +779,76 @@ fn transactions_span_brokers_and_survive_their_coordinators_death() {
     assert!(acked.keys().all(|k| copied_keys.contains(k.as_str())));
     assert_eq!(copied.len(), 3000, "and only once");
 }
+
+/// Brokers with two listeners each: a client of either listener is told
+/// every broker's address on that listener.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_listener_lists_every_brokers_address_on_it() {
+    use kafka_protocol::messages::MetadataRequest;
+    let meta = etcd_root();
+    let url = bucket_url();
+    let dir = tempfile::tempdir().unwrap();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let mut brokers = Vec::new();
+    let mut ports = BTreeMap::new();
+    for id in [1, 2] {
+        let (internal, external) = (free(), free());
+        ports.insert(id, (internal, external));
+        let path = dir.path().join(format!("broker-{id}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[[listeners]]\nname = \"INTERNAL\"\nlisten = \"127.0.0.1:{internal}\"\n\n\
+                 [[listeners]]\nname = \"EXTERNAL\"\nlisten = \"127.0.0.1:{external}\"\n\
+                 advertised = \"localhost:{external}\"\n"
+            ),
+        )
+        .unwrap();
+        let id_text = id.to_string();
+        let args = [
+            "--broker-id",
+            id_text.as_str(),
+            "--meta",
+            meta.as_str(),
+            "--config",
+            path.to_str().unwrap(),
+        ];
+        let env = [("SILT_STORAGE__META_LEASE_SECONDS", LEASE_SECONDS)];
+        brokers.push(start(&endpoint(), &url, &args, &env));
+    }
+    let (internal, external) = ports[&1];
+    for (port, host, pick) in [
+        (internal, "127.0.0.1", 0usize),
+        (external, "localhost", 1usize),
+    ] {
+        let mut client = silt::client::Client::connect(&format!("127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let listed: BTreeMap<i32, (String, i32)> = loop {
+            let response = client.call(MetadataRequest::default(), 12).await.unwrap();
+            let listed: BTreeMap<i32, (String, i32)> = response
+                .brokers
+                .iter()
+                .map(|b| (b.node_id.0, (b.host.to_string(), b.port)))
+                .collect();
+            if listed.len() == 2 {
+                break listed;
+            }
+            assert!(Instant::now() < deadline, "both brokers listed: {listed:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        for (id, (h, p)) in &listed {
+            let (int_port, ext_port) = ports[id];
+            let expected = if pick == 0 { int_port } else { ext_port };
+            assert_eq!((h.as_str(), *p), (host, i32::from(expected)), "broker {id}");
+        }
+    }
+    drop(brokers);
+}
