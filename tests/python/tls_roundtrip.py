@@ -8,7 +8,8 @@ usage: tls_roundtrip.py BOOTSTRAP TOPIC COUNT TIMEOUT CAFILE [CERT KEY]
 import sys
 import time
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
+from keys import print_keys
 
 
 def main():
@@ -23,18 +24,7 @@ def main():
         producer.send(topic, key=f"tls-{i}".encode(), value=b"v")
     producer.flush()
     producer.close()
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **tls)
-    partitions = consumer.partitions_for_topic(topic)
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    seen = 0
-    while seen < count and time.time() < deadline:
-        for records in consumer.poll(timeout_ms=200).values():
-            for r in records:
-                print(r.key.decode())
-                seen += 1
-    consumer.close()
+    print_keys(bootstrap, topic, count, deadline, **tls)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ usage: transactional.py BOOTSTRAP TOPIC COUNT TIMEOUT
 import sys
 import time
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
+from keys import print_keys
 
 
 def main():
@@ -28,22 +29,7 @@ def main():
         producer.abort_transaction()
     producer.close()
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    partitions = consumer.partitions_for_topic(topic)
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    seen = 0
-    while seen < count and time.time() < deadline:
-        for records in consumer.poll(timeout_ms=200).values():
-            for r in records:
-                print(r.key.decode())
-                seen += 1
-    consumer.close()
+    print_keys(bootstrap, topic, count, deadline, isolation_level="read_committed")
 
 
 if __name__ == "__main__":
