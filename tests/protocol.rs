@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::transactions::transactional_batch;
 use common::*;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -1040,18 +1041,6 @@ async fn compacted_topics_need_keys_and_compression_type_recompresses() {
             .iter()
             .all(|r| r.value.as_deref() == Some(&[0u8; 1024][..]))
     );
-}
-
-/// A transactional batch of one record.
-fn transactional_batch(producer_id: i64, epoch: i16, sequence: i32) -> bytes::Bytes {
-    use silt::protocol::batch::{BatchHeader, HEADER_LEN, assemble};
-    let batch = idempotent_batch(producer_id, epoch, sequence, 1);
-    let header = BatchHeader::parse(&batch).unwrap();
-    let header = BatchHeader {
-        attributes: header.attributes | 0x10,
-        ..header
-    };
-    assemble(&header, &batch[HEADER_LEN..])
 }
 
 /// One transaction per round, each API at the version of the round (every

@@ -10,7 +10,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::transactions::{Copier, TIMEOUT, copy_exactly_once, transactional};
+use common::transactions::{
+    Copier, TIMEOUT, copy_exactly_once, transactional, transactional_batch,
+};
 use common::{
     Broker, Deliveries, create_topic, produce_keyed, producer_with, read_rdkafka_with, wait_until,
 };
@@ -320,35 +322,6 @@ fn copy_through_a_crash(
     assert_eq!(copied.len(), 3000, "every input record copied exactly once");
 }
 
-/// A transactional batch of one record from `producer_id` at `epoch`.
-fn transactional_batch(producer_id: i64, epoch: i16) -> bytes::Bytes {
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
-    let record = Record {
-        transactional: true,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id,
-        producer_epoch: epoch,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: 0,
-        timestamp: 1_700_000_000_000,
-        key: Some(bytes::Bytes::from_static(b"k")),
-        value: Some(bytes::Bytes::from_static(b"v")),
-        headers: Default::default(),
-    };
-    let mut buf = bytes::BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &[record], &options).unwrap();
-    buf.freeze()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_transactional_requests_get_kafkas_errors_and_store_nothing() {
     use kafka_protocol::error::ResponseError;
@@ -403,7 +376,7 @@ async fn bad_transactional_requests_get_kafkas_errors_and_store_nothing() {
                 .with_partition_data(vec![
                     PartitionProduceData::default()
                         .with_index(0)
-                        .with_records(Some(transactional_batch(producer_id.0, epoch))),
+                        .with_records(Some(transactional_batch(producer_id.0, epoch, 0))),
                 ]),
         ]);
     let response = client.call(produce, 9).await.unwrap();
