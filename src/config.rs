@@ -47,6 +47,62 @@ pub struct Config {
     /// `broker.advertised_listener`, the first being the one other brokers
     /// and the console reach.
     pub listeners: Vec<ListenerConfig>,
+    pub security: SecurityConfig,
+}
+
+/// Authentication settings shared by every SASL listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// How long an authentication lasts before the client must
+    /// authenticate again on the same connection (KIP-368's
+    /// `connections.max.reauth.ms`); 0: for the connection's life.
+    pub connections_max_reauth_ms: u64,
+    /// Largest request a client may send before it has authenticated
+    /// (`sasl.server.max.receive.size`).
+    pub sasl_max_receive_bytes: u32,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            connections_max_reauth_ms: 0,
+            sasl_max_receive_bytes: 512 * 1024,
+        }
+    }
+}
+
+/// A SASL mechanism a listener offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SaslMechanism {
+    #[serde(rename = "PLAIN")]
+    Plain,
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    /// Every mechanism served.
+    pub const ALL: [SaslMechanism; 3] = [
+        SaslMechanism::ScramSha512,
+        SaslMechanism::ScramSha256,
+        SaslMechanism::Plain,
+    ];
+
+    /// The mechanism's SASL name (`SCRAM-SHA-512`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+fn all_sasl_mechanisms() -> Vec<SaslMechanism> {
+    SaslMechanism::ALL.to_vec()
 }
 
 /// How a listener's connections are secured (Kafka's
@@ -89,6 +145,9 @@ pub struct ListenerConfig {
     pub advertised: Option<String>,
     #[serde(default)]
     pub protocol: SecurityProtocol,
+    /// The mechanisms a SASL listener offers (all served ones by default).
+    #[serde(default = "all_sasl_mechanisms")]
+    pub sasl_mechanisms: Vec<SaslMechanism>,
     /// PEM certificate chain and private key (SSL listeners).
     #[serde(default)]
     pub tls_cert: Option<PathBuf>,
@@ -299,6 +358,7 @@ impl Default for Config {
             groups: GroupConfig::default(),
             transactions: TransactionConfig::default(),
             listeners: Vec::new(),
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -626,6 +686,7 @@ impl Config {
             listen: self.broker.listen.clone(),
             advertised: self.broker.advertised_listener.clone(),
             protocol: SecurityProtocol::Plaintext,
+            sasl_mechanisms: all_sasl_mechanisms(),
             tls_cert: None,
             tls_key: None,
             tls_client_auth: ClientAuth::None,
@@ -660,16 +721,22 @@ impl Config {
                 return invalid(format!("{name}: advertised expects HOST:PORT"));
             }
             match l.protocol {
-                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
-                    return invalid(format!("{name}: SASL is not served yet"));
-                }
-                SecurityProtocol::Ssl if l.tls_cert.is_none() || l.tls_key.is_none() => {
+                SecurityProtocol::Ssl | SecurityProtocol::SaslSsl
+                    if l.tls_cert.is_none() || l.tls_key.is_none() =>
+                {
                     return invalid(format!(
-                        "{name}: an SSL listener needs tls_cert and tls_key"
+                        "{name}: an SSL or SASL_SSL listener needs tls_cert and tls_key"
                     ));
                 }
-                SecurityProtocol::Plaintext if l.tls_cert.is_some() => {
-                    return invalid(format!("{name}: tls_cert on a PLAINTEXT listener"));
+                SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext
+                    if l.tls_cert.is_some() =>
+                {
+                    return invalid(format!("{name}: tls_cert on a listener without TLS"));
+                }
+                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+                    if l.sasl_mechanisms.is_empty() =>
+                {
+                    return invalid(format!("{name}: sasl_mechanisms is empty"));
                 }
                 _ => {}
             }

@@ -25,6 +25,7 @@ pub mod handlers;
 pub mod log;
 pub mod meta;
 pub mod protocol;
+pub mod security;
 pub mod server;
 pub mod session;
 pub mod storage;

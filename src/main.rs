@@ -50,6 +50,14 @@ enum Command {
         #[command(subcommand)]
         command: TxnCommand,
     },
+    /// Create, list and delete users' SCRAM credentials (for SASL
+    /// SCRAM-SHA-256/512 and PLAIN logins).
+    User {
+        #[command(flatten)]
+        server: Bootstrap,
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Describe the cluster: brokers, controller, partition leaders and
     /// their epochs.
     Cluster {
@@ -162,6 +170,38 @@ enum TxnCommand {
         #[arg(long)]
         start_offset: i64,
     },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user, or set a new password (read from standard input).
+    Create {
+        name: String,
+        /// SCRAM-SHA-256 or SCRAM-SHA-512; repeatable (default: both).
+        #[arg(long = "mechanism", value_parser = parse_mechanism)]
+        mechanisms: Vec<silt::meta::ScramMechanism>,
+        /// Read the password from standard input (required: a password on
+        /// the command line would be visible to every user of the machine).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// PBKDF2 iterations (4096 to 16384).
+        #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u32).range(4096..=16384))]
+        iterations: u32,
+    },
+    /// List users with their mechanisms and iteration counts.
+    List,
+    /// Delete a user's credentials.
+    Delete {
+        name: String,
+        /// The mechanism to delete; repeatable (default: both).
+        #[arg(long = "mechanism", value_parser = parse_mechanism)]
+        mechanisms: Vec<silt::meta::ScramMechanism>,
+    },
+}
+
+fn parse_mechanism(name: &str) -> Result<silt::meta::ScramMechanism, String> {
+    silt::meta::ScramMechanism::from_name(name)
+        .ok_or_else(|| format!("'{name}' is not SCRAM-SHA-256 or SCRAM-SHA-512"))
 }
 
 #[derive(clap::Args)]
@@ -356,6 +396,28 @@ fn run() -> anyhow::Result<()> {
                     } => cli::txn::abort(&mut cluster, &topic, partition, start_offset).await,
                 }
             }
+            Command::User { server, command } => {
+                let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
+                let all = |m: Vec<_>| {
+                    if m.is_empty() {
+                        silt::meta::ScramMechanism::ALL.to_vec()
+                    } else {
+                        m
+                    }
+                };
+                match command {
+                    UserCommand::Create {
+                        name,
+                        mechanisms,
+                        password_stdin: _,
+                        iterations,
+                    } => cli::user::create(&mut cluster, &name, &all(mechanisms), iterations).await,
+                    UserCommand::List => cli::user::list(&mut cluster).await,
+                    UserCommand::Delete { name, mechanisms } => {
+                        cli::user::delete(&mut cluster, &name, &all(mechanisms)).await
+                    }
+                }
+            }
             Command::Produce {
                 server,
                 topic,
@@ -410,11 +472,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut listeners = Vec::new();
     let mut bound = Vec::new();
     for mut listener in config.listeners() {
+        use silt::config::SecurityProtocol;
         let tls = match listener.protocol {
-            silt::config::SecurityProtocol::Ssl => Some(std::sync::Arc::new(
+            SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => Some(std::sync::Arc::new(
                 silt::server::tls::Tls::load(&listener)?,
             )),
-            _ => None,
+            SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext => None,
+        };
+        let sasl = match listener.protocol {
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
+                Some(listener.sasl_mechanisms.as_slice().into())
+            }
+            SecurityProtocol::Plaintext | SecurityProtocol::Ssl => None,
         };
         let listen = &listener.listen;
         let socket = TcpListener::bind(listen)
@@ -427,6 +496,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             socket,
             name: listener.name.as_str().into(),
             tls,
+            sasl,
         });
         if config.listeners.is_empty() {
             config.broker.advertised_listener = listener.advertised;

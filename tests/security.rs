@@ -3,29 +3,11 @@
 
 mod common;
 
+use common::security::*;
 use common::*;
 use kafka_protocol::messages::{DescribeClusterRequest, FindCoordinatorRequest, MetadataRequest};
 use kafka_protocol::protocol::StrBytes;
 use silt::client::Client;
-
-/// A free loopback port (bound, then released for the broker to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A broker started with `config` (TOML) written to a file in its data
-/// dir's parent.
-fn start_with_config(config: &str) -> (Broker, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("silt.toml");
-    std::fs::write(&path, config).unwrap();
-    let broker = Broker::start(&["--config", path.to_str().unwrap()]);
-    (broker, dir)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_listener_tells_its_clients_its_own_addresses() {
@@ -104,8 +86,12 @@ fn bad_listener_settings_are_refused_with_a_message() {
             "unique",
         ),
         (
-            "[[listeners]]\nname = \"A\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"SASL_SSL\"\n",
-            "SASL is not served yet",
+            "[[listeners]]\nname = \"A\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"SASL_PLAINTEXT\"\nsasl_mechanisms = []\n",
+            "sasl_mechanisms is empty",
+        ),
+        (
+            "[[listeners]]\nname = \"A\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"SASL_PLAINTEXT\"\nsasl_mechanisms = [\"GSSAPI\"]\n",
+            "unknown variant",
         ),
         (
             "[[listeners]]\nname = \"A\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"TLS\"\n",
@@ -126,90 +112,6 @@ fn bad_listener_settings_are_refused_with_a_message() {
             !out.status.success() && err.contains(expected),
             "{config}: {err}"
         );
-    }
-}
-
-/// A CA and certificates it signs, made with the openssl command line.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let pki = Pki {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        pki.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=silt-test-ca",
-        ]);
-        pki
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).to_string_lossy().into_owned()
-    }
-
-    fn openssl(&self, args: &[&str]) {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// `NAME.pem` and `NAME.key`: a certificate for `cn` (also valid for
-    /// localhost and 127.0.0.1) signed by the CA.
-    fn issue(&self, name: &str, cn: &str) {
-        let (key, csr, pem, ext) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-            format!("{name}.ext"),
-        );
-        std::fs::write(
-            self.dir.path().join(&ext),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-        )
-        .unwrap();
-        let subject = format!("/CN={cn}");
-        self.openssl(&[
-            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
-            &subject,
-        ]);
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &pem,
-            "-days",
-            "1",
-            "-extfile",
-            &ext,
-        ]);
     }
 }
 
@@ -246,32 +148,6 @@ fn ssl_settings(pki: &Pki) -> Vec<(&'static str, String)> {
         ("security.protocol", "ssl".into()),
         ("ssl.ca.location", pki.path("ca.pem")),
     ]
-}
-
-fn producer_over(
-    addr: &str,
-    deliveries: &Deliveries,
-    settings: &[(&'static str, String)],
-) -> rdkafka::producer::ThreadedProducer<Deliveries> {
-    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    producer_with(addr, deliveries, &settings)
-}
-
-fn read_over(
-    addr: &str,
-    topic: &str,
-    count: usize,
-    settings: &[(&'static str, String)],
-) -> Vec<Read> {
-    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    read_rdkafka_with(
-        addr,
-        topic,
-        1,
-        count,
-        std::time::Duration::from_secs(30),
-        &settings,
-    )
 }
 
 #[test]

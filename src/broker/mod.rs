@@ -287,6 +287,11 @@ impl Broker {
         self.hold_lost.clone()
     }
 
+    /// Users' SCRAM credentials.
+    pub fn credentials(&self) -> &dyn crate::meta::CredentialStore {
+        &*self.meta
+    }
+
     /// The budget of request bytes in memory, in bytes (see
     /// `limits.queued_max_request_bytes`).
     pub fn request_memory(&self) -> Arc<tokio::sync::Semaphore> {

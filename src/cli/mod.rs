@@ -8,6 +8,7 @@ pub mod group;
 pub mod produce;
 pub mod topic;
 pub mod txn;
+pub mod user;
 
 use std::collections::HashMap;
 

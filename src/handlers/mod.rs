@@ -24,6 +24,8 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
+mod sasl;
+mod scram_credentials;
 mod transactions;
 mod txn_admin;
 
@@ -59,11 +61,13 @@ pub fn produce_timed_out(broker: &Arc<Broker>, request: Request) -> Option<Reply
 }
 
 /// Whether the connection must finish `request` before it starts the
-/// next one (a produce that checks the transactions it opens before it
-/// appends, so its batches are not overtaken).
+/// next one: a produce that checks the transactions it opens before it
+/// appends, so its batches are not overtaken; a SASL request, whose
+/// outcome decides what the connection may send next.
 pub fn holds_order(broker: &Arc<Broker>, request: &Request) -> bool {
     match &request.body {
         RequestKind::Produce(r) => produce::holds_order(broker, request.version(), r),
+        RequestKind::SaslHandshake(_) | RequestKind::SaslAuthenticate(_) => true,
         _ => false,
     }
 }
@@ -192,6 +196,21 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request, session: &Session) -> Op
         RequestKind::DeleteGroups(r) => {
             later(async move { ResponseKind::DeleteGroups(group_admin::delete(&b, r).await) })
         }
+        RequestKind::SaslHandshake(r) => {
+            ready(ResponseKind::SaslHandshake(sasl::handshake(session, r)))
+        }
+        RequestKind::SaslAuthenticate(r) => {
+            let session = session.clone();
+            later(async move {
+                ResponseKind::SaslAuthenticate(sasl::authenticate(&b, &session, r).await)
+            })
+        }
+        RequestKind::DescribeUserScramCredentials(r) => later(async move {
+            ResponseKind::DescribeUserScramCredentials(scram_credentials::describe(&b, r).await)
+        }),
+        RequestKind::AlterUserScramCredentials(r) => later(async move {
+            ResponseKind::AlterUserScramCredentials(scram_credentials::alter(&b, r).await)
+        }),
         other => {
             tracing::warn!(request = ?std::mem::discriminant(&other), "request for an API that is not served");
             return None;

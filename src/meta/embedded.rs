@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    CommitOutcome, CommittedOffset, Extent, GroupMeta, GroupStore, PartitionCommit, PartitionMeta,
-    PartitionStore, ProducerStore, TopicMeta, TopicStore, TransactionStore, TxnMeta, TxnOffsets,
-    check_replacement, run_position,
+    CommitOutcome, CommittedOffset, CredentialStore, Extent, GroupMeta, GroupStore,
+    PartitionCommit, PartitionMeta, PartitionStore, ProducerStore, ScramCredential, ScramMechanism,
+    TopicMeta, TopicStore, TransactionStore, TxnMeta, TxnOffsets, check_replacement, run_position,
 };
 use crate::error::{Error, Result};
 
@@ -57,6 +57,9 @@ struct State {
     /// group -> producer id -> offsets of its open transaction
     #[serde(default)]
     txn_offsets: BTreeMap<String, BTreeMap<i64, TxnOffsets>>,
+    /// user -> mechanism -> credential
+    #[serde(default)]
+    scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
 }
 
 /// One durable change, as journaled.
@@ -109,6 +112,11 @@ enum Change {
         group: String,
         producer_id: i64,
         commit: bool,
+    },
+    PutScramCredential(ScramCredential),
+    DeleteScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
     },
 }
 
@@ -476,6 +484,20 @@ impl State {
                     self.commit_offsets(group, &ended.offsets);
                 }
             }
+            Change::PutScramCredential(credential) => {
+                self.scram
+                    .entry(credential.user.clone())
+                    .or_default()
+                    .insert(credential.mechanism, credential.clone());
+            }
+            Change::DeleteScramCredential { user, mechanism } => {
+                if let Some(held) = self.scram.get_mut(user) {
+                    held.remove(mechanism);
+                    if held.is_empty() {
+                        self.scram.remove(user);
+                    }
+                }
+            }
         }
     }
 
@@ -828,6 +850,48 @@ impl TransactionStore for EmbeddedStore {
     }
 }
 
+#[async_trait]
+impl CredentialStore for EmbeddedStore {
+    async fn scram_credentials(&self) -> Result<Vec<ScramCredential>> {
+        self.with_inner(|inner| {
+            let held = inner.state.scram.values();
+            Ok(held.flat_map(|m| m.values().cloned()).collect())
+        })
+        .await
+    }
+
+    async fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Result<Option<ScramCredential>> {
+        let user = user.to_string();
+        self.with_inner(move |inner| {
+            let held = inner.state.scram.get(&user);
+            Ok(held.and_then(|m| m.get(&mechanism)).cloned())
+        })
+        .await
+    }
+
+    async fn put_scram_credential(&self, credential: ScramCredential) -> Result<()> {
+        self.change(Change::PutScramCredential(credential), |_| ())
+            .await
+    }
+
+    async fn delete_scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Result<bool> {
+        let user = user.to_string();
+        self.with_inner(move |inner| {
+            let held = inner.state.scram.get(&user);
+            if held.is_none_or(|m| !m.contains_key(&mechanism)) {
+                return Ok(false);
+            }
+            inner.record(Change::DeleteScramCredential { user, mechanism })?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -851,6 +915,7 @@ mod tests {
         conformance::groups_and_offsets(&store(&dir.path().join("e"))).await;
         conformance::deleting_a_topic_deletes_its_offsets(&store(&dir.path().join("f"))).await;
         conformance::transactions_and_their_offsets(&store(&dir.path().join("k"))).await;
+        conformance::scram_credentials_by_user_and_mechanism(&store(&dir.path().join("l"))).await;
     }
 
     fn topic(name: &str) -> TopicMeta {

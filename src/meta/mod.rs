@@ -368,6 +368,59 @@ impl TxnOffsets {
     }
 }
 
+/// A SCRAM mechanism (RFC 5802 with RFC 7677's hashes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ScramMechanism {
+    #[serde(rename = "SCRAM-SHA-256")]
+    Sha256,
+    #[serde(rename = "SCRAM-SHA-512")]
+    Sha512,
+}
+
+impl ScramMechanism {
+    /// Both mechanisms.
+    pub const ALL: [ScramMechanism; 2] = [ScramMechanism::Sha256, ScramMechanism::Sha512];
+
+    /// The SASL mechanism name (`SCRAM-SHA-256`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ScramMechanism::Sha256 => "SCRAM-SHA-256",
+            ScramMechanism::Sha512 => "SCRAM-SHA-512",
+        }
+    }
+
+    /// The mechanism named `name`.
+    pub fn from_name(name: &str) -> Option<ScramMechanism> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// The code Kafka's credential APIs use (1: SHA-256, 2: SHA-512).
+    pub fn code(self) -> i8 {
+        match self {
+            ScramMechanism::Sha256 => 1,
+            ScramMechanism::Sha512 => 2,
+        }
+    }
+
+    /// The mechanism of Kafka's code `code`.
+    pub fn from_code(code: i8) -> Option<ScramMechanism> {
+        Self::ALL.into_iter().find(|m| m.code() == code)
+    }
+}
+
+/// A user's SCRAM credential: what the server keeps instead of the
+/// password (RFC 5802's StoredKey and ServerKey, with the salt and
+/// iteration count the client needs to prove it knows the password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredential {
+    pub user: String,
+    pub mechanism: ScramMechanism,
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+}
+
 /// The fate of one [`PartitionCommit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitOutcome {
@@ -502,15 +555,33 @@ pub trait TransactionStore: Send + Sync + 'static {
     async fn end_txn_offsets(&self, group_id: &str, producer_id: i64, commit: bool) -> Result<()>;
 }
 
+/// Users' SCRAM credentials (PLAIN logins are checked against them too).
+#[async_trait]
+pub trait CredentialStore: Send + Sync + 'static {
+    /// Every stored credential, by user and mechanism.
+    async fn scram_credentials(&self) -> Result<Vec<ScramCredential>>;
+    /// `user`'s credential for `mechanism`, if stored.
+    async fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Result<Option<ScramCredential>>;
+    /// Stores a credential, replacing the user's earlier one of its mechanism.
+    async fn put_scram_credential(&self, credential: ScramCredential) -> Result<()>;
+    /// Deletes `user`'s credential for `mechanism`; whether there was one.
+    async fn delete_scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Result<bool>;
+}
+
 /// The metadata a broker needs, shared by every broker of a cluster: one
 /// store in each role (an embedded journal, or etcd).
 pub trait MetaStore:
-    TopicStore + PartitionStore + ProducerStore + GroupStore + TransactionStore
+    TopicStore + PartitionStore + ProducerStore + GroupStore + TransactionStore + CredentialStore
 {
 }
 
-impl<T: TopicStore + PartitionStore + ProducerStore + GroupStore + TransactionStore> MetaStore
-    for T
+impl<
+    T: TopicStore + PartitionStore + ProducerStore + GroupStore + TransactionStore + CredentialStore,
+> MetaStore for T
 {
 }
 
@@ -920,6 +991,55 @@ pub(crate) mod conformance {
         assert!(store.txn_offsets("g").await.unwrap().is_empty());
         let (_, committed) = store.group("g").await.unwrap();
         assert_eq!(committed, vec![offset("t", 0, 7), offset("t", 1, 6)]);
+    }
+
+    pub async fn scram_credentials_by_user_and_mechanism(store: &dyn MetaStore) {
+        let credential = |user: &str, mechanism, iterations| ScramCredential {
+            user: user.into(),
+            mechanism,
+            salt: vec![1, 2, 3],
+            iterations,
+            stored_key: vec![4; 32],
+            server_key: vec![5; 32],
+        };
+        assert!(store.scram_credentials().await.unwrap().is_empty());
+        let alice = credential("alice", ScramMechanism::Sha256, 4096);
+        // A user name that is not a valid key segment as it is.
+        let odd = credential("o/dd=,user", ScramMechanism::Sha512, 8192);
+        store.put_scram_credential(alice.clone()).await.unwrap();
+        store.put_scram_credential(odd.clone()).await.unwrap();
+        let renewed = credential("alice", ScramMechanism::Sha256, 10_000);
+        store.put_scram_credential(renewed.clone()).await.unwrap();
+        assert_eq!(
+            store
+                .scram_credential("alice", ScramMechanism::Sha256)
+                .await
+                .unwrap(),
+            Some(renewed.clone())
+        );
+        assert_eq!(
+            store
+                .scram_credential("alice", ScramMechanism::Sha512)
+                .await
+                .unwrap(),
+            None
+        );
+        let mut all = store.scram_credentials().await.unwrap();
+        all.sort_by(|a, b| a.user.cmp(&b.user));
+        assert_eq!(all, vec![renewed, odd.clone()]);
+        assert!(
+            store
+                .delete_scram_credential("alice", ScramMechanism::Sha256)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .delete_scram_credential("alice", ScramMechanism::Sha256)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.scram_credentials().await.unwrap(), vec![odd]);
     }
 
     pub async fn broker_configs_round_trip(store: &dyn MetaStore) {

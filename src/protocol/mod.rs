@@ -42,6 +42,11 @@ pub enum DecodeError {
     UnknownApiKey(i16),
     #[error("{0:?} is not served by this broker")]
     NotServed(ApiKey),
+    #[error("{api_key:?} refused: {reason}")]
+    NotAdmitted {
+        api_key: ApiKey,
+        reason: &'static str,
+    },
     #[error("{api:?} v{version} is not supported")]
     UnsupportedVersion { api: ApiKey, version: i16 },
     #[error("ApiVersions v{version} is not supported")]

@@ -34,6 +34,8 @@ enum Outcome {
     Silent,
     /// The response cannot be encoded: close rather than leave the client waiting.
     Close,
+    /// The last response (a failed authentication): send it, then close.
+    RespondAndClose(Bytes),
 }
 
 type Pending = futures::future::BoxFuture<'static, Outcome>;
@@ -68,10 +70,14 @@ pub async fn serve<R, W>(
     let peer = session.peer;
     let max_in_flight = broker.config.limits.max_in_flight_per_connection;
     let (frames_tx, mut frames) = mpsc::channel(1);
-    let max_frame = broker.config.limits.socket_request_max_bytes as usize;
+    let limits = FrameLimits {
+        max: broker.config.limits.socket_request_max_bytes as usize,
+        unauthenticated: broker.config.security.sasl_max_receive_bytes as usize,
+        session: session.clone(),
+    };
     let reader = tokio::spawn(read_frames(
         reader,
-        max_frame,
+        limits,
         broker.request_memory(),
         frames_tx,
     ));
@@ -99,6 +105,11 @@ pub async fn serve<R, W>(
                 }
                 Outcome::Silent => {}
                 Outcome::Close => return,
+                Outcome::RespondAndClose(bytes) => {
+                    let _ = writer.write_all(&bytes).await;
+                    tracing::info!(%peer, "closing connection: authentication failed");
+                    return;
+                }
             },
             () = std::future::ready(()), if holding && in_flight.is_empty() => holding = false,
             () = broker.log.wait_for_capacity(), if parked.is_some() => {
@@ -177,20 +188,31 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The largest frame a connection may send.
+struct FrameLimits {
+    max: usize,
+    /// Before the client has authenticated (SASL listeners).
+    unauthenticated: usize,
+    session: Session,
+}
+
 /// Reads frames until the client closes, a frame is bad or too slow, or
 /// the receiver is gone. Memory for a frame is reserved before it is read.
 async fn read_frames<R: AsyncRead + Unpin>(
     mut reader: R,
-    max_frame: usize,
+    limits: FrameLimits,
     memory: Arc<Semaphore>,
     frames: mpsc::Sender<Result<Frame, FrameError>>,
 ) {
-    let own_memory = Arc::new(Semaphore::new(max_frame.max(1)));
+    let own_memory = Arc::new(Semaphore::new(limits.max.max(1)));
     loop {
         let mut prefix = [0u8; 4];
         if reader.read_exact(&mut prefix).await.is_err() {
             return;
         }
+        let max_frame = limits
+            .session
+            .frame_limit(limits.max, limits.unauthenticated);
         let size = match frame_size(prefix, max_frame) {
             Ok(size) => size,
             Err(e) => {
@@ -294,8 +316,12 @@ fn start(
     } = &request;
     let (api_key, version, correlation_id) =
         (*api_key, header.request_api_version, header.correlation_id);
+    session
+        .admits(api_key)
+        .map_err(|reason| DecodeError::NotAdmitted { api_key, reason })?;
     let reply = handle(broker, request, session).ok_or(DecodeError::NotServed(api_key))?;
     let started = std::time::Instant::now();
+    let session = session.clone();
     Ok(async move {
         let _reserved = permit;
         let body = reply.await;
@@ -307,6 +333,7 @@ fn start(
             return Outcome::Silent;
         };
         match protocol::encode_response(api_key, version, correlation_id, &body) {
+            Ok(bytes) if session.failed() => Outcome::RespondAndClose(bytes),
             Ok(bytes) => Outcome::Respond(bytes),
             Err(e) => {
                 tracing::error!(?api_key, version, error = %e, "cannot encode response");

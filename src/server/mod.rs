@@ -15,13 +15,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
+use crate::config::SaslMechanism;
 use crate::session::Session;
 
-/// A bound listener, its name, and its TLS (SSL listeners).
+/// A bound listener, its name, its TLS (SSL and SASL_SSL listeners) and
+/// the SASL mechanisms it offers (SASL listeners).
 pub struct Bound {
     pub socket: TcpListener,
     pub name: Arc<str>,
     pub tls: Option<Arc<tls::Tls>>,
+    pub sasl: Option<Arc<[SaslMechanism]>>,
 }
 
 /// How long a client may take to complete the TLS handshake.
@@ -59,10 +62,7 @@ async fn accept(
                     if let Err(e) = socket.set_nodelay(true) {
                         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
                     }
-                    let session = Session {
-                        peer,
-                        listener: listener.name.clone(),
-                    };
+                    let session = Session::new(peer, listener.name.clone(), listener.sasl.clone());
                     let (broker, shutdown) = (broker.clone(), shutdown.clone());
                     let tls = listener.tls.as_ref().map(|tls| tls.acceptor());
                     connections.spawn(async move {

@@ -569,4 +569,5 @@ pub mod groups;
 pub mod proxy;
 pub mod s3;
 pub mod scenarios;
+pub mod security;
 pub mod transactions;

@@ -23,6 +23,7 @@
 //!   `live/transactions/ID_HEX`: its coordinator, under its lease;
 //!   `txn_offsets/GROUP_HEX/PRODUCER_ID`: offsets an open transaction
 //!   commits to the group.
+//! - `scram/USER_HEX/MECHANISM`: a user's SCRAM credential.
 
 use uuid::Uuid;
 
@@ -67,6 +68,16 @@ impl Keys {
     /// A transactional id's coordinator.
     pub fn transaction_coordinator(&self, transactional_id: &str) -> String {
         self.key(format_args!("live/transactions/{}", hex(transactional_id)))
+    }
+
+    /// Prefix of every SCRAM credential.
+    pub fn scram_credentials(&self) -> String {
+        self.key(format_args!("scram/"))
+    }
+
+    /// A user's SCRAM credential for `mechanism` (`SCRAM-SHA-256`).
+    pub fn scram_credential(&self, user: &str, mechanism: &str) -> String {
+        self.key(format_args!("scram/{}/{mechanism}", hex(user)))
     }
 
     /// Prefix of the transactional ids' states.

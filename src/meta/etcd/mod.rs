@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
+mod credentials;
 mod groups;
 pub mod keys;
 mod partitions;
@@ -450,6 +451,7 @@ mod tests {
         conformance::groups_and_offsets(&store().await).await;
         conformance::deleting_a_topic_deletes_its_offsets(&store().await).await;
         conformance::transactions_and_their_offsets(&store().await).await;
+        conformance::scram_credentials_by_user_and_mechanism(&store().await).await;
     }
 
     #[tokio::test]
