@@ -50,10 +50,16 @@ pub struct Config {
     pub security: SecurityConfig,
 }
 
-/// Authentication settings shared by every SASL listener.
+/// Authentication and authorization settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
+    /// Whether requests are checked against ACLs.
+    pub authorizer: AuthorizerKind,
+    /// Principals (`User:admin`) allowed everything, whatever the ACLs.
+    pub super_users: Vec<String>,
+    /// Whether a resource no ACL names is open to everyone.
+    pub allow_everyone_if_no_acl_found: bool,
     /// How long an authentication lasts before the client must
     /// authenticate again on the same connection (KIP-368's
     /// `connections.max.reauth.ms`); 0: for the connection's life.
@@ -66,10 +72,24 @@ pub struct SecurityConfig {
 impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {
+            authorizer: AuthorizerKind::None,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
             connections_max_reauth_ms: 0,
             sasl_max_receive_bytes: 512 * 1024,
         }
     }
+}
+
+/// Which authorizer checks requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthorizerKind {
+    /// Everyone may do everything.
+    #[default]
+    None,
+    /// Kafka's ACLs (CreateAcls, `silt acl`).
+    Acl,
 }
 
 /// A SASL mechanism a listener offers.

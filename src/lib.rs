@@ -12,6 +12,7 @@
 //! [`broker`] ties these together; [`client`] is the small Kafka client the
 //! console commands use.
 
+pub mod acl;
 pub mod admin;
 pub mod broker;
 pub mod client;

@@ -58,6 +58,14 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Create, list and delete ACLs (checked with security.authorizer =
+    /// "acl"), in kafka-acls.sh's vocabulary.
+    Acl {
+        #[command(flatten)]
+        server: Bootstrap,
+        #[command(subcommand)]
+        command: AclCommand,
+    },
     /// Describe the cluster: brokers, controller, partition leaders and
     /// their epochs.
     Cluster {
@@ -197,6 +205,168 @@ enum UserCommand {
         #[arg(long = "mechanism", value_parser = parse_mechanism)]
         mechanisms: Vec<silt::meta::ScramMechanism>,
     },
+}
+
+#[derive(Subcommand)]
+enum AclCommand {
+    /// Create an ACL for each principal, operation and host given.
+    Create {
+        #[command(flatten)]
+        resource: AclResource,
+        #[command(flatten)]
+        who: AclPrincipals,
+        /// Read, Write, Create, Delete, Alter, Describe, ClusterAction,
+        /// DescribeConfigs, AlterConfigs, IdempotentWrite or All; repeatable.
+        #[arg(long = "operation", required = true, value_parser = parse_operation)]
+        operations: Vec<silt::acl::Operation>,
+        /// literal or prefixed.
+        #[arg(long, default_value = "literal", value_parser = parse_pattern)]
+        resource_pattern_type: silt::acl::PatternType,
+    },
+    /// List ACLs (all, or those of a resource or principal).
+    List {
+        #[command(flatten)]
+        resource: AclResourceFilter,
+        /// Only the ACLs of this principal (User:alice).
+        #[arg(long)]
+        principal: Option<String>,
+        /// any (default), match (every pattern applying to the resource
+        /// name), literal or prefixed.
+        #[arg(long, default_value = "any")]
+        resource_pattern_type: String,
+    },
+    /// Delete the ACLs of a resource, narrowed by principal and operation.
+    Delete {
+        #[command(flatten)]
+        resource: AclResource,
+        #[command(flatten)]
+        who: AclPrincipals,
+        /// Only ACLs of this operation.
+        #[arg(long, value_parser = parse_operation)]
+        operation: Option<silt::acl::Operation>,
+        #[arg(long, default_value = "literal", value_parser = parse_pattern)]
+        resource_pattern_type: silt::acl::PatternType,
+    },
+}
+
+/// The resource of an ACL: exactly one of these.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct AclResource {
+    #[arg(long)]
+    topic: Option<String>,
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long)]
+    transactional_id: Option<String>,
+    /// The cluster (kafka-cluster).
+    #[arg(long)]
+    cluster: bool,
+}
+
+/// The resource ACLs are listed for, if any.
+#[derive(clap::Args)]
+#[group(required = false, multiple = false)]
+struct AclResourceFilter {
+    #[arg(long)]
+    topic: Option<String>,
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long)]
+    transactional_id: Option<String>,
+    #[arg(long)]
+    cluster: bool,
+}
+
+/// Who an ACL allows or denies, and from where.
+#[derive(clap::Args)]
+struct AclPrincipals {
+    /// A principal to allow (User:alice, User:* for everyone); repeatable.
+    #[arg(long)]
+    allow_principal: Vec<String>,
+    /// A principal to deny; repeatable.
+    #[arg(long)]
+    deny_principal: Vec<String>,
+    /// The client IP allowed from (default: any).
+    #[arg(long, default_value = "*")]
+    allow_host: String,
+    /// The client IP denied from (default: any).
+    #[arg(long, default_value = "*")]
+    deny_host: String,
+}
+
+impl AclResource {
+    fn resource(&self) -> (silt::acl::ResourceType, String) {
+        use silt::acl::ResourceType;
+        match (&self.topic, &self.group, &self.transactional_id) {
+            (Some(t), _, _) => (ResourceType::Topic, t.clone()),
+            (_, Some(g), _) => (ResourceType::Group, g.clone()),
+            (_, _, Some(t)) => (ResourceType::TransactionalId, t.clone()),
+            _ => (ResourceType::Cluster, silt::acl::CLUSTER_NAME.into()),
+        }
+    }
+}
+
+impl AclResourceFilter {
+    fn resource(&self) -> Option<(silt::acl::ResourceType, String)> {
+        let given = self.topic.is_some()
+            || self.group.is_some()
+            || self.transactional_id.is_some()
+            || self.cluster;
+        given.then(|| {
+            AclResource {
+                topic: self.topic.clone(),
+                group: self.group.clone(),
+                transactional_id: self.transactional_id.clone(),
+                cluster: self.cluster,
+            }
+            .resource()
+        })
+    }
+}
+
+impl AclPrincipals {
+    /// `(principal, permission, host)` for each principal given.
+    fn each(&self) -> Vec<(String, silt::acl::Permission, String)> {
+        use silt::acl::Permission;
+        let allow = self
+            .allow_principal
+            .iter()
+            .map(|p| (p.clone(), Permission::Allow, self.allow_host.clone()));
+        let deny = self
+            .deny_principal
+            .iter()
+            .map(|p| (p.clone(), Permission::Deny, self.deny_host.clone()));
+        allow.chain(deny).collect()
+    }
+}
+
+fn parse_operation(name: &str) -> Result<silt::acl::Operation, String> {
+    silt::acl::Operation::from_name(name)
+        .ok_or_else(|| format!("'{name}' is not a Kafka ACL operation"))
+}
+
+fn parse_pattern(name: &str) -> Result<silt::acl::PatternType, String> {
+    silt::acl::PatternType::from_name(name)
+        .ok_or_else(|| format!("'{name}' is not literal or prefixed"))
+}
+
+/// An ACL from the command line, checked as the broker checks it.
+fn acl_of(
+    (resource_type, name): &(silt::acl::ResourceType, String),
+    pattern_type: silt::acl::PatternType,
+    (principal, permission, host): &(String, silt::acl::Permission, String),
+    operation: silt::acl::Operation,
+) -> anyhow::Result<silt::acl::Acl> {
+    Ok(silt::acl::Acl::from_request(
+        resource_type.code(),
+        name,
+        pattern_type.code(),
+        principal,
+        host,
+        operation.code(),
+        permission.code(),
+    )?)
 }
 
 fn parse_mechanism(name: &str) -> Result<silt::meta::ScramMechanism, String> {
@@ -394,6 +564,88 @@ fn run() -> anyhow::Result<()> {
                         partition,
                         start_offset,
                     } => cli::txn::abort(&mut cluster, &topic, partition, start_offset).await,
+                }
+            }
+            Command::Acl { server, command } => {
+                let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
+                match command {
+                    AclCommand::Create {
+                        resource,
+                        who,
+                        operations,
+                        resource_pattern_type,
+                    } => {
+                        let principals = who.each();
+                        if principals.is_empty() {
+                            anyhow::bail!("give --allow-principal or --deny-principal");
+                        }
+                        let mut acls = Vec::new();
+                        for p in &principals {
+                            for &op in &operations {
+                                acls.push(acl_of(
+                                    &resource.resource(),
+                                    resource_pattern_type,
+                                    p,
+                                    op,
+                                )?);
+                            }
+                        }
+                        cli::acl::create(&mut cluster, &acls).await
+                    }
+                    AclCommand::List {
+                        resource,
+                        principal,
+                        resource_pattern_type,
+                    } => {
+                        let pattern = match resource_pattern_type.as_str() {
+                            "any" => None,
+                            "match" => Some(None),
+                            other => Some(Some(parse_pattern(other).map_err(anyhow::Error::msg)?)),
+                        };
+                        let selection = cli::acl::Selection {
+                            resource: resource.resource(),
+                            pattern,
+                            principal,
+                            host: None,
+                            operation: None,
+                            permission: None,
+                        };
+                        cli::acl::list(&mut cluster, &selection).await
+                    }
+                    AclCommand::Delete {
+                        resource,
+                        who,
+                        operation,
+                        resource_pattern_type,
+                    } => {
+                        let principals = who.each();
+                        let mut selections = Vec::new();
+                        let narrowed: Vec<_> = if principals.is_empty() {
+                            vec![None]
+                        } else {
+                            principals.into_iter().map(Some).collect()
+                        };
+                        for who in narrowed {
+                            let (principal, permission, host) = match who {
+                                Some((p, perm, host)) => {
+                                    (Some(p), Some(perm), Some(host).filter(|h| h != "*"))
+                                }
+                                None => (None, None, None),
+                            };
+                            selections.push(cli::acl::Selection {
+                                resource: Some(resource.resource()),
+                                pattern: Some(Some(resource_pattern_type)),
+                                principal,
+                                host,
+                                operation,
+                                permission,
+                            });
+                        }
+                        for selection in &selections {
+                            cli::acl::delete(&mut cluster, selection).await?;
+                        }
+                        Ok(())
+                    }
                 }
             }
             Command::User { server, command } => {

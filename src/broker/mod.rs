@@ -37,6 +37,7 @@ use crate::log::{Log, LogSettings};
 use crate::meta::embedded::EmbeddedStore;
 use crate::meta::etcd::EtcdStore;
 use crate::meta::{MetaStore, TopicMeta};
+use crate::security::authorizer::Authorizer;
 use crate::storage::Bucket;
 
 /// The most partitions one topic may have; bounds what a request can allocate.
@@ -79,6 +80,8 @@ pub struct Broker {
     pub log: Arc<Log>,
     pub groups: Arc<Coordinator>,
     pub txns: Arc<crate::txn::TxnCoordinator>,
+    /// Decides what each principal may do (everything, without ACLs).
+    pub authorizer: Arc<Authorizer>,
     clock: Clock,
     meta: Arc<dyn MetaStore>,
     topics: RwLock<Topics>,
@@ -180,7 +183,10 @@ impl Broker {
             .as_ref()
             .map_or_else(CancellationToken::new, |c| c.lost());
         let hold_check = cluster.as_ref().map(|c| c.check());
+        let authorizer = Arc::new(Authorizer::new(&config.security));
+        authorizer.refresh(&*meta).await?;
         let broker = Arc::new(Broker {
+            authorizer: authorizer.clone(),
             config,
             cluster: cluster.clone(),
             hold_lost,
@@ -206,6 +212,9 @@ impl Broker {
         broker
             .tasks
             .spawn(groups.run_ticker(broker.stop_tasks.clone()));
+        broker
+            .tasks
+            .spawn(authorizer.run_refresh(broker.meta.clone(), broker.stop_tasks.clone()));
         let markers: Arc<dyn crate::txn::MarkerWriter> = broker.clone();
         broker
             .tasks
@@ -289,6 +298,11 @@ impl Broker {
 
     /// Users' SCRAM credentials.
     pub fn credentials(&self) -> &dyn crate::meta::CredentialStore {
+        &*self.meta
+    }
+
+    /// The ACLs as stored (the authorizer keeps a copy).
+    pub fn acl_store(&self) -> &dyn crate::meta::AclStore {
         &*self.meta
     }
 

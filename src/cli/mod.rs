@@ -2,6 +2,7 @@
 //! `silt consume`): Kafka clients built on `silt::client`, so they work
 //! against any Kafka-compatible broker.
 
+pub mod acl;
 pub mod cluster;
 pub mod consume;
 pub mod group;

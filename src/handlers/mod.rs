@@ -8,6 +8,7 @@
 //! connection's batches reach the log in the order they were sent; waiting
 //! for durability happens in the future, concurrently with later requests.
 
+mod acls;
 mod api_versions;
 mod configs;
 mod create_partitions;
@@ -195,6 +196,15 @@ pub fn dispatch(broker: &Arc<Broker>, request: Request, session: &Session) -> Op
         )),
         RequestKind::DeleteGroups(r) => {
             later(async move { ResponseKind::DeleteGroups(group_admin::delete(&b, r).await) })
+        }
+        RequestKind::CreateAcls(r) => {
+            later(async move { ResponseKind::CreateAcls(acls::create(&b, r).await) })
+        }
+        RequestKind::DescribeAcls(r) => {
+            later(async move { ResponseKind::DescribeAcls(acls::describe(&b, r).await) })
+        }
+        RequestKind::DeleteAcls(r) => {
+            later(async move { ResponseKind::DeleteAcls(acls::delete(&b, r).await) })
         }
         RequestKind::SaslHandshake(r) => {
             ready(ResponseKind::SaslHandshake(sasl::handshake(session, r)))

@@ -18,10 +18,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    CommitOutcome, CommittedOffset, CredentialStore, Extent, GroupMeta, GroupStore,
+    AclStore, CommitOutcome, CommittedOffset, CredentialStore, Extent, GroupMeta, GroupStore,
     PartitionCommit, PartitionMeta, PartitionStore, ProducerStore, ScramCredential, ScramMechanism,
     TopicMeta, TopicStore, TransactionStore, TxnMeta, TxnOffsets, check_replacement, run_position,
 };
+use crate::acl::Acl;
 use crate::error::{Error, Result};
 
 /// The journal is folded into a snapshot past this size.
@@ -60,6 +61,11 @@ struct State {
     /// user -> mechanism -> credential
     #[serde(default)]
     scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    #[serde(default)]
+    acls: std::collections::BTreeSet<Acl>,
+    /// Moves with every change of the ACLs.
+    #[serde(default)]
+    acl_version: u64,
 }
 
 /// One durable change, as journaled.
@@ -118,6 +124,8 @@ enum Change {
         user: String,
         mechanism: ScramMechanism,
     },
+    CreateAcls(Vec<Acl>),
+    DeleteAcls(Vec<Acl>),
 }
 
 /// A journal record: a change and its sequence number.
@@ -489,6 +497,16 @@ impl State {
                     .entry(credential.user.clone())
                     .or_default()
                     .insert(credential.mechanism, credential.clone());
+            }
+            Change::CreateAcls(acls) => {
+                self.acls.extend(acls.iter().cloned());
+                self.acl_version += 1;
+            }
+            Change::DeleteAcls(acls) => {
+                for acl in acls {
+                    self.acls.remove(acl);
+                }
+                self.acl_version += 1;
             }
             Change::DeleteScramCredential { user, mechanism } => {
                 if let Some(held) = self.scram.get_mut(user) {
@@ -892,6 +910,29 @@ impl CredentialStore for EmbeddedStore {
     }
 }
 
+#[async_trait]
+impl AclStore for EmbeddedStore {
+    async fn acls(&self) -> Result<(u64, Vec<Acl>)> {
+        self.with_inner(|inner| {
+            let state = &inner.state;
+            Ok((state.acl_version, state.acls.iter().cloned().collect()))
+        })
+        .await
+    }
+
+    async fn acl_version(&self) -> Result<u64> {
+        self.with_inner(|inner| Ok(inner.state.acl_version)).await
+    }
+
+    async fn create_acls(&self, acls: Vec<Acl>) -> Result<()> {
+        self.change(Change::CreateAcls(acls), |_| ()).await
+    }
+
+    async fn delete_acls(&self, acls: Vec<Acl>) -> Result<()> {
+        self.change(Change::DeleteAcls(acls), |_| ()).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -916,6 +957,7 @@ mod tests {
         conformance::deleting_a_topic_deletes_its_offsets(&store(&dir.path().join("f"))).await;
         conformance::transactions_and_their_offsets(&store(&dir.path().join("k"))).await;
         conformance::scram_credentials_by_user_and_mechanism(&store(&dir.path().join("l"))).await;
+        conformance::acls_and_their_version(&store(&dir.path().join("m"))).await;
     }
 
     fn topic(name: &str) -> TopicMeta {

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::acl::Acl;
 use crate::error::Result;
 
 /// A topic as stored: its name, id, partition count and config overrides.
@@ -572,15 +573,41 @@ pub trait CredentialStore: Send + Sync + 'static {
     async fn delete_scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Result<bool>;
 }
 
+/// Access control lists, with a version that changes with every change,
+/// so brokers can poll it cheaply and reload the ACLs when it moves.
+#[async_trait]
+pub trait AclStore: Send + Sync + 'static {
+    /// Every ACL, and the version of the set.
+    async fn acls(&self) -> Result<(u64, Vec<Acl>)>;
+    /// The version of the set.
+    async fn acl_version(&self) -> Result<u64>;
+    /// Adds ACLs (one already stored stays as it is).
+    async fn create_acls(&self, acls: Vec<Acl>) -> Result<()>;
+    /// Removes ACLs (one not stored is ignored).
+    async fn delete_acls(&self, acls: Vec<Acl>) -> Result<()>;
+}
+
 /// The metadata a broker needs, shared by every broker of a cluster: one
 /// store in each role (an embedded journal, or etcd).
 pub trait MetaStore:
-    TopicStore + PartitionStore + ProducerStore + GroupStore + TransactionStore + CredentialStore
+    TopicStore
+    + PartitionStore
+    + ProducerStore
+    + GroupStore
+    + TransactionStore
+    + CredentialStore
+    + AclStore
 {
 }
 
 impl<
-    T: TopicStore + PartitionStore + ProducerStore + GroupStore + TransactionStore + CredentialStore,
+    T: TopicStore
+        + PartitionStore
+        + ProducerStore
+        + GroupStore
+        + TransactionStore
+        + CredentialStore
+        + AclStore,
 > MetaStore for T
 {
 }
@@ -1040,6 +1067,42 @@ pub(crate) mod conformance {
                 .unwrap()
         );
         assert_eq!(store.scram_credentials().await.unwrap(), vec![odd]);
+    }
+
+    pub async fn acls_and_their_version(store: &dyn MetaStore) {
+        use crate::acl::{Operation, PatternType, Permission, ResourceType};
+        let acl = |name: &str, operation| Acl {
+            resource_type: ResourceType::Topic,
+            resource_name: name.into(),
+            pattern_type: PatternType::Literal,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation,
+            permission: Permission::Allow,
+        };
+        let (start, none) = store.acls().await.unwrap();
+        assert!(none.is_empty());
+        assert_eq!(store.acl_version().await.unwrap(), start);
+        let (read, write) = (
+            acl("orders", Operation::Read),
+            acl("o/dd,name", Operation::Write),
+        );
+        store
+            .create_acls(vec![read.clone(), write.clone(), read.clone()])
+            .await
+            .unwrap();
+        let (created, mut all) = store.acls().await.unwrap();
+        assert_ne!(created, start, "the version moves");
+        all.sort();
+        let mut expected = vec![read.clone(), write.clone()];
+        expected.sort();
+        assert_eq!(all, expected);
+        store
+            .delete_acls(vec![read, acl("absent", Operation::All)])
+            .await
+            .unwrap();
+        assert_ne!(store.acl_version().await.unwrap(), created);
+        assert_eq!(store.acls().await.unwrap().1, vec![write]);
     }
 
     pub async fn broker_configs_round_trip(store: &dyn MetaStore) {

@@ -1,6 +1,7 @@
 //! Authentication: who a client is (its [`Principal`]) and how it proves
 //! it (SASL's PLAIN and SCRAM mechanisms).
 
+pub mod authorizer;
 pub mod sasl;
 pub mod scram;
 

@@ -24,6 +24,9 @@
 //!   `txn_offsets/GROUP_HEX/PRODUCER_ID`: offsets an open transaction
 //!   commits to the group.
 //! - `scram/USER_HEX/MECHANISM`: a user's SCRAM credential.
+//! - `acls/ACL_HEX`: one ACL (its JSON, hex-encoded, is its identity);
+//!   `acls_changed`: rewritten with every change of the ACLs, its
+//!   revision their version.
 
 use uuid::Uuid;
 
@@ -78,6 +81,21 @@ impl Keys {
     /// A user's SCRAM credential for `mechanism` (`SCRAM-SHA-256`).
     pub fn scram_credential(&self, user: &str, mechanism: &str) -> String {
         self.key(format_args!("scram/{}/{mechanism}", hex(user)))
+    }
+
+    /// Prefix of every ACL.
+    pub fn acls(&self) -> String {
+        self.key(format_args!("acls/"))
+    }
+
+    /// The key of the ACL whose JSON is `json`.
+    pub fn acl(&self, json: &str) -> String {
+        self.key(format_args!("acls/{}", hex(json)))
+    }
+
+    /// The key rewritten with every change of the ACLs.
+    pub fn acls_changed(&self) -> String {
+        self.key(format_args!("acls_changed"))
     }
 
     /// Prefix of the transactional ids' states.

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
+mod acls;
 mod credentials;
 mod groups;
 pub mod keys;
@@ -452,6 +453,7 @@ mod tests {
         conformance::deleting_a_topic_deletes_its_offsets(&store().await).await;
         conformance::transactions_and_their_offsets(&store().await).await;
         conformance::scram_credentials_by_user_and_mechanism(&store().await).await;
+        conformance::acls_and_their_version(&store().await).await;
     }
 
     #[tokio::test]
