@@ -852,3 +852,87 @@ async fn each_listener_lists_every_brokers_address_on_it() {
     }
     drop(brokers);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_and_acls_made_on_one_broker_apply_on_the_others() {
+    use common::security::{create_user, free_port, sasl_client};
+    use kafka_protocol::messages::MetadataRequest;
+    let meta = etcd_root();
+    let url = bucket_url();
+    let dir = tempfile::tempdir().unwrap();
+    let mut brokers = Vec::new();
+    let mut sasl_ports = BTreeMap::new();
+    for id in [1, 2] {
+        let (internal, sasl) = (free_port(), free_port());
+        sasl_ports.insert(id, sasl);
+        let path = dir.path().join(format!("broker-{id}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[security]\nauthorizer = \"acl\"\nsuper_users = [\"User:ANONYMOUS\"]\n\n\
+                 [[listeners]]\nname = \"INTERNAL\"\nlisten = \"127.0.0.1:{internal}\"\n\n\
+                 [[listeners]]\nname = \"USERS\"\nlisten = \"127.0.0.1:{sasl}\"\n\
+                 protocol = \"SASL_PLAINTEXT\"\n"
+            ),
+        )
+        .unwrap();
+        let id_text = id.to_string();
+        let args = [
+            "--broker-id",
+            id_text.as_str(),
+            "--meta",
+            meta.as_str(),
+            "--config",
+            path.to_str().unwrap(),
+        ];
+        let env = [("SILT_STORAGE__META_LEASE_SECONDS", LEASE_SECONDS)];
+        brokers.push(start(&endpoint(), &url, &args, &env));
+    }
+    let first = brokers[0].addr.clone();
+    create_user(&first, "alice", "alice-pw");
+    let (ok, _, err) = silt(&[
+        "topic",
+        "create",
+        "shared",
+        "--partitions",
+        "1",
+        "--bootstrap-server",
+        &first,
+    ]);
+    assert!(ok, "{err}");
+    // alice, created on broker 1, logs in on broker 2 and sees nothing yet.
+    let mut alice = sasl_client(
+        &format!("127.0.0.1:{}", sasl_ports[&2]),
+        "alice",
+        "alice-pw",
+    )
+    .await;
+    let all = || MetadataRequest::default().with_topics(None);
+    assert!(alice.call(all(), 12).await.unwrap().topics.is_empty());
+    let (ok, _, err) = silt(&[
+        "acl",
+        "create",
+        "--allow-principal",
+        "User:alice",
+        "--operation",
+        "Describe",
+        "--topic",
+        "shared",
+        "--bootstrap-server",
+        &first,
+    ]);
+    assert!(ok, "{err}");
+    let created = Instant::now();
+    while alice.call(all(), 12).await.unwrap().topics.is_empty() {
+        assert!(
+            created.elapsed() < Duration::from_secs(3),
+            "the ACL made on broker 1 never applied on broker 2"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "ACL applied on the other broker after {:?}",
+        created.elapsed()
+    );
+    drop(brokers);
+}

@@ -10,6 +10,7 @@
 
 mod acls;
 mod api_versions;
+mod authorize;
 mod configs;
 mod create_partitions;
 mod create_topics;
@@ -73,9 +74,39 @@ pub fn holds_order(broker: &Arc<Broker>, request: &Request) -> bool {
     }
 }
 
-/// Starts handling `request`; `None` if the API is not served (the decoder
-/// only lets served APIs through, so this closes the connection defensively).
+/// Starts handling `request`, once the authorizer (if on) let it through,
+/// without the parts it denied (see [`authorize`]); `None` if the API is
+/// not served (the decoder only lets served APIs through, so this closes
+/// the connection defensively) or has no authorization rule.
 pub fn dispatch(broker: &Arc<Broker>, request: Request, session: &Session) -> Option<Reply> {
+    if !broker.authorizer.enabled() {
+        return handle(broker, request, session);
+    }
+    let Request {
+        header,
+        api_key,
+        body,
+    } = request;
+    match authorize::check(broker, session, header.request_api_version, body) {
+        authorize::Checked::Run(body, amend) => {
+            let request = Request {
+                header,
+                api_key,
+                body,
+            };
+            let reply = handle(broker, request, session)?;
+            Some(match amend {
+                None => reply,
+                Some(amend) => reply.map(|response| response.map(amend)).boxed(),
+            })
+        }
+        authorize::Checked::Answer(response) => Some(ready(response)),
+        authorize::Checked::Refuse => None,
+    }
+}
+
+/// Runs `request`'s handler (after authorization).
+fn handle(broker: &Arc<Broker>, request: Request, session: &Session) -> Option<Reply> {
     let v = request.version();
     let b = broker.clone();
     let (peer, listener) = (session.peer, session.listener.clone());

@@ -163,3 +163,20 @@ pub fn read_over(
         &settings,
     )
 }
+
+/// A raw protocol client authenticated as `user` with SASL PLAIN.
+pub async fn sasl_client(addr: &str, user: &str, password: &str) -> silt::client::Client {
+    use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+    use kafka_protocol::protocol::StrBytes;
+    let mut client = silt::client::Client::connect(addr).await.unwrap();
+    let handshake =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
+    assert_eq!(client.call(handshake, 1).await.unwrap().error_code, 0);
+    let token = bytes::Bytes::from(format!("\0{user}\0{password}"));
+    let response = client
+        .call(SaslAuthenticateRequest::default().with_auth_bytes(token), 2)
+        .await
+        .unwrap();
+    assert_eq!(response.error_code, 0, "{user} authenticates");
+    client
+}

@@ -1,0 +1,1133 @@
+//! The one place requests are authorized: before a handler runs, every
+//! topic, group, transactional id and cluster action a request names is
+//! checked against the authorizer for the session's principal, as Kafka
+//! checks each API. Denied parts are taken out of the request and answered
+//! with Kafka's error (TOPIC_, GROUP_, TRANSACTIONAL_ID_ or
+//! CLUSTER_AUTHORIZATION_FAILED) next to the handler's answer for the
+//! rest; a request denied as a whole is answered without running it.
+//! Metadata, ListGroups, ListTransactions and OffsetFetch of all topics
+//! leave out what the principal may not describe.
+//!
+//! Every served API has a rule here; one without a rule is refused (a
+//! test checks every served API is covered).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use crate::acl::{CLUSTER_NAME, Operation, ResourceType};
+use crate::broker::Broker;
+use crate::security::Principal;
+use crate::security::authorizer::Authorizer;
+use crate::session::Session;
+
+/// Completes a handler's response with the answers for what was denied.
+pub type Amend = Box<dyn FnOnce(ResponseKind) -> ResponseKind + Send>;
+
+/// A request after authorization.
+pub enum Checked {
+    /// Run the request (without what was denied), then amend its response.
+    Run(RequestKind, Option<Amend>),
+    /// Denied as a whole: this is the answer.
+    Answer(ResponseKind),
+    /// No rule covers the API: refused.
+    Refuse,
+}
+
+use ResponseError::{
+    ClusterAuthorizationFailed as CLUSTER_DENIED, GroupAuthorizationFailed as GROUP_DENIED,
+    TopicAuthorizationFailed as TOPIC_DENIED, TransactionalIdAuthorizationFailed as TXN_DENIED,
+};
+
+/// The principal of a request and what it may do.
+struct Guard<'a> {
+    authorizer: &'a Authorizer,
+    broker: &'a Broker,
+    principal: Principal,
+    host: String,
+}
+
+impl Guard<'_> {
+    fn allows(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
+        self.authorizer
+            .allows(&self.principal, &self.host, operation, resource_type, name)
+    }
+
+    fn topic(&self, operation: Operation, name: &str) -> bool {
+        self.allows(operation, ResourceType::Topic, name)
+    }
+
+    /// A topic named by id: checked by its name; an unknown id is left
+    /// for the handler to answer.
+    fn topic_id(&self, operation: Operation, id: uuid::Uuid) -> bool {
+        self.broker
+            .topic_by_id(id)
+            .is_none_or(|t| self.topic(operation, &t.name))
+    }
+
+    fn group(&self, operation: Operation, name: &str) -> bool {
+        self.allows(operation, ResourceType::Group, name)
+    }
+
+    fn txn(&self, operation: Operation, id: &str) -> bool {
+        self.allows(operation, ResourceType::TransactionalId, id)
+    }
+
+    fn cluster(&self, operation: Operation) -> bool {
+        self.allows(operation, ResourceType::Cluster, CLUSTER_NAME)
+    }
+
+    /// Creating topic `name`: Create on the cluster or on the topic.
+    fn create_topic(&self, name: &str) -> bool {
+        self.cluster(Operation::Create) || self.topic(Operation::Create, name)
+    }
+}
+
+/// Splits `items` into those `allowed` keeps and the others.
+fn split<T>(items: Vec<T>, allowed: impl FnMut(&T) -> bool) -> (Vec<T>, Vec<T>) {
+    items.into_iter().partition(allowed)
+}
+
+/// Runs `request` unchanged.
+fn run(request: RequestKind) -> Checked {
+    Checked::Run(request, None)
+}
+
+/// Runs `request`, then lets `amend` change its response of kind
+/// `unwrap` (a no-op on any other kind).
+fn run_then<R: 'static>(
+    request: RequestKind,
+    unwrap: fn(&mut ResponseKind) -> Option<&mut R>,
+    amend: impl FnOnce(&mut R) + Send + 'static,
+) -> Checked {
+    let amend: Amend = Box::new(move |mut response| {
+        if let Some(r) = unwrap(&mut response) {
+            amend(r);
+        }
+        response
+    });
+    Checked::Run(request, Some(amend))
+}
+
+macro_rules! kind {
+    ($variant:ident) => {
+        |r: &mut ResponseKind| match r {
+            ResponseKind::$variant(r) => Some(r),
+            _ => None,
+        }
+    };
+}
+
+fn text(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// Authorizes `request` (of API `version`) for `session`'s principal.
+pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestKind) -> Checked {
+    let guard = Guard {
+        authorizer: &broker.authorizer,
+        broker,
+        principal: session.principal().unwrap_or_else(Principal::anonymous),
+        host: session.peer.ip().to_string(),
+    };
+    let g = &guard;
+    use Operation::*;
+    match request {
+        RequestKind::ApiVersions(_)
+        | RequestKind::SaslHandshake(_)
+        | RequestKind::SaslAuthenticate(_)
+        | RequestKind::DescribeCluster(_) => run(request),
+
+        RequestKind::Produce(mut r) => {
+            let txn_allowed = r
+                .transactional_id
+                .as_ref()
+                .is_none_or(|id| g.txn(Write, id));
+            let (kept, denied) = split(std::mem::take(&mut r.topic_data), |t| {
+                txn_allowed
+                    && if version >= 13 {
+                        g.topic_id(Write, t.topic_id)
+                    } else {
+                        g.topic(Write, &t.name)
+                    }
+            });
+            r.topic_data = kept;
+            let error = if txn_allowed {
+                TOPIC_DENIED
+            } else {
+                TXN_DENIED
+            };
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|t| {
+                    produce_response::TopicProduceResponse::default()
+                        .with_name(t.name)
+                        .with_topic_id(t.topic_id)
+                        .with_partition_responses(
+                            t.partition_data
+                                .iter()
+                                .map(|p| {
+                                    produce_response::PartitionProduceResponse::default()
+                                        .with_index(p.index)
+                                        .with_error_code(error.code())
+                                        .with_base_offset(-1)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            run_then(RequestKind::Produce(r), kind!(Produce), |p| {
+                p.responses.extend(denied)
+            })
+        }
+
+        RequestKind::Fetch(mut r) => {
+            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| {
+                if version >= 13 {
+                    g.topic_id(Read, t.topic_id)
+                } else {
+                    g.topic(Read, &t.topic)
+                }
+            });
+            r.topics = kept;
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|t| {
+                    fetch_response::FetchableTopicResponse::default()
+                        .with_topic(t.topic)
+                        .with_topic_id(t.topic_id)
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    fetch_response::PartitionData::default()
+                                        .with_partition_index(p.partition)
+                                        .with_error_code(TOPIC_DENIED.code())
+                                        .with_high_watermark(-1)
+                                        .with_last_stable_offset(-1)
+                                        .with_log_start_offset(-1)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            run_then(RequestKind::Fetch(r), kind!(Fetch), |f| {
+                f.responses.extend(denied)
+            })
+        }
+
+        RequestKind::Metadata(mut r) => {
+            let Some(topics) = r.topics.take() else {
+                // Every topic: only those the principal may describe.
+                let visible: std::collections::HashSet<String> = broker
+                    .topics()
+                    .iter()
+                    .filter(|t| g.topic(Describe, &t.name))
+                    .map(|t| t.name.clone())
+                    .collect();
+                return run_then(RequestKind::Metadata(r), kind!(Metadata), move |m| {
+                    m.topics.retain(|t| {
+                        t.name
+                            .as_ref()
+                            .is_some_and(|n| visible.contains(n.as_str()))
+                    })
+                });
+            };
+            let name_of = |t: &metadata_request::MetadataRequestTopic| -> Option<String> {
+                match &t.name {
+                    Some(name) => Some(name.to_string()),
+                    None => broker.topic_by_id(t.topic_id).map(|t| t.name.clone()),
+                }
+            };
+            let (kept, denied) =
+                split(topics, |t| name_of(t).is_none_or(|n| g.topic(Describe, &n)));
+            if r.allow_auto_topic_creation
+                && kept
+                    .iter()
+                    .filter_map(name_of)
+                    .any(|n| broker.topic(&n).is_none() && !g.create_topic(&n))
+            {
+                // Not allowed to create: the unknown ones are answered as unknown.
+                r.allow_auto_topic_creation = false;
+            }
+            r.topics = Some(kept);
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|t| {
+                    metadata_response::MetadataResponseTopic::default()
+                        .with_name(t.name)
+                        .with_topic_id(t.topic_id)
+                        .with_error_code(TOPIC_DENIED.code())
+                })
+                .collect();
+            run_then(RequestKind::Metadata(r), kind!(Metadata), |m| {
+                m.topics.extend(denied)
+            })
+        }
+
+        RequestKind::ListOffsets(mut r) => {
+            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| {
+                g.topic(Describe, &t.name)
+            });
+            r.topics = kept;
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|t| {
+                    list_offsets_response::ListOffsetsTopicResponse::default()
+                        .with_name(t.name)
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    list_offsets_response::ListOffsetsPartitionResponse::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(TOPIC_DENIED.code())
+                                        .with_timestamp(-1)
+                                        .with_offset(-1)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            run_then(RequestKind::ListOffsets(r), kind!(ListOffsets), |l| {
+                l.topics.extend(denied)
+            })
+        }
+
+        RequestKind::OffsetForLeaderEpoch(mut r) => {
+            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| {
+                g.topic(Describe, &t.topic)
+            });
+            r.topics = kept;
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|t| {
+                    offset_for_leader_epoch_response::OffsetForLeaderTopicResult::default()
+                        .with_topic(t.topic)
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    offset_for_leader_epoch_response::EpochEndOffset::default()
+                                        .with_partition(p.partition)
+                                        .with_error_code(TOPIC_DENIED.code())
+                                        .with_leader_epoch(-1)
+                                        .with_end_offset(-1)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            run_then(
+                RequestKind::OffsetForLeaderEpoch(r),
+                kind!(OffsetForLeaderEpoch),
+                |o| o.topics.extend(denied),
+            )
+        }
+
+        RequestKind::CreateTopics(mut r) => {
+            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| g.create_topic(&t.name));
+            r.topics = kept;
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|t| {
+                    create_topics_response::CreatableTopicResult::default()
+                        .with_name(t.name)
+                        .with_error_code(TOPIC_DENIED.code())
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1)
+                })
+                .collect();
+            run_then(RequestKind::CreateTopics(r), kind!(CreateTopics), |c| {
+                c.topics.extend(denied)
+            })
+        }
+
+        RequestKind::DeleteTopics(mut r) => {
+            let (names, denied_names) =
+                split(std::mem::take(&mut r.topic_names), |n| g.topic(Delete, n));
+            r.topic_names = names;
+            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| match &t.name {
+                Some(name) => g.topic(Delete, name),
+                None => g.topic_id(Delete, t.topic_id),
+            });
+            r.topics = kept;
+            let denied: Vec<_> = denied_names
+                .into_iter()
+                .map(|n| (Some(n), uuid::Uuid::nil()))
+                .chain(denied.into_iter().map(|t| (t.name, t.topic_id)))
+                .map(|(name, id)| {
+                    delete_topics_response::DeletableTopicResult::default()
+                        .with_name(name)
+                        .with_topic_id(id)
+                        .with_error_code(TOPIC_DENIED.code())
+                })
+                .collect();
+            run_then(RequestKind::DeleteTopics(r), kind!(DeleteTopics), |d| {
+                d.responses.extend(denied)
+            })
+        }
+
+        RequestKind::DeleteRecords(mut r) => {
+            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| g.topic(Delete, &t.name));
+            r.topics = kept;
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|t| {
+                    delete_records_response::DeleteRecordsTopicResult::default()
+                        .with_name(t.name)
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    delete_records_response::DeleteRecordsPartitionResult::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_low_watermark(-1)
+                                        .with_error_code(TOPIC_DENIED.code())
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            run_then(RequestKind::DeleteRecords(r), kind!(DeleteRecords), |d| {
+                d.topics.extend(denied)
+            })
+        }
+
+        RequestKind::CreatePartitions(mut r) => {
+            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| g.topic(Alter, &t.name));
+            r.topics = kept;
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|t| {
+                    create_partitions_response::CreatePartitionsTopicResult::default()
+                        .with_name(t.name)
+                        .with_error_code(TOPIC_DENIED.code())
+                })
+                .collect();
+            run_then(
+                RequestKind::CreatePartitions(r),
+                kind!(CreatePartitions),
+                |c| c.results.extend(denied),
+            )
+        }
+
+        RequestKind::DescribeConfigs(mut r) => {
+            let allowed = |resource_type: i8, name: &str, op| match resource_type {
+                2 => g.topic(op, name),
+                _ => g.cluster(op),
+            };
+            let (kept, denied) = split(std::mem::take(&mut r.resources), |c| {
+                allowed(c.resource_type, &c.resource_name, DescribeConfigs)
+            });
+            r.resources = kept;
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|c| {
+                    let error = if c.resource_type == 2 {
+                        TOPIC_DENIED
+                    } else {
+                        CLUSTER_DENIED
+                    };
+                    describe_configs_response::DescribeConfigsResult::default()
+                        .with_resource_type(c.resource_type)
+                        .with_resource_name(c.resource_name)
+                        .with_error_code(error.code())
+                })
+                .collect();
+            run_then(
+                RequestKind::DescribeConfigs(r),
+                kind!(DescribeConfigs),
+                |d| d.results.extend(denied),
+            )
+        }
+
+        RequestKind::IncrementalAlterConfigs(mut r) => {
+            let (kept, denied) = split(std::mem::take(&mut r.resources), |c| {
+                match c.resource_type {
+                    2 => g.topic(AlterConfigs, &c.resource_name),
+                    _ => g.cluster(AlterConfigs),
+                }
+            });
+            r.resources = kept;
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|c| {
+                    let error = if c.resource_type == 2 {
+                        TOPIC_DENIED
+                    } else {
+                        CLUSTER_DENIED
+                    };
+                    incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                        .with_resource_type(c.resource_type)
+                        .with_resource_name(c.resource_name)
+                        .with_error_code(error.code())
+                })
+                .collect();
+            run_then(
+                RequestKind::IncrementalAlterConfigs(r),
+                kind!(IncrementalAlterConfigs),
+                |a| a.responses.extend(denied),
+            )
+        }
+
+        RequestKind::InitProducerId(r) => {
+            let allowed = match &r.transactional_id {
+                Some(id) => g.txn(Write, id),
+                // KIP-679: Write on any topic implies IdempotentWrite.
+                None => {
+                    g.cluster(IdempotentWrite)
+                        || broker.authorizer.allows_any(
+                            &g.principal,
+                            &g.host,
+                            Write,
+                            ResourceType::Topic,
+                        )
+                }
+            };
+            if allowed {
+                return run(RequestKind::InitProducerId(r));
+            }
+            let error = if r.transactional_id.is_some() {
+                TXN_DENIED
+            } else {
+                CLUSTER_DENIED
+            };
+            Checked::Answer(ResponseKind::InitProducerId(
+                InitProducerIdResponse::default()
+                    .with_error_code(error.code())
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+            ))
+        }
+
+        RequestKind::FindCoordinator(mut r) => {
+            let allowed = |key: &str| match r.key_type {
+                1 => g.txn(Describe, key),
+                _ => g.group(Describe, key),
+            };
+            let error = if r.key_type == 1 {
+                TXN_DENIED
+            } else {
+                GROUP_DENIED
+            };
+            if version < 4 {
+                if allowed(&r.key) {
+                    return run(RequestKind::FindCoordinator(r));
+                }
+                return Checked::Answer(ResponseKind::FindCoordinator(
+                    FindCoordinatorResponse::default()
+                        .with_error_code(error.code())
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1),
+                ));
+            }
+            let (kept, denied) = split(std::mem::take(&mut r.coordinator_keys), |k| allowed(k));
+            r.coordinator_keys = kept;
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|key| {
+                    find_coordinator_response::Coordinator::default()
+                        .with_key(key)
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(error.code())
+                })
+                .collect();
+            run_then(
+                RequestKind::FindCoordinator(r),
+                kind!(FindCoordinator),
+                |f| f.coordinators.extend(denied),
+            )
+        }
+
+        RequestKind::JoinGroup(r) => {
+            if g.group(Read, &r.group_id) {
+                return run(RequestKind::JoinGroup(r));
+            }
+            Checked::Answer(ResponseKind::JoinGroup(
+                JoinGroupResponse::default()
+                    .with_error_code(GROUP_DENIED.code())
+                    .with_generation_id(-1),
+            ))
+        }
+        RequestKind::SyncGroup(r) => {
+            if g.group(Read, &r.group_id) {
+                return run(RequestKind::SyncGroup(r));
+            }
+            Checked::Answer(ResponseKind::SyncGroup(
+                SyncGroupResponse::default().with_error_code(GROUP_DENIED.code()),
+            ))
+        }
+        RequestKind::Heartbeat(r) => {
+            if g.group(Read, &r.group_id) {
+                return run(RequestKind::Heartbeat(r));
+            }
+            Checked::Answer(ResponseKind::Heartbeat(
+                HeartbeatResponse::default().with_error_code(GROUP_DENIED.code()),
+            ))
+        }
+        RequestKind::LeaveGroup(r) => {
+            if g.group(Read, &r.group_id) {
+                return run(RequestKind::LeaveGroup(r));
+            }
+            Checked::Answer(ResponseKind::LeaveGroup(
+                LeaveGroupResponse::default().with_error_code(GROUP_DENIED.code()),
+            ))
+        }
+
+        RequestKind::OffsetCommit(mut r) => {
+            let group_allowed = g.group(Read, &r.group_id);
+            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| {
+                group_allowed && g.topic(Read, &t.name)
+            });
+            r.topics = kept;
+            let error = if group_allowed {
+                TOPIC_DENIED
+            } else {
+                GROUP_DENIED
+            };
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|t| {
+                    offset_commit_response::OffsetCommitResponseTopic::default()
+                        .with_name(t.name)
+                        .with_topic_id(t.topic_id)
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    offset_commit_response::OffsetCommitResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(error.code())
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            if !group_allowed {
+                return Checked::Answer(ResponseKind::OffsetCommit(
+                    OffsetCommitResponse::default().with_topics(denied),
+                ));
+            }
+            run_then(RequestKind::OffsetCommit(r), kind!(OffsetCommit), |o| {
+                o.topics.extend(denied)
+            })
+        }
+
+        RequestKind::OffsetFetch(r) => offset_fetch(g, version, r),
+
+        RequestKind::OffsetDelete(mut r) => {
+            if !g.group(Delete, &r.group_id) {
+                return Checked::Answer(ResponseKind::OffsetDelete(
+                    OffsetDeleteResponse::default().with_error_code(GROUP_DENIED.code()),
+                ));
+            }
+            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| g.topic(Read, &t.name));
+            r.topics = kept;
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|t| {
+                    offset_delete_response::OffsetDeleteResponseTopic::default()
+                        .with_name(t.name)
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    offset_delete_response::OffsetDeleteResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(TOPIC_DENIED.code())
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            run_then(RequestKind::OffsetDelete(r), kind!(OffsetDelete), |o| {
+                o.topics.extend(denied)
+            })
+        }
+
+        RequestKind::ListGroups(r) => {
+            if g.cluster(Describe) {
+                return run(RequestKind::ListGroups(r));
+            }
+            let principal = g.principal.clone();
+            let host = g.host.clone();
+            let authorizer = broker.authorizer.clone();
+            run_then(RequestKind::ListGroups(r), kind!(ListGroups), move |l| {
+                l.groups.retain(|group| {
+                    authorizer.allows(
+                        &principal,
+                        &host,
+                        Describe,
+                        ResourceType::Group,
+                        &group.group_id,
+                    )
+                })
+            })
+        }
+
+        RequestKind::DescribeGroups(mut r) => {
+            let (kept, denied) = split(std::mem::take(&mut r.groups), |id| g.group(Describe, id));
+            r.groups = kept;
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|id| {
+                    describe_groups_response::DescribedGroup::default()
+                        .with_group_id(id)
+                        .with_error_code(GROUP_DENIED.code())
+                })
+                .collect();
+            run_then(RequestKind::DescribeGroups(r), kind!(DescribeGroups), |d| {
+                d.groups.extend(denied)
+            })
+        }
+
+        RequestKind::DeleteGroups(mut r) => {
+            let (kept, denied) = split(std::mem::take(&mut r.groups_names), |id| {
+                g.group(Delete, id)
+            });
+            r.groups_names = kept;
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|id| {
+                    delete_groups_response::DeletableGroupResult::default()
+                        .with_group_id(id)
+                        .with_error_code(GROUP_DENIED.code())
+                })
+                .collect();
+            run_then(RequestKind::DeleteGroups(r), kind!(DeleteGroups), |d| {
+                d.results.extend(denied)
+            })
+        }
+
+        RequestKind::AddPartitionsToTxn(r) => {
+            if version >= 4 {
+                // Batched, sent between brokers.
+                if g.cluster(ClusterAction) {
+                    return run(RequestKind::AddPartitionsToTxn(r));
+                }
+                return Checked::Answer(ResponseKind::AddPartitionsToTxn(
+                    AddPartitionsToTxnResponse::default().with_error_code(CLUSTER_DENIED.code()),
+                ));
+            }
+            let txn_allowed = g.txn(Write, &r.v3_and_below_transactional_id);
+            let denied_topics: Vec<&str> = r
+                .v3_and_below_topics
+                .iter()
+                .filter(|t| !g.topic(Write, &t.name))
+                .map(|t| t.name.as_str())
+                .collect();
+            if txn_allowed && denied_topics.is_empty() {
+                return run(RequestKind::AddPartitionsToTxn(r));
+            }
+            // As Kafka: nothing is added; the denied partitions say why,
+            // the others that they were not attempted.
+            let results = r
+                .v3_and_below_topics
+                .iter()
+                .map(|t| {
+                    let error = if !txn_allowed {
+                        TXN_DENIED
+                    } else if denied_topics.contains(&t.name.as_str()) {
+                        TOPIC_DENIED
+                    } else {
+                        ResponseError::OperationNotAttempted
+                    };
+                    add_partitions_to_txn_response::AddPartitionsToTxnTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_results_by_partition(
+                            t.partitions
+                                .iter()
+                                .map(|&p| {
+                                    add_partitions_to_txn_response::AddPartitionsToTxnPartitionResult::default()
+                                        .with_partition_index(p)
+                                        .with_partition_error_code(error.code())
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            Checked::Answer(ResponseKind::AddPartitionsToTxn(
+                AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results),
+            ))
+        }
+
+        RequestKind::AddOffsetsToTxn(r) => {
+            let error = if !g.txn(Write, &r.transactional_id) {
+                TXN_DENIED
+            } else if !g.group(Read, &r.group_id) {
+                GROUP_DENIED
+            } else {
+                return run(RequestKind::AddOffsetsToTxn(r));
+            };
+            Checked::Answer(ResponseKind::AddOffsetsToTxn(
+                AddOffsetsToTxnResponse::default().with_error_code(error.code()),
+            ))
+        }
+
+        RequestKind::EndTxn(r) => {
+            if g.txn(Write, &r.transactional_id) {
+                return run(RequestKind::EndTxn(r));
+            }
+            Checked::Answer(ResponseKind::EndTxn(
+                EndTxnResponse::default()
+                    .with_error_code(TXN_DENIED.code())
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+            ))
+        }
+
+        RequestKind::TxnOffsetCommit(mut r) => {
+            let whole = if !g.txn(Write, &r.transactional_id) {
+                Some(TXN_DENIED)
+            } else if !g.group(Read, &r.group_id) {
+                Some(GROUP_DENIED)
+            } else {
+                None
+            };
+            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| {
+                whole.is_none() && g.topic(Read, &t.name)
+            });
+            r.topics = kept;
+            let error = whole.unwrap_or(TOPIC_DENIED);
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|t| {
+                    txn_offset_commit_response::TxnOffsetCommitResponseTopic::default()
+                        .with_name(t.name)
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    txn_offset_commit_response::TxnOffsetCommitResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(error.code())
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            if whole.is_some() {
+                return Checked::Answer(ResponseKind::TxnOffsetCommit(
+                    TxnOffsetCommitResponse::default().with_topics(denied),
+                ));
+            }
+            run_then(
+                RequestKind::TxnOffsetCommit(r),
+                kind!(TxnOffsetCommit),
+                |t| t.topics.extend(denied),
+            )
+        }
+
+        RequestKind::WriteTxnMarkers(r) => {
+            if g.cluster(ClusterAction) {
+                return run(RequestKind::WriteTxnMarkers(r));
+            }
+            let markers = r
+                .markers
+                .iter()
+                .map(|m| {
+                    write_txn_markers_response::WritableTxnMarkerResult::default()
+                        .with_producer_id(m.producer_id)
+                        .with_topics(
+                            m.topics
+                                .iter()
+                                .map(|t| {
+                                    write_txn_markers_response::WritableTxnMarkerTopicResult::default()
+                                        .with_name(t.name.clone())
+                                        .with_partitions(
+                                            t.partition_indexes
+                                                .iter()
+                                                .map(|&p| {
+                                                    write_txn_markers_response::WritableTxnMarkerPartitionResult::default()
+                                                        .with_partition_index(p)
+                                                        .with_error_code(CLUSTER_DENIED.code())
+                                                })
+                                                .collect(),
+                                        )
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            Checked::Answer(ResponseKind::WriteTxnMarkers(
+                WriteTxnMarkersResponse::default().with_markers(markers),
+            ))
+        }
+
+        RequestKind::ListTransactions(r) => {
+            let principal = g.principal.clone();
+            let host = g.host.clone();
+            let authorizer = broker.authorizer.clone();
+            run_then(
+                RequestKind::ListTransactions(r),
+                kind!(ListTransactions),
+                move |l| {
+                    l.transaction_states.retain(|t| {
+                        authorizer.allows(
+                            &principal,
+                            &host,
+                            Describe,
+                            ResourceType::TransactionalId,
+                            &t.transactional_id,
+                        )
+                    })
+                },
+            )
+        }
+
+        RequestKind::DescribeTransactions(mut r) => {
+            let (kept, denied) = split(std::mem::take(&mut r.transactional_ids), |id| {
+                g.txn(Describe, id)
+            });
+            r.transactional_ids = kept;
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|id| {
+                    describe_transactions_response::TransactionState::default()
+                        .with_transactional_id(id)
+                        .with_error_code(TXN_DENIED.code())
+                })
+                .collect();
+            run_then(
+                RequestKind::DescribeTransactions(r),
+                kind!(DescribeTransactions),
+                |d| d.transaction_states.extend(denied),
+            )
+        }
+
+        RequestKind::DescribeProducers(mut r) => {
+            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| g.topic(Read, &t.name));
+            r.topics = kept;
+            let denied: Vec<_> = denied
+                .into_iter()
+                .map(|t| {
+                    describe_producers_response::TopicResponse::default()
+                        .with_name(t.name)
+                        .with_partitions(
+                            t.partition_indexes
+                                .iter()
+                                .map(|&p| {
+                                    describe_producers_response::PartitionResponse::default()
+                                        .with_partition_index(p)
+                                        .with_error_code(TOPIC_DENIED.code())
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            run_then(
+                RequestKind::DescribeProducers(r),
+                kind!(DescribeProducers),
+                |d| d.topics.extend(denied),
+            )
+        }
+
+        RequestKind::DescribeUserScramCredentials(r) => {
+            if g.cluster(Describe) {
+                return run(RequestKind::DescribeUserScramCredentials(r));
+            }
+            Checked::Answer(ResponseKind::DescribeUserScramCredentials(
+                DescribeUserScramCredentialsResponse::default()
+                    .with_error_code(CLUSTER_DENIED.code()),
+            ))
+        }
+
+        RequestKind::AlterUserScramCredentials(r) => {
+            if g.cluster(Alter) {
+                return run(RequestKind::AlterUserScramCredentials(r));
+            }
+            let users: std::collections::BTreeSet<StrBytes> = r
+                .deletions
+                .iter()
+                .map(|d| d.name.clone())
+                .chain(r.upsertions.iter().map(|u| u.name.clone()))
+                .collect();
+            let results = users
+                .into_iter()
+                .map(|user| {
+                    alter_user_scram_credentials_response::AlterUserScramCredentialsResult::default(
+                    )
+                    .with_user(user)
+                    .with_error_code(CLUSTER_DENIED.code())
+                })
+                .collect();
+            Checked::Answer(ResponseKind::AlterUserScramCredentials(
+                AlterUserScramCredentialsResponse::default().with_results(results),
+            ))
+        }
+
+        RequestKind::CreateAcls(r) => {
+            if g.cluster(Alter) {
+                return run(RequestKind::CreateAcls(r));
+            }
+            let results = r
+                .creations
+                .iter()
+                .map(|_| {
+                    create_acls_response::AclCreationResult::default()
+                        .with_error_code(CLUSTER_DENIED.code())
+                })
+                .collect();
+            Checked::Answer(ResponseKind::CreateAcls(
+                CreateAclsResponse::default().with_results(results),
+            ))
+        }
+
+        RequestKind::DescribeAcls(r) => {
+            if g.cluster(Describe) {
+                return run(RequestKind::DescribeAcls(r));
+            }
+            Checked::Answer(ResponseKind::DescribeAcls(
+                DescribeAclsResponse::default()
+                    .with_error_code(CLUSTER_DENIED.code())
+                    .with_error_message(Some(text("Describe on the cluster is required"))),
+            ))
+        }
+
+        RequestKind::DeleteAcls(r) => {
+            if g.cluster(Alter) {
+                return run(RequestKind::DeleteAcls(r));
+            }
+            let results = r
+                .filters
+                .iter()
+                .map(|_| {
+                    delete_acls_response::DeleteAclsFilterResult::default()
+                        .with_error_code(CLUSTER_DENIED.code())
+                })
+                .collect();
+            Checked::Answer(ResponseKind::DeleteAcls(
+                DeleteAclsResponse::default().with_filter_results(results),
+            ))
+        }
+
+        other => {
+            tracing::warn!(request = ?std::mem::discriminant(&other), "no authorization rule: refused");
+            Checked::Refuse
+        }
+    }
+}
+
+/// OffsetFetch: Describe on the group, and on each topic (of all the
+/// group's topics, those the principal may describe); v8 asks for
+/// several groups at once.
+fn offset_fetch(g: &Guard, version: i16, mut r: OffsetFetchRequest) -> Checked {
+    use Operation::Describe;
+    let principal = g.principal.clone();
+    let host = g.host.clone();
+    let authorizer = g.broker.authorizer.clone();
+    let may_describe = move |topic: &str| {
+        authorizer.allows(&principal, &host, Describe, ResourceType::Topic, topic)
+    };
+    if version < 8 {
+        if !g.group(Describe, &r.group_id) {
+            return Checked::Answer(ResponseKind::OffsetFetch(
+                OffsetFetchResponse::default().with_error_code(GROUP_DENIED.code()),
+            ));
+        }
+        let Some(topics) = r.topics.take() else {
+            return run_then(RequestKind::OffsetFetch(r), kind!(OffsetFetch), move |o| {
+                o.topics.retain(|t| may_describe(&t.name))
+            });
+        };
+        let (kept, denied) = split(topics, |t| g.topic(Describe, &t.name));
+        r.topics = Some(kept);
+        let denied: Vec<_> = denied
+            .into_iter()
+            .map(|t| {
+                offset_fetch_response::OffsetFetchResponseTopic::default()
+                    .with_name(t.name)
+                    .with_partitions(
+                        t.partition_indexes
+                            .iter()
+                            .map(|&p| {
+                                offset_fetch_response::OffsetFetchResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(-1)
+                                    .with_error_code(TOPIC_DENIED.code())
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        return run_then(RequestKind::OffsetFetch(r), kind!(OffsetFetch), |o| {
+            o.topics.extend(denied)
+        });
+    }
+    let (groups, denied_groups) = split(std::mem::take(&mut r.groups), |grp| {
+        g.group(Describe, &grp.group_id)
+    });
+    let mut denied_topics = Vec::new();
+    r.groups = groups
+        .into_iter()
+        .map(|mut grp| {
+            if let Some(topics) = grp.topics.take() {
+                let (kept, denied) = split(topics, |t| g.topic(Describe, &t.name));
+                grp.topics = Some(kept);
+                denied_topics.push((grp.group_id.clone(), denied));
+            }
+            grp
+        })
+        .collect();
+    run_then(RequestKind::OffsetFetch(r), kind!(OffsetFetch), move |o| {
+        for grp in &mut o.groups {
+            let denied = denied_topics
+                .iter()
+                .find(|(id, _)| *id == grp.group_id)
+                .map(|(_, denied)| denied.as_slice());
+            match denied {
+                None => grp.topics.retain(|t| may_describe(&t.name)),
+                Some(denied) => grp.topics.extend(denied.iter().map(|t| {
+                    offset_fetch_response::OffsetFetchResponseTopics::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partition_indexes
+                                .iter()
+                                .map(|&p| {
+                                    offset_fetch_response::OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(-1)
+                                        .with_error_code(TOPIC_DENIED.code())
+                                })
+                                .collect(),
+                        )
+                })),
+            }
+        }
+        o.groups.extend(denied_groups.into_iter().map(|grp| {
+            offset_fetch_response::OffsetFetchResponseGroup::default()
+                .with_group_id(grp.group_id)
+                .with_error_code(GROUP_DENIED.code())
+        }));
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::versions::SUPPORTED;
+
+    /// APIs anyone may call (authentication, and what Kafka leaves open).
+    const OPEN: &[ApiKey] = &[
+        ApiKey::ApiVersions,
+        ApiKey::SaslHandshake,
+        ApiKey::SaslAuthenticate,
+        ApiKey::DescribeCluster,
+    ];
+
+    /// A rule in `check` for each served API not in `OPEN`: built from
+    /// the source, so a new API cannot be served without one.
+    #[test]
+    fn every_served_api_has_a_rule() {
+        let source = include_str!("authorize.rs");
+        for &(api, _, _) in SUPPORTED {
+            let arm = format!("RequestKind::{api:?}(");
+            assert!(
+                OPEN.contains(&api) || source.contains(&arm),
+                "{api:?} has no authorization rule"
+            );
+        }
+    }
+}
