@@ -363,6 +363,17 @@ pub struct Limits {
     /// topics, timestamp lookups); a batch beyond it is refused, never
     /// allocated.
     pub max_inflated_batch_bytes: usize,
+    /// Most client connections open at once (`max.connections`); more are
+    /// closed as they arrive. No limit when absent.
+    pub max_connections: Option<u32>,
+    /// Most connections open at once from one IP (`max.connections.per.ip`).
+    pub max_connections_per_ip: Option<u32>,
+    /// Most new connections accepted per second
+    /// (`max.connection.creation.rate`), with a burst of as many.
+    pub max_connection_creation_rate: Option<u32>,
+    /// A connection with no request for this long is closed
+    /// (`connections.max.idle.ms`).
+    pub connections_max_idle_ms: u64,
 }
 
 impl Default for Config {
@@ -440,6 +451,10 @@ impl Default for Limits {
             fetch_max_bytes: 55 * 1024 * 1024,
             max_in_flight_per_connection: 256,
             max_inflated_batch_bytes: 64 * 1024 * 1024,
+            max_connections: None,
+            max_connections_per_ip: None,
+            max_connection_creation_rate: None,
+            connections_max_idle_ms: 600_000,
         }
     }
 }

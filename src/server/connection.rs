@@ -92,11 +92,15 @@ pub async fn serve<R, W>(
     // A request holding the connection's order is in flight: the next one
     // starts once everything in flight is done.
     let mut holding = false;
+    // Closed after this long without a request (nothing in flight).
+    let idle = Duration::from_millis(broker.config.limits.connections_max_idle_ms);
+    let mut idle_since = tokio::time::Instant::now();
     loop {
         tokio::select! {
             biased;
             Some(outcome) = in_flight.next(), if !in_flight.is_empty() => match outcome {
                 Outcome::Respond(bytes) => {
+                    idle_since = tokio::time::Instant::now();
                     metrics::counter!("silt_network_bytes_total", "direction" => "out").increment(bytes.len() as u64);
                     if let Err(e) = writer.write_all(&bytes).await {
                         tracing::debug!(%peer, error = %e, "client went away");
@@ -112,6 +116,11 @@ pub async fn serve<R, W>(
                 }
             },
             () = std::future::ready(()), if holding && in_flight.is_empty() => holding = false,
+            () = tokio::time::sleep_until(idle_since + idle), if in_flight.is_empty() && parked.is_none() => {
+                tracing::info!(%peer, "closing idle connection");
+                metrics::counter!("silt_connections_idle_closed_total").increment(1);
+                return;
+            }
             () = broker.log.wait_for_capacity(), if parked.is_some() => {
                 let mut admitted = parked.take().expect("guarded by the branch condition");
                 // The time it waited counts against its timeout.
@@ -137,6 +146,7 @@ pub async fn serve<R, W>(
                 }
             }
             frame = frames.recv(), if reading && parked.is_none() && !holding && in_flight.len() < max_in_flight => {
+                idle_since = tokio::time::Instant::now();
                 let started = match frame.map(|f| f.map(decode)) {
                     None => {
                         reading = false;

@@ -6,6 +6,7 @@
 //! requests it has read, and returns once they are closed.
 
 mod connection;
+pub mod limits;
 pub mod tls;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::broker::Broker;
 use crate::config::SaslMechanism;
 use crate::session::Session;
+use limits::ConnectionLimits;
 
 /// A bound listener, its name, its TLS (SSL and SASL_SSL listeners) and
 /// the SASL mechanisms it offers (SASL listeners).
@@ -34,10 +36,12 @@ const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 pub async fn run(listeners: Vec<Bound>, broker: Arc<Broker>, shutdown: CancellationToken) {
     let connections = TaskTracker::new();
     let accepting = TaskTracker::new();
+    let limits = ConnectionLimits::new(&broker.config.limits);
     for listener in listeners {
         accepting.spawn(accept(
             listener,
             broker.clone(),
+            limits.clone(),
             connections.clone(),
             shutdown.clone(),
         ));
@@ -52,6 +56,7 @@ pub async fn run(listeners: Vec<Bound>, broker: Arc<Broker>, shutdown: Cancellat
 async fn accept(
     listener: Bound,
     broker: Arc<Broker>,
+    limits: Arc<ConnectionLimits>,
     connections: TaskTracker,
     shutdown: CancellationToken,
 ) {
@@ -59,6 +64,14 @@ async fn accept(
         tokio::select! {
             accepted = listener.socket.accept() => match accepted {
                 Ok((socket, peer)) => {
+                    let counted = match limits.admit(peer.ip(), std::time::Instant::now()) {
+                        Ok(counted) => counted,
+                        Err(refusal) => {
+                            tracing::info!(%peer, reason = %refusal, "connection refused");
+                            metrics::counter!("silt_connections_refused_total", "reason" => refusal.label()).increment(1);
+                            continue;
+                        }
+                    };
                     if let Err(e) = socket.set_nodelay(true) {
                         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
                     }
@@ -66,6 +79,7 @@ async fn accept(
                     let (broker, shutdown) = (broker.clone(), shutdown.clone());
                     let tls = listener.tls.as_ref().map(|tls| tls.acceptor());
                     connections.spawn(async move {
+                        let _counted = counted;
                         let Some(tls) = tls else {
                             let (reader, writer) = socket.into_split();
                             connection::serve(reader, writer, session, broker, shutdown).await;
