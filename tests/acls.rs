@@ -83,8 +83,7 @@ fn produce_as(b: &AclBroker, user: &str, topic: &str, count: u64) -> usize {
     let producer = producer_over(&b.sasl, &deliveries, &settings);
     produce_keyed(&producer, topic, 0..count, 10);
     let _ = rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30));
-    let acked = deliveries.acked.lock().unwrap().len();
-    acked
+    deliveries.acked.lock().unwrap().len()
 }
 
 /// Consumes `topic` as `user` in `group` until a message or an error
