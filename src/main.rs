@@ -114,9 +114,26 @@ enum Command {
 
 #[derive(clap::Args)]
 struct Bootstrap {
-    /// A broker to start from, HOST:PORT.
+    /// Brokers to start from, HOST:PORT[,HOST:PORT...] (the first that
+    /// answers is used).
     #[arg(long, global = true, default_value = "127.0.0.1:9092")]
     bootstrap_server: String,
+    /// Kafka client properties (security.protocol, sasl.mechanism,
+    /// sasl.username/sasl.password or sasl.jaas.config, ssl.ca.location,
+    /// ...): the file Kafka's tools and kcat -F read.
+    #[arg(long, global = true)]
+    command_config: Option<PathBuf>,
+}
+
+impl Bootstrap {
+    /// Connects to the cluster as the options say.
+    async fn connect(&self) -> anyhow::Result<cli::Cluster> {
+        let security = match &self.command_config {
+            Some(path) => silt::client::security::ClientSecurity::load(path)?,
+            None => Default::default(),
+        };
+        cli::Cluster::connect(&self.bootstrap_server, security).await
+    }
 }
 
 #[derive(Subcommand)]
@@ -485,7 +502,7 @@ fn run() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Topic { server, command } => {
-                let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
+                let mut cluster = server.connect().await?;
                 match command {
                     TopicCommand::Create {
                         name,
@@ -514,7 +531,7 @@ fn run() -> anyhow::Result<()> {
             }
             Command::Cluster { server, command } => match command {
                 ClusterCommand::Describe => {
-                    let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
+                    let mut cluster = server.connect().await?;
                     cli::cluster::describe(&mut cluster).await
                 }
                 ClusterCommand::Move {
@@ -525,7 +542,7 @@ fn run() -> anyhow::Result<()> {
                 } => cli::cluster::move_leader(&meta, &topic, partition, to).await,
             },
             Command::Group { server, command } => {
-                let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
+                let mut cluster = server.connect().await?;
                 match command {
                     GroupCommand::List => cli::group::list(&mut cluster).await,
                     GroupCommand::Describe { group } => {
@@ -550,7 +567,7 @@ fn run() -> anyhow::Result<()> {
                 }
             }
             Command::Txn { server, command } => {
-                let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
+                let mut cluster = server.connect().await?;
                 match command {
                     TxnCommand::List => cli::txn::list(&mut cluster).await,
                     TxnCommand::Describe { transactional_id } => {
@@ -567,7 +584,7 @@ fn run() -> anyhow::Result<()> {
                 }
             }
             Command::Acl { server, command } => {
-                let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
+                let mut cluster = server.connect().await?;
                 match command {
                     AclCommand::Create {
                         resource,
@@ -649,7 +666,7 @@ fn run() -> anyhow::Result<()> {
                 }
             }
             Command::User { server, command } => {
-                let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
+                let mut cluster = server.connect().await?;
                 let all = |m: Vec<_>| {
                     if m.is_empty() {
                         silt::meta::ScramMechanism::ALL.to_vec()
@@ -676,7 +693,7 @@ fn run() -> anyhow::Result<()> {
                 key_separator,
                 partition,
             } => {
-                let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
+                let mut cluster = server.connect().await?;
                 cli::produce::run(&mut cluster, &topic, key_separator.as_deref(), partition).await
             }
             Command::Consume {
@@ -701,7 +718,7 @@ fn run() -> anyhow::Result<()> {
                     idle_timeout: timeout_ms.map(Duration::from_millis),
                     print_key,
                 };
-                let mut cluster = cli::Cluster::connect(&server.bootstrap_server).await?;
+                let mut cluster = server.connect().await?;
                 cli::consume::run(&mut cluster, &topic, options).await
             }
         }

@@ -486,3 +486,78 @@ async fn sasl_apis_at_every_advertised_version() {
     let request = SaslAuthenticateRequest::default().with_auth_bytes(plain_token("dave", "pw"));
     assert_eq!(client.call(request, 2).await.unwrap().error_code, 0);
 }
+
+#[test]
+fn silt_commands_log_in_with_a_kafka_client_properties_file() {
+    let b = start_sasl("");
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    // As Kafka's Java tools write it: JAAS and a PEM truststore, over TLS.
+    let java = write(
+        "java.properties",
+        format!(
+            "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n\
+             sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \
+             username=\"alice\" password=\"{PASSWORD}\";\n\
+             ssl.truststore.type=PEM\nssl.truststore.location={}\n",
+            b.pki.path("ca.pem")
+        ),
+    );
+    // As librdkafka and kcat -F read it, without TLS; the first bootstrap
+    // server does not answer.
+    let rdkafka = write(
+        "rdkafka.properties",
+        format!(
+            "security.protocol=sasl_plaintext\nsasl.mechanism=SCRAM-SHA-256\n\
+             sasl.username=alice\nsasl.password={PASSWORD}\n"
+        ),
+    );
+    let dead = format!("127.0.0.1:{}", free_port());
+    for (config, servers) in [
+        (&java, b.sasl_ssl.clone()),
+        (&rdkafka, format!("{dead},{}", b.sasl_plaintext)),
+    ] {
+        let topic = format!("cli-{}", config.len());
+        let (ok, out, err) = silt(&[
+            "topic",
+            "create",
+            &topic,
+            "--partitions",
+            "2",
+            "--bootstrap-server",
+            &servers,
+            "--command-config",
+            config,
+        ]);
+        assert!(ok, "{config}: {err}");
+        let (ok, out2, err) = silt(&[
+            "topic",
+            "list",
+            "--bootstrap-server",
+            &servers,
+            "--command-config",
+            config,
+        ]);
+        assert!(ok && out2.contains(&topic), "{out} {out2} {err}");
+    }
+    let wrong = write(
+        "wrong.properties",
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.username=alice\nsasl.password=nope\n"
+            .into(),
+    );
+    let (ok, _, err) = silt(&[
+        "topic",
+        "list",
+        "--bootstrap-server",
+        &b.sasl_plaintext,
+        "--command-config",
+        &wrong,
+    ]);
+    assert!(!ok && err.contains("Invalid username or password"), "{err}");
+    let (ok, _, err) = silt(&["topic", "list", "--bootstrap-server", &b.sasl_plaintext]);
+    assert!(!ok, "no login, no answer: {err}");
+}

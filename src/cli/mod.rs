@@ -20,10 +20,12 @@ use kafka_protocol::messages::{
     FindCoordinatorRequest, MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use silt::client::Client;
+use silt::client::security::ClientSecurity;
+use silt::client::{Client, ClientError};
 
-/// Connections to the brokers of a cluster, found from one bootstrap server.
+/// Connections to the brokers of a cluster, found from a bootstrap server.
 pub struct Cluster {
+    security: ClientSecurity,
     bootstrap: Client,
     brokers: HashMap<i32, String>,
     leaders: HashMap<i32, Client>,
@@ -38,13 +40,33 @@ pub struct TopicInfo {
 }
 
 impl Cluster {
-    /// Connects to the bootstrap server.
-    pub async fn connect(bootstrap: &str) -> anyhow::Result<Cluster> {
-        Ok(Cluster {
-            bootstrap: Client::connect(bootstrap).await?,
-            brokers: HashMap::new(),
-            leaders: HashMap::new(),
-        })
+    /// Connects to the first of the comma-separated `bootstrap` servers
+    /// that answers, as `security` says.
+    pub async fn connect(bootstrap: &str, security: ClientSecurity) -> anyhow::Result<Cluster> {
+        let mut last_error = None;
+        for server in bootstrap
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            match Client::connect_with(server, &security).await {
+                Ok(client) => {
+                    return Ok(Cluster {
+                        security,
+                        bootstrap: client,
+                        brokers: HashMap::new(),
+                        leaders: HashMap::new(),
+                    });
+                }
+                // A wrong password is wrong on every broker.
+                Err(e @ ClientError::Authentication(_)) => return Err(e.into()),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        match last_error {
+            Some(e) => Err(e.into()),
+            None => bail!("no bootstrap server given"),
+        }
     }
 
     /// The bootstrap connection, for cluster-wide requests.
@@ -144,7 +166,7 @@ impl Cluster {
             let Some(addr) = self.brokers.get(&node_id) else {
                 bail!("broker {node_id} is not among the brokers the cluster listed");
             };
-            let client = Client::connect(addr).await?;
+            let client = Client::connect_with(addr, &self.security).await?;
             self.leaders.insert(node_id, client);
         }
         Ok(self.leaders.get_mut(&node_id).expect("inserted above"))

@@ -251,6 +251,77 @@ impl Challenge {
     }
 }
 
+/// The client's side of an exchange (the `silt` commands log in with it).
+#[derive(Debug, Clone)]
+pub struct ScramClient {
+    mechanism: ScramMechanism,
+    password: Vec<u8>,
+    client_first_bare: String,
+    nonce: String,
+}
+
+impl ScramClient {
+    /// An exchange for `user` with `password`.
+    pub fn new(mechanism: ScramMechanism, user: &str, password: &str) -> ScramClient {
+        let nonce = BASE64.encode(random_bytes(18));
+        let user = user.replace('=', "=3D").replace(',', "=2C");
+        ScramClient {
+            mechanism,
+            password: password.as_bytes().to_vec(),
+            client_first_bare: format!("n={user},r={nonce}"),
+            nonce,
+        }
+    }
+
+    /// The client's first message.
+    pub fn first(&self) -> Vec<u8> {
+        format!("n,,{}", self.client_first_bare).into_bytes()
+    }
+
+    /// The client's final message for the server's first, and the
+    /// server's final message to expect (proving the server holds the
+    /// user's key).
+    pub fn answer(&self, server_first: &[u8]) -> Result<(Vec<u8>, Vec<u8>), ScramError> {
+        let server_first =
+            std::str::from_utf8(server_first).map_err(|_| ScramError::Malformed("not UTF-8"))?;
+        let mut nonce = None;
+        let mut salt = None;
+        let mut iterations = None;
+        for attribute in server_first.split(',') {
+            match attribute.split_once('=') {
+                Some(("r", v)) => nonce = Some(v),
+                Some(("s", v)) => salt = BASE64.decode(v).ok(),
+                Some(("i", v)) => iterations = v.parse::<u32>().ok(),
+                _ => {}
+            }
+        }
+        let (Some(nonce), Some(salt), Some(iterations)) = (nonce, salt, iterations) else {
+            return Err(ScramError::Malformed("expected r=, s= and i="));
+        };
+        if !nonce.starts_with(&self.nonce) || iterations == 0 {
+            return Err(ScramError::Malformed("the server's nonce or iterations"));
+        }
+        let m = self.mechanism;
+        let salted = m.salted_password(&self.password, &salt, iterations);
+        let client_key = m.sign(&salted, b"Client Key");
+        let stored_key = m.hash(&client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
+        let signature = m.sign(&stored_key, auth_message.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
+        let server_key = m.sign(&salted, b"Server Key");
+        let server_signature = m.sign(&server_key, auth_message.as_bytes());
+        Ok((
+            format!("{without_proof},p={}", BASE64.encode(proof)).into_bytes(),
+            format!("v={}", BASE64.encode(server_signature)).into_bytes(),
+        ))
+    }
+}
+
 /// RFC 5802's escaping of ',' and '=' in names (`=2C`, `=3D`).
 fn unescape(name: &str) -> Result<String, ScramError> {
     let mut out = String::with_capacity(name.len());
@@ -272,57 +343,28 @@ fn unescape(name: &str) -> Result<String, ScramError> {
 mod tests {
     use super::*;
 
-    /// A client's side of the exchange, as RFC 5802 computes it.
-    fn client_final(
-        mechanism: ScramMechanism,
-        password: &[u8],
-        client_first_bare: &str,
-        server_first: &str,
-    ) -> (String, Vec<u8>) {
-        let attrs: Vec<(&str, &str)> = server_first
-            .split(',')
-            .map(|a| a.split_once('=').unwrap())
-            .collect();
-        let nonce = attrs[0].1;
-        let salt = BASE64.decode(attrs[1].1).unwrap();
-        let iterations: u32 = attrs[2].1.parse().unwrap();
-        let salted = mechanism.salted_password(password, &salt, iterations);
-        let client_key = mechanism.sign(&salted, b"Client Key");
-        let stored_key = mechanism.hash(&client_key);
-        let without_proof = format!("c=biws,r={nonce}");
-        let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
-        let signature = mechanism.sign(&stored_key, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key
-            .iter()
-            .zip(&signature)
-            .map(|(k, s)| k ^ s)
-            .collect();
-        let server_key = mechanism.sign(&salted, b"Server Key");
-        let expected = mechanism.sign(&server_key, auth_message.as_bytes());
-        (
-            format!("{without_proof},p={}", BASE64.encode(proof)),
-            format!("v={}", BASE64.encode(expected)).into_bytes(),
-        )
-    }
-
     #[test]
     fn the_right_password_proves_itself_and_the_server() {
         for mechanism in ScramMechanism::ALL {
             let credential =
                 ScramCredential::from_password("al,i=ce", mechanism, b"pencil", MIN_ITERATIONS);
-            let first = ClientFirst::parse(b"n,,n=al=2Ci=3Dce,r=fyko+d2lbbFgONRv9qkxdawL").unwrap();
-            assert_eq!(first.user, "al,i=ce");
-            let (server_first, challenge) = first.challenge(credential.clone());
-            let server_first = String::from_utf8(server_first).unwrap();
-            assert!(server_first.starts_with("r=fyko+d2lbbFgONRv9qkxdawL"));
-            let bare = "n=al=2Ci=3Dce,r=fyko+d2lbbFgONRv9qkxdawL";
-            let (right, expected) = client_final(mechanism, b"pencil", bare, &server_first);
-            assert_eq!(challenge.clone().verify(right.as_bytes()), Ok(expected));
-            let (wrong, _) = client_final(mechanism, b"pen", bare, &server_first);
-            assert_eq!(
-                challenge.verify(wrong.as_bytes()),
-                Err(ScramError::InvalidCredentials)
-            );
+            for (password, accepted) in [("pencil", true), ("pen", false)] {
+                let client = ScramClient::new(mechanism, "al,i=ce", password);
+                let first = ClientFirst::parse(&client.first()).unwrap();
+                assert_eq!(first.user, "al,i=ce");
+                let (server_first, challenge) = first.challenge(credential.clone());
+                let (client_final, expected) = client.answer(&server_first).unwrap();
+                match challenge.verify(&client_final) {
+                    Ok(server_final) => {
+                        assert!(accepted, "{password}");
+                        assert_eq!(server_final, expected, "the client checks the server");
+                    }
+                    Err(e) => {
+                        assert!(!accepted, "{password}");
+                        assert_eq!(e, ScramError::InvalidCredentials);
+                    }
+                }
+            }
             assert!(credential.matches_password(b"pencil"));
             assert!(!credential.matches_password(b"pencil2"));
         }

@@ -1,6 +1,10 @@
 //! A small Kafka client for the console and admin commands: one connection,
-//! one request at a time, versions negotiated with ApiVersions. It speaks to
-//! any Kafka-compatible broker, not only Silt.
+//! one request at a time, versions negotiated with ApiVersions, over TLS
+//! and with a SASL login where the listener asks for them
+//! ([`security`]). It speaks to any Kafka-compatible broker, not only
+//! Silt.
+
+pub mod security;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -13,8 +17,13 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::config::SaslMechanism;
+use crate::meta::ScramMechanism;
+use crate::security::scram::ScramClient;
+use security::{ClientSecurity, Login};
 
 /// Responses larger than this are refused (a broker sending more is broken).
 const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
@@ -31,11 +40,18 @@ pub enum ClientError {
     Unsupported { api: ApiKey },
     #[error("unexpected response from the broker: {0}")]
     Protocol(String),
+    #[error("authentication failed: {0}")]
+    Authentication(String),
 }
+
+/// A connection's byte stream: TCP, or TLS over TCP.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
 
 /// One connection to a broker.
 pub struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     correlation_id: i32,
     versions: HashMap<i16, (i16, i16)>,
 }
@@ -43,15 +59,37 @@ pub struct Client {
 impl Client {
     /// Connects to `addr` (HOST:PORT) and negotiates API versions.
     pub async fn connect(addr: &str) -> Result<Client, ClientError> {
+        Client::connect_with(addr, &ClientSecurity::default()).await
+    }
+
+    /// Connects to `addr` as `security` says (TLS, a SASL login) and
+    /// negotiates API versions.
+    pub async fn connect_with(
+        addr: &str,
+        security: &ClientSecurity,
+    ) -> Result<Client, ClientError> {
         let connect_error = |reason: String| ClientError::Connect {
             addr: addr.to_string(),
             reason,
         };
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| connect_error("timed out".into()))?
             .map_err(|e| connect_error(e.to_string()))?;
-        stream.set_nodelay(true)?;
+        tcp.set_nodelay(true)?;
+        let stream: Box<dyn Stream> = if security.tls() {
+            let connector = security
+                .connector()
+                .map_err(|e| connect_error(e.to_string()))?;
+            let name = security::server_name(addr).map_err(|e| connect_error(e.to_string()))?;
+            let tls = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp))
+                .await
+                .map_err(|_| connect_error("TLS handshake timed out".into()))?
+                .map_err(|e| connect_error(format!("TLS handshake failed: {e}")))?;
+            Box::new(tls)
+        } else {
+            Box::new(tcp)
+        };
         let mut client = Client {
             stream,
             correlation_id: 0,
@@ -75,7 +113,60 @@ impl Client {
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
+        if let Some(login) = &security.login {
+            client.authenticate(login).await?;
+        }
         Ok(client)
+    }
+
+    /// Logs in with SaslHandshake and SaslAuthenticate.
+    async fn authenticate(&mut self, login: &Login) -> Result<(), ClientError> {
+        use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+        let name = login.mechanism.name();
+        let handshake =
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(name));
+        let response = self.call(handshake, 1).await?;
+        if response.error_code != 0 {
+            let offered: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(ClientError::Authentication(format!(
+                "the listener does not offer {name} (it offers {})",
+                offered.join(", ")
+            )));
+        }
+        let scram = match login.mechanism {
+            SaslMechanism::Plain => None,
+            SaslMechanism::ScramSha256 => Some(ScramMechanism::Sha256),
+            SaslMechanism::ScramSha512 => Some(ScramMechanism::Sha512),
+        };
+        let mut step = async |token: Vec<u8>| -> Result<Bytes, ClientError> {
+            let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+            let response = self.call(request, 2).await?;
+            if response.error_code != 0 {
+                let message = response.error_message.as_deref().unwrap_or_default();
+                return Err(ClientError::Authentication(message.to_string()));
+            }
+            Ok(response.auth_bytes)
+        };
+        match scram {
+            None => {
+                let token = format!("\0{}\0{}", login.username, login.password);
+                step(token.into_bytes()).await?;
+            }
+            Some(mechanism) => {
+                let client = ScramClient::new(mechanism, &login.username, &login.password);
+                let server_first = step(client.first()).await?;
+                let (client_final, expected) = client
+                    .answer(&server_first)
+                    .map_err(|e| ClientError::Authentication(e.to_string()))?;
+                let server_final = step(client_final).await?;
+                if server_final.as_ref() != expected.as_slice() {
+                    return Err(ClientError::Authentication(
+                        "the broker did not prove it knows the credential".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Sends `request` at the highest version both sides support, up to
