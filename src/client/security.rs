@@ -229,7 +229,7 @@ mod tests {
         let rdkafka = "# kcat -F\nsecurity.protocol = sasl_plaintext\nsasl.mechanisms=PLAIN\n\
             sasl.mechanism=PLAIN\nsasl.username=bob\nsasl.password=pw\n";
         let parsed = ClientSecurity::parse(rdkafka).unwrap();
-        assert_eq!(parsed.login.unwrap().username, "bob");
+        assert_eq!(parsed.login.as_ref().unwrap().username, "bob");
         assert!(!parsed.tls());
         assert_eq!(
             ClientSecurity::parse("").unwrap(),
