@@ -60,6 +60,10 @@ pub struct SecurityConfig {
     pub super_users: Vec<String>,
     /// Whether a resource no ACL names is open to everyone.
     pub allow_everyone_if_no_acl_found: bool,
+    /// How a client certificate's subject becomes a user name
+    /// (`ssl.principal.mapping.rules`): `RULE:pattern/replacement/[L|U]`
+    /// rules and `DEFAULT`, tried in order.
+    pub ssl_principal_mapping_rules: Vec<String>,
     /// How long an authentication lasts before the client must
     /// authenticate again on the same connection (KIP-368's
     /// `connections.max.reauth.ms`); 0: for the connection's life.
@@ -75,6 +79,7 @@ impl Default for SecurityConfig {
             authorizer: AuthorizerKind::None,
             super_users: Vec::new(),
             allow_everyone_if_no_acl_found: false,
+            ssl_principal_mapping_rules: vec!["DEFAULT".into()],
             connections_max_reauth_ms: 0,
             sasl_max_receive_bytes: 512 * 1024,
         }

@@ -101,6 +101,15 @@ impl Session {
         }
     }
 
+    /// On a listener without SASL, the connection is `principal`, from
+    /// its client certificate.
+    pub fn set_certificate_principal(&self, principal: Principal) {
+        let mut auth = self.auth();
+        if auth.mechanisms.is_none() {
+            auth.principal = Some(principal);
+        }
+    }
+
     fn auth(&self) -> std::sync::MutexGuard<'_, Auth> {
         self.auth.lock().expect("session state poisoned")
     }

@@ -268,3 +268,84 @@ fn kafka_python_over_tls_with_and_without_a_client_certificate() {
         );
     }
 }
+
+#[test]
+fn a_client_certificate_names_the_principal_through_the_mapping_rules() {
+    let pki = Pki::new();
+    pki.issue("server", "localhost");
+    pki.issue("alice", "Alice/OU=eng");
+    pki.issue("bob", "bob");
+    let ssl = free_port();
+    let (broker, _dir) = start_with_config(&format!(
+        r#"
+[security]
+authorizer = "acl"
+super_users = ["User:ANONYMOUS"]
+ssl_principal_mapping_rules = ["RULE:^OU=eng,CN=(.*)$/$1/L", "DEFAULT"]
+
+[[listeners]]
+name = "PLAIN"
+listen = "127.0.0.1:{plain}"
+
+[[listeners]]
+name = "SECURE"
+listen = "127.0.0.1:{ssl}"
+protocol = "SSL"
+tls_cert = "{cert}"
+tls_key = "{key}"
+tls_client_auth = "required"
+tls_client_ca = "{ca}"
+"#,
+        plain = free_port(),
+        cert = pki.path("server.pem"),
+        key = pki.path("server.key"),
+        ca = pki.path("ca.pem"),
+    ));
+    create_topic(&broker, "certs", 1);
+    for principal in ["User:alice", "User:CN=bob"] {
+        let (ok, _, err) = silt(&[
+            "acl",
+            "create",
+            "--allow-principal",
+            principal,
+            "--operation",
+            "Describe",
+            "--topic",
+            "certs",
+            "--bootstrap-server",
+            &broker.addr,
+        ]);
+        assert!(ok, "{err}");
+    }
+    let (ok, _, err) = silt(&[
+        "acl",
+        "create",
+        "--allow-principal",
+        "User:alice",
+        "--operation",
+        "Write",
+        "--topic",
+        "certs",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    let secure = format!("localhost:{ssl}");
+    let produced = |who: &str| {
+        let mut settings = ssl_settings(&pki);
+        settings.push(("ssl.certificate.location", pki.path(&format!("{who}.pem"))));
+        settings.push(("ssl.key.location", pki.path(&format!("{who}.key"))));
+        settings.push(("message.timeout.ms", "10000".into()));
+        let deliveries = Deliveries::default();
+        let producer = producer_over(&secure, &deliveries, &settings);
+        produce_keyed(&producer, "certs", 0..10, 10);
+        let _ = rdkafka::producer::Producer::flush(&producer, std::time::Duration::from_secs(30));
+        deliveries.acked.lock().unwrap().len()
+    };
+    assert_eq!(produced("alice"), 10, "CN=Alice,OU=eng is User:alice");
+    assert_eq!(
+        produced("bob"),
+        0,
+        "CN=bob is User:CN=bob, who may not write"
+    );
+}

@@ -38,6 +38,7 @@ use crate::meta::embedded::EmbeddedStore;
 use crate::meta::etcd::EtcdStore;
 use crate::meta::{MetaStore, TopicMeta};
 use crate::security::authorizer::Authorizer;
+use crate::security::certificate::PrincipalMapper;
 use crate::storage::Bucket;
 
 /// The most partitions one topic may have; bounds what a request can allocate.
@@ -82,6 +83,8 @@ pub struct Broker {
     pub txns: Arc<crate::txn::TxnCoordinator>,
     /// Decides what each principal may do (everything, without ACLs).
     pub authorizer: Arc<Authorizer>,
+    /// Names the principals of client certificates.
+    pub principals: PrincipalMapper,
     clock: Clock,
     meta: Arc<dyn MetaStore>,
     topics: RwLock<Topics>,
@@ -183,10 +186,13 @@ impl Broker {
             .as_ref()
             .map_or_else(CancellationToken::new, |c| c.lost());
         let hold_check = cluster.as_ref().map(|c| c.check());
+        let principals = PrincipalMapper::new(&config.security.ssl_principal_mapping_rules)
+            .map_err(|e| Error::InvalidConfig(e.to_string()))?;
         let authorizer = Arc::new(Authorizer::new(&config.security));
         authorizer.refresh(&*meta).await?;
         let broker = Arc::new(Broker {
             authorizer: authorizer.clone(),
+            principals,
             config,
             cluster: cluster.clone(),
             hold_lost,

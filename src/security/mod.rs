@@ -2,6 +2,7 @@
 //! it (SASL's PLAIN and SCRAM mechanisms).
 
 pub mod authorizer;
+pub mod certificate;
 pub mod sasl;
 pub mod scram;
 

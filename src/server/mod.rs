@@ -87,6 +87,10 @@ async fn accept(
                         };
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(socket)).await {
                             Ok(Ok(stream)) => {
+                                let certificate = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
+                                if let Some(der) = certificate {
+                                    session.set_certificate_principal(broker.principals.principal(der));
+                                }
                                 let (reader, writer) = tokio::io::split(stream);
                                 connection::serve(reader, writer, session, broker, shutdown).await;
                             }
