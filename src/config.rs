@@ -71,6 +71,39 @@ pub struct SecurityConfig {
     /// Largest request a client may send before it has authenticated
     /// (`sasl.server.max.receive.size`).
     pub sasl_max_receive_bytes: u32,
+    /// How OAUTHBEARER tokens are checked (needed to offer OAUTHBEARER).
+    pub oauthbearer: Option<OAuthConfig>,
+}
+
+/// How OAUTHBEARER tokens (JWTs) are validated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthConfig {
+    /// A JWKS file with the keys tokens are signed with.
+    pub jwks_file: Option<PathBuf>,
+    /// Or a URL serving it (fetched again when a token names an unknown key).
+    pub jwks_url: Option<String>,
+    /// The `iss` claim tokens must carry, if set.
+    pub issuer: Option<String>,
+    /// A value the `aud` claim must hold, if set.
+    pub audience: Option<String>,
+    /// The claim naming the principal.
+    pub principal_claim: String,
+    /// Tolerated clock difference for `exp` and `nbf`.
+    pub clock_skew_seconds: u64,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        OAuthConfig {
+            jwks_file: None,
+            jwks_url: None,
+            issuer: None,
+            audience: None,
+            principal_claim: "sub".into(),
+            clock_skew_seconds: 30,
+        }
+    }
 }
 
 impl Default for SecurityConfig {
@@ -82,6 +115,7 @@ impl Default for SecurityConfig {
             ssl_principal_mapping_rules: vec!["DEFAULT".into()],
             connections_max_reauth_ms: 0,
             sasl_max_receive_bytes: 512 * 1024,
+            oauthbearer: None,
         }
     }
 }
@@ -106,10 +140,14 @@ pub enum SaslMechanism {
     ScramSha256,
     #[serde(rename = "SCRAM-SHA-512")]
     ScramSha512,
+    /// JWTs checked as `security.oauthbearer` says.
+    #[serde(rename = "OAUTHBEARER")]
+    OAuthBearer,
 }
 
 impl SaslMechanism {
-    /// Every mechanism served.
+    /// The mechanisms checked against stored credentials (a SASL
+    /// listener's default).
     pub const ALL: [SaslMechanism; 3] = [
         SaslMechanism::ScramSha512,
         SaslMechanism::ScramSha256,
@@ -122,6 +160,7 @@ impl SaslMechanism {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -602,6 +641,11 @@ impl Config {
             return invalid("broker.advertised_listener", "expected HOST:PORT");
         }
         self.validate_listeners()?;
+        if let Some(oauth) = &self.security.oauthbearer
+            && oauth.jwks_file.is_none() == oauth.jwks_url.is_none()
+        {
+            return invalid("security.oauthbearer", "set one of jwks_file and jwks_url");
+        }
         if let Some(admin) = &self.broker.admin_listen
             && admin.parse::<SocketAddr>().is_err()
         {
@@ -777,6 +821,13 @@ impl Config {
                     if l.sasl_mechanisms.is_empty() =>
                 {
                     return invalid(format!("{name}: sasl_mechanisms is empty"));
+                }
+                _ if l.sasl_mechanisms.contains(&SaslMechanism::OAuthBearer)
+                    && self.security.oauthbearer.is_none() =>
+                {
+                    return invalid(format!(
+                        "{name}: OAUTHBEARER needs [security.oauthbearer] (jwks_file or jwks_url)"
+                    ));
                 }
                 _ => {}
             }

@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::ApiKey;
 
 use crate::config::SaslMechanism;
-use crate::meta::CredentialStore;
 use crate::security::Principal;
-use crate::security::sasl::{Exchange, SaslError, Step};
+use crate::security::sasl::{Exchange, SaslError, Step, Verifiers};
 
 /// One client connection's identity, handed to every request handler.
 #[derive(Debug, Clone)]
@@ -184,17 +183,18 @@ impl Session {
 
     /// Takes the client's next `token` of the exchange; once the client
     /// has proved who it is, the connection is authenticated for
-    /// `lifetime` (`None`: for its life).
+    /// `lifetime` (`None`: for its life), or less if its credential runs
+    /// out sooner (a token's expiry).
     pub async fn authenticate(
         &self,
         token: &[u8],
-        store: &dyn CredentialStore,
+        verifiers: Verifiers<'_>,
         lifetime: Option<Duration>,
     ) -> Result<Authenticated, AuthenticateError> {
         let exchange = self.auth().exchange.take();
         let result = match exchange {
             None => Err(AuthenticateError::NoHandshake),
-            Some(exchange) => exchange.step(token, store).await.map_err(Into::into),
+            Some(exchange) => exchange.step(token, verifiers).await.map_err(Into::into),
         };
         let mut auth = self.auth();
         let step = match result {
@@ -212,7 +212,15 @@ impl Session {
                     lifetime: None,
                 })
             }
-            Step::Done(principal, token) => {
+            Step::Done {
+                principal,
+                token,
+                valid_for,
+            } => {
+                let lifetime = match (lifetime, valid_for) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 if let Some(old) = auth.principal.clone().filter(|old| *old != principal) {
                     auth.failed = true;
                     return Err(AuthenticateError::PrincipalChanged {

@@ -39,6 +39,7 @@ use crate::meta::etcd::EtcdStore;
 use crate::meta::{MetaStore, TopicMeta};
 use crate::security::authorizer::Authorizer;
 use crate::security::certificate::PrincipalMapper;
+use crate::security::oauth::TokenValidator;
 use crate::storage::Bucket;
 
 /// The most partitions one topic may have; bounds what a request can allocate.
@@ -85,6 +86,8 @@ pub struct Broker {
     pub authorizer: Arc<Authorizer>,
     /// Names the principals of client certificates.
     pub principals: PrincipalMapper,
+    /// Checks OAUTHBEARER tokens, when configured.
+    pub tokens: Option<Arc<TokenValidator>>,
     clock: Clock,
     meta: Arc<dyn MetaStore>,
     topics: RwLock<Topics>,
@@ -188,11 +191,20 @@ impl Broker {
         let hold_check = cluster.as_ref().map(|c| c.check());
         let principals = PrincipalMapper::new(&config.security.ssl_principal_mapping_rules)
             .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        let tokens = match &config.security.oauthbearer {
+            Some(oauth) => {
+                Some(Arc::new(TokenValidator::load(oauth).await.map_err(
+                    |e| Error::InvalidConfig(format!("security.oauthbearer: {e}")),
+                )?))
+            }
+            None => None,
+        };
         let authorizer = Arc::new(Authorizer::new(&config.security));
         authorizer.refresh(&*meta).await?;
         let broker = Arc::new(Broker {
             authorizer: authorizer.clone(),
             principals,
+            tokens,
             config,
             cluster: cluster.clone(),
             hold_lost,

@@ -137,6 +137,11 @@ impl Client {
             SaslMechanism::Plain => None,
             SaslMechanism::ScramSha256 => Some(ScramMechanism::Sha256),
             SaslMechanism::ScramSha512 => Some(ScramMechanism::Sha512),
+            SaslMechanism::OAuthBearer => {
+                return Err(ClientError::Authentication(
+                    "the silt commands log in with PLAIN or SCRAM, not OAUTHBEARER".into(),
+                ));
+            }
         };
         let mut step = async |token: Vec<u8>| -> Result<Bytes, ClientError> {
             let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));

@@ -13,6 +13,7 @@ use kafka_protocol::messages::{
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::security::sasl::Verifiers;
 use crate::session::{AuthenticateError, HandshakeError, Session};
 
 pub fn handshake(session: &Session, request: SaslHandshakeRequest) -> SaslHandshakeResponse {
@@ -37,8 +38,12 @@ pub async fn authenticate(
         0 => None,
         ms => Some(Duration::from_millis(ms)),
     };
+    let verifiers = Verifiers {
+        credentials: broker.credentials(),
+        tokens: broker.tokens.as_deref(),
+    };
     match session
-        .authenticate(&request.auth_bytes, broker.credentials(), lifetime)
+        .authenticate(&request.auth_bytes, verifiers, lifetime)
         .await
     {
         Ok(done) => {

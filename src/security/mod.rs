@@ -3,6 +3,7 @@
 
 pub mod authorizer;
 pub mod certificate;
+pub mod oauth;
 pub mod sasl;
 pub mod scram;
 

@@ -1,12 +1,24 @@
 //! SASL authentication: the exchange of SaslAuthenticate tokens in the
 //! mechanism a client chose in its handshake, until it has proved who it
 //! is. PLAIN checks the password against the user's stored SCRAM
-//! credential, so one credential serves every mechanism.
+//! credential, so one credential serves every mechanism; OAUTHBEARER
+//! checks a JWT ([`super::oauth`]).
+
+use std::time::Duration;
 
 use super::Principal;
+use super::oauth::{OAuthError, TokenValidator, bearer_token};
 use super::scram::{Challenge, ClientFirst, ScramError};
 use crate::config::SaslMechanism;
 use crate::meta::{CredentialStore, ScramMechanism};
+
+/// What logins are checked against.
+#[derive(Clone, Copy)]
+pub struct Verifiers<'a> {
+    pub credentials: &'a dyn CredentialStore,
+    /// OAUTHBEARER's tokens, when configured.
+    pub tokens: Option<&'a TokenValidator>,
+}
 
 /// Why an authentication failed; the message is for the client.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +31,8 @@ pub enum SaslError {
     MalformedPlain(&'static str),
     #[error("cannot read credentials: {0}")]
     Store(#[from] crate::error::Error),
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
 }
 
 /// Where one exchange is.
@@ -38,17 +52,48 @@ pub enum Exchange {
 pub enum Step {
     /// Send this token and wait for the client's next.
     Continue(Vec<u8>, Exchange),
-    /// The client is `Principal`; send the last token.
-    Done(Principal, Vec<u8>),
+    /// The client is `principal`; send the last token. The
+    /// authentication lasts at most `valid_for` (a token's life).
+    Done {
+        principal: Principal,
+        token: Vec<u8>,
+        valid_for: Option<Duration>,
+    },
+}
+
+impl Step {
+    fn done(principal: Principal, token: Vec<u8>) -> Step {
+        Step::Done {
+            principal,
+            token,
+            valid_for: None,
+        }
+    }
 }
 
 impl Exchange {
-    /// Takes the client's `token`, looking credentials up in `store`.
-    pub async fn step(self, token: &[u8], store: &dyn CredentialStore) -> Result<Step, SaslError> {
+    /// Takes the client's `token`, checked with `verifiers`.
+    pub async fn step(self, token: &[u8], verifiers: Verifiers<'_>) -> Result<Step, SaslError> {
+        let store = verifiers.credentials;
         match self {
             Exchange::Start(SaslMechanism::Plain) => {
                 let user = plain(token, store).await?;
-                Ok(Step::Done(Principal::user(&user), Vec::new()))
+                Ok(Step::done(Principal::user(&user), Vec::new()))
+            }
+            Exchange::Start(SaslMechanism::OAuthBearer) => {
+                let validator = verifiers
+                    .tokens
+                    .ok_or(OAuthError::Keys("OAUTHBEARER is not configured".into()))?;
+                let jwt = bearer_token(token)?;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let valid = validator.validate(&jwt, now).await?;
+                Ok(Step::Done {
+                    principal: Principal::user(&valid.name),
+                    token: Vec::new(),
+                    valid_for: Some(valid.remaining),
+                })
             }
             Exchange::Start(SaslMechanism::ScramSha256) => {
                 scram_first(ScramMechanism::Sha256, token, store).await
@@ -58,7 +103,7 @@ impl Exchange {
             }
             Exchange::ScramProof { user, challenge } => {
                 let last = challenge.verify(token)?;
-                Ok(Step::Done(Principal::user(&user), last))
+                Ok(Step::done(Principal::user(&user), last))
             }
         }
     }

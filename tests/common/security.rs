@@ -180,3 +180,60 @@ pub async fn sasl_client(addr: &str, user: &str, password: &str) -> silt::client
     assert_eq!(response.error_code, 0, "{user} authenticates");
     client
 }
+
+/// An identity provider for OAUTHBEARER tests: a P-256 key, the JWKS
+/// naming it, and the tokens it signs.
+pub struct Issuer {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+    pub kid: String,
+}
+
+impl Issuer {
+    pub fn new(kid: &str) -> Issuer {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        Issuer {
+            pair: EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+                .unwrap(),
+            kid: kid.into(),
+        }
+    }
+
+    /// The JWKS with the issuer's public key.
+    pub fn jwks(&self) -> String {
+        use aws_lc_rs::signature::KeyPair;
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let point = self.pair.public_key().as_ref();
+        format!(
+            r#"{{"keys":[{{"kty":"EC","crv":"P-256","use":"sig","kid":"{}","x":"{}","y":"{}"}}]}}"#,
+            self.kid,
+            b64.encode(&point[1..33]),
+            b64.encode(&point[33..65])
+        )
+    }
+
+    /// A token for `sub` expiring `expires_in_s` from now (negative: in
+    /// the past), issued by `iss` for `aud`.
+    pub fn token(&self, sub: &str, expires_in_s: i64, iss: &str, aud: &str) -> String {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let header = b64.encode(format!(
+            r#"{{"alg":"ES256","typ":"JWT","kid":"{}"}}"#,
+            self.kid
+        ));
+        let claims = format!(
+            r#"{{"sub":"{sub}","iss":"{iss}","aud":"{aud}","iat":{now},"exp":{}}}"#,
+            now + expires_in_s
+        );
+        let signed = format!("{header}.{}", b64.encode(claims));
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let signature = self.pair.sign(&rng, signed.as_bytes()).unwrap();
+        format!("{signed}.{}", b64.encode(signature.as_ref()))
+    }
+}
