@@ -26,6 +26,7 @@ pub mod handlers;
 pub mod log;
 pub mod meta;
 pub mod protocol;
+pub mod quota;
 pub mod security;
 pub mod server;
 pub mod session;

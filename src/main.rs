@@ -66,6 +66,14 @@ enum Command {
         #[command(subcommand)]
         command: AclCommand,
     },
+    /// Set and describe client quotas (produce/fetch byte rates, request
+    /// percentage) per user and/or client id, with defaults.
+    Quota {
+        #[command(flatten)]
+        server: Bootstrap,
+        #[command(subcommand)]
+        command: QuotaCommand,
+    },
     /// Describe the cluster: brokers, controller, partition leaders and
     /// their epochs.
     Cluster {
@@ -386,6 +394,65 @@ fn acl_of(
     )?)
 }
 
+#[derive(Subcommand)]
+enum QuotaCommand {
+    /// Set (or remove) quotas of a user, a client id, both, or defaults.
+    Set {
+        #[command(flatten)]
+        entity: QuotaEntityArgs,
+        /// Bytes per second the entity may produce.
+        #[arg(long)]
+        producer_byte_rate: Option<f64>,
+        /// Bytes per second the entity may fetch.
+        #[arg(long)]
+        consumer_byte_rate: Option<f64>,
+        /// Percent of one broker thread its requests may use.
+        #[arg(long)]
+        request_percentage: Option<f64>,
+        /// Remove this quota key; repeatable.
+        #[arg(long)]
+        delete: Vec<String>,
+    },
+    /// Show quotas (all, or those of an entity).
+    Describe {
+        #[command(flatten)]
+        entity: QuotaEntityArgs,
+    },
+}
+
+/// Who quotas are for.
+#[derive(clap::Args)]
+struct QuotaEntityArgs {
+    #[arg(long, conflicts_with = "user_default")]
+    user: Option<String>,
+    /// The default for every user without a quota of its own.
+    #[arg(long)]
+    user_default: bool,
+    #[arg(long, conflicts_with = "client_id_default")]
+    client_id: Option<String>,
+    /// The default for every client id without a quota of its own.
+    #[arg(long)]
+    client_id_default: bool,
+}
+
+impl QuotaEntityArgs {
+    fn entity(&self) -> cli::quota::Entity {
+        use silt::quota::QuotaName;
+        let side = |name: &Option<String>, default: bool| match (name, default) {
+            (Some(n), _) => Some(QuotaName::Named(n.clone())),
+            (None, true) => Some(QuotaName::Default),
+            (None, false) => None,
+        };
+        [
+            ("user", side(&self.user, self.user_default)),
+            ("client-id", side(&self.client_id, self.client_id_default)),
+        ]
+        .into_iter()
+        .filter_map(|(kind, n)| Some((kind, n?)))
+        .collect()
+    }
+}
+
 fn parse_mechanism(name: &str) -> Result<silt::meta::ScramMechanism, String> {
     silt::meta::ScramMechanism::from_name(name)
         .ok_or_else(|| format!("'{name}' is not SCRAM-SHA-256 or SCRAM-SHA-512"))
@@ -662,6 +729,37 @@ fn run() -> anyhow::Result<()> {
                             cli::acl::delete(&mut cluster, selection).await?;
                         }
                         Ok(())
+                    }
+                }
+            }
+            Command::Quota { server, command } => {
+                let mut cluster = server.connect().await?;
+                match command {
+                    QuotaCommand::Set {
+                        entity,
+                        producer_byte_rate,
+                        consumer_byte_rate,
+                        request_percentage,
+                        delete,
+                    } => {
+                        let entity = entity.entity();
+                        if entity.is_empty() {
+                            anyhow::bail!(
+                                "give --user, --user-default, --client-id or --client-id-default"
+                            );
+                        }
+                        let values: Vec<(&str, f64)> = [
+                            (silt::quota::PRODUCER_BYTE_RATE, producer_byte_rate),
+                            (silt::quota::CONSUMER_BYTE_RATE, consumer_byte_rate),
+                            (silt::quota::REQUEST_PERCENTAGE, request_percentage),
+                        ]
+                        .into_iter()
+                        .filter_map(|(k, v)| Some((k, v?)))
+                        .collect();
+                        cli::quota::set(&mut cluster, &entity, &values, &delete).await
+                    }
+                    QuotaCommand::Describe { entity } => {
+                        cli::quota::describe(&mut cluster, &entity.entity()).await
                     }
                 }
             }

@@ -372,3 +372,73 @@ fn acl_commands_refuse_bad_input_and_need_an_authorizer() {
     let (ok, _, err) = silt(&["acl", "list", "--bootstrap-server", &plain.addr]);
     assert!(!ok && err.contains("no authorizer"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acl_apis_at_every_advertised_version() {
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+    use kafka_protocol::messages::{
+        ApiKey, CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest,
+    };
+    use silt::protocol::versions::supported;
+    let b = start_acl_broker();
+    let mut client = silt::client::Client::connect(&b.broker.addr).await.unwrap();
+    let (min, max) = supported(ApiKey::CreateAcls).unwrap();
+    assert_eq!(supported(ApiKey::DescribeAcls), Some((min, max)));
+    assert_eq!(supported(ApiKey::DeleteAcls), Some((min, max)));
+    for v in min..=max {
+        let topic = StrBytes::from_string(format!("topic-v{v}"));
+        let creation = AclCreation::default()
+            .with_resource_type(2)
+            .with_resource_name(topic.clone())
+            .with_resource_pattern_type(3)
+            .with_principal(StrBytes::from_static_str("User:alice"))
+            .with_host(StrBytes::from_static_str("*"))
+            .with_operation(3)
+            .with_permission_type(3);
+        let created = client
+            .call(
+                CreateAclsRequest::default().with_creations(vec![creation]),
+                v,
+            )
+            .await
+            .unwrap();
+        assert_eq!(created.results[0].error_code, 0, "CreateAcls v{v}");
+        let described = client
+            .call(
+                DescribeAclsRequest::default()
+                    .with_resource_type_filter(2)
+                    .with_resource_name_filter(Some(topic.clone()))
+                    .with_pattern_type_filter(3)
+                    .with_principal_filter(None)
+                    .with_host_filter(None)
+                    .with_operation(1)
+                    .with_permission_type(1),
+                v,
+            )
+            .await
+            .unwrap();
+        assert_eq!(described.resources.len(), 1, "DescribeAcls v{v}");
+        assert_eq!(
+            described.resources[0].acls[0].principal.as_str(),
+            "User:alice"
+        );
+        let filter = DeleteAclsFilter::default()
+            .with_resource_type_filter(2)
+            .with_resource_name_filter(Some(topic))
+            .with_pattern_type_filter(3)
+            .with_principal_filter(None)
+            .with_host_filter(None)
+            .with_operation(1)
+            .with_permission_type(1);
+        let deleted = client
+            .call(DeleteAclsRequest::default().with_filters(vec![filter]), v)
+            .await
+            .unwrap();
+        assert_eq!(
+            deleted.filter_results[0].matching_acls.len(),
+            1,
+            "DeleteAcls v{v}"
+        );
+    }
+}

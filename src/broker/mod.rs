@@ -13,6 +13,7 @@ mod cluster;
 pub mod configs;
 mod lag;
 mod lifecycle;
+pub mod quotas;
 mod topic_keys;
 mod transactions;
 
@@ -41,6 +42,10 @@ use crate::security::authorizer::Authorizer;
 use crate::security::certificate::PrincipalMapper;
 use crate::security::oauth::TokenValidator;
 use crate::storage::Bucket;
+
+/// How often a broker checks whether the ACLs or client quotas changed
+/// (a change made on any broker applies everywhere within a second).
+const ACL_AND_QUOTA_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The most partitions one topic may have; bounds what a request can allocate.
 pub const MAX_PARTITIONS: i32 = 10_000;
@@ -88,6 +93,8 @@ pub struct Broker {
     pub principals: PrincipalMapper,
     /// Checks OAUTHBEARER tokens, when configured.
     pub tokens: Option<Arc<TokenValidator>>,
+    /// Client quotas and the usage counted against them.
+    pub quotas: Arc<quotas::Quotas>,
     clock: Clock,
     meta: Arc<dyn MetaStore>,
     topics: RwLock<Topics>,
@@ -201,10 +208,13 @@ impl Broker {
         };
         let authorizer = Arc::new(Authorizer::new(&config.security));
         authorizer.refresh(&*meta).await?;
+        let quotas = Arc::new(quotas::Quotas::default());
+        quotas.refresh(&*meta).await?;
         let broker = Arc::new(Broker {
             authorizer: authorizer.clone(),
             principals,
             tokens,
+            quotas,
             config,
             cluster: cluster.clone(),
             hold_lost,
@@ -230,9 +240,11 @@ impl Broker {
         broker
             .tasks
             .spawn(groups.run_ticker(broker.stop_tasks.clone()));
-        broker
-            .tasks
-            .spawn(authorizer.run_refresh(broker.meta.clone(), broker.stop_tasks.clone()));
+        broker.tasks.spawn(
+            broker
+                .clone()
+                .follow_acls_and_quotas(broker.stop_tasks.clone()),
+        );
         let markers: Arc<dyn crate::txn::MarkerWriter> = broker.clone();
         broker
             .tasks
@@ -312,6 +324,27 @@ impl Broker {
     /// store).
     pub fn hold_lost(&self) -> CancellationToken {
         self.hold_lost.clone()
+    }
+
+    /// Reloads the ACLs and client quotas when they change, until `stop`.
+    async fn follow_acls_and_quotas(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            if let Err(e) = self.authorizer.refresh(&*self.meta).await {
+                tracing::warn!(error = %e, "cannot reload the ACLs");
+            }
+            if let Err(e) = self.quotas.refresh(&*self.meta).await {
+                tracing::warn!(error = %e, "cannot reload the client quotas");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(ACL_AND_QUOTA_POLL) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// Client quotas as stored (the broker keeps a copy).
+    pub fn quota_store(&self) -> &dyn crate::meta::QuotaStore {
+        &*self.meta
     }
 
     /// Users' SCRAM credentials.

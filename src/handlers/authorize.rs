@@ -958,6 +958,33 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
             ))
         }
 
+        RequestKind::DescribeClientQuotas(r) => {
+            if g.cluster(DescribeConfigs) {
+                return run(RequestKind::DescribeClientQuotas(r));
+            }
+            Checked::Answer(ResponseKind::DescribeClientQuotas(
+                DescribeClientQuotasResponse::default().with_error_code(CLUSTER_DENIED.code()),
+            ))
+        }
+
+        RequestKind::AlterClientQuotas(r) => {
+            if g.cluster(AlterConfigs) {
+                return run(RequestKind::AlterClientQuotas(r));
+            }
+            let entries = r
+                .entries
+                .iter()
+                .map(|e| {
+                    alter_client_quotas_response::EntryData::default()
+                        .with_error_code(CLUSTER_DENIED.code())
+                        .with_entity(super::client_quotas::response_entity(&e.entity))
+                })
+                .collect();
+            Checked::Answer(ResponseKind::AlterClientQuotas(
+                AlterClientQuotasResponse::default().with_entries(entries),
+            ))
+        }
+
         RequestKind::CreateAcls(r) => {
             if g.cluster(Alter) {
                 return run(RequestKind::CreateAcls(r));

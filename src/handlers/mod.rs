@@ -11,6 +11,7 @@
 mod acls;
 mod api_versions;
 mod authorize;
+mod client_quotas;
 mod configs;
 mod create_partitions;
 mod create_topics;
@@ -227,6 +228,12 @@ fn handle(broker: &Arc<Broker>, request: Request, session: &Session) -> Option<R
         )),
         RequestKind::DeleteGroups(r) => {
             later(async move { ResponseKind::DeleteGroups(group_admin::delete(&b, r).await) })
+        }
+        RequestKind::DescribeClientQuotas(r) => later(async move {
+            ResponseKind::DescribeClientQuotas(client_quotas::describe(&b, r).await)
+        }),
+        RequestKind::AlterClientQuotas(r) => {
+            later(async move { ResponseKind::AlterClientQuotas(client_quotas::alter(&b, r).await) })
         }
         RequestKind::CreateAcls(r) => {
             later(async move { ResponseKind::CreateAcls(acls::create(&b, r).await) })

@@ -19,11 +19,13 @@ use uuid::Uuid;
 
 use super::{
     AclStore, CommitOutcome, CommittedOffset, CredentialStore, Extent, GroupMeta, GroupStore,
-    PartitionCommit, PartitionMeta, PartitionStore, ProducerStore, ScramCredential, ScramMechanism,
-    TopicMeta, TopicStore, TransactionStore, TxnMeta, TxnOffsets, check_replacement, run_position,
+    PartitionCommit, PartitionMeta, PartitionStore, ProducerStore, QuotaStore, ScramCredential,
+    ScramMechanism, TopicMeta, TopicStore, TransactionStore, TxnMeta, TxnOffsets,
+    check_replacement, run_position,
 };
 use crate::acl::Acl;
 use crate::error::{Error, Result};
+use crate::quota::ClientQuota;
 
 /// The journal is folded into a snapshot past this size.
 const SNAPSHOT_AFTER_BYTES: u64 = 64 * 1024 * 1024;
@@ -66,6 +68,12 @@ struct State {
     /// Moves with every change of the ACLs.
     #[serde(default)]
     acl_version: u64,
+    /// Client quotas by entity (its JSON).
+    #[serde(default)]
+    quotas: BTreeMap<String, ClientQuota>,
+    /// Moves with every change of the quotas.
+    #[serde(default)]
+    quota_version: u64,
 }
 
 /// One durable change, as journaled.
@@ -126,6 +134,7 @@ enum Change {
     },
     CreateAcls(Vec<Acl>),
     DeleteAcls(Vec<Acl>),
+    PutQuota(ClientQuota),
 }
 
 /// A journal record: a change and its sequence number.
@@ -497,6 +506,15 @@ impl State {
                     .entry(credential.user.clone())
                     .or_default()
                     .insert(credential.mechanism, credential.clone());
+            }
+            Change::PutQuota(quota) => {
+                let key = serde_json::to_string(&quota.entity).unwrap_or_default();
+                if quota.values.is_empty() {
+                    self.quotas.remove(&key);
+                } else {
+                    self.quotas.insert(key, quota.clone());
+                }
+                self.quota_version += 1;
             }
             Change::CreateAcls(acls) => {
                 self.acls.extend(acls.iter().cloned());
@@ -933,6 +951,28 @@ impl AclStore for EmbeddedStore {
     }
 }
 
+#[async_trait]
+impl QuotaStore for EmbeddedStore {
+    async fn quotas(&self) -> Result<(u64, Vec<ClientQuota>)> {
+        self.with_inner(|inner| {
+            let state = &inner.state;
+            Ok((
+                state.quota_version,
+                state.quotas.values().cloned().collect(),
+            ))
+        })
+        .await
+    }
+
+    async fn quota_version(&self) -> Result<u64> {
+        self.with_inner(|inner| Ok(inner.state.quota_version)).await
+    }
+
+    async fn put_quota(&self, quota: ClientQuota) -> Result<()> {
+        self.change(Change::PutQuota(quota), |_| ()).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -958,6 +998,7 @@ mod tests {
         conformance::transactions_and_their_offsets(&store(&dir.path().join("k"))).await;
         conformance::scram_credentials_by_user_and_mechanism(&store(&dir.path().join("l"))).await;
         conformance::acls_and_their_version(&store(&dir.path().join("m"))).await;
+        conformance::quotas_by_entity(&store(&dir.path().join("n"))).await;
     }
 
     fn topic(name: &str) -> TopicMeta {

@@ -6,6 +6,7 @@
 //! run the shared [`conformance`] suite. Every extent commit compares the
 //! partition's leader epoch, so a fenced leader can never commit.
 
+pub mod cache;
 pub mod embedded;
 pub mod etcd;
 
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 use crate::acl::Acl;
 use crate::error::Result;
+use crate::quota::ClientQuota;
 
 /// A topic as stored: its name, id, partition count and config overrides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -587,6 +589,17 @@ pub trait AclStore: Send + Sync + 'static {
     async fn delete_acls(&self, acls: Vec<Acl>) -> Result<()>;
 }
 
+/// Client quotas, versioned like the ACLs.
+#[async_trait]
+pub trait QuotaStore: Send + Sync + 'static {
+    /// Every entity's quotas, and the version of the set.
+    async fn quotas(&self) -> Result<(u64, Vec<ClientQuota>)>;
+    /// The version of the set.
+    async fn quota_version(&self) -> Result<u64>;
+    /// Sets an entity's quotas (none: removes the entity).
+    async fn put_quota(&self, quota: ClientQuota) -> Result<()>;
+}
+
 /// The metadata a broker needs, shared by every broker of a cluster: one
 /// store in each role (an embedded journal, or etcd).
 pub trait MetaStore:
@@ -597,6 +610,7 @@ pub trait MetaStore:
     + TransactionStore
     + CredentialStore
     + AclStore
+    + QuotaStore
 {
 }
 
@@ -607,7 +621,8 @@ impl<
         + GroupStore
         + TransactionStore
         + CredentialStore
-        + AclStore,
+        + AclStore
+        + QuotaStore,
 > MetaStore for T
 {
 }
@@ -1103,6 +1118,36 @@ pub(crate) mod conformance {
             .unwrap();
         assert_ne!(store.acl_version().await.unwrap(), created);
         assert_eq!(store.acls().await.unwrap().1, vec![write]);
+    }
+
+    pub async fn quotas_by_entity(store: &dyn MetaStore) {
+        use crate::quota::{QuotaEntity, QuotaName};
+        let quota = |user: Option<QuotaName>, rate: Option<f64>| ClientQuota {
+            entity: QuotaEntity {
+                user,
+                client_id: None,
+            },
+            values: rate
+                .map(|r| ("producer_byte_rate".to_string(), r))
+                .into_iter()
+                .collect(),
+        };
+        let (start, none) = store.quotas().await.unwrap();
+        assert!(none.is_empty());
+        let alice = quota(Some(QuotaName::Named("al/ice".into())), Some(1024.0));
+        let default = quota(Some(QuotaName::Default), Some(2048.0));
+        store.put_quota(alice.clone()).await.unwrap();
+        store.put_quota(default.clone()).await.unwrap();
+        let (version, mut all) = store.quotas().await.unwrap();
+        assert_ne!(version, start);
+        all.sort_by(|a, b| a.entity.cmp(&b.entity));
+        assert_eq!(all, vec![alice.clone(), default.clone()]);
+        store
+            .put_quota(quota(alice.entity.user.clone(), None))
+            .await
+            .unwrap();
+        assert_ne!(store.quota_version().await.unwrap(), version);
+        assert_eq!(store.quotas().await.unwrap().1, vec![default]);
     }
 
     pub async fn broker_configs_round_trip(store: &dyn MetaStore) {

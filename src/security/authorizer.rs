@@ -1,30 +1,23 @@
 //! The ACL authorizer: the ACLs of the metadata store, cached and
-//! reloaded when their version moves (polled, so a change made on any
-//! broker applies on every broker within [`REFRESH_INTERVAL`]), and the
+//! reloaded when their version moves (the broker polls, so a change made
+//! on any broker applies on every broker within a second), and the
 //! decision for one principal, host, operation and resource.
 
 use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
-
-use tokio_util::sync::CancellationToken;
 
 use super::Principal;
 use crate::acl::{AclSet, Operation, ResourceType, Verdict};
 use crate::config::{AuthorizerKind, SecurityConfig};
 use crate::error::Result;
 use crate::meta::AclStore;
-
-/// How often a broker checks whether the ACLs changed.
-pub const REFRESH_INTERVAL: Duration = Duration::from_millis(500);
+use crate::meta::cache::Cached;
 
 /// Decides whether a principal may do something.
 pub struct Authorizer {
     enabled: bool,
     super_users: HashSet<String>,
     allow_if_no_acl: bool,
-    /// The ACLs and the version they were read at.
-    acls: RwLock<(Option<u64>, Arc<AclSet>)>,
+    acls: Cached<AclSet>,
 }
 
 impl Authorizer {
@@ -34,17 +27,13 @@ impl Authorizer {
             enabled: config.authorizer == AuthorizerKind::Acl,
             super_users: config.super_users.iter().cloned().collect(),
             allow_if_no_acl: config.allow_everyone_if_no_acl_found,
-            acls: RwLock::new((None, Arc::new(AclSet::default()))),
+            acls: Cached::default(),
         }
     }
 
     /// Whether requests are checked at all.
     pub fn enabled(&self) -> bool {
         self.enabled
-    }
-
-    fn acls(&self) -> Arc<AclSet> {
-        self.acls.read().expect("ACL cache poisoned").1.clone()
     }
 
     /// Whether `principal` connecting from `host` may perform `operation`
@@ -65,7 +54,8 @@ impl Authorizer {
             return true;
         }
         match self
-            .acls()
+            .acls
+            .get()
             .verdict(&principal, host, operation, resource_type, name)
         {
             Verdict::Allowed => true,
@@ -87,7 +77,8 @@ impl Authorizer {
         !self.enabled
             || self.super_users.contains(&name)
             || self
-                .acls()
+                .acls
+                .get()
                 .allows_any(&name, host, operation, resource_type)
     }
 
@@ -97,29 +88,16 @@ impl Authorizer {
             return Ok(());
         }
         let version = store.acl_version().await?;
-        if self.acls.read().expect("ACL cache poisoned").0 == Some(version) {
-            return Ok(());
+        if self
+            .acls
+            .refresh(version, async {
+                let (version, acls) = store.acls().await?;
+                Ok((version, AclSet::new(acls)))
+            })
+            .await?
+        {
+            tracing::info!(acls = self.acls.get().len(), version, "ACLs loaded");
         }
-        let (version, acls) = store.acls().await?;
-        let set = AclSet::new(acls);
-        tracing::info!(acls = set.len(), version, "ACLs loaded");
-        *self.acls.write().expect("ACL cache poisoned") = (Some(version), Arc::new(set));
         Ok(())
-    }
-
-    /// Keeps the ACLs current until `stop`.
-    pub async fn run_refresh(self: Arc<Self>, store: Arc<dyn AclStore>, stop: CancellationToken) {
-        if !self.enabled {
-            return;
-        }
-        loop {
-            if let Err(e) = self.refresh(&*store).await {
-                tracing::warn!(error = %e, "cannot reload the ACLs");
-            }
-            tokio::select! {
-                () = tokio::time::sleep(REFRESH_INTERVAL) => {}
-                () = stop.cancelled() => return,
-            }
-        }
     }
 }

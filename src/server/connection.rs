@@ -21,7 +21,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::throttle::{self, Timed};
 use crate::broker::Broker;
+use crate::broker::quotas::Usage;
 use crate::handlers::{self, Reply, api_versions_response};
 use crate::protocol::frame::{FrameError, frame_size};
 use crate::protocol::{self, DecodeError, Request};
@@ -29,7 +31,8 @@ use crate::session::Session;
 
 /// What to send for one request, once it completes.
 enum Outcome {
-    Respond(Bytes),
+    /// A response, and how long the client is throttled for (its quota).
+    Respond(Bytes, Duration),
     /// No response (produce with acks=0).
     Silent,
     /// The response cannot be encoded: close rather than leave the client waiting.
@@ -95,12 +98,19 @@ pub async fn serve<R, W>(
     // Closed after this long without a request (nothing in flight).
     let idle = Duration::from_millis(broker.config.limits.connections_max_idle_ms);
     let mut idle_since = tokio::time::Instant::now();
+    // Over its quota, the connection reads nothing until then.
+    let mut muted_until = tokio::time::Instant::now();
+    let mut muted = false;
     loop {
         tokio::select! {
             biased;
             Some(outcome) = in_flight.next(), if !in_flight.is_empty() => match outcome {
-                Outcome::Respond(bytes) => {
+                Outcome::Respond(bytes, throttle) => {
                     idle_since = tokio::time::Instant::now();
+                    if !throttle.is_zero() {
+                        muted_until = muted_until.max(idle_since + throttle);
+                        muted = true;
+                    }
                     metrics::counter!("silt_network_bytes_total", "direction" => "out").increment(bytes.len() as u64);
                     if let Err(e) = writer.write_all(&bytes).await {
                         tracing::debug!(%peer, error = %e, "client went away");
@@ -116,6 +126,7 @@ pub async fn serve<R, W>(
                 }
             },
             () = std::future::ready(()), if holding && in_flight.is_empty() => holding = false,
+            () = tokio::time::sleep_until(muted_until), if muted => muted = false,
             () = tokio::time::sleep_until(idle_since + idle), if in_flight.is_empty() && parked.is_none() => {
                 tracing::info!(%peer, "closing idle connection");
                 metrics::counter!("silt_connections_idle_closed_total").increment(1);
@@ -145,7 +156,7 @@ pub async fn serve<R, W>(
                     }
                 }
             }
-            frame = frames.recv(), if reading && parked.is_none() && !holding && in_flight.len() < max_in_flight => {
+            frame = frames.recv(), if reading && !muted && parked.is_none() && !holding && in_flight.len() < max_in_flight => {
                 idle_since = tokio::time::Instant::now();
                 let started = match frame.map(|f| f.map(decode)) {
                     None => {
@@ -291,7 +302,11 @@ fn decode(frame: Frame) -> Result<Result<Admitted, Pending>, DecodeError> {
             let body = api_versions_response()
                 .with_error_code(kafka_protocol::error::ResponseError::UnsupportedVersion.code());
             let bytes = protocol::unsupported_api_versions(correlation_id, body);
-            Ok(Err(futures::future::ready(Outcome::Respond(bytes)).boxed()))
+            Ok(Err(futures::future::ready(Outcome::Respond(
+                bytes,
+                Duration::ZERO,
+            ))
+            .boxed()))
         }
         Err(e) => Err(e),
     }
@@ -329,22 +344,35 @@ fn start(
     session
         .admits(api_key)
         .map_err(|reason| DecodeError::NotAdmitted { api_key, reason })?;
-    let reply = handle(broker, request, session).ok_or(DecodeError::NotServed(api_key))?;
+    let client_id = header.client_id.as_deref().unwrap_or_default().to_string();
+    let produced = throttle::produced(&request.body);
     let started = std::time::Instant::now();
-    let session = session.clone();
+    let reply = handle(broker, request, session).ok_or(DecodeError::NotServed(api_key))?;
+    let dispatched = started.elapsed();
+    let (session, broker) = (session.clone(), broker.clone());
     Ok(async move {
         let _reserved = permit;
-        let body = reply.await;
+        let (body, busy) = Timed::new(reply).await;
         let api = format!("{api_key:?}");
         metrics::histogram!("silt_request_seconds", "api" => api.clone())
             .record(started.elapsed().as_secs_f64());
         metrics::counter!("silt_requests_total", "api" => api).increment(1);
-        let Some(body) = body else {
+        let Some(mut body) = body else {
             return Outcome::Silent;
         };
+        let usage = Usage {
+            produced,
+            fetched: throttle::fetched(&body),
+            busy: dispatched + busy,
+        };
+        let user = session.principal().map(|p| p.name).unwrap_or_default();
+        let throttle = broker
+            .quotas
+            .record(&user, &client_id, usage, std::time::Instant::now());
+        throttle::set_throttle(&mut body, throttle);
         match protocol::encode_response(api_key, version, correlation_id, &body) {
             Ok(bytes) if session.failed() => Outcome::RespondAndClose(bytes),
-            Ok(bytes) => Outcome::Respond(bytes),
+            Ok(bytes) => Outcome::Respond(bytes, throttle),
             Err(e) => {
                 tracing::error!(?api_key, version, error = %e, "cannot encode response");
                 Outcome::Close

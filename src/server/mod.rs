@@ -7,6 +7,7 @@
 
 mod connection;
 pub mod limits;
+mod throttle;
 pub mod tls;
 
 use std::sync::Arc;

@@ -27,6 +27,8 @@
 //! - `acls/ACL_HEX`: one ACL (its JSON, hex-encoded, is its identity);
 //!   `acls_changed`: rewritten with every change of the ACLs, its
 //!   revision their version.
+//! - `quotas/ENTITY_HEX`: one entity's client quotas (keyed by the
+//!   entity's JSON); `quotas_changed`: their version, as for ACLs.
 
 use uuid::Uuid;
 
@@ -96,6 +98,21 @@ impl Keys {
     /// The key rewritten with every change of the ACLs.
     pub fn acls_changed(&self) -> String {
         self.key(format_args!("acls_changed"))
+    }
+
+    /// Prefix of every entity's quotas.
+    pub fn quotas(&self) -> String {
+        self.key(format_args!("quotas/"))
+    }
+
+    /// The key of the quotas of the entity whose JSON is `json`.
+    pub fn quota(&self, json: &str) -> String {
+        self.key(format_args!("quotas/{}", hex(json)))
+    }
+
+    /// The key rewritten with every change of the quotas.
+    pub fn quotas_changed(&self) -> String {
+        self.key(format_args!("quotas_changed"))
     }
 
     /// Prefix of the transactional ids' states.

@@ -454,6 +454,7 @@ mod tests {
         conformance::transactions_and_their_offsets(&store().await).await;
         conformance::scram_credentials_by_user_and_mechanism(&store().await).await;
         conformance::acls_and_their_version(&store().await).await;
+        conformance::quotas_by_entity(&store().await).await;
     }
 
     #[tokio::test]
