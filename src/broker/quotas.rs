@@ -28,12 +28,15 @@ pub struct Usage {
     pub busy: Duration,
 }
 
+/// Whose usage a bucket counts: the quota key, and the user and client
+/// id counted together.
+type BucketKey = (&'static str, Option<String>, Option<String>);
+
 /// The quotas in force and the usage counted against them.
 #[derive(Default)]
 pub struct Quotas {
     set: Cached<QuotaSet>,
-    /// By quota key, user and client id counted together.
-    buckets: Mutex<HashMap<(&'static str, Option<String>, Option<String>), Bucket>>,
+    buckets: Mutex<HashMap<BucketKey, Bucket>>,
 }
 
 impl Quotas {
