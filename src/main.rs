@@ -251,7 +251,7 @@ enum AclCommand {
     /// List ACLs (all, or those of a resource or principal).
     List {
         #[command(flatten)]
-        resource: AclResourceFilter,
+        resource: AclResource,
         /// Only the ACLs of this principal (User:alice).
         #[arg(long)]
         principal: Option<String>,
@@ -274,9 +274,10 @@ enum AclCommand {
     },
 }
 
-/// The resource of an ACL: exactly one of these.
+/// The resource of an ACL: at most one of these (create and delete
+/// need one).
 #[derive(clap::Args)]
-#[group(required = true, multiple = false)]
+#[group(required = false, multiple = false)]
 struct AclResource {
     #[arg(long)]
     topic: Option<String>,
@@ -285,20 +286,6 @@ struct AclResource {
     #[arg(long)]
     transactional_id: Option<String>,
     /// The cluster (kafka-cluster).
-    #[arg(long)]
-    cluster: bool,
-}
-
-/// The resource ACLs are listed for, if any.
-#[derive(clap::Args)]
-#[group(required = false, multiple = false)]
-struct AclResourceFilter {
-    #[arg(long)]
-    topic: Option<String>,
-    #[arg(long)]
-    group: Option<String>,
-    #[arg(long)]
-    transactional_id: Option<String>,
     #[arg(long)]
     cluster: bool,
 }
@@ -321,31 +308,22 @@ struct AclPrincipals {
 }
 
 impl AclResource {
-    fn resource(&self) -> (silt::acl::ResourceType, String) {
+    /// The resource given, if any.
+    fn given(&self) -> Option<(silt::acl::ResourceType, String)> {
         use silt::acl::ResourceType;
         match (&self.topic, &self.group, &self.transactional_id) {
-            (Some(t), _, _) => (ResourceType::Topic, t.clone()),
-            (_, Some(g), _) => (ResourceType::Group, g.clone()),
-            (_, _, Some(t)) => (ResourceType::TransactionalId, t.clone()),
-            _ => (ResourceType::Cluster, silt::acl::CLUSTER_NAME.into()),
+            (Some(t), _, _) => Some((ResourceType::Topic, t.clone())),
+            (_, Some(g), _) => Some((ResourceType::Group, g.clone())),
+            (_, _, Some(t)) => Some((ResourceType::TransactionalId, t.clone())),
+            _ if self.cluster => Some((ResourceType::Cluster, silt::acl::CLUSTER_NAME.into())),
+            _ => None,
         }
     }
-}
 
-impl AclResourceFilter {
-    fn resource(&self) -> Option<(silt::acl::ResourceType, String)> {
-        let given = self.topic.is_some()
-            || self.group.is_some()
-            || self.transactional_id.is_some()
-            || self.cluster;
-        given.then(|| {
-            AclResource {
-                topic: self.topic.clone(),
-                group: self.group.clone(),
-                transactional_id: self.transactional_id.clone(),
-                cluster: self.cluster,
-            }
-            .resource()
+    /// The resource, which must be given.
+    fn required(&self) -> anyhow::Result<(silt::acl::ResourceType, String)> {
+        self.given().ok_or_else(|| {
+            anyhow::anyhow!("give --topic, --group, --transactional-id or --cluster")
         })
     }
 }
@@ -663,15 +641,11 @@ fn run() -> anyhow::Result<()> {
                         if principals.is_empty() {
                             anyhow::bail!("give --allow-principal or --deny-principal");
                         }
+                        let resource = resource.required()?;
                         let mut acls = Vec::new();
                         for p in &principals {
                             for &op in &operations {
-                                acls.push(acl_of(
-                                    &resource.resource(),
-                                    resource_pattern_type,
-                                    p,
-                                    op,
-                                )?);
+                                acls.push(acl_of(&resource, resource_pattern_type, p, op)?);
                             }
                         }
                         cli::acl::create(&mut cluster, &acls).await
@@ -687,7 +661,7 @@ fn run() -> anyhow::Result<()> {
                             other => Some(Some(parse_pattern(other).map_err(anyhow::Error::msg)?)),
                         };
                         let selection = cli::acl::Selection {
-                            resource: resource.resource(),
+                            resource: resource.given(),
                             pattern,
                             principal,
                             host: None,
@@ -703,6 +677,7 @@ fn run() -> anyhow::Result<()> {
                         resource_pattern_type,
                     } => {
                         let principals = who.each();
+                        let resource = resource.required()?;
                         let mut selections = Vec::new();
                         let narrowed: Vec<_> = if principals.is_empty() {
                             vec![None]
@@ -717,7 +692,7 @@ fn run() -> anyhow::Result<()> {
                                 None => (None, None, None),
                             };
                             selections.push(cli::acl::Selection {
-                                resource: Some(resource.resource()),
+                                resource: Some(resource.clone()),
                                 pattern: Some(Some(resource_pattern_type)),
                                 principal,
                                 host,

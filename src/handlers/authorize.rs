@@ -118,6 +118,22 @@ macro_rules! kind {
     };
 }
 
+/// Takes the items of `$request.$field` that `$allowed` denies out of
+/// the request, runs the rest, and answers each denied one with
+/// `$answer` among the response's `$answers`.
+macro_rules! narrow {
+    ($request:ident, $variant:ident, $field:ident, $answers:ident, $allowed:expr, $answer:expr) => {{
+        let (kept, denied) = split(std::mem::take(&mut $request.$field), $allowed);
+        $request.$field = kept;
+        let denied: Vec<_> = denied.into_iter().map($answer).collect();
+        run_then(
+            RequestKind::$variant($request),
+            kind!($variant),
+            |response| response.$answers.extend(denied),
+        )
+    }};
+}
+
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
@@ -182,17 +198,19 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
         }
 
         RequestKind::Fetch(mut r) => {
-            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| {
-                if version >= 13 {
-                    g.topic_id(Read, t.topic_id)
-                } else {
-                    g.topic(Read, &t.topic)
-                }
-            });
-            r.topics = kept;
-            let denied: Vec<_> = denied
-                .into_iter()
-                .map(|t| {
+            narrow!(
+                r,
+                Fetch,
+                topics,
+                responses,
+                |t| {
+                    if version >= 13 {
+                        g.topic_id(Read, t.topic_id)
+                    } else {
+                        g.topic(Read, &t.topic)
+                    }
+                },
+                |t| {
                     fetch_response::FetchableTopicResponse::default()
                         .with_topic(t.topic)
                         .with_topic_id(t.topic_id)
@@ -209,11 +227,8 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
                                 })
                                 .collect(),
                         )
-                })
-                .collect();
-            run_then(RequestKind::Fetch(r), kind!(Fetch), |f| {
-                f.responses.extend(denied)
-            })
+                }
+            )
         }
 
         RequestKind::Metadata(mut r) => {
@@ -266,13 +281,13 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
         }
 
         RequestKind::ListOffsets(mut r) => {
-            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| {
-                g.topic(Describe, &t.name)
-            });
-            r.topics = kept;
-            let denied: Vec<_> = denied
-                .into_iter()
-                .map(|t| {
+            narrow!(
+                r,
+                ListOffsets,
+                topics,
+                topics,
+                |t| g.topic(Describe, &t.name),
+                |t| {
                     list_offsets_response::ListOffsetsTopicResponse::default()
                         .with_name(t.name)
                         .with_partitions(
@@ -287,21 +302,18 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
                                 })
                                 .collect(),
                         )
-                })
-                .collect();
-            run_then(RequestKind::ListOffsets(r), kind!(ListOffsets), |l| {
-                l.topics.extend(denied)
-            })
+                }
+            )
         }
 
         RequestKind::OffsetForLeaderEpoch(mut r) => {
-            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| {
-                g.topic(Describe, &t.topic)
-            });
-            r.topics = kept;
-            let denied: Vec<_> = denied
-                .into_iter()
-                .map(|t| {
+            narrow!(
+                r,
+                OffsetForLeaderEpoch,
+                topics,
+                topics,
+                |t| g.topic(Describe, &t.topic),
+                |t| {
                     offset_for_leader_epoch_response::OffsetForLeaderTopicResult::default()
                         .with_topic(t.topic)
                         .with_partitions(
@@ -316,31 +328,25 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
                                 })
                                 .collect(),
                         )
-                })
-                .collect();
-            run_then(
-                RequestKind::OffsetForLeaderEpoch(r),
-                kind!(OffsetForLeaderEpoch),
-                |o| o.topics.extend(denied),
+                }
             )
         }
 
         RequestKind::CreateTopics(mut r) => {
-            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| g.create_topic(&t.name));
-            r.topics = kept;
-            let denied: Vec<_> = denied
-                .into_iter()
-                .map(|t| {
+            narrow!(
+                r,
+                CreateTopics,
+                topics,
+                topics,
+                |t| g.create_topic(&t.name),
+                |t| {
                     create_topics_response::CreatableTopicResult::default()
                         .with_name(t.name)
                         .with_error_code(TOPIC_DENIED.code())
                         .with_num_partitions(-1)
                         .with_replication_factor(-1)
-                })
-                .collect();
-            run_then(RequestKind::CreateTopics(r), kind!(CreateTopics), |c| {
-                c.topics.extend(denied)
-            })
+                }
+            )
         }
 
         RequestKind::DeleteTopics(mut r) => {
@@ -369,11 +375,13 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
         }
 
         RequestKind::DeleteRecords(mut r) => {
-            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| g.topic(Delete, &t.name));
-            r.topics = kept;
-            let denied: Vec<_> = denied
-                .into_iter()
-                .map(|t| {
+            narrow!(
+                r,
+                DeleteRecords,
+                topics,
+                topics,
+                |t| g.topic(Delete, &t.name),
+                |t| {
                     delete_records_response::DeleteRecordsTopicResult::default()
                         .with_name(t.name)
                         .with_partitions(
@@ -387,28 +395,22 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
                                 })
                                 .collect(),
                         )
-                })
-                .collect();
-            run_then(RequestKind::DeleteRecords(r), kind!(DeleteRecords), |d| {
-                d.topics.extend(denied)
-            })
+                }
+            )
         }
 
         RequestKind::CreatePartitions(mut r) => {
-            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| g.topic(Alter, &t.name));
-            r.topics = kept;
-            let denied: Vec<_> = denied
-                .into_iter()
-                .map(|t| {
+            narrow!(
+                r,
+                CreatePartitions,
+                topics,
+                results,
+                |t| g.topic(Alter, &t.name),
+                |t| {
                     create_partitions_response::CreatePartitionsTopicResult::default()
                         .with_name(t.name)
                         .with_error_code(TOPIC_DENIED.code())
-                })
-                .collect();
-            run_then(
-                RequestKind::CreatePartitions(r),
-                kind!(CreatePartitions),
-                |c| c.results.extend(denied),
+                }
             )
         }
 
@@ -522,22 +524,19 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
                         .with_port(-1),
                 ));
             }
-            let (kept, denied) = split(std::mem::take(&mut r.coordinator_keys), |k| allowed(k));
-            r.coordinator_keys = kept;
-            let denied: Vec<_> = denied
-                .into_iter()
-                .map(|key| {
+            narrow!(
+                r,
+                FindCoordinator,
+                coordinator_keys,
+                coordinators,
+                |k| allowed(k),
+                |key| {
                     find_coordinator_response::Coordinator::default()
                         .with_key(key)
                         .with_node_id(BrokerId(-1))
                         .with_port(-1)
                         .with_error_code(error.code())
-                })
-                .collect();
-            run_then(
-                RequestKind::FindCoordinator(r),
-                kind!(FindCoordinator),
-                |f| f.coordinators.extend(denied),
+                }
             )
         }
 
@@ -623,11 +622,13 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
                     OffsetDeleteResponse::default().with_error_code(GROUP_DENIED.code()),
                 ));
             }
-            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| g.topic(Read, &t.name));
-            r.topics = kept;
-            let denied: Vec<_> = denied
-                .into_iter()
-                .map(|t| {
+            narrow!(
+                r,
+                OffsetDelete,
+                topics,
+                topics,
+                |t| g.topic(Read, &t.name),
+                |t| {
                     offset_delete_response::OffsetDeleteResponseTopic::default()
                         .with_name(t.name)
                         .with_partitions(
@@ -640,11 +641,8 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
                                 })
                                 .collect(),
                         )
-                })
-                .collect();
-            run_then(RequestKind::OffsetDelete(r), kind!(OffsetDelete), |o| {
-                o.topics.extend(denied)
-            })
+                }
+            )
         }
 
         RequestKind::ListGroups(r) => {
@@ -668,37 +666,33 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
         }
 
         RequestKind::DescribeGroups(mut r) => {
-            let (kept, denied) = split(std::mem::take(&mut r.groups), |id| g.group(Describe, id));
-            r.groups = kept;
-            let denied: Vec<_> = denied
-                .into_iter()
-                .map(|id| {
+            narrow!(
+                r,
+                DescribeGroups,
+                groups,
+                groups,
+                |id| g.group(Describe, id),
+                |id| {
                     describe_groups_response::DescribedGroup::default()
                         .with_group_id(id)
                         .with_error_code(GROUP_DENIED.code())
-                })
-                .collect();
-            run_then(RequestKind::DescribeGroups(r), kind!(DescribeGroups), |d| {
-                d.groups.extend(denied)
-            })
+                }
+            )
         }
 
         RequestKind::DeleteGroups(mut r) => {
-            let (kept, denied) = split(std::mem::take(&mut r.groups_names), |id| {
-                g.group(Delete, id)
-            });
-            r.groups_names = kept;
-            let denied: Vec<_> = denied
-                .into_iter()
-                .map(|id| {
+            narrow!(
+                r,
+                DeleteGroups,
+                groups_names,
+                results,
+                |id| { g.group(Delete, id) },
+                |id| {
                     delete_groups_response::DeletableGroupResult::default()
                         .with_group_id(id)
                         .with_error_code(GROUP_DENIED.code())
-                })
-                .collect();
-            run_then(RequestKind::DeleteGroups(r), kind!(DeleteGroups), |d| {
-                d.results.extend(denied)
-            })
+                }
+            )
         }
 
         RequestKind::AddPartitionsToTxn(r) => {
@@ -878,31 +872,28 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
         }
 
         RequestKind::DescribeTransactions(mut r) => {
-            let (kept, denied) = split(std::mem::take(&mut r.transactional_ids), |id| {
-                g.txn(Describe, id)
-            });
-            r.transactional_ids = kept;
-            let denied: Vec<_> = denied
-                .into_iter()
-                .map(|id| {
+            narrow!(
+                r,
+                DescribeTransactions,
+                transactional_ids,
+                transaction_states,
+                |id| { g.txn(Describe, id) },
+                |id| {
                     describe_transactions_response::TransactionState::default()
                         .with_transactional_id(id)
                         .with_error_code(TXN_DENIED.code())
-                })
-                .collect();
-            run_then(
-                RequestKind::DescribeTransactions(r),
-                kind!(DescribeTransactions),
-                |d| d.transaction_states.extend(denied),
+                }
             )
         }
 
         RequestKind::DescribeProducers(mut r) => {
-            let (kept, denied) = split(std::mem::take(&mut r.topics), |t| g.topic(Read, &t.name));
-            r.topics = kept;
-            let denied: Vec<_> = denied
-                .into_iter()
-                .map(|t| {
+            narrow!(
+                r,
+                DescribeProducers,
+                topics,
+                topics,
+                |t| g.topic(Read, &t.name),
+                |t| {
                     describe_producers_response::TopicResponse::default()
                         .with_name(t.name)
                         .with_partitions(
@@ -915,12 +906,7 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
                                 })
                                 .collect(),
                         )
-                })
-                .collect();
-            run_then(
-                RequestKind::DescribeProducers(r),
-                kind!(DescribeProducers),
-                |d| d.topics.extend(denied),
+                }
             )
         }
 
