@@ -316,12 +316,19 @@ pub enum Verdict {
     NoAcls,
 }
 
-/// ACLs indexed for checking: literal ones by resource, prefixed ones
-/// by resource type.
+/// The ACLs of one resource pattern, by principal (`User:*` among them).
+type ByPrincipal = HashMap<String, Vec<Acl>>;
+
+/// ACLs indexed for checking, so a check costs a few hash lookups
+/// whatever the number of ACLs: by resource pattern (type, pattern type,
+/// name or prefix), then by principal. A name's prefixed patterns are
+/// found by looking up each of its prefixes.
 #[derive(Debug, Default)]
 pub struct AclSet {
-    literal: HashMap<(ResourceType, String), Vec<Acl>>,
-    prefixed: HashMap<ResourceType, Vec<Acl>>,
+    /// By resource and pattern type, then name (or prefix).
+    patterns: HashMap<(ResourceType, PatternType), HashMap<String, ByPrincipal>>,
+    /// How long the longest prefix is, per resource type.
+    longest_prefix: HashMap<ResourceType, usize>,
     len: usize,
 }
 
@@ -331,16 +338,18 @@ impl AclSet {
         let mut set = AclSet::default();
         for acl in acls {
             set.len += 1;
-            match acl.pattern_type {
-                PatternType::Literal => set
-                    .literal
-                    .entry((acl.resource_type, acl.resource_name.clone()))
-                    .or_default()
-                    .push(acl),
-                PatternType::Prefixed => {
-                    set.prefixed.entry(acl.resource_type).or_default().push(acl)
-                }
+            if acl.pattern_type == PatternType::Prefixed {
+                let longest = set.longest_prefix.entry(acl.resource_type).or_default();
+                *longest = (*longest).max(acl.resource_name.len());
             }
+            set.patterns
+                .entry((acl.resource_type, acl.pattern_type))
+                .or_default()
+                .entry(acl.resource_name.clone())
+                .or_default()
+                .entry(acl.principal.clone())
+                .or_default()
+                .push(acl);
         }
         set
     }
@@ -355,26 +364,29 @@ impl AclSet {
         self.len == 0
     }
 
-    /// The ACLs whose pattern matches resource `name` of `resource_type`.
+    /// The patterns that match resource `name` of `resource_type`: the
+    /// literal name, the literal `*`, and every prefix of the name.
     fn matching<'a>(
         &'a self,
         resource_type: ResourceType,
         name: &'a str,
-    ) -> impl Iterator<Item = &'a Acl> + 'a {
-        let literal = |n: &str| {
-            self.literal
-                .get(&(resource_type, n.to_string()))
-                .into_iter()
-                .flatten()
+    ) -> impl Iterator<Item = &'a ByPrincipal> + 'a {
+        let get = move |pattern: PatternType, n: &str| {
+            self.patterns.get(&(resource_type, pattern))?.get(n)
         };
-        let wildcard = (name != WILDCARD)
-            .then(|| literal(WILDCARD))
+        let longest = self
+            .longest_prefix
+            .get(&resource_type)
+            .copied()
+            .unwrap_or(0);
+        let prefixes = (1..=name.len().min(longest))
+            .filter(move |&end| name.is_char_boundary(end))
+            .filter_map(move |end| get(PatternType::Prefixed, &name[..end]));
+        let wildcard = (name != WILDCARD).then(|| get(PatternType::Literal, WILDCARD));
+        get(PatternType::Literal, name)
             .into_iter()
-            .flatten();
-        let prefixed = self.prefixed.get(&resource_type).into_iter().flatten();
-        literal(name)
-            .chain(wildcard)
-            .chain(prefixed.filter(move |acl| acl.matches_resource(name)))
+            .chain(wildcard.flatten())
+            .chain(prefixes)
     }
 
     /// Whether `principal` from `host` may perform `operation` on
@@ -390,20 +402,24 @@ impl AclSet {
     ) -> Verdict {
         let mut any = false;
         let mut allowed = false;
-        for acl in self.matching(resource_type, name) {
+        for by_principal in self.matching(resource_type, name) {
             any = true;
-            if !acl.applies_to(principal, host) {
-                continue;
-            }
-            match acl.permission {
-                // Deny All denies everything; Deny Describe does not deny Read.
-                Permission::Deny
-                    if acl.operation == operation || acl.operation == Operation::All =>
-                {
-                    return Verdict::Denied;
+            let own = by_principal.get(principal).into_iter().flatten();
+            let everyone = by_principal.get("User:*").into_iter().flatten();
+            for acl in own
+                .chain(everyone)
+                .filter(|acl| acl.applies_to(principal, host))
+            {
+                match acl.permission {
+                    // Deny All denies everything; Deny Describe does not deny Read.
+                    Permission::Deny
+                        if acl.operation == operation || acl.operation == Operation::All =>
+                    {
+                        return Verdict::Denied;
+                    }
+                    Permission::Allow if acl.operation.covers(operation) => allowed = true,
+                    _ => {}
                 }
-                Permission::Allow if acl.operation.covers(operation) => allowed = true,
-                _ => {}
             }
         }
         match (any, allowed) {
@@ -423,14 +439,14 @@ impl AclSet {
         operation: Operation,
         resource_type: ResourceType,
     ) -> bool {
-        let all = self
-            .literal
+        let mut allowed = false;
+        let of_type = self
+            .patterns
             .iter()
             .filter(|((t, _), _)| *t == resource_type)
-            .flat_map(|(_, acls)| acls)
-            .chain(self.prefixed.get(&resource_type).into_iter().flatten());
-        let mut allowed = false;
-        for acl in all.filter(|acl| acl.applies_to(principal, host)) {
+            .flat_map(|(_, by_name)| by_name.values())
+            .flat_map(|by_principal| by_principal.values().flatten());
+        for acl in of_type.filter(|acl| acl.applies_to(principal, host)) {
             match acl.permission {
                 Permission::Deny
                     if acl.resource_name == WILDCARD

@@ -43,7 +43,8 @@ use ResponseError::{
 struct Guard<'a> {
     authorizer: &'a Authorizer,
     broker: &'a Broker,
-    principal: Principal,
+    /// `User:alice`.
+    principal: String,
     host: String,
 }
 
@@ -143,7 +144,10 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
     let guard = Guard {
         authorizer: &broker.authorizer,
         broker,
-        principal: session.principal().unwrap_or_else(Principal::anonymous),
+        principal: session
+            .principal()
+            .unwrap_or_else(Principal::anonymous)
+            .to_string(),
         host: session.peer.ip().to_string(),
     };
     let g = &guard;

@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 
-use super::Principal;
 use crate::acl::{AclSet, Operation, ResourceType, Verdict};
 use crate::config::{AuthorizerKind, SecurityConfig};
 use crate::error::Result;
@@ -36,27 +35,23 @@ impl Authorizer {
         self.enabled
     }
 
-    /// Whether `principal` connecting from `host` may perform `operation`
-    /// on resource `name` of `resource_type`.
+    /// Whether `principal` (`User:alice`) connecting from `host` may
+    /// perform `operation` on resource `name` of `resource_type`.
     pub fn allows(
         &self,
-        principal: &Principal,
+        principal: &str,
         host: &str,
         operation: Operation,
         resource_type: ResourceType,
         name: &str,
     ) -> bool {
-        if !self.enabled {
-            return true;
-        }
-        let principal = principal.to_string();
-        if self.super_users.contains(&principal) {
+        if !self.enabled || self.super_users.contains(principal) {
             return true;
         }
         match self
             .acls
             .get()
-            .verdict(&principal, host, operation, resource_type, name)
+            .verdict(principal, host, operation, resource_type, name)
         {
             Verdict::Allowed => true,
             Verdict::Denied => false,
@@ -68,18 +63,17 @@ impl Authorizer {
     /// resource of `resource_type`.
     pub fn allows_any(
         &self,
-        principal: &Principal,
+        principal: &str,
         host: &str,
         operation: Operation,
         resource_type: ResourceType,
     ) -> bool {
-        let name = principal.to_string();
         !self.enabled
-            || self.super_users.contains(&name)
+            || self.super_users.contains(principal)
             || self
                 .acls
                 .get()
-                .allows_any(&name, host, operation, resource_type)
+                .allows_any(principal, host, operation, resource_type)
     }
 
     /// Reloads the ACLs from `store` if their version moved.
