@@ -48,6 +48,21 @@ pub struct Config {
     /// and the console reach.
     pub listeners: Vec<ListenerConfig>,
     pub security: SecurityConfig,
+    pub admin: AdminConfig,
+}
+
+/// Who may use the admin HTTP port (`broker.admin_listen`), and over what.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// A bearer token every request but `/health` must carry
+    /// (`Authorization: Bearer TOKEN`); best set as `SILT_ADMIN__TOKEN`.
+    pub token: Option<String>,
+    /// Or `USER:PASSWORD` for HTTP basic authentication.
+    pub basic_auth: Option<String>,
+    /// PEM certificate chain and key: HTTPS instead of HTTP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Authentication and authorization settings.
@@ -434,6 +449,7 @@ impl Default for Config {
             transactions: TransactionConfig::default(),
             listeners: Vec::new(),
             security: SecurityConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -641,6 +657,15 @@ impl Config {
             return invalid("broker.advertised_listener", "expected HOST:PORT");
         }
         self.validate_listeners()?;
+        if self.admin.tls_cert.is_some() != self.admin.tls_key.is_some() {
+            return invalid("admin", "tls_cert and tls_key go together");
+        }
+        if self.admin.basic_auth.as_deref().is_some_and(|b| {
+            b.split_once(':')
+                .is_none_or(|(u, p)| u.is_empty() || p.is_empty())
+        }) {
+            return invalid("admin.basic_auth", "expected USER:PASSWORD");
+        }
         if let Some(oauth) = &self.security.oauthbearer
             && oauth.jwks_file.is_none() == oauth.jwks_url.is_none()
         {

@@ -856,6 +856,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.broker.advertised_listener = first.advertised.clone();
     }
     silt::admin::recorder();
+    let admin_tls = silt::admin::tls(&config)?;
     let admin = match &config.broker.admin_listen {
         Some(addr) => Some(
             TcpListener::bind(addr)
@@ -886,6 +887,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("silt: admin listening on {addr}");
         tokio::spawn(silt::admin::serve(
             listener,
+            admin_tls,
             broker.clone(),
             shutdown.clone(),
         ))

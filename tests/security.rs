@@ -349,3 +349,84 @@ tls_client_ca = "{ca}"
         "CN=bob is User:CN=bob, who may not write"
     );
 }
+
+#[test]
+fn the_admin_port_serves_https_to_holders_of_the_token_or_password() {
+    let pki = Pki::new();
+    pki.issue("server", "localhost");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("silt.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[admin]\nbasic_auth = \"ops:pw\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            pki.path("server.pem"),
+            pki.path("server.key")
+        ),
+    )
+    .unwrap();
+    let broker = Broker::start_with_env(
+        &[
+            "--config",
+            path.to_str().unwrap(),
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        &[("SILT_ADMIN__TOKEN", "t0ken")],
+    );
+    let port = broker
+        .admin
+        .clone()
+        .unwrap()
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .to_string();
+    let ca = pki.path("ca.pem");
+    let status = |path: &str, extra: &[&str]| {
+        let url = format!("https://localhost:{port}{path}");
+        let mut args = vec![
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            &ca,
+        ];
+        args.extend(extra);
+        args.push(&url);
+        let out = std::process::Command::new("curl")
+            .args(&args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(status("/metrics", &[]), "401", "no credentials");
+    assert_eq!(
+        status("/metrics", &["-H", "Authorization: Bearer wrong"]),
+        "401"
+    );
+    assert_eq!(
+        status("/metrics", &["-H", "Authorization: Bearer t0ken"]),
+        "200"
+    );
+    assert_eq!(status("/metrics", &["-u", "ops:pw"]), "200");
+    assert_eq!(status("/metrics", &["-u", "ops:nope"]), "401");
+    assert_eq!(status("/health", &[]), "200", "open for load balancers");
+    // Plain HTTP to the HTTPS port gets nothing.
+    let plain = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/health"))
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+}

@@ -1,9 +1,14 @@
-//! The admin HTTP port: Prometheus metrics at `/metrics` and `/health`.
+//! The admin HTTP port: Prometheus metrics at `/metrics` and `/health`,
+//! over HTTPS with `[admin] tls_cert`, and behind a bearer token or basic
+//! authentication with `[admin] token` / `basic_auth` (`/health` stays
+//! open for load balancers).
 //!
 //! Metrics are recorded where things happen (`metrics` macros); this module
 //! installs the Prometheus recorder, adds what is computed on scrape
 //! (consumer lag per group and partition, buffered bytes, resident
 //! memory, CPU time), and serves it.
+
+mod access;
 
 use std::sync::{Arc, OnceLock};
 
@@ -15,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
+use crate::server::tls::{Tls, TlsError};
 
 /// Latency buckets (seconds) for every `*_seconds` histogram: fine below
 /// 1 ms for fsyncs and local requests, and from 50 to 500 ms where object
@@ -36,17 +42,47 @@ pub fn recorder() -> &'static PrometheusHandle {
     })
 }
 
-/// Serves `/metrics` and `/health` on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: CancellationToken) {
-    let app = Router::new()
+/// The admin port's TLS, if `[admin]` asks for it.
+pub fn tls(broker_config: &crate::config::Config) -> Result<Option<Arc<Tls>>, TlsError> {
+    let admin = &broker_config.admin;
+    match (&admin.tls_cert, &admin.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(Arc::new(Tls::server_only("admin", cert, key)?))),
+        _ => Ok(None),
+    }
+}
+
+/// Serves `/metrics` and `/health` on `listener` (over `tls`, if given)
+/// until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<Tls>>,
+    broker: Arc<Broker>,
+    shutdown: CancellationToken,
+) {
+    let access = access::Access::new(&broker.config.admin);
+    let guarded = Router::new()
         .route("/metrics", get(render_metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::new(access),
+            access::check,
+        ));
+    let app = guarded
         .route("/health", get(|| async { "ok\n" }))
         .with_state(broker);
     let stopped = async move { shutdown.cancelled().await };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stopped)
-        .await
-    {
+    let served = match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+        Some(tls) => {
+            axum::serve(access::TlsListener { tcp: listener, tls }, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+    };
+    if let Err(e) = served {
         tracing::error!(error = %e, "the admin HTTP server failed");
     }
 }

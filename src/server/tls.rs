@@ -3,7 +3,7 @@
 //! CA, and the files read again when they change, so certificates are
 //! renewed without a restart.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -43,22 +43,44 @@ pub struct Tls {
 impl Tls {
     /// Loads the TLS settings of `listener` (an SSL listener).
     pub fn load(listener: &ListenerConfig) -> Result<Tls, TlsError> {
-        let error = |reason: String| TlsError {
-            listener: listener.name.clone(),
-            reason,
-        };
         let (Some(cert), Some(key)) = (&listener.tls_cert, &listener.tls_key) else {
-            return Err(error("an SSL listener needs tls_cert and tls_key".into()));
+            return Err(TlsError {
+                listener: listener.name.clone(),
+                reason: "an SSL listener needs tls_cert and tls_key".into(),
+            });
         };
-        let files = Files {
-            cert: cert.clone(),
-            key: key.clone(),
-            client_auth: listener.tls_client_auth,
-            client_ca: listener.tls_client_ca.clone(),
-        };
-        let acceptor = files.acceptor().map_err(error)?;
+        Tls::from_files(
+            &listener.name,
+            Files {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_auth: listener.tls_client_auth,
+                client_ca: listener.tls_client_ca.clone(),
+            },
+        )
+    }
+
+    /// TLS with certificate `cert` and key `key`, no client certificates
+    /// (the admin port).
+    pub fn server_only(name: &str, cert: &Path, key: &Path) -> Result<Tls, TlsError> {
+        Tls::from_files(
+            name,
+            Files {
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+                client_auth: ClientAuth::None,
+                client_ca: None,
+            },
+        )
+    }
+
+    fn from_files(name: &str, files: Files) -> Result<Tls, TlsError> {
+        let acceptor = files.acceptor().map_err(|reason| TlsError {
+            listener: name.to_string(),
+            reason,
+        })?;
         Ok(Tls {
-            listener: listener.name.clone(),
+            listener: name.to_string(),
             current: Mutex::new((files.modified(), acceptor)),
             files,
         })
