@@ -936,3 +936,83 @@ async fn users_and_acls_made_on_one_broker_apply_on_the_others() {
     );
     drop(brokers);
 }
+
+#[test]
+fn brokers_reach_etcd_over_tls_with_a_client_certificate() {
+    use common::security::{Pki, free_port};
+    let pki = Pki::new();
+    pki.issue("etcd", "localhost");
+    pki.issue("broker", "silt-broker");
+    let dir = tempfile::tempdir().unwrap();
+    let (client, peer) = (free_port(), free_port());
+    let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
+    /// Kills the etcd started here, however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _etcd = Stop(
+        std::process::Command::new("etcd")
+        .args(["--name", "tls", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--listen-client-urls",
+            &format!("https://127.0.0.1:{client}"),
+            "--advertise-client-urls",
+            &format!("https://127.0.0.1:{client}"),
+            "--listen-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+            "--initial-cluster",
+            &format!("tls=http://127.0.0.1:{peer}"),
+            "--cert-file",
+            &pki.path("etcd.pem"),
+            "--key-file",
+            &pki.path("etcd.key"),
+            "--trusted-ca-file",
+            &pki.path("ca.pem"),
+            "--client-cert-auth",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("run etcd"),
+    );
+    wait_until("etcd over TLS", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", client)).is_ok()
+    });
+    let tls = format!(
+        "?tls_ca={}&tls_cert={}&tls_key={}",
+        pki.path("ca.pem"),
+        pki.path("broker.pem"),
+        pki.path("broker.key")
+    );
+    let meta = format!("etcd://127.0.0.1:{client}/silt-tls{tls}");
+    let url = bucket_url();
+    let env = [("SILT_STORAGE__META_LEASE_SECONDS", LEASE_SECONDS)];
+    let broker = start(&endpoint(), &url, &["--broker-id", "1", "--meta", &meta], &env);
+    create_topic(&broker, "over-tls", 1);
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(&broker.addr, &deliveries);
+    produce_keyed(&producer, "over-tls", 0..100, 10);
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let reads = read_all_rdkafka(&broker.addr, "over-tls", 1, 100, Duration::from_secs(30));
+    assert_exactly_once(&deliveries.acked.lock().unwrap(), &reads);
+    drop(broker);
+    // Without a client certificate etcd refuses the broker, which says so.
+    let no_cert = format!("etcd://127.0.0.1:{client}/silt-tls?tls_ca={}", pki.path("ca.pem"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_silt"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--broker-id", "2", "--meta", &no_cert])
+        .arg("--data-dir")
+        .arg(dir.path().join("second"))
+        .args(["--object-store", &url])
+        .envs(aws_env(&endpoint()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("etcd"), "{err}");
+}

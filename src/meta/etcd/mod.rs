@@ -69,31 +69,89 @@ impl<T> Read<T> {
 }
 
 /// A client for `url` (`etcd://HOST:PORT[,HOST:PORT...][/ROOT]`) and the
-/// root its keys live under (default `silt`).
+/// root its keys live under (default `silt`). With
+/// `?tls_ca=FILE[&tls_cert=FILE&tls_key=FILE]` the client speaks TLS,
+/// trusting the PEM CA and presenting the PEM client certificate.
 pub async fn connect(url: &str) -> Result<(Client, String)> {
     let bad = || {
         Error::InvalidConfig(format!(
-            "expected etcd://HOST:PORT[,HOST:PORT...][/ROOT], got '{url}'"
+            "expected etcd://HOST:PORT[,HOST:PORT...][/ROOT][?tls_ca=FILE&tls_cert=FILE&tls_key=FILE], got '{url}'"
         ))
     };
     let rest = url.strip_prefix("etcd://").ok_or_else(bad)?;
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (hosts, root) = rest.split_once('/').unwrap_or((rest, "silt"));
+    let tls = tls_options(query, hosts)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let endpoints: Vec<String> = hosts
         .split(',')
         .filter(|h| !h.is_empty())
-        .map(|h| format!("http://{h}"))
+        .map(|h| format!("{scheme}://{h}"))
         .collect();
     let root = root.trim_end_matches('/');
     if endpoints.is_empty() || root.is_empty() {
         return Err(bad());
     }
-    let options = etcd_client::ConnectOptions::new()
+    let mut options = etcd_client::ConnectOptions::new()
         .with_connect_timeout(std::time::Duration::from_secs(5))
         .with_timeout(std::time::Duration::from_secs(10));
+    if let Some(tls) = tls {
+        options = options.with_tls(tls);
+    }
     let client = Client::connect(&endpoints, Some(options))
         .await
         .map_err(|e| Error::InvalidConfig(format!("cannot reach etcd at {hosts}: {e}")))?;
     Ok((client, root.to_string()))
+}
+
+/// The TLS of an etcd URL's query (`tls_ca`, `tls_cert`, `tls_key`).
+fn tls_options(query: &str, hosts: &str) -> Result<Option<etcd_client::TlsOptions>> {
+    let mut params = std::collections::HashMap::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| Error::InvalidConfig(format!("etcd URL: '{pair}' is not KEY=VALUE")))?;
+        if !matches!(k, "tls_ca" | "tls_cert" | "tls_key") {
+            return Err(Error::InvalidConfig(format!(
+                "etcd URL: unknown parameter '{k}' (tls_ca, tls_cert, tls_key)"
+            )));
+        }
+        params.insert(k, v);
+    }
+    let read = |key: &str| -> Result<Option<Vec<u8>>> {
+        params
+            .get(key)
+            .map(|path| {
+                std::fs::read(path).map_err(|e| {
+                    Error::InvalidConfig(format!("etcd URL: cannot read {key} {path}: {e}"))
+                })
+            })
+            .transpose()
+    };
+    let Some(ca) = read("tls_ca")? else {
+        if params.is_empty() {
+            return Ok(None);
+        }
+        return Err(Error::InvalidConfig(
+            "etcd URL: tls_cert and tls_key need tls_ca".into(),
+        ));
+    };
+    // Certificates name the host the client connects to.
+    let host = hosts.split(',').next().unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let mut tls = etcd_client::TlsOptions::new()
+        .ca_certificate(etcd_client::Certificate::from_pem(ca))
+        .domain_name(host);
+    match (read("tls_cert")?, read("tls_key")?) {
+        (Some(cert), Some(key)) => tls = tls.identity(etcd_client::Identity::from_pem(cert, key)),
+        (None, None) => {}
+        _ => {
+            return Err(Error::InvalidConfig(
+                "etcd URL: tls_cert and tls_key go together".into(),
+            ));
+        }
+    }
+    Ok(Some(tls))
 }
 
 fn meta_error(e: impl std::fmt::Display) -> Error {
