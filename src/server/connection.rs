@@ -112,7 +112,9 @@ pub async fn serve<R, W>(
                         muted = true;
                     }
                     metrics::counter!("silt_network_bytes_total", "direction" => "out").increment(bytes.len() as u64);
-                    if let Err(e) = writer.write_all(&bytes).await {
+                    // Flushed: a TLS stream may otherwise hold the end of a
+                    // response until the next one is written.
+                    if let Err(e) = write_out(&mut writer, &bytes).await {
                         tracing::debug!(%peer, error = %e, "client went away");
                         return;
                     }
@@ -120,7 +122,7 @@ pub async fn serve<R, W>(
                 Outcome::Silent => {}
                 Outcome::Close => return,
                 Outcome::RespondAndClose(bytes) => {
-                    let _ = writer.write_all(&bytes).await;
+                    let _ = write_out(&mut writer, &bytes).await;
                     tracing::info!(%peer, "closing connection: authentication failed");
                     return;
                 }
@@ -198,6 +200,12 @@ pub async fn serve<R, W>(
             return;
         }
     }
+}
+
+/// Writes `bytes` and flushes them to the socket.
+async fn write_out<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    writer.write_all(bytes).await?;
+    writer.flush().await
 }
 
 /// Aborts the reader task when the connection ends.
