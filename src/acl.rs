@@ -430,8 +430,9 @@ impl AclSet {
     }
 
     /// Whether some ACL allows `principal` from `host` `operation` on
-    /// some resource of `resource_type` (KIP-679: Write on any topic
-    /// implies IdempotentWrite), unless a `*` ACL denies it.
+    /// some resource of `resource_type` that no ACL of the same pattern
+    /// denies it (KIP-679: Write on any topic implies IdempotentWrite);
+    /// never when a literal `*` ACL denies it.
     pub fn allows_any(
         &self,
         principal: &str,
@@ -439,24 +440,31 @@ impl AclSet {
         operation: Operation,
         resource_type: ResourceType,
     ) -> bool {
+        let denies = |acl: &Acl| {
+            acl.permission == Permission::Deny
+                && (acl.operation == operation || acl.operation == Operation::All)
+        };
         let mut allowed = false;
-        let of_type = self
-            .patterns
-            .iter()
-            .filter(|((t, _), _)| *t == resource_type)
-            .flat_map(|(_, by_name)| by_name.values())
-            .flat_map(|by_principal| by_principal.values().flatten());
-        for acl in of_type.filter(|acl| acl.applies_to(principal, host)) {
-            match acl.permission {
-                Permission::Deny
-                    if acl.resource_name == WILDCARD
-                        && acl.pattern_type == PatternType::Literal
-                        && (acl.operation == operation || acl.operation == Operation::All) =>
-                {
-                    return false;
+        for ((t, pattern), by_name) in &self.patterns {
+            if *t != resource_type {
+                continue;
+            }
+            for (name, by_principal) in by_name {
+                let applying: Vec<&Acl> = [principal, "User:*"]
+                    .iter()
+                    .filter_map(|p| by_principal.get(*p))
+                    .flatten()
+                    .filter(|acl| acl.applies_to(principal, host))
+                    .collect();
+                if applying.iter().any(|acl| denies(acl)) {
+                    if *pattern == PatternType::Literal && name == WILDCARD {
+                        return false;
+                    }
+                    continue;
                 }
-                Permission::Allow if acl.operation.covers(operation) => allowed = true,
-                _ => {}
+                allowed |= applying.iter().any(|acl| {
+                    acl.permission == Permission::Allow && acl.operation.covers(operation)
+                });
             }
         }
         allowed
@@ -528,6 +536,14 @@ mod tests {
         );
         assert!(set.allows_any("User:alice", "h", Write, Topic));
         assert!(!set.allows_any("User:bob", "h", Write, Topic));
+        let overridden = AclSet::new([
+            acl(Topic, "orders", Literal, "User:alice", Write, Allow),
+            acl(Topic, "orders", Literal, "User:alice", Write, Deny),
+        ]);
+        assert!(
+            !overridden.allows_any("User:alice", "h", Write, Topic),
+            "a denied Write implies no IdempotentWrite"
+        );
     }
 
     #[test]

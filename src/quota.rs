@@ -115,6 +115,10 @@ impl QuotaSet {
     }
 }
 
+/// The longest a client is throttled at once (Kafka caps it at its quota
+/// window); a larger debt is paid back over several requests.
+pub const MAX_THROTTLE: Duration = Duration::from_secs(10);
+
 /// Usage against a rate: credit refills at the rate up to one second's
 /// worth; what is used beyond the credit is a debt paid back by waiting.
 #[derive(Debug, Clone)]
@@ -132,6 +136,11 @@ impl Bucket {
         }
     }
 
+    /// Whether the bucket was last used at least `idle` before `now`.
+    pub fn idle_since(&self, now: Instant, idle: Duration) -> bool {
+        now.saturating_duration_since(self.at) >= idle
+    }
+
     /// Records `amount` used at `now` against `rate`; how long the client
     /// must wait for its usage to be back within the rate.
     pub fn record(&mut self, amount: f64, rate: f64, now: Instant) -> Duration {
@@ -142,7 +151,7 @@ impl Bucket {
         if self.credit >= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64((-self.credit / rate).min(3600.0))
+            Duration::from_secs_f64(-self.credit / rate).min(MAX_THROTTLE)
         }
     }
 }

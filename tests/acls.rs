@@ -442,3 +442,38 @@ async fn acl_apis_at_every_advertised_version() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn old_metadata_versions_neither_list_nor_create_topics_without_acls() {
+    let b = start_acl_broker();
+    create_topic(&b.broker, "secret", 1);
+    let mut bob = sasl_client(&b.sasl, "bob", "bob-pw").await;
+    // v0: an empty list means every topic, none of which bob may describe.
+    let v0 = bob
+        .call(MetadataRequest::default().with_topics(Some(vec![])), 0)
+        .await
+        .unwrap();
+    assert!(v0.topics.is_empty(), "v0 lists {:?}", v0.topics);
+    // v1-v3 create a topic they name: that needs Create, not Describe.
+    // (An ACL made on this broker applies here at once.)
+    b.acl(&[
+        "create",
+        "--allow-principal",
+        "User:bob",
+        "--operation",
+        "Describe",
+        "--topic",
+        "evil",
+    ]);
+    let asked = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str("evil")))),
+    ]));
+    let v3 = bob.call(asked, 3).await.unwrap();
+    assert_eq!(
+        v3.topics[0].error_code,
+        ResponseError::TopicAuthorizationFailed.code()
+    );
+    let (ok, out, _) = silt(&["topic", "list", "--bootstrap-server", &b.broker.addr]);
+    assert!(ok && !out.contains("evil"), "no topic was created: {out}");
+}

@@ -956,31 +956,31 @@ fn brokers_reach_etcd_over_tls_with_a_client_certificate() {
     }
     let _etcd = Stop(
         std::process::Command::new("etcd")
-        .args(["--name", "tls", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args([
-            "--listen-client-urls",
-            &format!("https://127.0.0.1:{client}"),
-            "--advertise-client-urls",
-            &format!("https://127.0.0.1:{client}"),
-            "--listen-peer-urls",
-            &format!("http://127.0.0.1:{peer}"),
-            "--initial-advertise-peer-urls",
-            &format!("http://127.0.0.1:{peer}"),
-            "--initial-cluster",
-            &format!("tls=http://127.0.0.1:{peer}"),
-            "--cert-file",
-            &pki.path("etcd.pem"),
-            "--key-file",
-            &pki.path("etcd.key"),
-            "--trusted-ca-file",
-            &pki.path("ca.pem"),
-            "--client-cert-auth",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("run etcd"),
+            .args(["--name", "tls", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &format!("https://127.0.0.1:{client}"),
+                "--advertise-client-urls",
+                &format!("https://127.0.0.1:{client}"),
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+                "--initial-cluster",
+                &format!("tls=http://127.0.0.1:{peer}"),
+                "--cert-file",
+                &pki.path("etcd.pem"),
+                "--key-file",
+                &pki.path("etcd.key"),
+                "--trusted-ca-file",
+                &pki.path("ca.pem"),
+                "--client-cert-auth",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("run etcd"),
     );
     wait_until("etcd over TLS", Duration::from_secs(30), || {
         std::net::TcpStream::connect(("127.0.0.1", client)).is_ok()
@@ -994,7 +994,12 @@ fn brokers_reach_etcd_over_tls_with_a_client_certificate() {
     let meta = format!("etcd://127.0.0.1:{client}/silt-tls{tls}");
     let url = bucket_url();
     let env = [("SILT_STORAGE__META_LEASE_SECONDS", LEASE_SECONDS)];
-    let broker = start(&endpoint(), &url, &["--broker-id", "1", "--meta", &meta], &env);
+    let broker = start(
+        &endpoint(),
+        &url,
+        &["--broker-id", "1", "--meta", &meta],
+        &env,
+    );
     create_topic(&broker, "over-tls", 1);
     let deliveries = Deliveries::default();
     let producer = idempotent_producer(&broker.addr, &deliveries);
@@ -1004,9 +1009,20 @@ fn brokers_reach_etcd_over_tls_with_a_client_certificate() {
     assert_exactly_once(&deliveries.acked.lock().unwrap(), &reads);
     drop(broker);
     // Without a client certificate etcd refuses the broker, which says so.
-    let no_cert = format!("etcd://127.0.0.1:{client}/silt-tls?tls_ca={}", pki.path("ca.pem"));
+    let no_cert = format!(
+        "etcd://127.0.0.1:{client}/silt-tls?tls_ca={}",
+        pki.path("ca.pem")
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_silt"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--broker-id", "2", "--meta", &no_cert])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--broker-id",
+            "2",
+            "--meta",
+            &no_cert,
+        ])
         .arg("--data-dir")
         .arg(dir.path().join("second"))
         .args(["--object-store", &url])

@@ -78,10 +78,45 @@ pub async fn check(State(access): State<Arc<Access>>, request: Request, next: Ne
         .into_response()
 }
 
-/// The admin port over TLS: connections whose handshake fails are dropped.
+/// The admin port over TLS: handshakes run in their own tasks (a client
+/// that never finishes one holds up no one); failed ones are dropped.
 pub struct TlsListener {
-    pub tcp: TcpListener,
-    pub tls: Arc<Tls>,
+    local: SocketAddr,
+    ready: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+}
+
+/// How long an admin client may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl TlsListener {
+    /// Accepts on `tcp` (until the listener is dropped), handshaking with
+    /// `tls`.
+    pub fn new(tcp: TcpListener, tls: Arc<Tls>) -> std::io::Result<TlsListener> {
+        let local = tcp.local_addr()?;
+        let (done, ready) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                let Ok((socket, peer)) = tcp.accept().await else {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                };
+                let (tls, handed) = (tls.clone(), done.clone());
+                tokio::spawn(async move {
+                    let handshake = tls.acceptor().accept(socket);
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                        Ok(Ok(stream)) => {
+                            let _ = handed.send((stream, peer)).await;
+                        }
+                        _ => tracing::info!(%peer, "admin TLS handshake failed"),
+                    }
+                });
+                if done.is_closed() {
+                    return;
+                }
+            }
+        });
+        Ok(TlsListener { local, ready })
+    }
 }
 
 impl axum::serve::Listener for TlsListener {
@@ -89,21 +124,15 @@ impl axum::serve::Listener for TlsListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((socket, peer)) = self.tcp.accept().await else {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            };
-            let handshake = self.tls.acceptor().accept(socket);
-            match tokio::time::timeout(std::time::Duration::from_secs(10), handshake).await {
-                Ok(Ok(stream)) => return (stream, peer),
-                _ => tracing::info!(%peer, "admin TLS handshake failed"),
-            }
+        match self.ready.recv().await {
+            Some(accepted) => accepted,
+            // The accepting task only stops once this listener is gone.
+            None => std::future::pending().await,
         }
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
+        Ok(self.local)
     }
 }
 

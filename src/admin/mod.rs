@@ -76,11 +76,14 @@ pub async fn serve(
                 .with_graceful_shutdown(stopped)
                 .await
         }
-        Some(tls) => {
-            axum::serve(access::TlsListener { tcp: listener, tls }, app)
-                .with_graceful_shutdown(stopped)
-                .await
-        }
+        Some(tls) => match access::TlsListener::new(listener, tls) {
+            Ok(listener) => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            Err(e) => Err(e),
+        },
     };
     if let Err(e) = served {
         tracing::error!(error = %e, "the admin HTTP server failed");

@@ -28,6 +28,10 @@ pub struct Usage {
     pub busy: Duration,
 }
 
+/// Past this many buckets, those idle for [`IDLE`] are forgotten.
+const FORGET_IDLE_ABOVE: usize = 10_000;
+const IDLE: Duration = Duration::from_secs(60);
+
 /// Whose usage a bucket counts: the quota key, and the user and client
 /// id counted together.
 type BucketKey = (&'static str, Option<String>, Option<String>);
@@ -60,6 +64,11 @@ impl Quotas {
             return Duration::ZERO;
         }
         let mut buckets = self.buckets.lock().expect("quota buckets poisoned");
+        if buckets.len() >= FORGET_IDLE_ABOVE {
+            // Clients come and go (and may pick new client ids): a bucket
+            // unused for a while is full again anyway.
+            buckets.retain(|_, bucket| !bucket.idle_since(now, IDLE));
+        }
         let mut throttle = Duration::ZERO;
         for (key, amount) in [
             (PRODUCER_BYTE_RATE, usage.produced as f64),

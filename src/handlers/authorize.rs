@@ -148,7 +148,7 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
             .principal()
             .unwrap_or_else(Principal::anonymous)
             .to_string(),
-        host: session.peer.ip().to_string(),
+        host: session.peer.ip().to_canonical().to_string(),
     };
     let g = &guard;
     use Operation::*;
@@ -236,8 +236,13 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
         }
 
         RequestKind::Metadata(mut r) => {
-            let Some(topics) = r.topics.take() else {
-                // Every topic: only those the principal may describe.
+            // Every topic (no list; an empty one in v0): only those the
+            // principal may describe.
+            let all = r
+                .topics
+                .as_ref()
+                .is_none_or(|t| version == 0 && t.is_empty());
+            if all {
                 let visible: std::collections::HashSet<String> = broker
                     .topics()
                     .iter()
@@ -251,24 +256,24 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
                             .is_some_and(|n| visible.contains(n.as_str()))
                     })
                 });
-            };
+            }
+            let topics = r.topics.take().unwrap_or_default();
             let name_of = |t: &metadata_request::MetadataRequestTopic| -> Option<String> {
                 match &t.name {
                     Some(name) => Some(name.to_string()),
                     None => broker.topic_by_id(t.topic_id).map(|t| t.name.clone()),
                 }
             };
-            let (kept, denied) =
-                split(topics, |t| name_of(t).is_none_or(|n| g.topic(Describe, &n)));
-            if r.allow_auto_topic_creation
-                && kept
-                    .iter()
-                    .filter_map(name_of)
-                    .any(|n| broker.topic(&n).is_none() && !g.create_topic(&n))
-            {
-                // Not allowed to create: the unknown ones are answered as unknown.
-                r.allow_auto_topic_creation = false;
-            }
+            // Asking for a topic that does not exist may create it (always
+            // below v4): that needs Create, as in Kafka.
+            let creates =
+                broker.config.topics.auto_create && (version < 4 || r.allow_auto_topic_creation);
+            let (kept, denied) = split(topics, |t| {
+                name_of(t).is_none_or(|n| {
+                    g.topic(Describe, &n)
+                        && (!creates || broker.topic(&n).is_some() || g.create_topic(&n))
+                })
+            });
             r.topics = Some(kept);
             let denied: Vec<_> = denied
                 .into_iter()

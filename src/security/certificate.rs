@@ -97,16 +97,12 @@ impl PrincipalMapper {
     }
 
     /// The principal of the DER certificate `der`: `User:` and its
-    /// mapped subject (`User:ANONYMOUS` if it cannot be read or no rule
-    /// applies).
-    pub fn principal(&self, der: &[u8]) -> Principal {
-        let subject = Certificate::from_der(der)
-            .map(|c| c.tbs_certificate.subject.to_string())
-            .ok();
-        match subject.and_then(|dn| self.map(&dn)) {
-            Some(name) => Principal::user(&name),
-            None => Principal::anonymous(),
-        }
+    /// mapped subject; `None` if it cannot be read or no rule applies (the
+    /// connection is refused, as in Kafka).
+    pub fn principal(&self, der: &[u8]) -> Option<Principal> {
+        let subject = Certificate::from_der(der).ok()?.tbs_certificate.subject;
+        self.map(&subject.to_string())
+            .map(|name| Principal::user(&name))
     }
 }
 

@@ -74,12 +74,16 @@ struct Header {
 
 /// How often a JWKS URL may be fetched again for an unknown key id.
 const REFETCH_AFTER: Duration = Duration::from_secs(10);
+/// How long fetching a JWKS may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Checks tokens against the configured JWKS and claims.
 pub struct TokenValidator {
     config: OAuthConfig,
-    /// Keys by id (`""` for keys without one), and when they were loaded.
+    /// Keys by id (`""` for keys without one), and when they were last
+    /// loaded (or tried).
     keys: RwLock<(HashMap<String, Key>, Instant)>,
+    refetching: tokio::sync::Mutex<()>,
 }
 
 impl TokenValidator {
@@ -89,6 +93,7 @@ impl TokenValidator {
         Ok(TokenValidator {
             config: config.clone(),
             keys: RwLock::new((keys, Instant::now())),
+            refetching: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -153,7 +158,8 @@ impl TokenValidator {
             .ok_or_else(|| invalid(&format!("no {claim} claim")))?;
         Ok(Validated {
             name: name.to_string(),
-            remaining: Duration::from_secs((exp - now_s).max(0) as u64),
+            // Within the skew the token is still good for the rest of it.
+            remaining: Duration::from_secs((exp + skew - now_s).max(1) as u64),
         })
     }
 
@@ -165,10 +171,17 @@ impl TokenValidator {
         })
     }
 
-    /// Loads the JWKS again (keys rotate), at most every [`REFETCH_AFTER`].
+    /// Loads the JWKS again (keys rotate): one load at a time, at most
+    /// every [`REFETCH_AFTER`] whether it worked or not, so clients with
+    /// unknown key ids cannot make the broker hammer the key server.
     async fn refetch(&self) {
-        if self.keys.read().expect("JWKS poisoned").1.elapsed() < REFETCH_AFTER {
-            return;
+        let _one_at_a_time = self.refetching.lock().await;
+        {
+            let mut keys = self.keys.write().expect("JWKS poisoned");
+            if keys.1.elapsed() < REFETCH_AFTER {
+                return;
+            }
+            keys.1 = Instant::now();
         }
         match fetch(&self.config).await {
             Ok(keys) => *self.keys.write().expect("JWKS poisoned") = (keys, Instant::now()),
@@ -184,7 +197,13 @@ async fn fetch(config: &OAuthConfig) -> Result<HashMap<String, Key>, OAuthError>
             .await
             .map_err(|e| OAuthError::Keys(format!("{}: {e}", path.display())))?,
         (None, Some(url)) => {
-            let response = reqwest::get(url)
+            let client = reqwest::Client::builder()
+                .timeout(FETCH_TIMEOUT)
+                .build()
+                .map_err(|e| OAuthError::Keys(e.to_string()))?;
+            let response = client
+                .get(url)
+                .send()
                 .await
                 .and_then(|r| r.error_for_status())
                 .map_err(|e| OAuthError::Keys(format!("{url}: {e}")))?;
@@ -330,6 +349,7 @@ mod tests {
     #[tokio::test]
     async fn checks_signature_expiry_issuer_and_audience() {
         let pair = key_pair();
+        // The default clock skew, 30 s, counts in the remaining time.
         let (v, _dir) = validator(&jwks(&pair, "k1")).await;
         let now = 1_800_000_000;
         let claims = |exp: i64, iss: &str, aud: serde_json::Value| serde_json::json!({"sub": "alice", "exp": exp, "iss": iss, "aud": aud});
@@ -342,7 +362,7 @@ mod tests {
             v.validate(&good, now).await,
             Ok(Validated {
                 name: "alice".into(),
-                remaining: Duration::from_secs(60)
+                remaining: Duration::from_secs(90)
             })
         );
         let listed = token(

@@ -10,7 +10,7 @@ use super::Principal;
 use super::oauth::{OAuthError, TokenValidator, bearer_token};
 use super::scram::{Challenge, ClientFirst, ScramError};
 use crate::config::SaslMechanism;
-use crate::meta::{CredentialStore, ScramMechanism};
+use crate::meta::{CredentialStore, ScramCredential, ScramMechanism};
 
 /// What logins are checked against.
 #[derive(Clone, Copy)]
@@ -157,13 +157,18 @@ async fn plain(token: &[u8], store: &dyn CredentialStore) -> Result<String, Sasl
             break;
         }
     }
-    let credential = credential.ok_or(SaslError::InvalidPassword)?;
+    let known = credential.is_some();
+    // An unknown user's password is hashed all the same, so the time
+    // taken does not tell which users exist.
+    let credential = credential.unwrap_or_else(|| {
+        ScramCredential::from_salted_password(user, ScramMechanism::Sha512, b"", Vec::new(), 8192)
+    });
     let password = password.to_vec();
     // Hashing the password takes milliseconds: off the async workers.
     let matches = tokio::task::spawn_blocking(move || credential.matches_password(&password))
         .await
         .unwrap_or(false);
-    if matches {
+    if known && matches {
         Ok(user.to_string())
     } else {
         Err(SaslError::InvalidPassword)

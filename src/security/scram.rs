@@ -298,8 +298,12 @@ impl ScramClient {
         let (Some(nonce), Some(salt), Some(iterations)) = (nonce, salt, iterations) else {
             return Err(ScramError::Malformed("expected r=, s= and i="));
         };
-        if !nonce.starts_with(&self.nonce) || iterations == 0 {
-            return Err(ScramError::Malformed("the server's nonce or iterations"));
+        if !nonce.starts_with(&self.nonce) {
+            return Err(ScramError::Malformed("the server's nonce is not ours"));
+        }
+        // Too few are cheap to brute-force from the proof; too many burn CPU.
+        if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
+            return Err(ScramError::Malformed("iterations out of 4096..=16384"));
         }
         let m = self.mechanism;
         let salted = m.salted_password(&self.password, &salt, iterations);

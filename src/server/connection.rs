@@ -33,8 +33,9 @@ use crate::session::Session;
 enum Outcome {
     /// A response, and how long the client is throttled for (its quota).
     Respond(Bytes, Duration),
-    /// No response (produce with acks=0).
-    Silent,
+    /// No response (produce with acks=0), and how long the client is
+    /// throttled for.
+    Silent(Duration),
     /// The response cannot be encoded: close rather than leave the client waiting.
     Close,
     /// The last response (a failed authentication): send it, then close.
@@ -119,7 +120,12 @@ pub async fn serve<R, W>(
                         return;
                     }
                 }
-                Outcome::Silent => {}
+                Outcome::Silent(throttle) => {
+                    if !throttle.is_zero() {
+                        muted_until = muted_until.max(tokio::time::Instant::now() + throttle);
+                        muted = true;
+                    }
+                }
                 Outcome::Close => return,
                 Outcome::RespondAndClose(bytes) => {
                     let _ = write_out(&mut writer, &bytes).await;
@@ -129,7 +135,7 @@ pub async fn serve<R, W>(
             },
             () = std::future::ready(()), if holding && in_flight.is_empty() => holding = false,
             () = tokio::time::sleep_until(muted_until), if muted => muted = false,
-            () = tokio::time::sleep_until(idle_since + idle), if in_flight.is_empty() && parked.is_none() => {
+            () = tokio::time::sleep_until(idle_since + idle), if !muted && in_flight.is_empty() && parked.is_none() => {
                 tracing::info!(%peer, "closing idle connection");
                 metrics::counter!("silt_connections_idle_closed_total").increment(1);
                 return;
@@ -365,18 +371,19 @@ fn start(
         metrics::histogram!("silt_request_seconds", "api" => api.clone())
             .record(started.elapsed().as_secs_f64());
         metrics::counter!("silt_requests_total", "api" => api).increment(1);
-        let Some(mut body) = body else {
-            return Outcome::Silent;
-        };
         let usage = Usage {
             produced,
-            fetched: throttle::fetched(&body),
+            fetched: body.as_ref().map_or(0, throttle::fetched),
             busy: dispatched + busy,
         };
         let user = session.principal().map(|p| p.name).unwrap_or_default();
         let throttle = broker
             .quotas
             .record(&user, &client_id, usage, std::time::Instant::now());
+        // acks=0: no answer, but the connection is throttled all the same.
+        let Some(mut body) = body else {
+            return Outcome::Silent(throttle);
+        };
         throttle::set_throttle(&mut body, throttle);
         match protocol::encode_response(api_key, version, correlation_id, &body) {
             Ok(bytes) if session.failed() => Outcome::RespondAndClose(bytes),

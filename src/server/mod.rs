@@ -65,7 +65,7 @@ async fn accept(
         tokio::select! {
             accepted = listener.socket.accept() => match accepted {
                 Ok((socket, peer)) => {
-                    let counted = match limits.admit(peer.ip(), std::time::Instant::now()) {
+                    let counted = match limits.admit(peer.ip().to_canonical(), std::time::Instant::now()) {
                         Ok(counted) => counted,
                         Err(refusal) => {
                             tracing::info!(%peer, reason = %refusal, "connection refused");
@@ -90,7 +90,11 @@ async fn accept(
                             Ok(Ok(stream)) => {
                                 let certificate = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
                                 if let Some(der) = certificate {
-                                    session.set_certificate_principal(broker.principals.principal(der));
+                                    let Some(principal) = broker.principals.principal(der) else {
+                                        tracing::info!(%peer, "no principal for the client certificate (ssl_principal_mapping_rules): connection refused");
+                                        return;
+                                    };
+                                    session.set_certificate_principal(principal);
                                 }
                                 let (reader, writer) = tokio::io::split(stream);
                                 connection::serve(reader, writer, session, broker, shutdown).await;
