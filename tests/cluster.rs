@@ -780,48 +780,51 @@ fn transactions_span_brokers_and_survive_their_coordinators_death() {
     assert_eq!(copied.len(), 3000, "and only once");
 }
 
+/// Brokers `ids` on a fresh etcd root and bucket, each started with the
+/// config file `config(id)` returns (and the directory holding the files).
+fn start_configured(
+    ids: &[i32],
+    config: impl Fn(i32) -> String,
+) -> (Vec<Broker>, tempfile::TempDir) {
+    let meta = etcd_root();
+    let url = bucket_url();
+    let dir = tempfile::tempdir().unwrap();
+    let brokers = ids
+        .iter()
+        .map(|&id| {
+            let path = dir.path().join(format!("broker-{id}.toml"));
+            std::fs::write(&path, config(id)).unwrap();
+            let id_text = id.to_string();
+            let args = [
+                "--broker-id",
+                id_text.as_str(),
+                "--meta",
+                meta.as_str(),
+                "--config",
+                path.to_str().unwrap(),
+            ];
+            let env = [("SILT_STORAGE__META_LEASE_SECONDS", LEASE_SECONDS)];
+            start(&endpoint(), &url, &args, &env)
+        })
+        .collect();
+    (brokers, dir)
+}
+
 /// Brokers with two listeners each: a client of either listener is told
 /// every broker's address on that listener.
 #[tokio::test(flavor = "multi_thread")]
 async fn each_listener_lists_every_brokers_address_on_it() {
+    use common::security::free_port;
     use kafka_protocol::messages::MetadataRequest;
-    let meta = etcd_root();
-    let url = bucket_url();
-    let dir = tempfile::tempdir().unwrap();
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let mut brokers = Vec::new();
-    let mut ports = BTreeMap::new();
-    for id in [1, 2] {
-        let (internal, external) = (free(), free());
-        ports.insert(id, (internal, external));
-        let path = dir.path().join(format!("broker-{id}.toml"));
-        std::fs::write(
-            &path,
-            format!(
-                "[[listeners]]\nname = \"INTERNAL\"\nlisten = \"127.0.0.1:{internal}\"\n\n\
-                 [[listeners]]\nname = \"EXTERNAL\"\nlisten = \"127.0.0.1:{external}\"\n\
-                 advertised = \"localhost:{external}\"\n"
-            ),
+    let ports: BTreeMap<i32, (u16, u16)> = [1, 2].map(|id| (id, (free_port(), free_port()))).into();
+    let (brokers, _dir) = start_configured(&[1, 2], |id| {
+        let (internal, external) = ports[&id];
+        format!(
+            "[[listeners]]\nname = \"INTERNAL\"\nlisten = \"127.0.0.1:{internal}\"\n\n\
+             [[listeners]]\nname = \"EXTERNAL\"\nlisten = \"127.0.0.1:{external}\"\n\
+             advertised = \"localhost:{external}\"\n"
         )
-        .unwrap();
-        let id_text = id.to_string();
-        let args = [
-            "--broker-id",
-            id_text.as_str(),
-            "--meta",
-            meta.as_str(),
-            "--config",
-            path.to_str().unwrap(),
-        ];
-        let env = [("SILT_STORAGE__META_LEASE_SECONDS", LEASE_SECONDS)];
-        brokers.push(start(&endpoint(), &url, &args, &env));
-    }
+    });
     let (internal, external) = ports[&1];
     for (port, host, pick) in [
         (internal, "127.0.0.1", 0usize),
@@ -857,37 +860,17 @@ async fn each_listener_lists_every_brokers_address_on_it() {
 async fn users_and_acls_made_on_one_broker_apply_on_the_others() {
     use common::security::{create_user, free_port, sasl_client};
     use kafka_protocol::messages::MetadataRequest;
-    let meta = etcd_root();
-    let url = bucket_url();
-    let dir = tempfile::tempdir().unwrap();
-    let mut brokers = Vec::new();
-    let mut sasl_ports = BTreeMap::new();
-    for id in [1, 2] {
-        let (internal, sasl) = (free_port(), free_port());
-        sasl_ports.insert(id, sasl);
-        let path = dir.path().join(format!("broker-{id}.toml"));
-        std::fs::write(
-            &path,
-            format!(
-                "[security]\nauthorizer = \"acl\"\nsuper_users = [\"User:ANONYMOUS\"]\n\n\
-                 [[listeners]]\nname = \"INTERNAL\"\nlisten = \"127.0.0.1:{internal}\"\n\n\
-                 [[listeners]]\nname = \"USERS\"\nlisten = \"127.0.0.1:{sasl}\"\n\
-                 protocol = \"SASL_PLAINTEXT\"\n"
-            ),
+    let sasl_ports: BTreeMap<i32, u16> = [1, 2].map(|id| (id, free_port())).into();
+    let (brokers, _dir) = start_configured(&[1, 2], |id| {
+        format!(
+            "[security]\nauthorizer = \"acl\"\nsuper_users = [\"User:ANONYMOUS\"]\n\n\
+             [[listeners]]\nname = \"INTERNAL\"\nlisten = \"127.0.0.1:{}\"\n\n\
+             [[listeners]]\nname = \"USERS\"\nlisten = \"127.0.0.1:{}\"\n\
+             protocol = \"SASL_PLAINTEXT\"\n",
+            free_port(),
+            sasl_ports[&id]
         )
-        .unwrap();
-        let id_text = id.to_string();
-        let args = [
-            "--broker-id",
-            id_text.as_str(),
-            "--meta",
-            meta.as_str(),
-            "--config",
-            path.to_str().unwrap(),
-        ];
-        let env = [("SILT_STORAGE__META_LEASE_SECONDS", LEASE_SECONDS)];
-        brokers.push(start(&endpoint(), &url, &args, &env));
-    }
+    });
     let first = brokers[0].addr.clone();
     create_user(&first, "alice", "alice-pw");
     let (ok, _, err) = silt(&[

@@ -119,9 +119,22 @@ fn bad_listener_settings_are_refused_with_a_message() {
 /// port (`client_auth`: none, requested or required), its certificate
 /// `server` issued by `pki`.
 fn start_with_ssl(pki: &Pki, ssl: u16, client_auth: &str) -> (Broker, tempfile::TempDir) {
+    start_with_ssl_and(pki, ssl, client_auth, "")
+}
+
+/// [`start_with_ssl`], with more settings (`extra`, TOML sections that
+/// come before the listeners).
+fn start_with_ssl_and(
+    pki: &Pki,
+    ssl: u16,
+    client_auth: &str,
+    extra: &str,
+) -> (Broker, tempfile::TempDir) {
     pki.issue("server", "localhost");
     start_with_config(&format!(
         r#"
+{extra}
+
 [[listeners]]
 name = "PLAIN"
 listen = "127.0.0.1:{plain}"
@@ -272,35 +285,20 @@ fn kafka_python_over_tls_with_and_without_a_client_certificate() {
 #[test]
 fn a_client_certificate_names_the_principal_through_the_mapping_rules() {
     let pki = Pki::new();
-    pki.issue("server", "localhost");
     pki.issue("alice", "Alice/OU=eng");
     pki.issue("bob", "bob");
     let ssl = free_port();
-    let (broker, _dir) = start_with_config(&format!(
+    let (broker, _dir) = start_with_ssl_and(
+        &pki,
+        ssl,
+        "required",
         r#"
 [security]
 authorizer = "acl"
 super_users = ["User:ANONYMOUS"]
 ssl_principal_mapping_rules = ["RULE:^OU=eng,CN=(.*)$/$1/L", "DEFAULT"]
-
-[[listeners]]
-name = "PLAIN"
-listen = "127.0.0.1:{plain}"
-
-[[listeners]]
-name = "SECURE"
-listen = "127.0.0.1:{ssl}"
-protocol = "SSL"
-tls_cert = "{cert}"
-tls_key = "{key}"
-tls_client_auth = "required"
-tls_client_ca = "{ca}"
 "#,
-        plain = free_port(),
-        cert = pki.path("server.pem"),
-        key = pki.path("server.key"),
-        ca = pki.path("ca.pem"),
-    ));
+    );
     create_topic(&broker, "certs", 1);
     for principal in ["User:alice", "User:CN=bob"] {
         let (ok, _, err) = silt(&[
