@@ -56,6 +56,11 @@ impl Quotas {
         Ok(())
     }
 
+    /// Whether any quota is set (without one, usage is not counted).
+    pub fn any(&self) -> bool {
+        !self.set.get().is_empty()
+    }
+
     /// Counts `usage` of `user` connected as `client_id` at `now`; how
     /// long the connection must wait before its next request.
     pub fn record(&self, user: &str, client_id: &str, usage: Usage, now: Instant) -> Duration {

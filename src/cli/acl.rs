@@ -26,6 +26,23 @@ fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
+/// `$filter` (a DescribeAclsRequest or a DeleteAclsFilter: the same
+/// fields) set to what `$selection` selects.
+macro_rules! select {
+    ($filter:expr, $selection:expr) => {{
+        let s: &Selection = $selection;
+        let (resource_type, name, pattern, operation, permission) = codes(s);
+        $filter
+            .with_resource_type_filter(resource_type)
+            .with_resource_name_filter(name)
+            .with_pattern_type_filter(pattern)
+            .with_principal_filter(s.principal.as_deref().map(text))
+            .with_host_filter(s.host.as_deref().map(text))
+            .with_operation(operation)
+            .with_permission_type(permission)
+    }};
+}
+
 /// Kafka's filter codes of `selection` (1: any, 2: match).
 fn codes(s: &Selection) -> (i8, Option<StrBytes>, i8, i8, i8) {
     let (resource_type, name) = match &s.resource {
@@ -76,15 +93,7 @@ pub async fn create(cluster: &mut Cluster, acls: &[Acl]) -> anyhow::Result<()> {
 
 /// Prints the ACLs `selection` selects.
 pub async fn list(cluster: &mut Cluster, selection: &Selection) -> anyhow::Result<()> {
-    let (resource_type, name, pattern, operation, permission) = codes(selection);
-    let request = DescribeAclsRequest::default()
-        .with_resource_type_filter(resource_type)
-        .with_resource_name_filter(name)
-        .with_pattern_type_filter(pattern)
-        .with_principal_filter(selection.principal.as_deref().map(text))
-        .with_host_filter(selection.host.as_deref().map(text))
-        .with_operation(operation)
-        .with_permission_type(permission);
+    let request = select!(DescribeAclsRequest::default(), selection);
     let response = cluster.any().call(request, 3).await?;
     let message = response.error_message.as_deref().unwrap_or_default();
     check(response.error_code, &format!("cannot list ACLs: {message}"))?;
@@ -108,15 +117,7 @@ pub async fn list(cluster: &mut Cluster, selection: &Selection) -> anyhow::Resul
 
 /// Deletes the ACLs `selection` selects; prints each one deleted.
 pub async fn delete(cluster: &mut Cluster, selection: &Selection) -> anyhow::Result<()> {
-    let (resource_type, name, pattern, operation, permission) = codes(selection);
-    let filter = DeleteAclsFilter::default()
-        .with_resource_type_filter(resource_type)
-        .with_resource_name_filter(name)
-        .with_pattern_type_filter(pattern)
-        .with_principal_filter(selection.principal.as_deref().map(text))
-        .with_host_filter(selection.host.as_deref().map(text))
-        .with_operation(operation)
-        .with_permission_type(permission);
+    let filter = select!(DeleteAclsFilter::default(), selection);
     let request = DeleteAclsRequest::default().with_filters(vec![filter]);
     let response = cluster.any().call(request, 3).await?;
     for result in &response.filter_results {

@@ -20,6 +20,22 @@ use crate::acl::{Acl, AclFilter};
 use crate::broker::Broker;
 use crate::error::Error;
 
+/// The filter of a DescribeAcls request or a DeleteAcls filter (the two
+/// carry the same fields).
+macro_rules! filter_of {
+    ($f:expr) => {
+        AclFilter::from_request(
+            $f.resource_type_filter,
+            $f.resource_name_filter.as_deref(),
+            $f.pattern_type_filter,
+            $f.principal_filter.as_deref(),
+            $f.host_filter.as_deref(),
+            $f.operation,
+            $f.permission_type,
+        )
+    };
+}
+
 /// Why an ACL request cannot be served at all.
 fn refusal(broker: &Broker) -> Option<(ResponseError, String)> {
     (!broker.authorizer.enabled()).then(|| {
@@ -91,15 +107,7 @@ pub async fn describe(broker: &Broker, request: DescribeAclsRequest) -> Describe
     if let Some(refused) = refusal(broker) {
         return failed(refused);
     }
-    let filter = match AclFilter::from_request(
-        request.resource_type_filter,
-        request.resource_name_filter.as_deref(),
-        request.pattern_type_filter,
-        request.principal_filter.as_deref(),
-        request.host_filter.as_deref(),
-        request.operation,
-        request.permission_type,
-    ) {
+    let filter = match filter_of!(request) {
         Ok(filter) => filter,
         Err(e) => return failed((ResponseError::InvalidRequest, e.to_string())),
     };
@@ -153,16 +161,7 @@ pub async fn delete(broker: &Broker, request: DeleteAclsRequest) -> DeleteAclsRe
     let mut doomed = Vec::new();
     let mut results = Vec::new();
     for f in &request.filters {
-        let filter = AclFilter::from_request(
-            f.resource_type_filter,
-            f.resource_name_filter.as_deref(),
-            f.pattern_type_filter,
-            f.principal_filter.as_deref(),
-            f.host_filter.as_deref(),
-            f.operation,
-            f.permission_type,
-        )
-        .map_err(|e| (ResponseError::InvalidRequest, e.to_string()));
+        let filter = filter_of!(f).map_err(|e| (ResponseError::InvalidRequest, e.to_string()));
         let matching = match (&stored, filter) {
             (Err(e), _) => {
                 results.push(Err(e.clone()));

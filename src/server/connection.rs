@@ -358,7 +358,7 @@ fn start(
     session
         .admits(api_key)
         .map_err(|reason| DecodeError::NotAdmitted { api_key, reason })?;
-    let client_id = header.client_id.as_deref().unwrap_or_default().to_string();
+    let client_id = header.client_id.clone();
     let produced = throttle::produced(&request.body);
     let started = std::time::Instant::now();
     let reply = handle(broker, request, session).ok_or(DecodeError::NotServed(api_key))?;
@@ -376,10 +376,15 @@ fn start(
             fetched: body.as_ref().map_or(0, throttle::fetched),
             busy: dispatched + busy,
         };
-        let user = session.principal().map(|p| p.name).unwrap_or_default();
-        let throttle = broker
-            .quotas
-            .record(&user, &client_id, usage, std::time::Instant::now());
+        let throttle = if broker.quotas.any() {
+            let user = session.principal().map(|p| p.name).unwrap_or_default();
+            let client_id = client_id.as_deref().unwrap_or_default();
+            broker
+                .quotas
+                .record(&user, client_id, usage, std::time::Instant::now())
+        } else {
+            Duration::ZERO
+        };
         // acks=0: no answer, but the connection is throttled all the same.
         let Some(mut body) = body else {
             return Outcome::Silent(throttle);
