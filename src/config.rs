@@ -239,12 +239,68 @@ pub struct ListenerConfig {
     pub tls_client_ca: Option<PathBuf>,
 }
 
+/// `broker.id`: a fixed node id, or `"auto"`: allocated once (from etcd's
+/// counter in a cluster, from [`BrokerId::FIRST_AUTO`]) and kept in the
+/// data dir, so the same machine keeps its id across restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "BrokerIdSetting", into = "BrokerIdSetting")]
+pub enum BrokerId {
+    Fixed(i32),
+    Auto,
+}
+
+impl BrokerId {
+    /// The first id `"auto"` gives out: lower ids are left to fixed
+    /// settings, as Kafka's `reserved.broker.max.id` does.
+    pub const FIRST_AUTO: i32 = 1000;
+}
+
+/// How `broker.id` is written: a number or `"auto"`.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum BrokerIdSetting {
+    Number(i32),
+    Word(String),
+}
+
+impl TryFrom<BrokerIdSetting> for BrokerId {
+    type Error = String;
+    fn try_from(setting: BrokerIdSetting) -> Result<BrokerId, String> {
+        match setting {
+            BrokerIdSetting::Number(id) => Ok(BrokerId::Fixed(id)),
+            BrokerIdSetting::Word(word) => word.parse(),
+        }
+    }
+}
+
+impl From<BrokerId> for BrokerIdSetting {
+    fn from(id: BrokerId) -> BrokerIdSetting {
+        match id {
+            BrokerId::Fixed(id) => BrokerIdSetting::Number(id),
+            BrokerId::Auto => BrokerIdSetting::Word("auto".into()),
+        }
+    }
+}
+
+impl std::str::FromStr for BrokerId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<BrokerId, String> {
+        match s {
+            "auto" => Ok(BrokerId::Auto),
+            _ => s
+                .parse()
+                .map(BrokerId::Fixed)
+                .map_err(|_| format!("expected a broker id or \"auto\", got '{s}'")),
+        }
+    }
+}
+
 /// Identity and network addresses of this broker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerConfig {
-    /// Kafka node id reported in Metadata.
-    pub id: i32,
+    /// Kafka node id reported in Metadata, or `"auto"`.
+    pub id: BrokerId,
     /// Address the Kafka listener binds.
     pub listen: String,
     /// `host:port` clients are told to connect to; defaults to `listen`.
@@ -457,7 +513,7 @@ impl Default for Config {
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
-            id: 1,
+            id: BrokerId::Fixed(1),
             listen: "127.0.0.1:9092".into(),
             advertised_listener: None,
             admin_listen: None,
@@ -545,7 +601,7 @@ pub enum ConfigError {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub data_dir: Option<PathBuf>,
-    pub broker_id: Option<i32>,
+    pub broker_id: Option<BrokerId>,
     pub listen: Option<String>,
     pub advertised_listener: Option<String>,
     pub durability: Option<Durability>,
@@ -648,6 +704,9 @@ impl Config {
                 reason: reason.to_string(),
             })
         };
+        if matches!(self.broker.id, BrokerId::Fixed(id) if id < 0) {
+            return invalid("broker.id", "expected a number from 0, or \"auto\"");
+        }
         if self.broker.listen.parse::<SocketAddr>().is_err() {
             return invalid("broker.listen", "expected HOST:PORT with a numeric IP");
         }
@@ -941,15 +1000,35 @@ mod tests {
     fn the_cluster_node_example_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cluster.toml");
         let overrides = Overrides {
-            broker_id: Some(2),
+            broker_id: Some(BrokerId::Fixed(2)),
             ..Overrides::default()
         };
         let config = Config::load(Some(&path), [], overrides).unwrap();
         assert!(config.in_cluster());
         assert_eq!(
             (config.broker.id, config.durability),
-            (2, Durability::Object)
+            (BrokerId::Fixed(2), Durability::Object)
         );
+    }
+
+    #[test]
+    fn broker_id_is_a_number_or_auto_in_the_file_and_the_environment() {
+        let id = |env: &str| {
+            Config::load(
+                None,
+                [("SILT_BROKER__ID".to_string(), env.to_string())],
+                Overrides::default(),
+            )
+            .map(|c| c.broker.id)
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(id("7"), Ok(BrokerId::Fixed(7)));
+        assert_eq!(id("auto"), Ok(BrokerId::Auto));
+        assert!(id("automatic").unwrap_err().contains("\"auto\""));
+        assert!(id("-1").unwrap_err().contains("broker.id"));
+        let table: toml::Table = "[broker]\nid = \"auto\"".parse().unwrap();
+        let config: Config = toml::Value::Table(table).try_into().unwrap();
+        assert_eq!(config.broker.id, BrokerId::Auto);
     }
 
     #[test]

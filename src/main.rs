@@ -148,6 +148,13 @@ impl Bootstrap {
 enum ClusterCommand {
     /// Brokers, the controller, and every partition's leader and epoch.
     Describe,
+    /// Check the cluster as clients see it: enough live brokers, a
+    /// controller, every partition led by a live broker. Exits 1 if not.
+    Health {
+        /// The fewest live brokers that count as healthy.
+        #[arg(long, default_value_t = 1)]
+        min_brokers: usize,
+    },
     /// Move a partition's leadership to a broker, and keep it there while
     /// that broker is live (no data moves).
     Move {
@@ -496,12 +503,18 @@ struct ServeArgs {
     /// TOML config file (see config/silt.toml).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Check this config file (with the SILT_* variables and flags given)
+    /// and exit: 0 when a broker can start with it, else 1 naming the
+    /// problem. Opens no port and no data dir.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    check_config: Option<PathBuf>,
     /// Data directory (WAL, metadata, cache, local objects).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// This broker's id, unique in a cluster.
+    /// This broker's id, unique in a cluster, or "auto" (allocated once and
+    /// kept in the data dir).
     #[arg(long)]
-    broker_id: Option<i32>,
+    broker_id: Option<silt::config::BrokerId>,
     /// Kafka listener address, HOST:PORT (port 0 picks a free port).
     #[arg(long)]
     listen: Option<String>,
@@ -578,6 +591,10 @@ fn run() -> anyhow::Result<()> {
                 ClusterCommand::Describe => {
                     let mut cluster = server.connect().await?;
                     cli::cluster::describe(&mut cluster).await
+                }
+                ClusterCommand::Health { min_brokers } => {
+                    let mut cluster = server.connect().await?;
+                    cli::cluster::health(&mut cluster, min_brokers).await
                 }
                 ClusterCommand::Move {
                     meta,
@@ -810,17 +827,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         meta: args.meta,
         admin_listen: args.admin_listen,
     };
-    let mut config = Config::load(args.config.as_deref(), std::env::vars(), overrides)?;
+    let file = args.check_config.as_deref().or(args.config.as_deref());
+    let mut config = Config::load(file, std::env::vars(), overrides)?;
+    if let Some(file) = &args.check_config {
+        for listener in config.listeners() {
+            tls_of(&listener)?;
+        }
+        silt::admin::tls(&config)?;
+        println!("silt: {} is valid", file.display());
+        return Ok(());
+    }
     let mut listeners = Vec::new();
     let mut bound = Vec::new();
     for mut listener in config.listeners() {
         use silt::config::SecurityProtocol;
-        let tls = match listener.protocol {
-            SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => Some(std::sync::Arc::new(
-                silt::server::tls::Tls::load(&listener)?,
-            )),
-            SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext => None,
-        };
+        let tls = tls_of(&listener)?;
         let sasl = match listener.protocol {
             SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
                 Some(listener.sasl_mechanisms.as_slice().into())
@@ -910,6 +931,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::bail!("stopped serving: the registration in the etcd cluster may have ended");
     }
     Ok(())
+}
+
+/// The TLS of an SSL or SASL_SSL listener, its files loaded.
+fn tls_of(
+    listener: &silt::config::ListenerConfig,
+) -> anyhow::Result<Option<std::sync::Arc<silt::server::tls::Tls>>> {
+    use silt::config::SecurityProtocol;
+    Ok(match listener.protocol {
+        SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => {
+            Some(std::sync::Arc::new(silt::server::tls::Tls::load(listener)?))
+        }
+        SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext => None,
+    })
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT.

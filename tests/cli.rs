@@ -182,3 +182,60 @@ fn errors_name_the_problem_on_one_line_and_exit_non_zero() {
     assert!(!ok);
     assert!(err.contains("no key separator"), "{err}");
 }
+
+/// `silt serve --check-config FILE` accepts the shipped examples and a file
+/// with `broker.id = "auto"`, and refuses a bad file on one line naming the
+/// setting or file at fault, without opening the data dir or a port.
+#[test]
+fn check_config_validates_a_file_and_exits() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let check = |file: &str| silt(&["serve", "--check-config", file]);
+    for example in ["config/silt.toml", "config/cluster.toml"] {
+        let path = format!("{root}/{example}");
+        let (ok, out, err) = check(&path);
+        assert!(
+            ok && out == format!("silt: {path} is valid\n"),
+            "{out}{err}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let auto = write(
+        "auto.toml",
+        format!(
+            "[broker]\nid = \"auto\"\ndata_dir = \"{}\"\n",
+            data_dir.display()
+        ),
+    );
+    assert!(check(&auto).0);
+    assert!(!data_dir.exists(), "the data dir is not opened");
+    let refused = [
+        (
+            "id.toml",
+            "[broker]\nid = \"any\"\n".to_string(),
+            "\"auto\"",
+        ),
+        ("key.toml", "[broker]\nno_such = 1\n".to_string(), "no_such"),
+        (
+            "tls.toml",
+            "[[listeners]]\nname = \"TLS\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"SSL\"\n\
+             tls_cert = \"/nonexistent/cert.pem\"\ntls_key = \"/nonexistent/key.pem\"\n"
+                .to_string(),
+            "/nonexistent/cert.pem",
+        ),
+    ];
+    for (name, text, needle) in refused {
+        let (ok, _, err) = check(&write(name, text));
+        assert!(
+            !ok && err.trim().lines().count() == 1 && err.contains(needle),
+            "{name}: {err}"
+        );
+    }
+    let (ok, _, err) = check(&dir.path().join("missing.toml").display().to_string());
+    assert!(!ok && err.contains("missing.toml"), "{err}");
+}

@@ -214,6 +214,87 @@ fn three_brokers_share_the_partitions() {
     assert_eq!(lags, vec!["0"; 6], "{described}");
 }
 
+/// Brokers with `broker.id = "auto"` get distinct ids from etcd's counter
+/// and keep them across restarts on their data dirs; a broker killed
+/// between taking an id and recording it takes a new one when it starts
+/// again. `silt cluster health` sees every broker and every partition led,
+/// and fails while a broker is missing.
+#[test]
+fn auto_broker_ids_are_distinct_and_kept_across_restarts() {
+    let meta = etcd_root();
+    let url = bucket_url();
+    let env = [("SILT_STORAGE__META_LEASE_SECONDS", LEASE_SECONDS)];
+    let crashed = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_silt"))
+        .args([
+            "serve",
+            "--broker-id",
+            "auto",
+            "--meta",
+            &meta,
+            "--object-store",
+            &url,
+        ])
+        .args(["--create-bucket", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(crashed.path())
+        .envs(aws_env(&endpoint()))
+        .envs(env)
+        .env("FAILPOINTS", "broker_id.after_allocate")
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the broker aborted at the fail point");
+    assert!(!crashed.path().join("broker.id").exists());
+
+    let auto = ["--broker-id", "auto", "--meta", meta.as_str()];
+    let mut brokers: Vec<Broker> = (0..3)
+        .map(|_| start(&endpoint(), &url, &auto, &env))
+        .collect();
+    let id_of = |b: &Broker| std::fs::read_to_string(b.data_dir.join("broker.id")).unwrap();
+    let ids: Vec<String> = brokers.iter().map(id_of).collect();
+    assert_eq!(
+        ids,
+        ["1001\n", "1002\n", "1003\n"],
+        "1000 went to the crashed start"
+    );
+    create_topic(&brokers[0], "auto", 6);
+    // Through broker 1002, which stays up.
+    let via = brokers[1].addr.clone();
+    let health = || {
+        silt(&[
+            "cluster",
+            "health",
+            "--min-brokers",
+            "3",
+            "--bootstrap-server",
+            &via,
+        ])
+    };
+    wait_until("the cluster is healthy", Duration::from_secs(30), || {
+        health().0
+    });
+    let (_, out, _) = health();
+    assert!(
+        out.contains("Brokers: 3 live (1001, 1002, 1003)")
+            && out.contains("Partitions: 6 of 6 led"),
+        "{out}"
+    );
+
+    brokers[2].kill9();
+    wait_until("broker 1003 is gone", Duration::from_secs(30), || {
+        health().1.contains("Brokers: 2 live (1001, 1002)")
+    });
+    let (ok, _, err) = health();
+    assert!(!ok && err.contains("2 live brokers, fewer than 3"), "{err}");
+    brokers[2].restart();
+    assert_eq!(id_of(&brokers[2]), "1003\n");
+    wait_until(
+        "the cluster is healthy again",
+        Duration::from_secs(30),
+        || health().0,
+    );
+}
+
 /// kill -9 the broker leading some busy partitions and coordinating the
 /// consumer group, under an idempotent acks=all load: its partitions get
 /// new leaders within the lease TTL + 6 s, the producer (bootstrapped at a
@@ -600,6 +681,12 @@ fn brokers_ride_out_an_etcd_outage() {
         !probe.failed.lock().unwrap().is_empty()
     });
     drop(producer);
+    let health = |b: &Broker| http_get(b.admin.as_ref().unwrap(), "/health");
+    for broker in cluster.brokers.values() {
+        wait_until("the health check fails", Duration::from_secs(30), || {
+            health(broker).starts_with("not serving")
+        });
+    }
     // Reads of what was committed go on, from both brokers.
     let acked = before.acked.lock().unwrap().clone();
     let reads = read_all_rdkafka(
@@ -620,6 +707,9 @@ fn brokers_ride_out_an_etcd_outage() {
         .expect("writes resume");
     for (id, broker) in &mut cluster.brokers {
         assert!(broker.is_running(), "broker {id} stopped");
+        wait_until("the health check passes", Duration::from_secs(30), || {
+            health(broker) == "ok\n"
+        });
     }
     let mut acked = before.acked.lock().unwrap().clone();
     acked.extend(after.acked.lock().unwrap().clone());

@@ -66,9 +66,7 @@ pub async fn serve(
             Arc::new(access),
             access::check,
         ));
-    let app = guarded
-        .route("/health", get(|| async { "ok\n" }))
-        .with_state(broker);
+    let app = guarded.route("/health", get(health)).with_state(broker);
     let stopped = async move { shutdown.cancelled().await };
     let served = match tls {
         None => {
@@ -87,6 +85,18 @@ pub async fn serve(
     };
     if let Err(e) = served {
         tracing::error!(error = %e, "the admin HTTP server failed");
+    }
+}
+
+/// 200 while the broker serves, else 503 (for load balancers' checks).
+async fn health(State(broker): State<Arc<Broker>>) -> (axum::http::StatusCode, &'static str) {
+    if broker.serving() {
+        (axum::http::StatusCode::OK, "ok\n")
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not serving: etcd has not confirmed this broker's registration\n",
+        )
     }
 }
 

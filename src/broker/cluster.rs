@@ -147,7 +147,7 @@ impl Broker {
     pub fn me(&self) -> BrokerInfo {
         let (host, port) = self.config.advertised();
         BrokerInfo {
-            id: self.config.broker.id,
+            id: self.id,
             host,
             port,
             ready: true,
@@ -167,7 +167,7 @@ impl Broker {
     pub fn controller_id(&self) -> i32 {
         match &self.cluster {
             Some(cluster) => cluster.controller().unwrap_or(-1),
-            None => self.config.broker.id,
+            None => self.id,
         }
     }
 
@@ -176,7 +176,7 @@ impl Broker {
         match &self.cluster {
             Some(cluster) => cluster.leader(partition.topic, partition.index),
             None => Some(PartitionLeader {
-                broker: self.config.broker.id,
+                broker: self.id,
                 epoch: partition.leader_epoch(),
             }),
         }
@@ -192,7 +192,6 @@ impl Broker {
 
     /// Whether this broker coordinates `group`.
     pub fn coordinates(&self, group: &str) -> bool {
-        self.coordinator(group)
-            .is_some_and(|b| b.id == self.config.broker.id)
+        self.coordinator(group).is_some_and(|b| b.id == self.id)
     }
 }

@@ -82,8 +82,9 @@ pub fn describe_topic(
         .collect()
 }
 
-/// Every broker config with its effective value and source.
+/// Every broker config of broker `id` with its effective value and source.
 pub fn describe_broker(
+    id: i32,
     config: &Config,
     dynamic_broker: &BTreeMap<String, String>,
 ) -> Vec<ConfigEntry> {
@@ -120,7 +121,7 @@ pub fn describe_broker(
     ));
     entries.push(read_only(
         "broker.id",
-        config.broker.id.to_string(),
+        id.to_string(),
         TYPE_INT,
         "This broker's node id",
     ));

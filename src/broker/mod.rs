@@ -11,6 +11,7 @@
 
 mod cluster;
 pub mod configs;
+mod id;
 mod lag;
 mod lifecycle;
 pub mod quotas;
@@ -83,6 +84,8 @@ pub enum ConfigChange {
 
 /// Shared state of a running broker.
 pub struct Broker {
+    /// This broker's node id (`broker.id`, resolved when it opened).
+    pub id: i32,
     pub config: Config,
     pub log: Arc<Log>,
     pub groups: Arc<Coordinator>,
@@ -136,7 +139,8 @@ impl Broker {
             .check()
             .await
             .map_err(|e| Error::InvalidConfig(e.to_string()))?;
-        let (meta, cluster) = open_meta(&config).await?;
+        let id = id::resolve(&config).await?;
+        let (meta, cluster) = open_meta(&config, id).await?;
         let settings = LogSettings {
             registration: cluster.as_ref().map(|c| c.check()),
             ..LogSettings::from_config(&config)
@@ -166,7 +170,7 @@ impl Broker {
             // Not while the registration may have ended: another broker
             // may coordinate the group by then.
             Some(cluster) => {
-                let (cluster, me, check) = (cluster.clone(), config.broker.id, cluster.check());
+                let (cluster, me, check) = (cluster.clone(), id, cluster.check());
                 Arc::new(move |group| {
                     check.is_held() && cluster.coordinator(group).is_some_and(|b| b.id == me)
                 })
@@ -211,6 +215,7 @@ impl Broker {
         let quotas = Arc::new(quotas::Quotas::default());
         quotas.refresh(&*meta).await?;
         let broker = Arc::new(Broker {
+            id,
             authorizer: authorizer.clone(),
             principals,
             tokens,
@@ -324,6 +329,12 @@ impl Broker {
     /// store).
     pub fn hold_lost(&self) -> CancellationToken {
         self.hold_lost.clone()
+    }
+
+    /// Whether the broker serves: always alone; in a cluster while etcd
+    /// confirms its registration (a load balancer's health check).
+    pub fn serving(&self) -> bool {
+        self.cluster.as_ref().is_none_or(|c| c.check().is_held())
     }
 
     /// Reloads the ACLs and client quotas when they change, until `stop`.
@@ -572,7 +583,7 @@ impl Broker {
 /// The metadata store `config` names, and with etcd this broker's
 /// membership of the cluster (joined first: the store writes only while
 /// it lasts).
-async fn open_meta(config: &Config) -> Result<(Arc<dyn MetaStore>, Option<Arc<Cluster>>)> {
+async fn open_meta(config: &Config, id: i32) -> Result<(Arc<dyn MetaStore>, Option<Arc<Cluster>>)> {
     let Some(url) = config
         .storage
         .meta
@@ -584,7 +595,7 @@ async fn open_meta(config: &Config) -> Result<(Arc<dyn MetaStore>, Option<Arc<Cl
     let ttl = std::time::Duration::from_secs(config.storage.meta_lease_seconds);
     let (host, port) = config.advertised();
     let me = BrokerInfo {
-        id: config.broker.id,
+        id,
         host,
         port,
         ready: false,

@@ -37,7 +37,7 @@ impl MarkerWriter for Broker {
                 continue;
             };
             match self.leader_of(&partition) {
-                Some(leader) if leader.broker == self.config.broker.id => local.push(partition),
+                Some(leader) if leader.broker == self.id => local.push(partition),
                 Some(leader) => remote
                     .entry(leader.broker)
                     .or_default()

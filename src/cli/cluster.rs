@@ -33,6 +33,57 @@ pub async fn describe(cluster: &mut Cluster) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints the live brokers, the controller and how many partitions are
+/// led by a live broker; fails, naming each problem, when there are fewer
+/// than `min_brokers` brokers, no controller, or a partition without a
+/// live leader.
+pub async fn health(cluster: &mut Cluster, min_brokers: usize) -> anyhow::Result<()> {
+    let metadata = cluster.metadata(None).await?;
+    let mut live: Vec<i32> = metadata.brokers.iter().map(|b| b.node_id.0).collect();
+    live.sort_unstable();
+    let controller = metadata.controller_id.0;
+    let ids: Vec<String> = live.iter().map(i32::to_string).collect();
+    println!(
+        "Brokers: {} live ({})\tController: {controller}",
+        live.len(),
+        ids.join(", ")
+    );
+    let mut problems = Vec::new();
+    if live.len() < min_brokers {
+        problems.push(format!(
+            "{} live brokers, fewer than {min_brokers}",
+            live.len()
+        ));
+    }
+    if !live.contains(&controller) {
+        problems.push("no controller".to_string());
+    }
+    let mut partitions = 0;
+    let mut leaderless = Vec::new();
+    for topic in &metadata.topics {
+        let name = topic.name.as_ref().map_or("", |n| n.0.as_str());
+        for p in &topic.partitions {
+            partitions += 1;
+            if !live.contains(&p.leader_id.0) {
+                leaderless.push(format!(
+                    "{name} partition {} has no live leader",
+                    p.partition_index
+                ));
+            }
+        }
+    }
+    println!(
+        "Partitions: {} of {partitions} led by a live broker",
+        partitions - leaderless.len()
+    );
+    problems.extend(leaderless);
+    if problems.is_empty() {
+        println!("Healthy");
+        return Ok(());
+    }
+    anyhow::bail!("unhealthy: {}", problems.join("; "))
+}
+
 /// Moves a partition's leadership to broker `to` and waits until it led it.
 pub async fn move_leader(meta: &str, topic: &str, partition: i32, to: i32) -> anyhow::Result<()> {
     let deadline = std::time::Duration::from_secs(30);

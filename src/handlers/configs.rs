@@ -85,7 +85,11 @@ fn entries(broker: &Broker, resource_type: i8, name: &str) -> Result<Vec<ConfigE
         }
         BROKER => {
             check_broker_name(broker, name)?;
-            Ok(describe_broker(&broker.config, &broker.dynamic_configs()))
+            Ok(describe_broker(
+                broker.id,
+                &broker.config,
+                &broker.dynamic_configs(),
+            ))
         }
         other => Err(Error::InvalidRequest(format!(
             "resource type {other} is not served"
@@ -95,7 +99,7 @@ fn entries(broker: &Broker, resource_type: i8, name: &str) -> Result<Vec<ConfigE
 
 /// Broker resources are this broker's id, or "" for the cluster default.
 fn check_broker_name(broker: &Broker, name: &str) -> Result<()> {
-    if name.is_empty() || name == broker.config.broker.id.to_string() {
+    if name.is_empty() || name == broker.id.to_string() {
         Ok(())
     } else {
         Err(Error::InvalidRequest(format!("unknown broker '{name}'")))

@@ -15,7 +15,8 @@
 //!   partition to (`silt cluster move`), which the controller keeps it on;
 //! - `live/brokers/ID`: a registered broker, under its lease;
 //!   `live/controller`: the controller's id, under its lease;
-//! - `producer_ids`: the next free producer id; `broker_configs`;
+//! - `producer_ids`: the next free producer id; `broker_ids`: the next id
+//!   `broker.id = "auto"` gives out; `broker_configs`;
 //! - `groups/GROUP_HEX` and `offsets/GROUP_HEX/TOPIC/PARTITION` (group ids
 //!   are arbitrary strings, so they are hex-encoded in keys);
 //!   `live/groups/GROUP_HEX`: the group's coordinator, under its lease;
@@ -206,6 +207,11 @@ impl Keys {
     /// The next free producer id.
     pub fn producer_ids(&self) -> String {
         self.key(format_args!("producer_ids"))
+    }
+
+    /// The next id `broker.id = "auto"` gives out.
+    pub fn broker_ids(&self) -> String {
+        self.key(format_args!("broker_ids"))
     }
 
     /// The dynamic broker configs.

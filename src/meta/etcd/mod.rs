@@ -187,6 +187,16 @@ impl EtcdStore {
         Ok(store)
     }
 
+    /// A broker id no other broker was given (`broker.id = "auto"`), from
+    /// [`BrokerId::FIRST_AUTO`](crate::config::BrokerId::FIRST_AUTO) up.
+    pub async fn allocate_broker_id(&self) -> Result<i32> {
+        self.update(&self.keys.broker_ids(), |next: Option<i32>| {
+            let id = next.unwrap_or(crate::config::BrokerId::FIRST_AUTO);
+            Ok((Some(id + 1), id))
+        })
+        .await
+    }
+
     async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Read<T>> {
         let response = self.kv.clone().get(key, None).await.map_err(meta_error)?;
         match response.kvs().first() {
