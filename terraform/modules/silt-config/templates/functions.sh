@@ -1,0 +1,27 @@
+set -euo pipefail
+
+# imds PATH: an instance metadata value, over IMDSv2.
+imds() {
+  local token
+  token=$(curl -sSf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)
+  curl -sSf -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
+}
+
+# download URL SHA256 FILE: fetches URL, checking its SHA-256 unless empty.
+download() {
+  curl -sSfL --retry 5 -o "$3" "$1"
+  if [ -n "$2" ]; then
+    echo "$2  $3" | sha256sum --check --strict
+  fi
+}
+
+# ssm_file PARAMETER FILE: writes a (decrypted) SSM parameter to FILE, mode 0600.
+ssm_file() {
+  install -m 0600 /dev/null "$2"
+  aws ssm get-parameter --region "$AWS_REGION" --with-decryption --name "$1" \
+    --query Parameter.Value --output text > "$2"
+}
+
+AWS_REGION=$(imds placement/region)
+PRIVATE_IP=$(imds local-ipv4)
+export AWS_REGION PRIVATE_IP
