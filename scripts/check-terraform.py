@@ -36,7 +36,7 @@ TERRAFORM = ROOT / "terraform"
 PROVIDER_FREE = ["modules/silt-config", "checks/render"]
 RENDER = "checks/render"
 # What check-config sees for the boot-time values of /etc/silt/env.
-BOOT_VALUES = {"${PRIVATE_IP}": "10.0.1.23", "${AWS_REGION}": "eu-west-1"}
+BOOT_VALUES = {"${PRIVATE_IP}": "10.0.1.23", "${AWS_REGION}": "eu-west-1", "${AVAILABILITY_ZONE}": "eu-west-1a"}
 ETCD_PORTS = {2379, 2380}
 ADMIN_PORT = 9644
 WORLD = {"0.0.0.0/0", "::/0"}

@@ -312,6 +312,9 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// Cluster id reported to clients.
     pub cluster_id: String,
+    /// The rack (e.g. availability zone) reported to clients with this
+    /// broker, as Kafka's `broker.rack`.
+    pub rack: Option<String>,
 }
 
 /// Where data objects and metadata live.
@@ -519,6 +522,7 @@ impl Default for BrokerConfig {
             admin_listen: None,
             data_dir: PathBuf::from("./silt-data"),
             cluster_id: "silt-cluster".into(),
+            rack: None,
         }
     }
 }

@@ -247,8 +247,17 @@ fn auto_broker_ids_are_distinct_and_kept_across_restarts() {
     assert!(!crashed.path().join("broker.id").exists());
 
     let auto = ["--broker-id", "auto", "--meta", meta.as_str()];
-    let mut brokers: Vec<Broker> = (0..3)
-        .map(|_| start(&endpoint(), &url, &auto, &env))
+    // Each in a rack (zone) of its own, as the Terraform user data sets it.
+    let mut brokers: Vec<Broker> = ["zone-a", "zone-b", "zone-c"]
+        .into_iter()
+        .map(|rack| {
+            start(
+                &endpoint(),
+                &url,
+                &auto,
+                &[env[0], ("SILT_BROKER__RACK", rack)],
+            )
+        })
         .collect();
     let id_of = |b: &Broker| std::fs::read_to_string(b.data_dir.join("broker.id")).unwrap();
     let ids: Vec<String> = brokers.iter().map(id_of).collect();
@@ -279,6 +288,15 @@ fn auto_broker_ids_are_distinct_and_kept_across_restarts() {
             && out.contains("Partitions: 6 of 6 led"),
         "{out}"
     );
+    let (_, described, _) = silt(&["cluster", "describe", "--bootstrap-server", &via]);
+    for (id, rack) in [(1001, "zone-a"), (1002, "zone-b"), (1003, "zone-c")] {
+        let line = format!("Broker: {id}\t");
+        let listed = described.lines().find(|l| l.starts_with(&line));
+        assert!(
+            listed.is_some_and(|l| l.ends_with(&format!("\tRack: {rack}"))),
+            "{described}"
+        );
+    }
 
     brokers[2].kill9();
     wait_until("broker 1003 is gone", Duration::from_secs(30), || {

@@ -145,14 +145,7 @@ impl Broker {
 
     /// This broker as clients reach it.
     pub fn me(&self) -> BrokerInfo {
-        let (host, port) = self.config.advertised();
-        BrokerInfo {
-            id: self.id,
-            host,
-            port,
-            ready: true,
-            listeners: self.config.advertised_listeners(),
-        }
+        BrokerInfo::of(self.id, &self.config, true)
     }
 
     /// The live brokers: this one alone outside a cluster.

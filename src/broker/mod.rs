@@ -593,14 +593,7 @@ async fn open_meta(config: &Config, id: i32) -> Result<(Arc<dyn MetaStore>, Opti
         return Ok((Arc::new(EmbeddedStore::open(&config.meta_dir())?), None));
     };
     let ttl = std::time::Duration::from_secs(config.storage.meta_lease_seconds);
-    let (host, port) = config.advertised();
-    let me = BrokerInfo {
-        id,
-        host,
-        port,
-        ready: false,
-        listeners: config.advertised_listeners(),
-    };
+    let me = BrokerInfo::of(id, config, false);
     let cluster = Cluster::join(url, &me, ttl).await?;
     match EtcdStore::connect(url, Some(cluster.member())).await {
         Ok(store) => Ok((Arc::new(store), Some(Arc::new(cluster)))),

@@ -10,8 +10,12 @@ pub async fn describe(cluster: &mut Cluster) -> anyhow::Result<()> {
     let id = metadata.cluster_id.as_ref().map_or("", |id| id.as_str());
     println!("ClusterId: {id}\tController: {}", metadata.controller_id.0);
     for broker in &metadata.brokers {
+        let rack = broker
+            .rack
+            .as_ref()
+            .map_or(String::new(), |r| format!("\tRack: {}", r.as_str()));
         println!(
-            "Broker: {}\t{}:{}",
+            "Broker: {}\t{}:{}{rack}",
             broker.node_id.0,
             broker.host.as_str(),
             broker.port

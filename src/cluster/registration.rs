@@ -40,9 +40,25 @@ pub struct BrokerInfo {
     /// the broker has several.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub listeners: std::collections::BTreeMap<String, String>,
+    /// The broker's rack (`broker.rack`), if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack: Option<String>,
 }
 
 impl BrokerInfo {
+    /// Broker `id` as `config` describes it to clients.
+    pub fn of(id: i32, config: &crate::config::Config, ready: bool) -> BrokerInfo {
+        let (host, port) = config.advertised();
+        BrokerInfo {
+            id,
+            host,
+            port,
+            ready,
+            listeners: config.advertised_listeners(),
+            rack: config.broker.rack.clone(),
+        }
+    }
+
     /// The address clients of `listener` are told: the one advertised on
     /// it, or else the broker's address.
     pub fn on(&self, listener: &str) -> (String, i32) {

@@ -30,6 +30,7 @@ pub fn handle(
                 .with_broker_id(BrokerId(b.id))
                 .with_host(str_bytes(&host))
                 .with_port(port)
+                .with_rack(b.rack.as_deref().map(str_bytes))
         })
         .collect();
     DescribeClusterResponse::default()

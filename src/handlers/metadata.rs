@@ -52,6 +52,7 @@ pub async fn handle(
                 .with_node_id(BrokerId(b.id))
                 .with_host(str_bytes(&host))
                 .with_port(port)
+                .with_rack(b.rack.as_deref().map(str_bytes))
         })
         .collect();
     let mut response = MetadataResponse::default()

@@ -416,6 +416,7 @@ mod tests {
             port: 9092,
             ready: true,
             listeners: Default::default(),
+            rack: None,
         };
         let cluster = crate::cluster::Cluster::join(&url, &me, ttl).await.unwrap();
         let store = EtcdStore::connect(&url, Some(cluster.member()))
@@ -467,6 +468,7 @@ mod tests {
             port: 9092,
             ready: true,
             listeners: Default::default(),
+            rack: None,
         };
         let ttl = std::time::Duration::from_secs(5);
         let cluster = crate::cluster::Cluster::join(url, &me, ttl).await.unwrap();

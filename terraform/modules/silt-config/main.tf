@@ -76,6 +76,8 @@ locals {
   # instance metadata.
   broker_environment = {
     AWS_REGION = "$${AWS_REGION}"
+    # The zone, reported to clients as the broker's rack.
+    SILT_BROKER__RACK = "$${AVAILABILITY_ZONE}"
     SILT_LISTENERS = format("[%s]", join(", ", [
       for l in local.listeners :
       "{ name = \"${l.name}\", listen = \"0.0.0.0:${l.port}\", advertised = \"$${PRIVATE_IP}:${l.port}\", protocol = \"${l.protocol}\"${l.tls} }"

@@ -23,5 +23,6 @@ ssm_file() {
 }
 
 AWS_REGION=$(imds placement/region)
+AVAILABILITY_ZONE=$(imds placement/availability-zone)
 PRIVATE_IP=$(imds local-ipv4)
-export AWS_REGION PRIVATE_IP
+export AWS_REGION AVAILABILITY_ZONE PRIVATE_IP

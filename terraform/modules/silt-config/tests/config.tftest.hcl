@@ -40,6 +40,11 @@ run "silt_toml" {
     condition     = output.broker_environment.SILT_LISTENERS == "[{ name = \"PLAINTEXT\", listen = \"0.0.0.0:9092\", advertised = \"$${PRIVATE_IP}:9092\", protocol = \"PLAINTEXT\" }]"
     error_message = "The listener does not advertise the instance's private IP."
   }
+
+  assert {
+    condition     = output.broker_environment.SILT_BROKER__RACK == "$${AVAILABILITY_ZONE}"
+    error_message = "The broker's rack is not its availability zone."
+  }
 }
 
 run "etcd_over_tls_and_a_tls_listener" {
