@@ -12,7 +12,8 @@ $SILT_BIN. Runs every step, prints what failed and exits 1 if anything did:
   2. init, validate and test of the provider-free modules
   3. silt serve --check-config on a silt.toml rendered from sample inputs
      (plus its /etc/silt/env), and the rendered policies and rules
-  4. assertions over every .tf file (python-hcl2)
+  4. assertions over every .tf file (python-hcl2): buckets, IAM wildcards,
+     security group rules, variables (typed, described, validated), pins
   5. checkov, with every skip justified and listed in terraform/README.md
 """
 
@@ -229,14 +230,40 @@ def wildcard_problems(key, value):
     return []
 
 
+BUCKET_COMPANIONS = (
+    "aws_s3_bucket_server_side_encryption_configuration",
+    "aws_s3_bucket_public_access_block",
+    "aws_s3_bucket_ownership_controls",
+    "aws_s3_bucket_lifecycle_configuration",
+)
+
+
 def bucket_problems(where, resources):
+    """Each bucket: encryption, public access block, bucket-owner-enforced
+    ownership, and a lifecycle that aborts incomplete multipart uploads but
+    never expires current objects (Silt deletes its own)."""
     problems = []
     for _, kind, name, _ in resources:
         if kind != "aws_s3_bucket":
             continue
-        for needed in ("aws_s3_bucket_server_side_encryption_configuration", "aws_s3_bucket_public_access_block"):
-            if not any(k == needed and f"aws_s3_bucket.{name}." in str(b.get("bucket")) for _, k, _, b in resources):
+        companions = {}
+        for _, k, _, b in resources:
+            if k in BUCKET_COMPANIONS and f"aws_s3_bucket.{name}." in str(b.get("bucket")):
+                companions[k] = b
+        for needed in BUCKET_COMPANIONS:
+            if needed not in companions:
                 problems.append(f"{where}: aws_s3_bucket.{name} has no {needed}")
+        ownership = companions.get("aws_s3_bucket_ownership_controls")
+        if ownership is not None and "BucketOwnerEnforced" not in str(ownership):
+            problems.append(f"{where}: aws_s3_bucket.{name} ownership is not BucketOwnerEnforced")
+        lifecycle = companions.get("aws_s3_bucket_lifecycle_configuration")
+        if lifecycle is not None:
+            if "abort_incomplete_multipart_upload" not in str(lifecycle):
+                problems.append(f"{where}: aws_s3_bucket.{name} lifecycle does not abort incomplete multipart uploads")
+            for d in walk(lifecycle):
+                for expiration in as_list(d.get("expiration", [])):
+                    if isinstance(expiration, dict) and ({"days", "date"} & expiration.keys()):
+                        problems.append(f"{where}: aws_s3_bucket.{name} lifecycle expires data objects")
     return problems
 
 
@@ -259,10 +286,14 @@ def provider_problems(where, docs):
 
 
 def variable_problems(doc):
+    """Every variable is typed and described; every one whose value can be
+    wrong (anything but a bool) has a validation block."""
     problems = []
     for entry in doc.get("variable", []):
         for name, body in entry.items():
             problems += [f"variable {name} has no {field}" for field in ("type", "description") if field not in body]
+            if "type" in body and str(body["type"]).strip("${}") != "bool" and "validation" not in body:
+                problems.append(f"variable {name} has no validation")
     return problems
 
 

@@ -14,12 +14,10 @@ terraform {
   }
 }
 
+# Tags through the module, not the provider's default_tags: those do not
+# reach the broker instances the autoscaling group launches.
 provider "aws" {
   region = var.region
-
-  default_tags {
-    tags = var.tags
-  }
 }
 
 module "silt" {
@@ -34,6 +32,7 @@ module "silt" {
 
   kms_key_arn = var.kms_key_arn
   prefix      = "prod"
+  tags        = var.tags
 
   silt_release_url = var.silt_release_url
   silt_sha256      = var.silt_sha256
@@ -44,6 +43,7 @@ module "silt" {
   cache_memory_bytes   = 2147483648
 
   etcd_instance_type = "m7g.large"
+  etcd_sha256        = var.etcd_sha256
   etcd_tls = {
     ca_parameter          = "/${var.name}/etcd/ca"
     client_cert_parameter = "/${var.name}/etcd/client-cert"

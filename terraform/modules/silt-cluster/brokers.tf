@@ -1,6 +1,10 @@
 # Brokers: stateless (object durability), in an autoscaling group across
 # the subnets; each allocates its id in etcd at first start.
 
+locals {
+  broker_instance_tags = merge(var.tags, module.config.broker_tags, { Name = module.config.names.broker })
+}
+
 resource "aws_launch_template" "broker" {
   name                   = module.config.names.broker
   image_id               = local.ami_id
@@ -41,11 +45,18 @@ resource "aws_launch_template" "broker" {
 
     content {
       resource_type = tag_specifications.value
-      tags          = merge(var.tags, module.config.broker_tags, { Name = module.config.names.broker })
+      tags          = local.broker_instance_tags
     }
   }
 
   tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = contains(data.aws_ec2_instance_type.this[var.broker_instance_type].supported_architectures, var.architecture)
+      error_message = "broker_instance_type does not run ${var.architecture} (see architecture)."
+    }
+  }
 }
 
 resource "aws_autoscaling_group" "broker" {
@@ -73,12 +84,24 @@ resource "aws_autoscaling_group" "broker" {
   }
 
   dynamic "tag" {
-    for_each = merge(var.tags, module.config.broker_tags, { Name = module.config.names.broker })
+    for_each = local.broker_instance_tags
 
     content {
       key                 = tag.key
       value               = tag.value
       propagate_at_launch = true
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = alltrue([for s in data.aws_subnet.this : s.vpc_id == var.vpc_id])
+      error_message = "Every subnet of subnet_ids must be in vpc_id."
+    }
+
+    precondition {
+      condition     = length(distinct([for s in data.aws_subnet.this : s.availability_zone])) == length(var.subnet_ids)
+      error_message = "subnet_ids must be in distinct availability zones (one subnet per zone), so brokers and etcd members spread over the zones."
     }
   }
 

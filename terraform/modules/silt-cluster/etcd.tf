@@ -3,17 +3,12 @@
 # list is known at apply time) and its own data volume, which outlives the
 # instance.
 
-data "aws_subnet" "etcd" {
-  for_each = toset(local.managed_etcd ? var.subnet_ids : [])
-  id       = each.key
-}
-
 locals {
   etcd_nodes = {
     for i in range(local.managed_etcd ? var.etcd_node_count : 0) : "${module.config.names.etcd}-${i + 1}" => {
       subnet_id         = var.subnet_ids[i % length(var.subnet_ids)]
-      availability_zone = data.aws_subnet.etcd[var.subnet_ids[i % length(var.subnet_ids)]].availability_zone
-      private_ip        = cidrhost(data.aws_subnet.etcd[var.subnet_ids[i % length(var.subnet_ids)]].cidr_block, var.etcd_host_number + i)
+      availability_zone = data.aws_subnet.this[var.subnet_ids[i % length(var.subnet_ids)]].availability_zone
+      private_ip        = cidrhost(data.aws_subnet.this[var.subnet_ids[i % length(var.subnet_ids)]].cidr_block, var.etcd_host_number + i)
     }
   }
 }
@@ -26,6 +21,12 @@ resource "aws_ebs_volume" "etcd" {
   encrypted         = true
   kms_key_id        = var.kms_key_arn
   tags              = merge(var.tags, { Name = each.key })
+
+  # A new key would replace every member's volume at once, with etcd's data:
+  # re-keying them is an operator action, one member at a time.
+  lifecycle {
+    ignore_changes = [kms_key_id]
+  }
 }
 
 resource "aws_instance" "etcd" {
@@ -59,12 +60,21 @@ resource "aws_instance" "etcd" {
   # -replace=...), one at a time, never all three for a new AMI.
   lifecycle {
     ignore_changes = [ami, user_data]
+
+    precondition {
+      condition     = contains(data.aws_ec2_instance_type.this[var.etcd_instance_type].supported_architectures, var.architecture)
+      error_message = "etcd_instance_type does not run ${var.architecture} (see architecture)."
+    }
   }
 }
 
+# Created after the instance: its user data waits for the device. On
+# replacement the instance is stopped first, so etcd's filesystem is
+# unmounted cleanly before the volume moves to the new instance.
 resource "aws_volume_attachment" "etcd" {
-  for_each    = local.etcd_nodes
-  device_name = "/dev/sdf"
-  volume_id   = aws_ebs_volume.etcd[each.key].id
-  instance_id = aws_instance.etcd[each.key].id
+  for_each                       = local.etcd_nodes
+  device_name                    = "/dev/sdf"
+  volume_id                      = aws_ebs_volume.etcd[each.key].id
+  instance_id                    = aws_instance.etcd[each.key].id
+  stop_instance_before_detaching = true
 }

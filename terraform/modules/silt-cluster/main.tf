@@ -7,6 +7,18 @@ data "aws_ssm_parameter" "ami" {
   name  = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-${var.architecture}"
 }
 
+# The subnets of brokers and etcd members: their zones and CIDRs.
+data "aws_subnet" "this" {
+  for_each = toset(var.subnet_ids)
+  id       = each.key
+}
+
+# The architectures the instance types run (checked against architecture).
+data "aws_ec2_instance_type" "this" {
+  for_each      = toset(concat([var.broker_instance_type], local.managed_etcd ? [var.etcd_instance_type] : []))
+  instance_type = each.key
+}
+
 locals {
   ami_id       = coalesce(var.ami_id, one(data.aws_ssm_parameter.ami[*].insecure_value))
   managed_etcd = length(var.etcd_endpoints) == 0

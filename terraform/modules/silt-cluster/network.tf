@@ -15,8 +15,10 @@ locals {
 
 resource "aws_security_group" "this" {
   #checkov:skip=CKV2_AWS_5:Attached by key (this["broker"] to the launch template, this["etcd"] to the etcd instances, this["load_balancer"] to the NLB); checkov's graph does not follow for_each keys.
-  for_each    = local.security_groups
-  name        = module.config.names.security_group[each.key]
+  for_each = local.security_groups
+  # A prefix, not a name: create_before_destroy needs the new group to be
+  # created while the old one, of the same name, still exists.
+  name_prefix = "${module.config.names.security_group[each.key]}-"
   description = "Silt cluster ${var.name}: ${each.key}"
   vpc_id      = var.vpc_id
   tags        = merge(var.tags, { Name = module.config.names.security_group[each.key] })

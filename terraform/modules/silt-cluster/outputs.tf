@@ -1,5 +1,5 @@
 output "bootstrap_address" {
-  description = "HOST:PORT of the bootstrap load balancer (null without it: bootstrap from any broker's private IP, see prometheus)."
+  description = "HOST:PORT of the bootstrap load balancer (null without it: bootstrap from any broker's private IP and kafka_port; the prometheus output's tag filters find them)."
   value       = var.load_balancer ? "${aws_lb.bootstrap[0].dns_name}:${var.kafka_port}" : null
 }
 

@@ -40,11 +40,14 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "data" {
   }
 }
 
+# Only with bucket_versioning: "Disabled" cannot be set again on a bucket
+# that was versioned, while destroying this resource suspends versioning.
 resource "aws_s3_bucket_versioning" "data" {
+  count  = var.bucket_versioning ? 1 : 0
   bucket = aws_s3_bucket.data.id
 
   versioning_configuration {
-    status = var.bucket_versioning ? "Enabled" : "Disabled"
+    status = "Enabled"
   }
 }
 

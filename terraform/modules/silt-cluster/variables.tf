@@ -25,8 +25,8 @@ variable "subnet_ids" {
   description = "Private subnets, one per availability zone, of the brokers and etcd nodes (3 spread etcd over 3 zones)."
 
   validation {
-    condition     = length(var.subnet_ids) > 0 && alltrue([for s in var.subnet_ids : can(regex("^subnet-[a-f0-9]+$", s))])
-    error_message = "subnet_ids must be one or more subnet ids (subnet-...)."
+    condition     = length(var.subnet_ids) > 0 && length(distinct(var.subnet_ids)) == length(var.subnet_ids) && alltrue([for s in var.subnet_ids : can(regex("^subnet-[a-f0-9]+$", s))])
+    error_message = "subnet_ids must be one or more distinct subnet ids (subnet-...)."
   }
 }
 
@@ -91,7 +91,7 @@ variable "load_balancer_subnet_ids" {
   default     = []
 
   validation {
-    condition     = alltrue([for s in var.load_balancer_subnet_ids : can(regex("^subnet-[a-f0-9]+$", s))])
+    condition     = length(distinct(var.load_balancer_subnet_ids)) == length(var.load_balancer_subnet_ids) && alltrue([for s in var.load_balancer_subnet_ids : can(regex("^subnet-[a-f0-9]+$", s))])
     error_message = "load_balancer_subnet_ids must be subnet ids (subnet-...)."
   }
 }
@@ -104,8 +104,13 @@ variable "deletion_protection" {
 
 variable "tags" {
   type        = map(string)
-  description = "Tags of every resource."
+  description = "Tags of every resource (the broker instances and volumes too, through the launch template and the autoscaling group)."
   default     = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.tags : length(k) >= 1 && length(k) <= 128 && length(v) <= 256 && !startswith(lower(k), "aws:")])
+    error_message = "tags keys must be 1-128 characters, not starting with aws:, and values at most 256 characters."
+  }
 }
 
 # Bucket
@@ -134,7 +139,12 @@ variable "prefix" {
 
 variable "kms_key_arn" {
   type        = string
-  description = "KMS key encrypting the bucket and the EBS volumes; null: SSE-S3 and the AWS managed EBS key."
+  description = <<-EOT
+    KMS key encrypting the bucket and the EBS volumes; null: SSE-S3 and the AWS managed EBS key. Its key
+    policy must let the account's IAM policies grant its use and allow the service-linked role
+    AWSServiceRoleForAutoScaling to use it (kms:CreateGrant, Decrypt, GenerateDataKey*, ReEncrypt*,
+    DescribeKey), or the autoscaling group cannot launch brokers with encrypted volumes.
+  EOT
   default     = null
 
   validation {
@@ -185,7 +195,7 @@ variable "etcd_endpoints" {
   default     = []
 
   validation {
-    condition     = alltrue([for e in var.etcd_endpoints : can(regex("^[A-Za-z0-9.-]+:[0-9]{1,5}$", e))])
+    condition     = alltrue([for e in var.etcd_endpoints : can(regex("^[A-Za-z0-9.-]+:[0-9]{1,5}$", e)) && try(tonumber(split(":", e)[1]) <= 65535, false)])
     error_message = "etcd_endpoints must be HOST:PORT entries."
   }
 }
@@ -196,7 +206,7 @@ variable "etcd_security_group_id" {
   default     = null
 
   validation {
-    condition     = var.etcd_security_group_id == null ? length(var.etcd_endpoints) == 0 : can(regex("^sg-[a-f0-9]+$", var.etcd_security_group_id))
+    condition     = var.etcd_security_group_id == null ? length(var.etcd_endpoints) == 0 : length(var.etcd_endpoints) > 0 && can(regex("^sg-[a-f0-9]+$", var.etcd_security_group_id))
     error_message = "etcd_endpoints need etcd_security_group_id (sg-...), and only they."
   }
 }
@@ -205,6 +215,11 @@ variable "etcd_root" {
   type        = string
   description = "Key prefix of the cluster in etcd; null: the cluster name."
   default     = null
+
+  validation {
+    condition     = var.etcd_root == null || can(regex("^[A-Za-z0-9._-]+$", var.etcd_root))
+    error_message = "etcd_root must be letters, digits, '.', '_' or '-'."
+  }
 }
 
 variable "etcd_tls" {
@@ -221,6 +236,20 @@ variable "etcd_tls" {
     member's IP and allow serverAuth and clientAuth (it is the peer certificate too). null: plaintext.
   EOT
   default     = null
+
+  validation {
+    # A conditional, not ||: Terraform before 1.12 evaluates both sides.
+    condition = var.etcd_tls == null ? true : alltrue([
+      for p in compact(values(var.etcd_tls)) : can(regex("^/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", p))
+    ])
+    error_message = "etcd_tls values must be SSM parameter names."
+  }
+
+  validation {
+    condition = (var.etcd_tls == null || length(var.etcd_endpoints) > 0 ? true :
+    try(var.etcd_tls.server_cert_parameter != null && var.etcd_tls.server_key_parameter != null, false))
+    error_message = "etcd run by the module needs etcd_tls.server_cert_parameter and server_key_parameter."
+  }
 }
 
 variable "etcd_node_count" {
@@ -231,6 +260,12 @@ variable "etcd_node_count" {
   validation {
     condition     = contains([1, 3, 5], var.etcd_node_count)
     error_message = "etcd_node_count must be 1, 3 or 5."
+  }
+
+  # A zone's outage must not take the quorum: as many zones as members, up to 3.
+  validation {
+    condition     = length(var.etcd_endpoints) > 0 || length(var.subnet_ids) >= min(var.etcd_node_count, 3)
+    error_message = "etcd run by the module needs subnet_ids in at least min(etcd_node_count, 3) zones."
   }
 }
 
@@ -247,8 +282,13 @@ variable "etcd_host_number" {
 
 variable "etcd_instance_type" {
   type        = string
-  description = "Instance type of the etcd members (of architecture)."
+  description = "Instance type of the etcd members (of architecture, checked at plan)."
   default     = "t4g.medium"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9]+$", var.etcd_instance_type))
+    error_message = "etcd_instance_type must be an EC2 instance type like t4g.medium."
+  }
 }
 
 variable "etcd_volume_gb" {
@@ -266,12 +306,22 @@ variable "etcd_version" {
   type        = string
   description = "etcd release of the module's members."
   default     = "3.5.17"
+
+  validation {
+    condition     = can(regex("^3\\.[4-9]\\.[0-9]+$", var.etcd_version))
+    error_message = "etcd_version must be 3.4.x or later, like 3.5.17."
+  }
 }
 
 variable "etcd_sha256" {
   type        = string
-  description = "SHA-256 of the etcd release tarball; null: not checked."
+  description = "SHA-256 of the etcd release tarball (for etcd_version and architecture); null: not checked."
   default     = null
+
+  validation {
+    condition     = var.etcd_sha256 == null || can(regex("^[a-f0-9]{64}$", var.etcd_sha256))
+    error_message = "etcd_sha256 must be 64 lowercase hex digits."
+  }
 }
 
 # Brokers
@@ -302,18 +352,33 @@ variable "silt_release_url" {
   type        = string
   description = "HTTPS URL of a Silt release tarball for architecture (holding the silt binary)."
   nullable    = false
+
+  validation {
+    condition     = can(regex("^https://[^[:space:]'\"\\\\]+$", var.silt_release_url))
+    error_message = "silt_release_url must be an https:// URL without spaces or quotes."
+  }
 }
 
 variable "silt_sha256" {
   type        = string
   description = "SHA-256 of the tarball at silt_release_url (64 lowercase hex digits), checked before it is installed."
   nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-f0-9]{64}$", var.silt_sha256))
+    error_message = "silt_sha256 must be 64 lowercase hex digits."
+  }
 }
 
 variable "broker_instance_type" {
   type        = string
-  description = "Instance type of the brokers (of architecture)."
+  description = "Instance type of the brokers (of architecture, checked at plan)."
   default     = "m7g.large"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9]+$", var.broker_instance_type))
+    error_message = "broker_instance_type must be an EC2 instance type like m7g.large."
+  }
 }
 
 variable "broker_min_count" {
@@ -353,6 +418,11 @@ variable "kafka_port" {
   type        = number
   description = "Port of the PLAINTEXT Kafka listener (and of the load balancer)."
   default     = 9092
+
+  validation {
+    condition     = var.kafka_port >= 1024 && var.kafka_port <= 65535 && floor(var.kafka_port) == var.kafka_port
+    error_message = "kafka_port must be a whole number from 1024 to 65535."
+  }
 }
 
 variable "tls_listener" {
@@ -363,22 +433,47 @@ variable "tls_listener" {
   })
   description = "A second, SSL Kafka listener: its port and the SSM parameters of its PEM certificate chain and key. null: none."
   default     = null
+
+  validation {
+    condition     = var.tls_listener == null || try(var.tls_listener.port >= 1024 && var.tls_listener.port <= 65535 && var.tls_listener.port != var.kafka_port, false)
+    error_message = "tls_listener.port must be 1024-65535 and differ from kafka_port."
+  }
+
+  validation {
+    condition     = var.tls_listener == null || try(alltrue([for p in [var.tls_listener.cert_parameter, var.tls_listener.key_parameter] : can(regex("^/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", p))]), false)
+    error_message = "tls_listener.cert_parameter and key_parameter must be SSM parameter names."
+  }
 }
 
 variable "admin_port" {
   type        = number
   description = "Port of the brokers' admin HTTP server (/metrics, /health)."
   default     = 9644
+
+  validation {
+    condition     = var.admin_port >= 1024 && var.admin_port <= 65535 && var.admin_port != var.kafka_port && (var.tls_listener == null || try(var.tls_listener.port != var.admin_port, true))
+    error_message = "admin_port must be 1024-65535 and differ from the Kafka ports."
+  }
 }
 
 variable "meta_lease_seconds" {
   type        = number
   description = "TTL of a broker's etcd lease: failover takes this plus a second or two."
   default     = 6
+
+  validation {
+    condition     = var.meta_lease_seconds >= 2 && var.meta_lease_seconds <= 60 && floor(var.meta_lease_seconds) == var.meta_lease_seconds
+    error_message = "meta_lease_seconds must be a whole number from 2 to 60."
+  }
 }
 
 variable "cache_memory_bytes" {
   type        = number
-  description = "Memory tier of each broker's read cache."
+  description = "Memory tier of each broker's read cache, in bytes (leave room for the rest of the broker in broker_instance_type's memory)."
   default     = 268435456
+
+  validation {
+    condition     = var.cache_memory_bytes >= 16777216 && floor(var.cache_memory_bytes) == var.cache_memory_bytes
+    error_message = "cache_memory_bytes must be a whole number of bytes, at least 16 MiB."
+  }
 }

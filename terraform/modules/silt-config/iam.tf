@@ -37,10 +37,22 @@ locals {
     local.tls_parameter_statements.broker,
   )
 
-  etcd_statements = local.tls_parameter_statements.etcd
+  # The etcd members read their TLS parameters; SecureStrings under
+  # kms_key_arn need kms:Decrypt on it, granted only through SSM.
+  etcd_statements = concat(
+    local.tls_parameter_statements.etcd,
+    var.kms_key_arn == null || length(local.etcd_tls_files) == 0 ? [] : [{
+      Sid       = "TlsParametersKey"
+      Effect    = "Allow"
+      Action    = ["kms:Decrypt"]
+      Resource  = [var.kms_key_arn]
+      Condition = { StringEquals = { "kms:ViaService" = "ssm.${var.region}.amazonaws.com" } }
+    }],
+  )
 
   # Reading the TLS files' SSM parameters (SecureStrings under the AWS
-  # managed key aws/ssm need no KMS grant).
+  # managed key aws/ssm need no KMS grant; under kms_key_arn, the brokers'
+  # BucketKey statement and the etcd members' TlsParametersKey cover them).
   tls_parameter_statements = {
     for role, files in { broker = local.broker_tls_files, etcd = local.etcd_tls_files } : role => length(files) == 0 ? [] : [{
       Sid    = "TlsParameters"

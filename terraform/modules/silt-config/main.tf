@@ -21,6 +21,9 @@ locals {
   managed_etcd   = length(var.etcd_nodes) > 0
   etcd_scheme    = var.etcd_tls == null ? "http" : "https"
   etcd_endpoints = local.managed_etcd ? [for n in var.etcd_nodes : "${n.private_ip}:${local.etcd_ports.client}"] : var.etcd_endpoints
+  # Client ports the brokers reach etcd on: 2379, or those of an existing
+  # etcd's endpoints.
+  etcd_client_ports = local.managed_etcd ? [local.etcd_ports.client] : distinct([for e in var.etcd_endpoints : tonumber(element(split(":", e), 1))])
 
   # SSM parameter => file under /etc/silt/tls (and credential name).
   broker_tls_files = merge(
@@ -72,8 +75,8 @@ locals {
   kafka_ports = [for l in local.listeners : l.port]
 
   # Boot-time settings, written to /etc/silt/env; values may use the shell
-  # variables ${PRIVATE_IP} and ${AWS_REGION} the user data reads from the
-  # instance metadata.
+  # variables ${PRIVATE_IP}, ${AWS_REGION} and ${AVAILABILITY_ZONE} the user
+  # data reads from the instance metadata.
   broker_environment = {
     AWS_REGION = "$${AWS_REGION}"
     # The zone, reported to clients as the broker's rack.

@@ -29,7 +29,7 @@ output "silt_toml" {
 }
 
 output "broker_environment" {
-  description = "/etc/silt/env of a broker; values refer to $${PRIVATE_IP} and $${AWS_REGION}, expanded at boot."
+  description = "/etc/silt/env of a broker; values refer to $${PRIVATE_IP}, $${AWS_REGION} and $${AVAILABILITY_ZONE}, expanded at boot."
   value       = local.broker_environment
 }
 

@@ -12,10 +12,10 @@ locals {
     [
       { group = "broker", type = "ingress", port = var.kafka_port, cidr = null, peer = "broker", description = "Brokers reach each other over the first listener" },
       { group = "broker", type = "egress", port = var.kafka_port, cidr = null, peer = "broker", description = "Brokers reach each other over the first listener" },
-      { group = "broker", type = "egress", port = local.etcd_ports.client, cidr = null, peer = "etcd", description = "Brokers to etcd" },
-      { group = "etcd", type = "ingress", port = local.etcd_ports.client, cidr = null, peer = "broker", description = "Brokers to etcd" },
       { group = "broker", type = "egress", port = 443, cidr = local.anywhere, peer = null, description = "HTTPS: S3, SSM and the Silt download" },
     ],
+    [for port in local.etcd_client_ports : { group = "broker", type = "egress", port = port, cidr = null, peer = "etcd", description = "Brokers to etcd" }],
+    [for port in local.etcd_client_ports : { group = "etcd", type = "ingress", port = port, cidr = null, peer = "broker", description = "Brokers to etcd" }],
     !local.managed_etcd ? [] : [
       { group = "etcd", type = "ingress", port = local.etcd_ports.peer, cidr = null, peer = "etcd", description = "etcd peers" },
       { group = "etcd", type = "egress", port = local.etcd_ports.peer, cidr = null, peer = "etcd", description = "etcd peers" },

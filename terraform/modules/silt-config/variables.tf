@@ -87,8 +87,15 @@ variable "etcd_nodes" {
   }
 
   validation {
-    condition     = alltrue([for n in var.etcd_nodes : can(regex("^[a-z0-9-]{1,63}$", n.name))])
-    error_message = "etcd member names must be lowercase letters, digits or hyphens."
+    condition     = alltrue([for n in var.etcd_nodes : can(regex("^[a-z0-9-]{1,63}$", n.name))]) && length(distinct([for n in var.etcd_nodes : n.name])) == length(var.etcd_nodes)
+    error_message = "etcd member names must be distinct lowercase letters, digits or hyphens."
+  }
+
+  validation {
+    condition = alltrue([
+      for n in var.etcd_nodes : can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$", n.private_ip)) && can(cidrhost("${n.private_ip}/32", 0)) && can(regex("^vol-[a-f0-9]+$", n.volume_id))
+    ])
+    error_message = "etcd_nodes need an IPv4 private_ip and an EBS volume id (vol-...)."
   }
 }
 
@@ -98,7 +105,7 @@ variable "etcd_endpoints" {
   default     = []
 
   validation {
-    condition     = alltrue([for e in var.etcd_endpoints : can(regex("^[A-Za-z0-9.-]+:[0-9]{1,5}$", e))])
+    condition     = alltrue([for e in var.etcd_endpoints : can(regex("^[A-Za-z0-9.-]+:[0-9]{1,5}$", e)) && try(tonumber(split(":", e)[1]) <= 65535, false)])
     error_message = "etcd_endpoints must be HOST:PORT entries."
   }
 
@@ -136,7 +143,8 @@ variable "etcd_tls" {
   default     = null
 
   validation {
-    condition = var.etcd_tls == null || alltrue([
+    # A conditional, not ||: Terraform before 1.12 evaluates both sides.
+    condition = var.etcd_tls == null ? true : alltrue([
       for p in compact(values(var.etcd_tls)) : can(regex("^/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", p))
     ])
     error_message = "etcd_tls values must be SSM parameter names."
@@ -238,6 +246,11 @@ variable "admin_port" {
   validation {
     condition     = var.admin_port >= 1024 && var.admin_port <= 65535 && var.admin_port != var.kafka_port
     error_message = "admin_port must be 1024-65535 and differ from kafka_port."
+  }
+
+  validation {
+    condition     = var.tls_listener == null || try(var.tls_listener.port != var.admin_port, true)
+    error_message = "admin_port must differ from tls_listener.port."
   }
 }
 

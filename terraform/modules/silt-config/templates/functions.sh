@@ -1,15 +1,19 @@
 set -euo pipefail
 
-# imds PATH: an instance metadata value, over IMDSv2.
+# imds PATH: an instance metadata value, over IMDSv2 (retried: early in boot
+# the metadata service may not answer yet).
 imds() {
   local token
-  token=$(curl -sSf -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)
-  curl -sSf -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
+  token=$(curl -sSf --retry 10 --retry-connrefused --retry-delay 1 -X PUT \
+    -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)
+  curl -sSf --retry 10 --retry-connrefused --retry-delay 1 \
+    -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
 }
 
-# download URL SHA256 FILE: fetches URL, checking its SHA-256 unless empty.
+# download URL SHA256 FILE: fetches URL (retrying while the NAT route comes
+# up), checking its SHA-256 unless empty.
 download() {
-  curl -sSfL --retry 5 -o "$3" "$1"
+  curl -sSfL --retry 10 --retry-all-errors --retry-delay 3 -o "$3" "$1"
   if [ -n "$2" ]; then
     echo "$2  $3" | sha256sum --check --strict
   fi

@@ -220,3 +220,77 @@ run "sha256_is_64_hex_digits" {
 
   expect_failures = [var.silt_sha256]
 }
+
+run "existing_etcd_on_its_own_port" {
+  command = plan
+
+  variables {
+    etcd_endpoints = ["etcd-1.internal:2381", "etcd-2.internal:2381", "etcd-3.internal:2381"]
+  }
+
+  assert {
+    condition     = [for r in values(output.security_group_rules) : r.port if r.peer == "etcd" || r.group == "etcd"] == [2381, 2381]
+    error_message = "The brokers are not let in on the existing etcd's client port."
+  }
+}
+
+run "admin_port_differs_from_the_tls_listener" {
+  command = plan
+
+  variables {
+    tls_listener = { port = 9644, cert_parameter = "/silt/kafka/cert", key_parameter = "/silt/kafka/key" }
+  }
+
+  expect_failures = [var.admin_port]
+}
+
+run "etcd_member_survives_reboot_and_replacement" {
+  command = plan
+
+  variables {
+    etcd_endpoints = []
+    etcd_nodes = [
+      { name = "etcd-1", private_ip = "10.0.1.10", volume_id = "vol-0a1" },
+      { name = "etcd-2", private_ip = "10.0.2.10", volume_id = "vol-0a2" },
+      { name = "etcd-3", private_ip = "10.0.3.10", volume_id = "vol-0a3" },
+    ]
+  }
+
+  assert {
+    condition     = strcontains(output.etcd_user_data["etcd-1"], "RequiresMountsFor=/var/lib/etcd/data")
+    error_message = "etcd may start on the root volume before its data volume is mounted."
+  }
+
+  assert {
+    condition = alltrue([
+      for s in ["blkid -p \"$device\"", "2) mkfs.xfs \"$device\" ;;", "grep -q \" /var/lib/etcd \" /etc/fstab ||", "mountpoint -q /var/lib/etcd || mount"] :
+      strcontains(output.etcd_user_data["etcd-1"], s)
+    ])
+    error_message = "The volume handling is not idempotent or may format a volume holding data."
+  }
+
+  assert {
+    condition     = !strcontains(output.etcd_user_data["etcd-1"], "blkid \"$device\" || mkfs")
+    error_message = "Any blkid failure formats the volume."
+  }
+}
+
+run "etcd_nodes_are_checked" {
+  command = plan
+
+  variables {
+    etcd_endpoints = []
+    etcd_nodes     = [{ name = "etcd-1", private_ip = "10.0.1", volume_id = "vol-1" }]
+  }
+
+  expect_failures = [var.etcd_nodes]
+}
+
+run "broker_keeps_retrying_until_etcd_is_up" {
+  command = plan
+
+  assert {
+    condition     = strcontains(output.systemd_dropin, "StartLimitIntervalSec=0")
+    error_message = "systemd gives up on the broker while etcd comes up."
+  }
+}

@@ -133,3 +133,31 @@ run "tls_parameters_only" {
     error_message = "The etcd nodes may read other parameters than their TLS files."
   }
 }
+
+run "etcd_reads_parameters_under_the_key_through_ssm_only" {
+  command = plan
+
+  variables {
+    kms_key_arn    = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    etcd_endpoints = []
+    etcd_nodes     = [{ name = "etcd-1", private_ip = "10.0.1.10", volume_id = "vol-1" }]
+    etcd_tls = {
+      ca_parameter          = "/silt/etcd/ca"
+      client_cert_parameter = "/silt/etcd/client-cert"
+      client_key_parameter  = "/silt/etcd/client-key"
+      server_cert_parameter = "/silt/etcd/server-cert"
+      server_key_parameter  = "/silt/etcd/server-key"
+    }
+  }
+
+  assert {
+    condition = [for s in jsondecode(output.etcd_policy).Statement : s if s.Sid == "TlsParametersKey"] == [{
+      Sid       = "TlsParametersKey"
+      Effect    = "Allow"
+      Action    = ["kms:Decrypt"]
+      Resource  = ["arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"]
+      Condition = { StringEquals = { "kms:ViaService" = "ssm.eu-west-1.amazonaws.com" } }
+    }]
+    error_message = "The etcd members cannot decrypt their parameters, or may use the key beyond SSM."
+  }
+}
