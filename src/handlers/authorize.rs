@@ -953,6 +953,15 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
             ))
         }
 
+        RequestKind::DescribeLogDirs(r) => {
+            if g.cluster(Describe) {
+                return run(RequestKind::DescribeLogDirs(r));
+            }
+            Checked::Answer(ResponseKind::DescribeLogDirs(
+                DescribeLogDirsResponse::default().with_error_code(CLUSTER_DENIED.code()),
+            ))
+        }
+
         RequestKind::DescribeClientQuotas(r) => {
             if g.cluster(DescribeConfigs) {
                 return run(RequestKind::DescribeClientQuotas(r));

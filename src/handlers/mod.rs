@@ -18,6 +18,7 @@ mod create_topics;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
+mod describe_log_dirs;
 mod fetch;
 mod group_admin;
 mod groups;
@@ -156,6 +157,9 @@ fn handle(broker: &Arc<Broker>, request: Request, session: &Session) -> Option<R
         }
         RequestKind::DescribeCluster(r) => ready(ResponseKind::DescribeCluster(
             describe_cluster::handle(broker, r, &session.listener),
+        )),
+        RequestKind::DescribeLogDirs(r) => ready(ResponseKind::DescribeLogDirs(
+            describe_log_dirs::handle(broker, r),
         )),
         RequestKind::InitProducerId(r) => {
             later(

@@ -754,6 +754,12 @@ impl Partition {
         (state.extents.clone(), state.tail_bytes)
     }
 
+    /// The bytes the partition holds: its committed extents and its tail.
+    pub fn size_bytes(&self) -> u64 {
+        let state = self.lock();
+        state.extents.iter().map(|e| e.length).sum::<u64>() + state.tail_bytes
+    }
+
     /// WAL position of the oldest entry this partition still needs.
     pub fn oldest_wal_position(&self) -> Option<u64> {
         self.lock()

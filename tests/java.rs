@@ -1,0 +1,153 @@
+//! The Java client (Kafka's reference implementation), at the versions
+//! users run (4.x, and 3.9 for the older protocol paths), against a real
+//! broker: tests/java/src/silt/Clients.java runs each scenario and checks
+//! what a user would; `scripts/test` fetches the jars from Maven Central
+//! into `JAVA_CLIENTS_HOME` (default `/var/tmp/silt-java`).
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use common::*;
+
+const CURRENT: &str = "4.1.1";
+const OLDER: &str = "3.9.1";
+
+/// The jars of kafka-clients `version`.
+fn lib(version: &str) -> PathBuf {
+    let home = std::env::var("JAVA_CLIENTS_HOME").unwrap_or_else(|_| "/var/tmp/silt-java".into());
+    let lib = Path::new(&home).join(version);
+    assert!(
+        lib.join(format!("kafka-clients-{version}.jar")).exists(),
+        "{} has no kafka-clients {version}: run scripts/test, which fetches it",
+        lib.display()
+    );
+    lib
+}
+
+/// Clients.java compiled against `version`, once per test process.
+fn classes(version: &str) -> PathBuf {
+    static COMPILED: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut compiled = COMPILED.lock().unwrap();
+    let compiled = compiled.get_or_insert_with(HashMap::new);
+    if let Some(dir) = compiled.get(version) {
+        return dir.clone();
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("java-clients-{version}"));
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/src/silt/Clients.java");
+    let out = Command::new("javac")
+        .arg("-d")
+        .arg(&dir)
+        .arg("-cp")
+        .arg(lib(version).join("*"))
+        .arg(source)
+        .output()
+        .expect("javac");
+    assert!(
+        out.status.success(),
+        "javac: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    compiled.insert(version.to_string(), dir.clone());
+    dir
+}
+
+/// Runs `scenario` of Clients.java with kafka-clients `version` against
+/// `bootstrap`; its output lines.
+fn java(version: &str, scenario: &str, bootstrap: &str) -> Vec<String> {
+    let classpath = format!(
+        "{}:{}/*",
+        classes(version).display(),
+        lib(version).display()
+    );
+    let out = Command::new("java")
+        .args([
+            "-Xmx256m",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "-cp",
+            &classpath,
+        ])
+        .args(["silt.Clients", scenario, bootstrap])
+        .output()
+        .expect("java");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kafka-clients {version}, {scenario}:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.lines().map(str::to_string).collect()
+}
+
+fn produce_and_consume(version: &str) {
+    let broker = Broker::start(&[]);
+    let lines = java(version, "produce-consume", &broker.addr);
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        assert!(
+            lines.contains(&format!("produced 200 {codec}")),
+            "{lines:?}"
+        );
+    }
+    assert!(lines.contains(&"consumed 1000".to_string()), "{lines:?}");
+    assert!(
+        lines.contains(&"resumed at the committed offsets".to_string()),
+        "{lines:?}"
+    );
+}
+
+/// The producer's defaults (idempotent, acks=all) in every codec, keys and
+/// headers; a group consumer reads each record once, commits by hand, and
+/// the next member resumes at the commits.
+#[test]
+fn java_4_produces_and_consumes_in_every_codec() {
+    produce_and_consume(CURRENT);
+}
+
+#[test]
+fn java_3_9_produces_and_consumes_in_every_codec() {
+    produce_and_consume(OLDER);
+}
+
+/// Static members with the range assignor share a topic, and the one left
+/// takes every partition.
+#[test]
+fn java_static_members_share_partitions_and_rebalance() {
+    let broker = Broker::start(&[]);
+    let lines = java(CURRENT, "groups", &broker.addr);
+    assert_eq!(lines, ["assigned 2 and 2", "rebalanced to 4"]);
+}
+
+fn admin(version: &str) {
+    let broker = Broker::start(&[]);
+    let lines = java(version, "admin", &broker.addr);
+    assert_eq!(
+        lines,
+        [
+            "describeCluster ok",
+            "createTopics describeTopics ok",
+            "configs ok",
+            "createPartitions ok",
+            "listOffsets deleteRecords ok",
+            "describeProducers listTransactions ok",
+            "describeLogDirs ok",
+            "consumer groups ok",
+            "deleteTopics ok",
+        ]
+    );
+}
+
+/// The AdminClient calls of operators and tools: cluster, topics, configs,
+/// partitions, offsets, records, producers, transactions, log dirs and
+/// consumer groups.
+#[test]
+fn java_4_admin_client() {
+    admin(CURRENT);
+}
+
+#[test]
+fn java_3_9_admin_client() {
+    admin(OLDER);
+}
