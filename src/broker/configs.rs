@@ -22,7 +22,26 @@ const TYPE_INT: i8 = 3;
 pub enum ConfigSource {
     DynamicTopic = 1,
     DynamicDefaultBroker = 3,
+    /// Set in the broker's configuration (file, environment, flags).
     StaticBroker = 4,
+    /// The built-in default (`kafka-topics --describe` leaves it out).
+    Default = 5,
+}
+
+/// The value `key` has under `config`, and whether that is `config`'s own
+/// choice or the built-in default (the value under `defaults`).
+fn static_value(
+    key: &topic_keys::TopicKey,
+    config: &Config,
+    defaults: &Config,
+) -> (String, ConfigSource) {
+    let value = (key.default)(config);
+    let source = if value == (key.default)(defaults) {
+        ConfigSource::Default
+    } else {
+        ConfigSource::StaticBroker
+    };
+    (value, source)
 }
 
 /// A config as DescribeConfigs reports it.
@@ -60,6 +79,7 @@ pub fn describe_topic(
     dynamic_broker: &BTreeMap<String, String>,
     topic: &BTreeMap<String, String>,
 ) -> Vec<ConfigEntry> {
+    let defaults = Config::default();
     TOPIC_KEYS
         .iter()
         .map(|key| {
@@ -68,7 +88,7 @@ pub fn describe_topic(
             } else if let Some(v) = dynamic_broker.get(key.broker) {
                 (v.clone(), ConfigSource::DynamicDefaultBroker)
             } else {
-                ((key.default)(config), ConfigSource::StaticBroker)
+                static_value(key, config, &defaults)
             };
             ConfigEntry {
                 name: key.topic.to_string(),
@@ -88,12 +108,13 @@ pub fn describe_broker(
     config: &Config,
     dynamic_broker: &BTreeMap<String, String>,
 ) -> Vec<ConfigEntry> {
+    let defaults = Config::default();
     let mut entries: Vec<ConfigEntry> = TOPIC_KEYS
         .iter()
         .map(|key| {
             let (value, source) = match dynamic_broker.get(key.broker) {
                 Some(v) => (v.clone(), ConfigSource::DynamicDefaultBroker),
-                None => ((key.default)(config), ConfigSource::StaticBroker),
+                None => static_value(key, config, &defaults),
             };
             ConfigEntry {
                 name: key.broker.to_string(),
@@ -272,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn resolution_prefers_topic_then_dynamic_broker_then_static() {
+    fn resolution_prefers_topic_then_dynamic_broker_then_static_then_default() {
         let config = Config::default();
         let dynamic = BTreeMap::from([("log.retention.ms".to_string(), "10".to_string())]);
         let topic = BTreeMap::from([("retention.bytes".to_string(), "20".to_string())]);
@@ -285,7 +306,15 @@ mod tests {
         );
         assert_eq!(find("retention.bytes").source, ConfigSource::DynamicTopic);
         assert_eq!(find("cleanup.policy").value, "delete");
-        assert_eq!(find("cleanup.policy").source, ConfigSource::StaticBroker);
+        assert_eq!(find("cleanup.policy").source, ConfigSource::Default);
+        let mut configured = Config::default();
+        configured.topics.retention_ms = 1000;
+        let entries = describe_topic(&configured, &BTreeMap::new(), &BTreeMap::new());
+        let entry = entries.iter().find(|e| e.name == "retention.ms").unwrap();
+        assert_eq!(
+            (entry.value.as_str(), entry.source),
+            ("1000", ConfigSource::StaticBroker)
+        );
         let policy = produce_policy(&config, &dynamic, &topic);
         assert_eq!(policy.max_message_bytes, 1_048_588);
         assert_eq!(policy.timestamps, TimestampType::CreateTime);
