@@ -6,71 +6,14 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Mutex;
-
+use common::java::{CURRENT, OLDER};
 use common::*;
-
-const CURRENT: &str = "4.1.1";
-const OLDER: &str = "3.9.1";
-
-/// The jars of kafka-clients `version`.
-fn lib(version: &str) -> PathBuf {
-    let home = std::env::var("JAVA_CLIENTS_HOME").unwrap_or_else(|_| "/var/tmp/silt-java".into());
-    let lib = Path::new(&home).join(version);
-    assert!(
-        lib.join(format!("kafka-clients-{version}.jar")).exists(),
-        "{} has no kafka-clients {version}: run scripts/test, which fetches it",
-        lib.display()
-    );
-    lib
-}
-
-/// Clients.java compiled against `version`, once per test process.
-fn classes(version: &str) -> PathBuf {
-    static COMPILED: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
-    let mut compiled = COMPILED.lock().unwrap();
-    let compiled = compiled.get_or_insert_with(HashMap::new);
-    if let Some(dir) = compiled.get(version) {
-        return dir.clone();
-    }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("java-clients-{version}"));
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/src/silt/Clients.java");
-    let out = Command::new("javac")
-        .arg("-d")
-        .arg(&dir)
-        .arg("-cp")
-        .arg(lib(version).join("*"))
-        .arg(source)
-        .output()
-        .expect("javac");
-    assert!(
-        out.status.success(),
-        "javac: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    compiled.insert(version.to_string(), dir.clone());
-    dir
-}
 
 /// Runs `scenario` of Clients.java with kafka-clients `version` against
 /// `bootstrap`; its output lines.
 fn java(version: &str, scenario: &str, bootstrap: &str) -> Vec<String> {
-    let classpath = format!(
-        "{}:{}/*",
-        classes(version).display(),
-        lib(version).display()
-    );
-    let out = Command::new("java")
-        .args([
-            "-Xmx256m",
-            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-            "-cp",
-            &classpath,
-        ])
-        .args(["silt.Clients", scenario, bootstrap])
+    let out = common::java::java(version, "silt.Clients")
+        .args([scenario, bootstrap])
         .output()
         .expect("java");
     let stdout = String::from_utf8_lossy(&out.stdout);
