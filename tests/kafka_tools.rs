@@ -1,40 +1,19 @@
 //! Kafka's own command-line tools (the classes behind bin/kafka-*.sh, from
-//! the kafka-tools and kafka_2.13 jars 4.1.1, which `scripts/test` fetches
-//! into `JAVA_CLIENTS_HOME/tools-4.1.1`) against Silt, each checked by its
-//! output as an operator would read it.
+//! the kafka-tools and kafka_2.13 jars 4.1.1; see tests/common/java.rs)
+//! against Silt, each checked by its output as an operator would read it.
 
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 
-/// The tools' jars.
-fn lib() -> PathBuf {
-    let home = std::env::var("JAVA_CLIENTS_HOME").unwrap_or_else(|_| "/var/tmp/silt-java".into());
-    let lib = Path::new(&home).join("tools-4.1.1");
-    assert!(
-        lib.join("kafka-tools-4.1.1.jar").exists(),
-        "{} has no kafka-tools: run scripts/test, which fetches it",
-        lib.display()
-    );
-    lib
-}
-
 /// Runs the tool `class` with `args` (and `stdin`); its success, stdout
 /// and stderr.
 fn tool(class: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new("java")
-        .args([
-            "-Xmx256m",
-            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-            "-cp",
-        ])
-        .arg(lib().join("*"))
-        .arg(class)
+    let mut child = common::java::tool(class)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -1,6 +1,7 @@
-//! Kafka's Java client and Kafka Streams for the tests: the jars of
-//! tests/java/pom.xml per version (fetched by `scripts/test` into
-//! `JAVA_CLIENTS_HOME`, default `/var/tmp/silt-java`) and the programs of
+//! Kafka's Java client, Kafka Streams, Kafka's tools and Kafka Connect for
+//! the tests: the jars of tests/java/pom.xml per version and of
+//! tests/java/tools.pom.xml (fetched by `scripts/test` into
+//! `JAVA_CLIENTS_HOME`, default `/var/tmp/silt-java`), and the programs of
 //! tests/java/src compiled against them.
 
 use std::collections::HashMap;
@@ -23,6 +24,33 @@ pub fn lib(version: &str) -> PathBuf {
         lib.display()
     );
     lib
+}
+
+/// The jars of Kafka's command-line tools and Kafka Connect 4.1.1
+/// (tests/java/tools.pom.xml).
+pub fn tools_lib() -> PathBuf {
+    let home = std::env::var("JAVA_CLIENTS_HOME").unwrap_or_else(|_| "/var/tmp/silt-java".into());
+    let lib = Path::new(&home).join("tools-4.1.1");
+    assert!(
+        lib.join("connect-file-4.1.1.jar").exists(),
+        "{} lacks Kafka's tools and Connect: run scripts/test, which fetches them",
+        lib.display()
+    );
+    lib
+}
+
+/// `java` ready to run class `main` of Kafka's tools or Connect.
+pub fn tool(main: &str) -> Command {
+    let mut command = Command::new("java");
+    command
+        .args([
+            "-Xmx384m",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "-cp",
+        ])
+        .arg(tools_lib().join("*"))
+        .arg(main);
+    command
 }
 
 /// tests/java/src compiled against `version`, once per test process.

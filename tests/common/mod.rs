@@ -243,11 +243,20 @@ impl Drop for Broker {
 
 /// A plain HTTP/1.1 GET; returns the body.
 pub fn http_get(addr: &str, path: &str) -> String {
+    http_request(addr, "GET", path, None)
+}
+
+/// An HTTP/1.1 request to `addr` (with a JSON `body`, if given); the
+/// response body.
+pub fn http_request(addr: &str, method: &str, path: &str, body: Option<&str>) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let body = body.unwrap_or("");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut response = String::new();
