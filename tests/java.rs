@@ -76,6 +76,7 @@ fn admin(version: &str) {
             "listOffsets deleteRecords ok",
             "describeProducers listTransactions ok",
             "describeLogDirs ok",
+            "electLeaders ok",
             "consumer groups ok",
             "deleteTopics ok",
         ]

@@ -50,6 +50,7 @@ const DELETE_RECORDS: &str = "org.apache.kafka.tools.DeleteRecordsCommand";
 const GET_OFFSETS: &str = "org.apache.kafka.tools.GetOffsetShell";
 const TRANSACTIONS: &str = "org.apache.kafka.tools.TransactionsCommand";
 const ACLS: &str = "org.apache.kafka.tools.AclCommand";
+const LEADER_ELECTION: &str = "org.apache.kafka.tools.LeaderElectionCommand";
 const PRODUCER_PERF: &str = "org.apache.kafka.tools.ProducerPerformance";
 const CONSUMER_PERF: &str = "org.apache.kafka.tools.ConsumerPerformance";
 
@@ -104,6 +105,26 @@ fn kafka_topics_and_kafka_configs() {
     configs(&["--alter", "--delete-config", "retention.ms"]);
     assert!(!configs(&["--describe"]).contains("retention.ms=3600000"));
 
+    let election = ok(
+        LEADER_ELECTION,
+        &[
+            &b[..],
+            &[
+                "--election-type",
+                "preferred",
+                "--topic",
+                "tools",
+                "--partition",
+                "0",
+            ],
+        ]
+        .concat(),
+        "",
+    );
+    assert!(
+        election.contains("Valid replica already elected for partitions tools-0"),
+        "{election}"
+    );
     run(&["--delete", "--topic", "tools"]);
     wait_until("the topic is gone", Duration::from_secs(30), || {
         !run(&["--list"]).lines().any(|l| l == "tools")

@@ -1302,3 +1302,207 @@ async fn transaction_apis_at_every_advertised_version() {
         .unwrap();
     assert_eq!(ended.current_txn_start_offset, -1, "the marker ended it");
 }
+
+/// The cluster admin APIs Kafka's tools and the Java AdminClient call, at
+/// every advertised version: DescribeLogDirs (sizes), DescribeTopicPartitions
+/// (paged with a cursor), the legacy AlterConfigs (the set given replaces
+/// the topic's), ElectLeaders (never needed: a partition's only replica
+/// leads it) and GetTelemetrySubscriptions (none).
+#[tokio::test]
+async fn cluster_admin_apis_at_every_advertised_version() {
+    let broker = Broker::start(&[]);
+    let mut client = Client::connect(&broker.addr).await.expect("connect");
+    create_topic(&broker, "dirs", 2);
+    assert_eq!(
+        produce(&mut client, "dirs", 0, batch_of(&["a", "b"], 1))
+            .await
+            .0,
+        0
+    );
+
+    for v in versions(ApiKey::DescribeLogDirs) {
+        let response = client
+            .call(DescribeLogDirsRequest::default().with_topics(None), v)
+            .await
+            .unwrap();
+        assert_eq!(response.error_code, 0, "DescribeLogDirs v{v}");
+        let dir = &response.results[0];
+        let topic = dir
+            .topics
+            .iter()
+            .find(|t| t.name.as_str() == "dirs")
+            .expect("listed");
+        let sizes: Vec<(i32, bool)> = topic
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.partition_size > 0))
+            .collect();
+        assert_eq!(sizes, [(0, true), (1, false)], "DescribeLogDirs v{v}");
+    }
+
+    for v in versions(ApiKey::DescribeTopicPartitions) {
+        use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+        let request = |cursor: Option<Cursor>| {
+            DescribeTopicPartitionsRequest::default()
+                .with_topics(vec![
+                    TopicRequest::default().with_name(name("missing")),
+                    TopicRequest::default().with_name(name("dirs")),
+                ])
+                .with_response_partition_limit(1)
+                .with_cursor(cursor)
+        };
+        let first = client.call(request(None), v).await.unwrap();
+        assert_eq!(first.topics.len(), 1, "DescribeTopicPartitions v{v}");
+        assert_eq!(first.topics[0].partitions.len(), 1);
+        assert_eq!(first.topics[0].partitions[0].leader_id.0, 1);
+        let cursor = first.next_cursor.expect("more to come");
+        assert_eq!(
+            (cursor.topic_name.as_str(), cursor.partition_index),
+            ("dirs", 1)
+        );
+        let cursor = Cursor::default()
+            .with_topic_name(cursor.topic_name)
+            .with_partition_index(1);
+        let second = client.call(request(Some(cursor)), v).await.unwrap();
+        let answered: Vec<(&str, i16, usize)> = second
+            .topics
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_ref().unwrap().as_str(),
+                    t.error_code,
+                    t.partitions.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            answered,
+            [("dirs", 0, 1), ("missing", 3, 0)],
+            "DescribeTopicPartitions v{v}"
+        );
+        assert!(second.next_cursor.is_none());
+    }
+
+    for v in versions(ApiKey::AlterConfigs) {
+        use kafka_protocol::messages::alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let alter = |configs: &[(&str, String)]| {
+            AlterConfigsRequest::default().with_resources(vec![
+                AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("dirs"))
+                    .with_configs(
+                        configs
+                            .iter()
+                            .map(|(k, v)| {
+                                AlterableConfig::default()
+                                    .with_name(s(k))
+                                    .with_value(Some(s(v)))
+                            })
+                            .collect(),
+                    ),
+            ])
+        };
+        let retention = (10_000 + i64::from(v)).to_string();
+        let response = client
+            .call(
+                alter(&[
+                    ("retention.ms", retention.clone()),
+                    ("segment.bytes", "1048576".into()),
+                ]),
+                v,
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.responses[0].error_code, 0, "AlterConfigs v{v}");
+        let response = client
+            .call(alter(&[("retention.ms", retention.clone())]), v)
+            .await
+            .unwrap();
+        assert_eq!(response.responses[0].error_code, 0, "AlterConfigs v{v}");
+        let response = client
+            .call(alter(&[("retention.ms", "forever".into())]), v)
+            .await
+            .unwrap();
+        assert_eq!(
+            response.responses[0].error_code, 40,
+            "AlterConfigs v{v}: INVALID_CONFIG"
+        );
+        let described = client
+            .call(
+                DescribeConfigsRequest::default().with_resources(vec![
+                    DescribeConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(s("dirs"))
+                        .with_configuration_keys(None),
+                ]),
+                4,
+            )
+            .await
+            .unwrap();
+        let overrides: Vec<(&str, &str)> = described.results[0]
+            .configs
+            .iter()
+            .filter(|c| c.config_source == 1)
+            .map(|c| (c.name.as_str(), c.value.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            overrides,
+            [("retention.ms", retention.as_str())],
+            "AlterConfigs v{v} replaced the set"
+        );
+    }
+
+    for v in versions(ApiKey::ElectLeaders) {
+        use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+        let request = ElectLeadersRequest::default()
+            .with_topic_partitions(Some(vec![
+                TopicPartitions::default()
+                    .with_topic(name("dirs"))
+                    .with_partitions(vec![0, 1]),
+                TopicPartitions::default()
+                    .with_topic(name("missing"))
+                    .with_partitions(vec![0]),
+            ]))
+            .with_timeout_ms(5000);
+        let response = client.call(request, v).await.unwrap();
+        assert_eq!(response.error_code, 0, "ElectLeaders v{v}");
+        let codes: Vec<(&str, Vec<i16>)> = response
+            .replica_election_results
+            .iter()
+            .map(|r| {
+                (
+                    r.topic.as_str(),
+                    r.partition_result.iter().map(|p| p.error_code).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            codes,
+            [("dirs", vec![84, 84]), ("missing", vec![3])],
+            "ElectLeaders v{v}"
+        );
+        let all = client
+            .call(
+                ElectLeadersRequest::default().with_topic_partitions(None),
+                v,
+            )
+            .await
+            .unwrap();
+        assert!(
+            all.replica_election_results.is_empty(),
+            "ElectLeaders v{v}: nothing needed"
+        );
+    }
+
+    for v in versions(ApiKey::GetTelemetrySubscriptions) {
+        let response = client
+            .call(GetTelemetrySubscriptionsRequest::default(), v)
+            .await
+            .unwrap();
+        assert_eq!(response.error_code, 0, "GetTelemetrySubscriptions v{v}");
+        assert!(!response.client_instance_id.is_nil() && response.requested_metrics.is_empty());
+        assert!(response.push_interval_ms > 0);
+    }
+}

@@ -75,11 +75,13 @@ struct Topics {
     by_id: HashMap<Uuid, Arc<Topic>>,
 }
 
-/// A change to one config key (IncrementalAlterConfigs).
+/// A change to a resource's configs (IncrementalAlterConfigs changes
+/// keys; the legacy AlterConfigs clears them all, then sets its own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigChange {
     Set(String, String),
     Delete(String),
+    ClearAll,
 }
 
 /// Shared state of a running broker.
@@ -652,6 +654,7 @@ fn apply_changes(
             ConfigChange::Delete(key) => {
                 next.remove(key);
             }
+            ConfigChange::ClearAll => next.clear(),
         }
     }
     Ok(next)

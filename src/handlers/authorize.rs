@@ -82,6 +82,34 @@ impl Guard<'_> {
     fn create_topic(&self, name: &str) -> bool {
         self.cluster(Operation::Create) || self.topic(Operation::Create, name)
     }
+
+    /// The names of the topics the principal may describe.
+    fn describable_topics(&self) -> std::collections::HashSet<String> {
+        self.broker
+            .topics()
+            .iter()
+            .filter(|t| self.topic(Operation::Describe, &t.name))
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    /// Altering the configs of a topic (resource type 2: AlterConfigs on
+    /// it) or of the broker (AlterConfigs on the cluster).
+    fn alters_configs(&self, resource_type: i8, name: &str) -> bool {
+        match resource_type {
+            2 => self.topic(Operation::AlterConfigs, name),
+            _ => self.cluster(Operation::AlterConfigs),
+        }
+    }
+}
+
+/// The answer to a config change refused by [`Guard::alters_configs`].
+fn config_denied(resource_type: i8) -> ResponseError {
+    if resource_type == 2 {
+        TOPIC_DENIED
+    } else {
+        CLUSTER_DENIED
+    }
 }
 
 /// Splits `items` into those `allowed` keeps and the others.
@@ -156,7 +184,47 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
         RequestKind::ApiVersions(_)
         | RequestKind::SaslHandshake(_)
         | RequestKind::SaslAuthenticate(_)
-        | RequestKind::DescribeCluster(_) => run(request),
+        | RequestKind::DescribeCluster(_)
+        | RequestKind::GetTelemetrySubscriptions(_) => run(request),
+
+        RequestKind::DescribeTopicPartitions(mut r) => {
+            if r.topics.is_empty() {
+                // Every topic: only those the principal may describe.
+                let visible = g.describable_topics();
+                return run_then(
+                    RequestKind::DescribeTopicPartitions(r),
+                    kind!(DescribeTopicPartitions),
+                    move |d| {
+                        d.topics.retain(|t| {
+                            t.name
+                                .as_ref()
+                                .is_some_and(|n| visible.contains(n.as_str()))
+                        })
+                    },
+                );
+            }
+            narrow!(
+                r,
+                DescribeTopicPartitions,
+                topics,
+                topics,
+                |t| g.topic(Describe, &t.name),
+                |t| {
+                    describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic::default()
+                    .with_name(Some(t.name))
+                    .with_error_code(TOPIC_DENIED.code())
+                }
+            )
+        }
+
+        RequestKind::ElectLeaders(r) => {
+            if g.cluster(Alter) {
+                return run(RequestKind::ElectLeaders(r));
+            }
+            Checked::Answer(ResponseKind::ElectLeaders(
+                ElectLeadersResponse::default().with_error_code(CLUSTER_DENIED.code()),
+            ))
+        }
 
         RequestKind::Produce(mut r) => {
             let txn_allowed = r
@@ -243,12 +311,7 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
                 .as_ref()
                 .is_none_or(|t| version == 0 && t.is_empty());
             if all {
-                let visible: std::collections::HashSet<String> = broker
-                    .topics()
-                    .iter()
-                    .filter(|t| g.topic(Describe, &t.name))
-                    .map(|t| t.name.clone())
-                    .collect();
+                let visible = g.describable_topics();
                 return run_then(RequestKind::Metadata(r), kind!(Metadata), move |m| {
                     m.topics.retain(|t| {
                         t.name
@@ -453,34 +516,29 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
             )
         }
 
-        RequestKind::IncrementalAlterConfigs(mut r) => {
-            let (kept, denied) = split(std::mem::take(&mut r.resources), |c| {
-                match c.resource_type {
-                    2 => g.topic(AlterConfigs, &c.resource_name),
-                    _ => g.cluster(AlterConfigs),
-                }
-            });
-            r.resources = kept;
-            let denied: Vec<_> = denied
-                .into_iter()
-                .map(|c| {
-                    let error = if c.resource_type == 2 {
-                        TOPIC_DENIED
-                    } else {
-                        CLUSTER_DENIED
-                    };
-                    incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                        .with_resource_type(c.resource_type)
-                        .with_resource_name(c.resource_name)
-                        .with_error_code(error.code())
-                })
-                .collect();
-            run_then(
-                RequestKind::IncrementalAlterConfigs(r),
-                kind!(IncrementalAlterConfigs),
-                |a| a.responses.extend(denied),
-            )
-        }
+        RequestKind::IncrementalAlterConfigs(mut r) => narrow!(
+            r,
+            IncrementalAlterConfigs,
+            resources,
+            responses,
+            |c| g.alters_configs(c.resource_type, &c.resource_name),
+            |c| incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(c.resource_type)
+                .with_resource_name(c.resource_name)
+                .with_error_code(config_denied(c.resource_type).code())
+        ),
+
+        RequestKind::AlterConfigs(mut r) => narrow!(
+            r,
+            AlterConfigs,
+            resources,
+            responses,
+            |c| g.alters_configs(c.resource_type, &c.resource_name),
+            |c| alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(c.resource_type)
+                .with_resource_name(c.resource_name)
+                .with_error_code(config_denied(c.resource_type).code())
+        ),
 
         RequestKind::InitProducerId(r) => {
             let allowed = match &r.transactional_id {

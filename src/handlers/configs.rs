@@ -1,12 +1,14 @@
-//! DescribeConfigs and IncrementalAlterConfigs for topics and the broker.
+//! DescribeConfigs, IncrementalAlterConfigs and the legacy AlterConfigs for
+//! topics and the broker.
 
+use kafka_protocol::messages::alter_configs_response;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{
-    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse,
+    AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 
 use super::str_bytes;
@@ -106,13 +108,13 @@ fn check_broker_name(broker: &Broker, name: &str) -> Result<()> {
     }
 }
 
+/// IncrementalAlterConfigs: SET and DELETE per key.
 pub async fn alter(
     broker: &Broker,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
-        let name = resource.resource_name.as_str().to_string();
         let changes: Result<Vec<ConfigChange>> = resource
             .configs
             .iter()
@@ -128,34 +130,90 @@ pub async fn alter(
                 }
             })
             .collect();
-        let outcome = match (changes, resource.resource_type) {
-            (Err(e), _) => Err(e),
-            (Ok(changes), TOPIC) => {
-                broker
-                    .alter_topic_configs(&name, &changes, request.validate_only)
-                    .await
-            }
-            (Ok(changes), BROKER) => match check_broker_name(broker, &name) {
-                Ok(()) => {
-                    broker
-                        .alter_broker_configs(&changes, request.validate_only)
-                        .await
-                }
-                Err(e) => Err(e),
-            },
-            (Ok(_), other) => Err(Error::InvalidRequest(format!(
-                "resource type {other} is not served"
-            ))),
-        };
-        let response = AlterConfigsResourceResponse::default()
-            .with_resource_type(resource.resource_type)
-            .with_resource_name(resource.resource_name);
-        responses.push(match outcome {
-            Ok(()) => response,
-            Err(e) => response
-                .with_error_code(e.code())
-                .with_error_message(Some(str_bytes(&e.to_string()))),
-        });
+        let outcome = apply(
+            broker,
+            resource.resource_type,
+            resource.resource_name.as_str(),
+            changes,
+            request.validate_only,
+        )
+        .await;
+        let (error_code, error_message) = outcome_codes(outcome);
+        responses.push(
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name)
+                .with_error_code(error_code)
+                .with_error_message(error_message),
+        );
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// The legacy AlterConfigs (kafka-configs before 2.3, and tools still
+/// using it): the given configs replace all of the resource's dynamic
+/// configs; a key left out goes back to its default.
+pub async fn alter_legacy(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let changes: Result<Vec<ConfigChange>> = std::iter::once(Ok(ConfigChange::ClearAll))
+            .chain(resource.configs.iter().map(|c| {
+                let key = c.name.to_string();
+                match &c.value {
+                    Some(value) => Ok(ConfigChange::Set(key, value.to_string())),
+                    None => Err(Error::InvalidConfig(format!("{key}: a value is needed"))),
+                }
+            }))
+            .collect();
+        let outcome = apply(
+            broker,
+            resource.resource_type,
+            resource.resource_name.as_str(),
+            changes,
+            request.validate_only,
+        )
+        .await;
+        let (error_code, error_message) = outcome_codes(outcome);
+        responses.push(
+            alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name)
+                .with_error_code(error_code)
+                .with_error_message(error_message),
+        );
+    }
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// Applies `changes` to the topic or broker resource named.
+async fn apply(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    changes: Result<Vec<ConfigChange>>,
+    validate_only: bool,
+) -> Result<()> {
+    let changes = changes?;
+    match resource_type {
+        TOPIC => {
+            broker
+                .alter_topic_configs(name, &changes, validate_only)
+                .await
+        }
+        BROKER => {
+            check_broker_name(broker, name)?;
+            broker.alter_broker_configs(&changes, validate_only).await
+        }
+        other => Err(Error::InvalidRequest(format!(
+            "resource type {other} is not served"
+        ))),
+    }
+}
+
+/// A resource's error code and message.
+fn outcome_codes(outcome: Result<()>) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
+    match outcome {
+        Ok(()) => (0, None),
+        Err(e) => (e.code(), Some(str_bytes(&e.to_string()))),
+    }
 }

@@ -19,6 +19,8 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_log_dirs;
+mod describe_topic_partitions;
+mod elect_leaders;
 mod fetch;
 mod group_admin;
 mod groups;
@@ -30,6 +32,7 @@ mod offsets;
 mod produce;
 mod sasl;
 mod scram_credentials;
+mod telemetry;
 mod transactions;
 mod txn_admin;
 
@@ -152,12 +155,24 @@ fn handle(broker: &Arc<Broker>, request: Request, session: &Session) -> Option<R
         RequestKind::DescribeConfigs(r) => ready(ResponseKind::DescribeConfigs(configs::describe(
             broker, v, r,
         ))),
+        RequestKind::AlterConfigs(r) => {
+            later(async move { ResponseKind::AlterConfigs(configs::alter_legacy(&b, r).await) })
+        }
         RequestKind::IncrementalAlterConfigs(r) => {
             later(async move { ResponseKind::IncrementalAlterConfigs(configs::alter(&b, r).await) })
         }
         RequestKind::DescribeCluster(r) => ready(ResponseKind::DescribeCluster(
             describe_cluster::handle(broker, r, &session.listener),
         )),
+        RequestKind::DescribeTopicPartitions(r) => ready(ResponseKind::DescribeTopicPartitions(
+            describe_topic_partitions::handle(broker, r),
+        )),
+        RequestKind::ElectLeaders(r) => {
+            ready(ResponseKind::ElectLeaders(elect_leaders::handle(broker, r)))
+        }
+        RequestKind::GetTelemetrySubscriptions(r) => ready(
+            ResponseKind::GetTelemetrySubscriptions(telemetry::handle(r)),
+        ),
         RequestKind::DescribeLogDirs(r) => ready(ResponseKind::DescribeLogDirs(
             describe_log_dirs::handle(broker, r),
         )),

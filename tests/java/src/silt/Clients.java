@@ -30,8 +30,10 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.ElectionType;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.errors.ElectionNotNeededException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
@@ -215,6 +217,11 @@ public final class Clients {
                     .mapToLong(dir -> dir.replicaInfos().getOrDefault(p0, null) == null ? 0 : dir.replicaInfos().get(p0).size()).sum();
             check(size > 0, "partition 0 has a size");
             System.out.println("describeLogDirs ok");
+
+            var elected = admin.electLeaders(ElectionType.PREFERRED, Set.of(p0)).partitions().get();
+            check(elected.get(p0).filter(e -> e instanceof ElectionNotNeededException).isPresent(),
+                    "no election needed: " + elected);
+            System.out.println("electLeaders ok");
 
             String group = "java-admin-group";
             try (KafkaConsumer<String, String> consumer = consumer(bootstrap, group, "range", null)) {
