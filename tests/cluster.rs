@@ -313,6 +313,79 @@ fn auto_broker_ids_are_distinct_and_kept_across_restarts() {
     );
 }
 
+/// A manual replica assignment (CreateTopics, CreatePartitions) places
+/// each partition's leadership on its first broker, and keeps it there.
+#[tokio::test(flavor = "multi_thread")]
+async fn replica_assignments_place_leaders() {
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic,
+    };
+    use kafka_protocol::messages::{
+        BrokerId, CreatePartitionsRequest, CreateTopicsRequest, TopicName,
+    };
+    let cluster = tokio::task::block_in_place(|| Cluster::start(&[1, 2, 3]));
+    let mut client = silt::client::Client::connect(cluster.addr(1))
+        .await
+        .unwrap();
+    let name = || {
+        TopicName(kafka_protocol::protocol::StrBytes::from_static_str(
+            "placed",
+        ))
+    };
+    let assignments = [(0, 3), (1, 3), (2, 2)]
+        .map(|(p, b)| {
+            CreatableReplicaAssignment::default()
+                .with_partition_index(p)
+                .with_broker_ids(vec![BrokerId(b), BrokerId(1)])
+        })
+        .to_vec();
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(name())
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_assignments(assignments),
+        ])
+        .with_timeout_ms(5000);
+    assert_eq!(
+        client.call(request, 7).await.unwrap().topics[0].error_code,
+        0
+    );
+    let request = CreatePartitionsRequest::default()
+        .with_topics(vec![
+            CreatePartitionsTopic::default()
+                .with_name(name())
+                .with_count(4)
+                .with_assignments(Some(vec![
+                    CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(2)]),
+                ])),
+        ])
+        .with_timeout_ms(5000);
+    assert_eq!(
+        client.call(request, 3).await.unwrap().results[0].error_code,
+        0
+    );
+    let placed: BTreeMap<i32, i32> = [(0, 3), (1, 3), (2, 2), (3, 2)].into();
+    tokio::task::block_in_place(|| {
+        wait_until(
+            "the partitions are led where assigned",
+            Duration::from_secs(30),
+            || {
+                let (_, leaders) = describe(cluster.addr(1), "placed");
+                leaders
+                    .iter()
+                    .map(|(p, (l, _))| (*p, *l))
+                    .collect::<BTreeMap<_, _>>()
+                    == placed
+            },
+        )
+    });
+}
+
 /// kill -9 the broker leading some busy partitions and coordinating the
 /// consumer group, under an idempotent acks=all load: its partitions get
 /// new leaders within the lease TTL + 6 s, the producer (bootstrapped at a

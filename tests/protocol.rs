@@ -1506,3 +1506,83 @@ async fn cluster_admin_apis_at_every_advertised_version() {
         assert!(response.push_interval_ms > 0);
     }
 }
+
+/// A manual replica assignment in CreateTopics or CreatePartitions is a
+/// placement hint: it gives the partition count and each partition's
+/// leader (its first broker); an unknown broker, partitions not numbered
+/// 0 to n-1, or an assignment with a partition count are refused with
+/// Kafka's errors.
+#[tokio::test]
+async fn manual_replica_assignments_are_placement_hints() {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment;
+    use kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment;
+    let broker = Broker::start(&[]);
+    let mut client = Client::connect(&broker.addr).await.expect("connect");
+    let create = |topic: &str, partitions: i32, assignments: &[(i32, i32)]| {
+        let assignments = assignments
+            .iter()
+            .map(|&(p, b)| {
+                CreatableReplicaAssignment::default()
+                    .with_partition_index(p)
+                    .with_broker_ids(vec![BrokerId(b)])
+            })
+            .collect();
+        CreateTopicsRequest::default()
+            .with_topics(vec![
+                CreatableTopic::default()
+                    .with_name(name(topic))
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(-1)
+                    .with_assignments(assignments),
+            ])
+            .with_timeout_ms(5000)
+    };
+    let result = |r: CreateTopicsResponse| (r.topics[0].error_code, r.topics[0].num_partitions);
+    let placed = client
+        .call(create("placed", -1, &[(1, 1), (0, 1)]), 7)
+        .await
+        .unwrap();
+    assert_eq!(result(placed), (0, 2));
+    let refused = [
+        ("unknown", -1, vec![(0, 7)], 39),
+        ("gap", -1, vec![(1, 1)], 39),
+        ("both", 2, vec![(0, 1)], 42),
+    ];
+    for (topic, partitions, assignments, code) in refused {
+        let response = client
+            .call(create(topic, partitions, &assignments), 7)
+            .await
+            .unwrap();
+        assert_eq!(response.topics[0].error_code, code, "{topic}");
+    }
+
+    let grow = |count: i32, brokers: &[i32]| {
+        let assignments = brokers
+            .iter()
+            .map(|&b| CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(b)]))
+            .collect();
+        CreatePartitionsRequest::default()
+            .with_topics(vec![
+                CreatePartitionsTopic::default()
+                    .with_name(name("placed"))
+                    .with_count(count)
+                    .with_assignments(Some(assignments)),
+            ])
+            .with_timeout_ms(5000)
+    };
+    for (count, brokers, code) in [(4, vec![1], 39), (3, vec![9], 39), (3, vec![1], 0)] {
+        let response = client.call(grow(count, &brokers), 3).await.unwrap();
+        assert_eq!(
+            response.results[0].error_code, code,
+            "to {count} with {brokers:?}"
+        );
+    }
+    let (ok, described, _) = silt(&[
+        "topic",
+        "describe",
+        "placed",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok && described.contains("PartitionCount: 3"), "{described}");
+}

@@ -678,6 +678,52 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+impl Broker {
+    /// The preferred leader of each partition of a manual replica
+    /// assignment (its first broker), checked: every partition names
+    /// distinct live brokers. Replication is the bucket's job, so the
+    /// other brokers named are not used.
+    pub fn preferred_leaders(&self, replicas: &[Vec<i32>]) -> Result<Vec<i32>> {
+        let live: Vec<i32> = self.live_brokers().iter().map(|b| b.id).collect();
+        replicas
+            .iter()
+            .enumerate()
+            .map(|(i, brokers)| {
+                let invalid = |why: String| {
+                    Err(Error::InvalidReplicaAssignment(format!(
+                        "partition {i}: {why}"
+                    )))
+                };
+                let Some(&first) = brokers.first() else {
+                    return invalid("no broker named".into());
+                };
+                if let Some(unknown) = brokers.iter().find(|b| !live.contains(b)) {
+                    return invalid(format!("broker {unknown} is not live"));
+                }
+                if brokers
+                    .iter()
+                    .enumerate()
+                    .any(|(j, b)| brokers[..j].contains(b))
+                {
+                    return invalid("a broker is named twice".into());
+                }
+                Ok(first)
+            })
+            .collect()
+    }
+
+    /// Places partitions `first..` of `topic` on their preferred leaders
+    /// (in a cluster; alone, every one is this broker's already).
+    pub async fn place(&self, topic: Uuid, first: i32, leaders: &[i32]) -> Result<()> {
+        if let Some(cluster) = &self.cluster {
+            for (partition, &leader) in (first..).zip(leaders) {
+                cluster.pin(topic, partition, leader).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn validate_partition_count(count: i32) -> Result<()> {
     if !(1..=MAX_PARTITIONS).contains(&count) {
         return Err(Error::InvalidPartitions(format!(

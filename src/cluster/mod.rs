@@ -114,6 +114,35 @@ impl Cluster {
         Ok(response.succeeded() || self.controller() == Some(self.me))
     }
 
+    /// Keeps `partition` of `topic` on broker `to` while that broker is
+    /// live (the controller moves its leadership there), as a replica
+    /// assignment's first broker asks.
+    pub async fn pin(&self, topic: Uuid, partition: i32, to: i32) -> Result<()> {
+        let registered = self.keys.broker(self.me);
+        let txn = Txn::new()
+            .when([Compare::lease(
+                registered.as_str(),
+                CompareOp::Equal,
+                self.lease,
+            )])
+            .and_then([TxnOp::put(
+                self.keys.pin(topic, partition),
+                to.to_string(),
+                None,
+            )]);
+        let response = self
+            .client
+            .kv_client()
+            .txn(txn)
+            .await
+            .map_err(|e| Error::Meta(format!("etcd: {e}")))?;
+        if response.succeeded() {
+            Ok(())
+        } else {
+            Err(Error::LeaseLost)
+        }
+    }
+
     /// A check of the registration for work that must not outlive it.
     pub fn check(&self) -> HoldCheck {
         self.check.clone()

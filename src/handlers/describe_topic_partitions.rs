@@ -8,10 +8,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
 };
-use kafka_protocol::messages::{
-    BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse,
-};
+use kafka_protocol::messages::{DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse};
 
+use super::metadata::Leadership;
 use super::topic_name;
 use crate::broker::Broker;
 
@@ -74,21 +73,18 @@ pub fn handle(
                 break;
             }
             room -= 1;
-            let partition = DescribeTopicPartitionsResponsePartition::default()
-                .with_partition_index(p.index)
-                .with_eligible_leader_replicas(Some(Vec::new()))
-                .with_last_known_elr(Some(Vec::new()));
-            partitions.push(match broker.leader_of(p) {
-                Some(leader) => partition
-                    .with_leader_id(BrokerId(leader.broker))
-                    .with_leader_epoch(leader.epoch)
-                    .with_replica_nodes(vec![BrokerId(leader.broker)])
-                    .with_isr_nodes(vec![BrokerId(leader.broker)]),
-                None => partition
-                    .with_error_code(ResponseError::LeaderNotAvailable.code())
-                    .with_leader_id(BrokerId(-1))
-                    .with_leader_epoch(-1),
-            });
+            let l = Leadership::of(broker, p);
+            partitions.push(
+                DescribeTopicPartitionsResponsePartition::default()
+                    .with_partition_index(p.index)
+                    .with_error_code(l.error_code)
+                    .with_leader_id(l.leader)
+                    .with_leader_epoch(l.epoch)
+                    .with_replica_nodes(l.replicas.clone())
+                    .with_isr_nodes(l.replicas)
+                    .with_eligible_leader_replicas(Some(Vec::new()))
+                    .with_last_known_elr(Some(Vec::new())),
+            );
         }
         topics.push(
             DescribeTopicPartitionsResponseTopic::default()

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 
 use super::{str_bytes, topic_name};
 use crate::broker::{Broker, Topic};
+use crate::log::partition::Partition;
 
 /// Metadata for a client of `listener` (told the brokers' addresses on it).
 pub async fn handle(
@@ -84,25 +85,50 @@ async fn lookup_by_name(
     })
 }
 
-/// A topic with each partition's leader (the only replica: the data is
-/// in the object store); LEADER_NOT_AVAILABLE while it has none.
+/// A partition's leadership as clients are told it: its leader is its only
+/// replica (the data is in the object store); LEADER_NOT_AVAILABLE while
+/// it has none.
+pub struct Leadership {
+    pub error_code: i16,
+    pub leader: BrokerId,
+    pub epoch: i32,
+    /// The replicas and the in-sync replicas: the leader alone.
+    pub replicas: Vec<BrokerId>,
+}
+
+impl Leadership {
+    pub fn of(broker: &Broker, partition: &Partition) -> Leadership {
+        match broker.leader_of(partition) {
+            Some(leader) => Leadership {
+                error_code: 0,
+                leader: BrokerId(leader.broker),
+                epoch: leader.epoch,
+                replicas: vec![BrokerId(leader.broker)],
+            },
+            None => Leadership {
+                error_code: ResponseError::LeaderNotAvailable.code(),
+                leader: BrokerId(-1),
+                epoch: -1,
+                replicas: Vec::new(),
+            },
+        }
+    }
+}
+
+/// A topic with each partition's [`Leadership`].
 fn describe(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
         .map(|p| {
-            let partition = MetadataResponsePartition::default().with_partition_index(p.index);
-            match broker.leader_of(p) {
-                Some(leader) => partition
-                    .with_leader_id(BrokerId(leader.broker))
-                    .with_leader_epoch(leader.epoch)
-                    .with_replica_nodes(vec![BrokerId(leader.broker)])
-                    .with_isr_nodes(vec![BrokerId(leader.broker)]),
-                None => partition
-                    .with_error_code(ResponseError::LeaderNotAvailable.code())
-                    .with_leader_id(BrokerId(-1))
-                    .with_leader_epoch(-1),
-            }
+            let l = Leadership::of(broker, p);
+            MetadataResponsePartition::default()
+                .with_partition_index(p.index)
+                .with_error_code(l.error_code)
+                .with_leader_id(l.leader)
+                .with_leader_epoch(l.epoch)
+                .with_replica_nodes(l.replicas.clone())
+                .with_isr_nodes(l.replicas)
         })
         .collect();
     MetadataResponseTopic::default()
