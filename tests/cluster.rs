@@ -369,21 +369,43 @@ async fn replica_assignments_place_leaders() {
         client.call(request, 3).await.unwrap().results[0].error_code,
         0
     );
-    let placed: BTreeMap<i32, i32> = [(0, 3), (1, 3), (2, 2), (3, 2)].into();
-    tokio::task::block_in_place(|| {
-        wait_until(
-            "the partitions are led where assigned",
-            Duration::from_secs(30),
-            || {
-                let (_, leaders) = describe(cluster.addr(1), "placed");
-                leaders
-                    .iter()
-                    .map(|(p, (l, _))| (*p, *l))
-                    .collect::<BTreeMap<_, _>>()
-                    == placed
-            },
-        )
-    });
+    let led_as = |placed: BTreeMap<i32, i32>| {
+        tokio::task::block_in_place(|| {
+            wait_until(
+                "the partitions are led where assigned",
+                Duration::from_secs(30),
+                || {
+                    let (_, leaders) = describe(cluster.addr(1), "placed");
+                    leaders
+                        .iter()
+                        .map(|(p, (l, _))| (*p, *l))
+                        .collect::<BTreeMap<_, _>>()
+                        == placed
+                },
+            )
+        })
+    };
+    led_as([(0, 3), (1, 3), (2, 2), (3, 2)].into());
+
+    // A reassignment (kafka-reassign-partitions) moves the leadership.
+    use kafka_protocol::messages::AlterPartitionReassignmentsRequest;
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    let request = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![
+            ReassignableTopic::default()
+                .with_name(name())
+                .with_partitions(vec![
+                    ReassignablePartition::default()
+                        .with_partition_index(0)
+                        .with_replicas(Some(vec![BrokerId(1), BrokerId(2)])),
+                ]),
+        ]);
+    let response = client.call(request, 1).await.unwrap();
+    assert_eq!(response.responses[0].partitions[0].error_code, 0);
+    led_as([(0, 1), (1, 3), (2, 2), (3, 2)].into());
 }
 
 /// kill -9 the broker leading some busy partitions and coordinating the

@@ -1307,7 +1307,9 @@ async fn transaction_apis_at_every_advertised_version() {
 /// every advertised version: DescribeLogDirs (sizes), DescribeTopicPartitions
 /// (paged with a cursor), the legacy AlterConfigs (the set given replaces
 /// the topic's), ElectLeaders (never needed: a partition's only replica
-/// leads it) and GetTelemetrySubscriptions (none).
+/// leads it), AlterPartitionReassignments (a new leader; nothing to
+/// cancel), ListPartitionReassignments (none ongoing) and
+/// GetTelemetrySubscriptions (none).
 #[tokio::test]
 async fn cluster_admin_apis_at_every_advertised_version() {
     let broker = Broker::start(&[]);
@@ -1493,6 +1495,52 @@ async fn cluster_admin_apis_at_every_advertised_version() {
         assert!(
             all.replica_election_results.is_empty(),
             "ElectLeaders v{v}: nothing needed"
+        );
+    }
+
+    for v in versions(ApiKey::AlterPartitionReassignments) {
+        use kafka_protocol::messages::alter_partition_reassignments_request::{
+            ReassignablePartition, ReassignableTopic,
+        };
+        let partition = |index: i32, replicas: Option<Vec<i32>>| {
+            ReassignablePartition::default()
+                .with_partition_index(index)
+                .with_replicas(replicas.map(|r| r.into_iter().map(BrokerId).collect()))
+        };
+        let request = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![
+                ReassignableTopic::default()
+                    .with_name(name("dirs"))
+                    .with_partitions(vec![
+                        partition(0, Some(vec![1])),
+                        partition(1, None),
+                        partition(2, Some(vec![1])),
+                        partition(0, Some(vec![9])),
+                    ]),
+            ]);
+        let response = client.call(request, v).await.unwrap();
+        assert_eq!(response.error_code, 0, "AlterPartitionReassignments v{v}");
+        let codes: Vec<i16> = response.responses[0]
+            .partitions
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        assert_eq!(codes, [0, 85, 3, 39], "AlterPartitionReassignments v{v}");
+    }
+
+    for v in versions(ApiKey::ListPartitionReassignments) {
+        let response = client
+            .call(
+                ListPartitionReassignmentsRequest::default().with_topics(None),
+                v,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (response.error_code, response.topics.len()),
+            (0, 0),
+            "ListPartitionReassignments v{v}"
         );
     }
 

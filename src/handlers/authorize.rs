@@ -217,6 +217,26 @@ pub fn check(broker: &Broker, session: &Session, version: i16, request: RequestK
             )
         }
 
+        RequestKind::AlterPartitionReassignments(r) => {
+            if g.cluster(Alter) {
+                return run(RequestKind::AlterPartitionReassignments(r));
+            }
+            Checked::Answer(ResponseKind::AlterPartitionReassignments(
+                AlterPartitionReassignmentsResponse::default()
+                    .with_error_code(CLUSTER_DENIED.code()),
+            ))
+        }
+
+        RequestKind::ListPartitionReassignments(r) => {
+            if g.cluster(Describe) {
+                return run(RequestKind::ListPartitionReassignments(r));
+            }
+            Checked::Answer(ResponseKind::ListPartitionReassignments(
+                ListPartitionReassignmentsResponse::default()
+                    .with_error_code(CLUSTER_DENIED.code()),
+            ))
+        }
+
         RequestKind::ElectLeaders(r) => {
             if g.cluster(Alter) {
                 return run(RequestKind::ElectLeaders(r));

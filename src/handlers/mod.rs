@@ -30,6 +30,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
+mod reassignments;
 mod sasl;
 mod scram_credentials;
 mod telemetry;
@@ -167,6 +168,12 @@ fn handle(broker: &Arc<Broker>, request: Request, session: &Session) -> Option<R
         RequestKind::DescribeTopicPartitions(r) => ready(ResponseKind::DescribeTopicPartitions(
             describe_topic_partitions::handle(broker, r),
         )),
+        RequestKind::AlterPartitionReassignments(r) => later(async move {
+            ResponseKind::AlterPartitionReassignments(reassignments::alter(&b, r).await)
+        }),
+        RequestKind::ListPartitionReassignments(_) => ready(
+            ResponseKind::ListPartitionReassignments(reassignments::list()),
+        ),
         RequestKind::ElectLeaders(r) => {
             ready(ResponseKind::ElectLeaders(elect_leaders::handle(broker, r)))
         }

@@ -26,6 +26,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::GetTelemetrySubscriptions, 0, 0),
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::JoinGroup, 2, 9),
