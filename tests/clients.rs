@@ -56,8 +56,9 @@ fn object_durability_kill9_loses_and_duplicates_nothing() {
 fn acks_zero_and_one_are_served() {
     use rdkafka::config::ClientConfig;
     use rdkafka::producer::{BaseRecord, ThreadedProducer};
-    let broker = Broker::start(&[]);
+    let broker = Broker::start(&["--admin-listen", "127.0.0.1:0"]);
     create_topic(&broker, "acks", 2);
+    let setup = common::ledger::Answered::by(&broker);
     for acks in ["0", "1"] {
         let deliveries = Deliveries::default();
         let producer: ThreadedProducer<Deliveries> = ClientConfig::new()
@@ -81,6 +82,7 @@ fn acks_zero_and_one_are_served() {
     assert_eq!(reads.len(), 1000);
     let keys: std::collections::BTreeSet<&str> = reads.iter().map(|r| r.key.as_str()).collect();
     assert_eq!(keys.len(), 1000, "every message once");
+    common::ledger::verify_since(&common::ledger::librdkafka(), &broker, &setup);
 }
 
 /// A topic with `message.timestamp.type=LogAppendTime` gives every record

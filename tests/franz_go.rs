@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use common::ledger;
 use common::*;
 
 /// The franz program, built once per test process.
@@ -52,7 +53,7 @@ fn run(scenario: &str, bootstrap: &str) -> Vec<String> {
 /// reads each record once and commits what it read.
 #[test]
 fn franz_go_produces_and_consumes_in_every_codec() {
-    let broker = Broker::start(&[]);
+    let broker = Broker::start(&["--admin-listen", "127.0.0.1:0"]);
     let lines = run("produce-consume", &broker.addr);
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         assert!(
@@ -64,13 +65,14 @@ fn franz_go_produces_and_consumes_in_every_codec() {
         lines.ends_with(&["consumed 1000".to_string(), "committed 1000".to_string()]),
         "{lines:?}"
     );
+    ledger::verify(&ledger::franz_go(), &broker);
 }
 
 /// kadm: brokers, topics, configs, partitions, offsets, deleted records,
 /// committed offsets and lag, deleted groups and topics.
 #[test]
 fn franz_go_admin_client() {
-    let broker = Broker::start(&[]);
+    let broker = Broker::start(&["--admin-listen", "127.0.0.1:0"]);
     assert_eq!(
         run("admin", &broker.addr),
         [
@@ -81,6 +83,7 @@ fn franz_go_admin_client() {
             "delete ok"
         ]
     );
+    ledger::verify(&ledger::franz_go(), &broker);
 }
 
 /// franz-go's own integration tests (package kgo, as its CI runs them
@@ -116,7 +119,7 @@ fn franz_go_own_integration_tests_pass() {
         .expect("go list");
     let source = String::from_utf8_lossy(&module.stdout).trim().to_string();
 
-    let broker = Broker::start(&[]);
+    let broker = Broker::start(&["--admin-listen", "127.0.0.1:0"]);
     // In the package's source directory: some tests read its files.
     let out = Command::new(&binary)
         .args([
@@ -154,4 +157,5 @@ fn franz_go_own_integration_tests_pass() {
         .filter(|l| l.trim_start().starts_with("--- PASS"))
         .count();
     assert!(passed >= 500, "only {passed} tests passed");
+    ledger::verify(&ledger::franz_go(), &broker);
 }

@@ -261,8 +261,9 @@ fn static_member_restart_keeps_its_partitions_without_rebalancing_others() {
 
 #[test]
 fn cooperative_sticky_rebalances_incrementally() {
-    let broker = Broker::start(&[]);
+    let broker = Broker::start(&["--admin-listen", "127.0.0.1:0"]);
     create_topic(&broker, "sticky", 8);
+    let setup = common::ledger::Answered::by(&broker);
     let addr = broker.addr.clone();
     let cooperative = [("partition.assignment.strategy", "cooperative-sticky")];
     let mut produced = produce(&addr, "sticky", 0..3000);
@@ -299,6 +300,7 @@ fn cooperative_sticky_rebalances_incrementally() {
     });
     a.stop();
     c.stop();
+    common::ledger::verify_since(&common::ledger::librdkafka(), &broker, &setup);
 }
 
 #[test]

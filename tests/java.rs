@@ -7,6 +7,7 @@
 mod common;
 
 use common::java::{CURRENT, OLDER};
+use common::ledger;
 use common::*;
 
 /// Runs `scenario` of Clients.java with kafka-clients `version` against
@@ -26,7 +27,7 @@ fn java(version: &str, scenario: &str, bootstrap: &str) -> Vec<String> {
 }
 
 fn produce_and_consume(version: &str) {
-    let broker = Broker::start(&[]);
+    let broker = Broker::start(&["--admin-listen", "127.0.0.1:0"]);
     let lines = java(version, "produce-consume", &broker.addr);
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         assert!(
@@ -39,6 +40,7 @@ fn produce_and_consume(version: &str) {
         lines.contains(&"resumed at the committed offsets".to_string()),
         "{lines:?}"
     );
+    ledger::verify(&format!("Java {version}"), &broker);
 }
 
 /// The producer's defaults (idempotent, acks=all) in every codec, keys and
@@ -64,7 +66,7 @@ fn java_static_members_share_partitions_and_rebalance() {
 }
 
 fn admin(version: &str) {
-    let broker = Broker::start(&[]);
+    let broker = Broker::start(&["--admin-listen", "127.0.0.1:0"]);
     let lines = java(version, "admin", &broker.addr);
     assert_eq!(
         lines,
@@ -81,6 +83,7 @@ fn admin(version: &str) {
             "deleteTopics ok",
         ]
     );
+    ledger::verify(&format!("Java {version}"), &broker);
 }
 
 /// The AdminClient calls of operators and tools: cluster, topics, configs,

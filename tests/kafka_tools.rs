@@ -8,7 +8,11 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::ledger;
 use common::*;
+
+/// The ledger column of these tools.
+const TOOLS: &str = "Kafka tools 4.1.1";
 
 /// Runs the tool `class` with `args` (and `stdin`); its success, stdout
 /// and stderr.
@@ -58,7 +62,7 @@ const CONSUMER_PERF: &str = "org.apache.kafka.tools.ConsumerPerformance";
 /// kafka-configs sets and shows a topic config.
 #[test]
 fn kafka_topics_and_kafka_configs() {
-    let broker = Broker::start(&[]);
+    let broker = Broker::start(&["--admin-listen", "127.0.0.1:0"]);
     let b = ["--bootstrap-server", broker.addr.as_str()];
     let run = |args: &[&str]| ok(TOPICS, &[&b[..], args].concat(), "");
     assert!(
@@ -129,6 +133,7 @@ fn kafka_topics_and_kafka_configs() {
     wait_until("the topic is gone", Duration::from_secs(30), || {
         !run(&["--list"]).lines().any(|l| l == "tools")
     });
+    ledger::verify(TOOLS, &broker);
 }
 
 /// The console producer and consumer with keys; kafka-consumer-groups
@@ -136,7 +141,7 @@ fn kafka_topics_and_kafka_configs() {
 /// kafka-get-offsets and kafka-delete-records.
 #[test]
 fn console_tools_consumer_groups_offsets_and_delete_records() {
-    let broker = Broker::start(&[]);
+    let broker = Broker::start(&["--admin-listen", "127.0.0.1:0"]);
     let addr = broker.addr.as_str();
     let b = ["--bootstrap-server", addr];
     ok(
@@ -248,6 +253,7 @@ fn console_tools_consumer_groups_offsets_and_delete_records() {
 
     groups(&["--delete", "--group", "console"]);
     assert!(!groups(&["--list"]).lines().any(|l| l == "console"));
+    ledger::verify(TOOLS, &broker);
 }
 
 /// kafka-transactions lists transactions and describes a partition's
@@ -256,7 +262,7 @@ fn console_tools_consumer_groups_offsets_and_delete_records() {
 #[test]
 fn kafka_transactions_and_kafka_acls() {
     let broker = Broker::start_with_env(
-        &[],
+        &["--admin-listen", "127.0.0.1:0"],
         &[
             ("SILT_SECURITY__AUTHORIZER", "acl"),
             ("SILT_SECURITY__SUPER_USERS", r#"["User:ANONYMOUS"]"#),
@@ -314,12 +320,13 @@ fn kafka_transactions_and_kafka_acls() {
         "--force",
     ]);
     assert!(!acls(&["--list", "--topic", "txn"]).contains("User:alice"));
+    ledger::verify(TOOLS, &broker);
 }
 
 /// kafka-producer-perf-test and kafka-consumer-perf-test run to the end.
 #[test]
 fn the_perf_tests_run() {
-    let broker = Broker::start(&[]);
+    let broker = Broker::start(&["--admin-listen", "127.0.0.1:0"]);
     let addr = broker.addr.as_str();
     ok(
         TOPICS,
@@ -371,4 +378,5 @@ fn the_perf_tests_run() {
         Some(&"20000"),
         "data.consumed.in.nMsg:\n{consumed}"
     );
+    ledger::verify(TOOLS, &broker);
 }

@@ -49,6 +49,54 @@ async fn topic_id(client: &mut Client, topic: &str) -> Uuid {
     client.call(request, 12).await.unwrap().topics[0].topic_id
 }
 
+/// docs/api-versions.md lists exactly what the broker advertises in
+/// ApiVersions, in the order it does; `SILT_BLESS_LEDGER=1` rewrites those
+/// columns and keeps the clients'.
+#[tokio::test]
+async fn the_ledger_lists_every_served_version() {
+    use common::ledger::{self, Ledger};
+    let broker = Broker::start(&[]);
+    let mut client = Client::connect(&broker.addr).await.unwrap();
+    let advertised = client
+        .call(ApiVersionsRequest::default(), 3)
+        .await
+        .unwrap()
+        .api_keys;
+    let mut ledger = Ledger::read();
+    let clients = ledger.header.len() - ledger::FIXED.len();
+    let rows: Vec<Vec<String>> = advertised
+        .iter()
+        .map(|a| {
+            let api = ApiKey::try_from(a.api_key).expect("a known key");
+            let name = format!("{api:?}");
+            let served = (a.min_version..=a.max_version).collect();
+            let known = ledger.rows.iter().find(|r| r[0] == name);
+            let tested = known.map_or(vec!["-".to_string(); clients], |r| {
+                r[ledger::FIXED.len()..].to_vec()
+            });
+            [name, a.api_key.to_string(), ledger::render(&served)]
+                .into_iter()
+                .chain(tested)
+                .collect()
+        })
+        .collect();
+    if ledger::blessing() {
+        ledger.rows = rows;
+        ledger.write();
+    } else {
+        let fixed = |rows: &[Vec<String>]| -> Vec<Vec<String>> {
+            rows.iter()
+                .map(|r| r[..ledger::FIXED.len()].to_vec())
+                .collect()
+        };
+        assert_eq!(
+            fixed(&ledger.rows),
+            fixed(&rows),
+            "docs/api-versions.md is stale: run this test with SILT_BLESS_LEDGER=1 and commit it"
+        );
+    }
+}
+
 #[tokio::test]
 async fn every_advertised_version_is_served() {
     let broker = Broker::start(&[]);

@@ -10,6 +10,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use common::ledger;
 use common::transactions::{
     Copier, TIMEOUT, copy_exactly_once, transactional, transactional_batch,
 };
@@ -52,12 +53,22 @@ fn send(
 
 #[test]
 fn local_durability_read_committed_sees_commits_only_and_read_uncommitted_all() {
-    commits_and_aborts(Broker::start(&["--durability", "local"]));
+    commits_and_aborts(Broker::start(&[
+        "--durability",
+        "local",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]));
 }
 
 #[test]
 fn object_durability_read_committed_sees_commits_only_and_read_uncommitted_all() {
-    commits_and_aborts(Broker::start(&["--durability", "object"]));
+    commits_and_aborts(Broker::start(&[
+        "--durability",
+        "object",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]));
 }
 
 /// Two transactional producers commit and abort, interleaved on the same
@@ -66,6 +77,7 @@ fn object_durability_read_committed_sees_commits_only_and_read_uncommitted_all()
 /// restart, read from the objects.
 fn commits_and_aborts(mut broker: Broker) {
     create_topic(&broker, "tx", 3);
+    let setup = ledger::Answered::by(&broker);
     let (da, db) = (Deliveries::default(), Deliveries::default());
     let a = transactional(&broker.addr, "txn-a", &da, &[]);
     let b = transactional(&broker.addr, "txn-b", &db, &[]);
@@ -98,6 +110,7 @@ fn commits_and_aborts(mut broker: Broker) {
         "read_uncommitted sees aborted records"
     );
     assert_eq!(all.len(), 100);
+    ledger::verify_since(&ledger::librdkafka(), &broker, &setup);
     // After a restart the data and the aborted transactions come from the
     // committed state.
     broker.terminate(TIMEOUT);
@@ -522,9 +535,11 @@ async fn operators_list_describe_and_abort_transactions_with_the_cli() {
 
 #[test]
 fn kafka_python_transactions_commit_and_abort() {
-    let broker = Broker::start(&[]);
+    let broker = Broker::start(&["--admin-listen", "127.0.0.1:0"]);
     create_topic(&broker, "py", 2);
+    let setup = ledger::Answered::by(&broker);
     let read = common::run_python("transactional.py", &[&broker.addr, "py", "20", "30"]);
+    ledger::verify_since(&ledger::kafka_python(), &broker, &setup);
     let expected: BTreeSet<String> = named("py-committed", 0..20).into_iter().collect();
     let read_keys: BTreeSet<String> = read.iter().cloned().collect();
     assert_eq!(read_keys, expected, "read_committed sees the commits only");

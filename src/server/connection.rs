@@ -370,7 +370,8 @@ fn start(
         let api = format!("{api_key:?}");
         metrics::histogram!("silt_request_seconds", "api" => api.clone())
             .record(started.elapsed().as_secs_f64());
-        metrics::counter!("silt_requests_total", "api" => api).increment(1);
+        metrics::counter!("silt_requests_total", "api" => api, "version" => version.to_string())
+            .increment(1);
         let usage = Usage {
             produced,
             fetched: body.as_ref().map_or(0, throttle::fetched),

@@ -576,6 +576,7 @@ pub fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() ->
 pub mod etcd;
 pub mod groups;
 pub mod java;
+pub mod ledger;
 pub mod proxy;
 pub mod s3;
 pub mod scenarios;
