@@ -723,6 +723,28 @@ fn a_partition_moves_to_the_broker_named() {
     }
 }
 
+/// The Java client (4.x) follows a partition moved to the other broker by
+/// its AdminClient: the idempotent producer and the consumer go on through
+/// NOT_LEADER_OR_FOLLOWER and the new leader epoch, every record read once.
+#[test]
+fn java_clients_follow_a_moved_leader() {
+    let cluster = Cluster::start(&[1, 2]);
+    let out = common::java::java(common::java::CURRENT, "silt.Clients")
+        .args(["follow-leader", &cluster.bootstrap()])
+        .output()
+        .expect("java");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["moved", "followed the leader"]
+    );
+}
+
 /// kill -9 the leader of a three-member etcd cluster under a produce load:
 /// etcd elects another, the brokers (which know every member) carry on
 /// without stopping, the producer's writes resume, and every acknowledged

@@ -98,3 +98,34 @@ fn java_4_admin_client() {
 fn java_3_9_admin_client() {
     admin(OLDER);
 }
+
+fn errors(version: &str) {
+    let broker = Broker::start(&["--admin-listen", "127.0.0.1:0"]);
+    let lines = java(version, "errors", &broker.addr);
+    assert_eq!(
+        lines,
+        [
+            "admin errors ok",
+            "record too large ok",
+            "offset out of range ok",
+            "group errors ok",
+            "deleted topic ok",
+        ]
+    );
+    ledger::verify(&format!("Java {version}"), &broker);
+}
+
+/// The errors applications meet surface as the Java client's exceptions
+/// for Kafka's codes: existing, invalid and unknown topics, partitions and
+/// configs; a record over the topic's max.message.bytes; offsets out of
+/// range with auto.offset.reset=none; a commit from outside an active
+/// group; deleting a group with members; a deleted topic created again.
+#[test]
+fn java_4_errors_are_kafkas() {
+    errors(CURRENT);
+}
+
+#[test]
+fn java_3_9_errors_are_kafkas() {
+    errors(OLDER);
+}

@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
 import java.util.function.Supplier;
@@ -16,6 +17,7 @@ import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.NewPartitionReassignment;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
@@ -33,7 +35,16 @@ import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.ElectionType;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.clients.consumer.CommitFailedException;
+import org.apache.kafka.clients.consumer.OffsetOutOfRangeException;
 import org.apache.kafka.common.errors.ElectionNotNeededException;
+import org.apache.kafka.common.errors.GroupIdNotFoundException;
+import org.apache.kafka.common.errors.GroupNotEmptyException;
+import org.apache.kafka.common.errors.InvalidConfigurationException;
+import org.apache.kafka.common.errors.InvalidPartitionsException;
+import org.apache.kafka.common.errors.RecordTooLargeException;
+import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
@@ -54,6 +65,8 @@ public final class Clients {
             case "produce-consume" -> produceConsume(bootstrap);
             case "groups" -> groups(bootstrap);
             case "admin" -> admin(bootstrap);
+            case "errors" -> errors(bootstrap);
+            case "follow-leader" -> followLeader(bootstrap);
             default -> throw new IllegalArgumentException("unknown scenario " + args[0]);
         }
     }
@@ -243,6 +256,153 @@ public final class Clients {
             waitFor(() -> !admin.listTopics().names().get().contains(topic), "topic deleted");
             System.out.println("deleteTopics ok");
         }
+    }
+
+    /**
+     * The errors a Java application meets, as the client surfaces Kafka's
+     * error codes: each call fails with the exception it would against
+     * Kafka, and nothing else breaks.
+     */
+    static void errors(String bootstrap) throws Exception {
+        String topic = "java-errors";
+        try (Admin admin = Admin.create(common(bootstrap))) {
+            admin.createTopics(List.of(new NewTopic(topic, 2, (short) 1)
+                    .configs(Map.of("max.message.bytes", "2000")))).all().get();
+            expect(TopicExistsException.class, () -> admin.createTopics(List.of(new NewTopic(topic, 2, (short) 1))).all().get());
+            expect(InvalidPartitionsException.class, () -> admin.createTopics(List.of(new NewTopic("java-none", 0, (short) 1))).all().get());
+            expect(InvalidConfigurationException.class, () -> admin.createTopics(List.of(new NewTopic("java-bad", 1, (short) 1)
+                    .configs(Map.of("retention.ms", "soon")))).all().get());
+            expect(UnknownTopicOrPartitionException.class, () -> admin.describeTopics(List.of("java-missing")).allTopicNames().get());
+            expect(InvalidPartitionsException.class, () -> admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(1))).all().get());
+            expect(GroupIdNotFoundException.class, () -> admin.deleteConsumerGroups(List.of("java-no-group")).all().get());
+            System.out.println("admin errors ok");
+
+            TopicPartition p0 = new TopicPartition(topic, 0);
+            try (KafkaProducer<String, String> producer = new KafkaProducer<>(common(bootstrap), new StringSerializer(), new StringSerializer())) {
+                for (int i = 0; i < 10; i++) {
+                    producer.send(new ProducerRecord<>(topic, 0, "k" + i, "v" + i)).get();
+                }
+                expect(RecordTooLargeException.class, () -> producer.send(new ProducerRecord<>(topic, 0, "big", "x".repeat(5000))).get());
+                check(producer.send(new ProducerRecord<>(topic, 0, "k10", "v10")).get().offset() == 10, "the producer goes on at offset 10");
+            }
+            System.out.println("record too large ok");
+
+            admin.deleteRecords(Map.of(p0, RecordsToDelete.beforeOffset(5))).all().get();
+            Properties strict = common(bootstrap);
+            strict.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "none");
+            try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(strict, new StringDeserializer(), new StringDeserializer())) {
+                consumer.assign(List.of(p0));
+                consumer.seek(p0, 2);
+                expect(OffsetOutOfRangeException.class, () -> consumer.poll(Duration.ofSeconds(10)));
+                consumer.seek(p0, 50);
+                expect(OffsetOutOfRangeException.class, () -> consumer.poll(Duration.ofSeconds(10)));
+                consumer.seek(p0, 5);
+                List<Long> offsets = new ArrayList<>();
+                pollUntil(consumer, () -> offsets.size() >= 6, record -> offsets.add(record.offset()));
+                check(offsets.equals(List.of(5L, 6L, 7L, 8L, 9L, 10L)), "read from the log start: " + offsets);
+            }
+            System.out.println("offset out of range ok");
+
+            String group = "java-errors-group";
+            try (KafkaConsumer<String, String> member = consumer(bootstrap, group, "range", null)) {
+                member.subscribe(List.of(topic));
+                waitFor(() -> {
+                    member.poll(Duration.ofMillis(100));
+                    return member.assignment().size() == 2;
+                }, "the member is assigned both partitions");
+                Properties outsider = common(bootstrap);
+                outsider.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+                try (KafkaConsumer<String, String> other = new KafkaConsumer<>(outsider, new StringDeserializer(), new StringDeserializer())) {
+                    other.assign(List.of(p0));
+                    expect(CommitFailedException.class, () -> {
+                        other.commitSync(Map.of(p0, new OffsetAndMetadata(3)));
+                        return null;
+                    });
+                }
+                expect(GroupNotEmptyException.class, () -> admin.deleteConsumerGroups(List.of(group)).all().get());
+                member.commitSync(Map.of(p0, new OffsetAndMetadata(7)));
+                check(member.committed(Set.of(p0)).get(p0).offset() == 7, "the member commits");
+            }
+            System.out.println("group errors ok");
+
+            // Deleted, then created again by the producer's metadata request
+            // (auto.create.topics.enable, Kafka's default): the producer
+            // finds the new topic (a new id, in Produce v13) and writes at 0.
+            try (KafkaProducer<String, String> producer = new KafkaProducer<>(common(bootstrap), new StringSerializer(), new StringSerializer())) {
+                producer.send(new ProducerRecord<>(topic, 1, "before", "v")).get();
+                admin.deleteTopics(List.of(topic)).all().get();
+                waitFor(() -> !admin.listTopics().names().get().contains(topic), "topic deleted");
+                long offset = producer.send(new ProducerRecord<>(topic, 0, "after", "v")).get().offset();
+                check(offset == 0, "the re-created topic starts at 0, got " + offset);
+            }
+            System.out.println("deleted topic ok");
+        }
+    }
+
+    /**
+     * In a cluster of two brokers: an idempotent producer and an assigned
+     * consumer keep working while the partition's leader moves to the other
+     * broker (alterPartitionReassignments), through Kafka's
+     * NOT_LEADER_OR_FOLLOWER and leader-epoch answers; every record is read
+     * once, in order.
+     */
+    static void followLeader(String bootstrap) throws Exception {
+        String topic = "java-moving";
+        TopicPartition p0 = new TopicPartition(topic, 0);
+        try (Admin admin = Admin.create(common(bootstrap));
+             KafkaProducer<String, String> producer = new KafkaProducer<>(common(bootstrap), new StringSerializer(), new StringSerializer());
+             KafkaConsumer<String, String> consumer = new KafkaConsumer<>(common(bootstrap), new StringDeserializer(), new StringDeserializer())) {
+            admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1))).all().get();
+            List<Long> offsets = new ArrayList<>();
+            consumer.assign(List.of(p0));
+            consumer.seekToBeginning(List.of(p0));
+            for (int i = 0; i < 500; i++) {
+                producer.send(new ProducerRecord<>(topic, 0, "k" + i, "v" + i));
+            }
+            producer.flush();
+            pollUntil(consumer, () -> offsets.size() >= 500, record -> offsets.add(record.offset()));
+
+            int from = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions().get(0).leader().id();
+            int to = admin.describeCluster().nodes().get().stream().mapToInt(n -> n.id()).filter(id -> id != from)
+                    .findFirst().orElseThrow();
+            admin.alterPartitionReassignments(Map.of(p0, Optional.of(new NewPartitionReassignment(List.of(to))))).all().get();
+            waitFor(() -> admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions().get(0).leader().id() == to,
+                    "the leader moves to broker " + to);
+            System.out.println("moved");
+
+            List<java.util.concurrent.Future<RecordMetadata>> acks = new ArrayList<>();
+            for (int i = 500; i < 1000; i++) {
+                acks.add(producer.send(new ProducerRecord<>(topic, 0, "k" + i, "v" + i)));
+            }
+            producer.flush();
+            for (var ack : acks) {
+                ack.get();
+            }
+            pollUntil(consumer, () -> offsets.size() >= 1000, record -> offsets.add(record.offset()));
+            for (int i = 0; i < offsets.size(); i++) {
+                check(offsets.get(i) == i, "offset " + i + " read once, in order: got " + offsets.get(i));
+            }
+            check(offsets.size() == 1000, "1000 records, got " + offsets.size());
+            System.out.println("followed the leader");
+        }
+    }
+
+    interface Call {
+        Object call() throws Exception;
+    }
+
+    /** Runs `call`, which must fail with `expected` (directly or as the cause of an ExecutionException). */
+    static void expect(Class<? extends Throwable> expected, Call call) throws Exception {
+        try {
+            call.call();
+        } catch (Exception e) {
+            Throwable cause = e instanceof java.util.concurrent.ExecutionException ? e.getCause() : e;
+            if (expected.isInstance(cause)) {
+                return;
+            }
+            throw new AssertionError("expected " + expected.getSimpleName() + ", got " + cause, cause);
+        }
+        throw new AssertionError("expected " + expected.getSimpleName() + ", got success");
     }
 
     static Properties common(String bootstrap) {
