@@ -57,9 +57,11 @@ const ACLS: &str = "org.apache.kafka.tools.AclCommand";
 const LEADER_ELECTION: &str = "org.apache.kafka.tools.LeaderElectionCommand";
 const PRODUCER_PERF: &str = "org.apache.kafka.tools.ProducerPerformance";
 const CONSUMER_PERF: &str = "org.apache.kafka.tools.ConsumerPerformance";
+const REASSIGN: &str = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand";
 
 /// kafka-topics creates, lists, describes, alters and deletes a topic;
-/// kafka-configs sets and shows a topic config.
+/// kafka-configs sets and shows a topic config; kafka-leader-election and
+/// kafka-reassign-partitions find nothing to move on one broker.
 #[test]
 fn kafka_topics_and_kafka_configs() {
     let broker = Broker::start(&["--admin-listen", "127.0.0.1:0"]);
@@ -129,6 +131,45 @@ fn kafka_topics_and_kafka_configs() {
         election.contains("Valid replica already elected for partitions tools-0"),
         "{election}"
     );
+    // kafka-reassign-partitions: a plan for the broker, carried out and
+    // verified.
+    let leader = described
+        .split("Leader: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a leader");
+    let dir = tempfile::tempdir().unwrap();
+    let (topics, plan) = (dir.path().join("topics.json"), dir.path().join("plan.json"));
+    std::fs::write(&topics, r#"{"version":1,"topics":[{"topic":"tools"}]}"#).unwrap();
+    let reassign = |args: &[&str]| ok(REASSIGN, &[&b[..], args].concat(), "");
+    let generated = reassign(&[
+        "--generate",
+        "--topics-to-move-json-file",
+        topics.to_str().unwrap(),
+        "--broker-list",
+        leader,
+    ]);
+    let proposed = generated
+        .split("Proposed partition reassignment configuration")
+        .nth(1)
+        .and_then(|rest| rest.lines().find(|l| l.starts_with('{')))
+        .unwrap_or_else(|| panic!("a proposed plan:\n{generated}"));
+    assert_eq!(proposed.matches("\"partition\"").count(), 4, "{proposed}");
+    std::fs::write(&plan, proposed).unwrap();
+    let plan = plan.to_str().unwrap();
+    let executed = reassign(&["--execute", "--reassignment-json-file", plan]);
+    assert!(
+        executed.contains("Successfully started partition reassignment"),
+        "{executed}"
+    );
+    let verified = reassign(&["--verify", "--reassignment-json-file", plan]);
+    for p in 0..4 {
+        assert!(
+            verified.contains(&format!("Reassignment of partition tools-{p} is completed")),
+            "{verified}"
+        );
+    }
+
     run(&["--delete", "--topic", "tools"]);
     wait_until("the topic is gone", Duration::from_secs(30), || {
         !run(&["--list"]).lines().any(|l| l == "tools")
