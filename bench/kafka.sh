@@ -4,18 +4,21 @@
 # client listener on 127.0.0.1:PORT and its controller on PORT+1, its log
 # in DIR, and any further server properties given; waits until it
 # accepts connections and prints the PID. The broker runs until killed.
+# With `lib`, prints the directory of the jars (the tools' too) instead.
 #
 #   bench/kafka.sh PORT DIR [flush.messages=1 ...]
+#   bench/kafka.sh lib
 set -euo pipefail
-port="$1" dir="$2"
-shift 2
 here="$(cd "$(dirname "$0")" && pwd)"
 home="${KAFKA_BENCH_HOME:-/var/tmp/silt-apache-kafka}"
 version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/kafka/pom.xml")
 lib="$home/$version/lib"
-if [[ ! -f "$lib/kafka_2.13-$version.jar" ]]; then
+if [[ ! -f "$lib/kafka_2.13-$version.jar" || ! -f "$lib/kafka-tools-$version.jar" ]]; then
   mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies -DoutputDirectory="$lib" >&2
 fi
+if [[ "$1" == lib ]]; then echo "$lib"; exit 0; fi
+port="$1" dir="$2"
+shift 2
 mkdir -p "$dir"
 cat > "$dir/server.properties" <<PROPERTIES
 process.roles=broker,controller
