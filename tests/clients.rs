@@ -169,3 +169,66 @@ fn log_append_time_topics_stamp_the_brokers_time() {
         }
     }
 }
+
+/// `/metrics` as an operator reads it: a topic's traffic in and out, the
+/// cluster as the broker sees it, build and process figures, and consumer
+/// lag, whose series goes with its group.
+#[test]
+fn metrics_show_traffic_cluster_and_lag() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let broker = Broker::start(&["--admin-listen", "127.0.0.1:0"]);
+    create_topic(&broker, "watched", 3);
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(&broker.addr, &deliveries);
+    produce_keyed(&producer, "watched", 0..300, 30);
+    producer.flush(Duration::from_secs(30)).expect("flush");
+    let reads = read_all_rdkafka(&broker.addr, "watched", 3, 300, Duration::from_secs(30));
+    assert_eq!(reads.len(), 300);
+    let watched = r#"topic="watched""#;
+    assert_eq!(broker.metric("silt_topic_messages_in_total", watched), 300.0);
+    assert_eq!(broker.metric("silt_topic_messages_out_total", watched), 300.0);
+    let bytes_in = broker.metric("silt_topic_bytes_in_total", watched);
+    assert!(bytes_in > 300.0 * 10.0, "{bytes_in}");
+    assert!(broker.metric("silt_topic_bytes_out_total", watched) >= bytes_in);
+
+    let body = http_get(broker.admin.as_ref().unwrap(), "/metrics");
+    assert!(body.contains("# TYPE process_cpu_seconds_total counter"), "{body}");
+    assert!(body.contains(&format!(
+        "silt_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    )));
+    assert_eq!(broker.metric("silt_live_brokers", ""), 1.0);
+    assert!(broker.metric("silt_controller_id", "") >= 0.0);
+    assert_eq!(broker.metric("silt_leader_partitions", ""), 3.0);
+    assert_eq!(broker.metric("silt_leaderless_partitions", ""), 0.0);
+
+    // A group that committed 40 of partition 0's messages.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", "watchers")
+        .create()
+        .expect("consumer");
+    let mut committed = TopicPartitionList::new();
+    committed
+        .add_partition_offset("watched", 0, Offset::Offset(40))
+        .unwrap();
+    consumer
+        .commit(&committed, CommitMode::Sync)
+        .expect("commit");
+    drop(consumer);
+    let on_partition_0 = reads.iter().filter(|r| r.partition == 0).count() as f64;
+    let lag = r#"group="watchers",topic="watched",partition="0""#;
+    assert_eq!(broker.metric("silt_consumer_lag", lag), on_partition_0 - 40.0);
+    let (ok, _, err) = silt(&[
+        "group",
+        "delete",
+        "watchers",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    let body = http_get(broker.admin.as_ref().unwrap(), "/metrics");
+    assert!(!body.contains(r#"group="watchers""#), "{body}");
+}

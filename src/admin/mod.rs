@@ -5,10 +5,12 @@
 //!
 //! Metrics are recorded where things happen (`metrics` macros); this module
 //! installs the Prometheus recorder, adds what is computed on scrape
-//! (consumer lag per group and partition, buffered bytes, resident
-//! memory, CPU time), and serves it.
+//! (buffered bytes, and [`scrape`]'s families), and serves it.
 
 mod access;
+mod scrape;
+
+pub use scrape::cpu_seconds;
 
 use std::sync::{Arc, OnceLock};
 
@@ -103,63 +105,9 @@ async fn health(State(broker): State<Arc<Broker>>) -> (axum::http::StatusCode, &
 async fn render_metrics(State(broker): State<Arc<Broker>>) -> String {
     let handle = recorder();
     handle.run_upkeep();
-    for (group, _, _) in broker.groups.list().await {
-        for lag in broker.consumer_lag(&group).await {
-            metrics::gauge!(
-                "silt_consumer_lag",
-                "group" => group.clone(),
-                "topic" => lag.topic,
-                "partition" => lag.partition.to_string()
-            )
-            .set(lag.lag as f64);
-        }
-    }
     metrics::gauge!("silt_unflushed_bytes").set(broker.log.unflushed_bytes() as f64);
     metrics::gauge!("silt_wal_bytes").set(broker.log.wal_bytes() as f64);
-    if let Some((resident, peak)) = resident_memory() {
-        metrics::gauge!("process_resident_memory_bytes").set(resident as f64);
-        metrics::gauge!("process_resident_memory_peak_bytes").set(peak as f64);
-    }
-    if let Some(seconds) = cpu_seconds() {
-        metrics::gauge!("process_cpu_seconds_total").set(seconds);
-    }
-    handle.render()
-}
-
-/// This process's CPU time so far, user and system, in seconds (Linux:
-/// `/proc/self/stat` counts it in USER_HZ, 100 per second).
-pub fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The fields after the command name, which is in parentheses and may
-    // hold spaces; utime and stime are fields 14 and 15 of the line.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
-    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
-}
-
-/// This process's resident memory and its peak, in bytes (Linux).
-fn resident_memory() -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib = |field: &str| {
-        let line = status.lines().find(|l| l.starts_with(field))?;
-        let value = line[field.len()..].trim().trim_end_matches("kB").trim();
-        value.parse::<u64>().ok().map(|k| k * 1024)
-    };
-    Some((kib("VmRSS:")?, kib("VmHWM:")?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_seconds_count_the_work_done() {
-        let start = cpu_seconds().expect("/proc/self/stat");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let mut spins = 0u64;
-        while cpu_seconds().unwrap() < start + 0.05 {
-            assert!(std::time::Instant::now() < deadline, "no CPU time counted");
-            spins = std::hint::black_box(spins.wrapping_add(1));
-        }
-    }
+    let mut text = handle.render();
+    text.push_str(&scrape::render(&broker).await);
+    text
 }

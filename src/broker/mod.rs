@@ -16,9 +16,11 @@ mod lag;
 mod lifecycle;
 pub mod quotas;
 mod topic_keys;
+mod traffic;
 mod transactions;
 
 pub use lag::PartitionLag;
+pub use traffic::Traffic;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -58,6 +60,7 @@ pub struct Topic {
     pub id: Uuid,
     pub partitions: Vec<Arc<Partition>>,
     pub configs: BTreeMap<String, String>,
+    pub traffic: Traffic,
 }
 
 impl Topic {
@@ -619,6 +622,7 @@ async fn load_topic(
         partitions.push(add_partition(log, meta, topic.id, index, in_cluster).await?);
     }
     Ok(Arc::new(Topic {
+        traffic: Traffic::of(&topic.name),
         name: topic.name,
         id: topic.id,
         partitions,

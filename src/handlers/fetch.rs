@@ -15,7 +15,7 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use uuid::Uuid;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Topic};
 use crate::error::Error;
 use crate::log::partition::{Isolation, Partition, ReadLimit};
 use crate::protocol::batch;
@@ -43,7 +43,7 @@ pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> Fet
         1 => Isolation::ReadCommitted,
         _ => Isolation::ReadUncommitted,
     };
-    let mut topics: Vec<(TopicName, Uuid)> = Vec::new();
+    let mut topics: Vec<(TopicName, Uuid, Option<Arc<Topic>>)> = Vec::new();
     let mut targets = Vec::new();
     for fetch_topic in request.topics {
         let topic = if version >= 13 {
@@ -73,7 +73,7 @@ pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> Fet
                 leader_epoch: p.current_leader_epoch,
             });
         }
-        topics.push((fetch_topic.topic, fetch_topic.topic_id));
+        topics.push((fetch_topic.topic, fetch_topic.topic_id, topic));
     }
 
     let broker_max = broker.config.limits.fetch_max_bytes as usize;
@@ -116,9 +116,14 @@ pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> Fet
         }
     };
 
+    for (target, data) in targets.iter().zip(&partitions) {
+        if let (Some(topic), Some(records)) = (&topics[target.topic].2, &data.records) {
+            topic.traffic.fetched(records);
+        }
+    }
     let mut responses: Vec<FetchableTopicResponse> = topics
         .into_iter()
-        .map(|(name, id)| {
+        .map(|(name, id, _)| {
             let response = FetchableTopicResponse::default();
             if version >= 13 {
                 response.with_topic_id(id)

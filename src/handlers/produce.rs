@@ -257,6 +257,7 @@ fn append(
     let appended = broker
         .log
         .append(partition, &header, data, policy.timestamps)?;
+    topic.traffic.produced(&header);
     Ok((partition.clone(), appended))
 }
 
