@@ -122,6 +122,7 @@ fn object_index(c: &mut Criterion) {
         extents,
         producers: BTreeMap::new(),
         aborted: Vec::new(),
+        export: Default::default(),
     };
     let partition = Partition::new(topic, 0, meta);
     c.bench_function("extents from an offset, 100,000 extents", |b| {

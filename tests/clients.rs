@@ -187,14 +187,23 @@ fn metrics_show_traffic_cluster_and_lag() {
     let reads = read_all_rdkafka(&broker.addr, "watched", 3, 300, Duration::from_secs(30));
     assert_eq!(reads.len(), 300);
     let watched = r#"topic="watched""#;
-    assert_eq!(broker.metric("silt_topic_messages_in_total", watched), 300.0);
-    assert_eq!(broker.metric("silt_topic_messages_out_total", watched), 300.0);
+    assert_eq!(
+        broker.metric("silt_topic_messages_in_total", watched),
+        300.0
+    );
+    assert_eq!(
+        broker.metric("silt_topic_messages_out_total", watched),
+        300.0
+    );
     let bytes_in = broker.metric("silt_topic_bytes_in_total", watched);
     assert!(bytes_in > 300.0 * 10.0, "{bytes_in}");
     assert!(broker.metric("silt_topic_bytes_out_total", watched) >= bytes_in);
 
     let body = http_get(broker.admin.as_ref().unwrap(), "/metrics");
-    assert!(body.contains("# TYPE process_cpu_seconds_total counter"), "{body}");
+    assert!(
+        body.contains("# TYPE process_cpu_seconds_total counter"),
+        "{body}"
+    );
     assert!(body.contains(&format!(
         "silt_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
@@ -220,7 +229,10 @@ fn metrics_show_traffic_cluster_and_lag() {
     drop(consumer);
     let on_partition_0 = reads.iter().filter(|r| r.partition == 0).count() as f64;
     let lag = r#"group="watchers",topic="watched",partition="0""#;
-    assert_eq!(broker.metric("silt_consumer_lag", lag), on_partition_0 - 40.0);
+    assert_eq!(
+        broker.metric("silt_consumer_lag", lag),
+        on_partition_0 - 40.0
+    );
     let (ok, _, err) = silt(&[
         "group",
         "delete",

@@ -35,6 +35,7 @@ use super::Log;
 use super::object::SealedBatch;
 use super::partition::Partition;
 use super::rewrite::Rewrite;
+use super::transactions::is_aborted;
 use crate::error::{Error, Result};
 use crate::meta::{AbortedTxn, Extent, MAX_REPLACED_EXTENTS};
 use crate::protocol::batch::{self, BatchHeader};
@@ -248,15 +249,6 @@ pub fn read_keys(
             }
         }
     }
-}
-
-/// Whether `header`'s batch belongs to one of the `aborted` transactions.
-fn is_aborted(header: &BatchHeader, aborted: &[AbortedTxn]) -> bool {
-    header.is_transactional()
-        && aborted.iter().any(|a| {
-            a.producer_id == header.producer_id
-                && (a.first_offset..a.last_offset).contains(&header.base_offset)
-        })
 }
 
 /// The records of a stored batch within `limit`; one that cannot be read

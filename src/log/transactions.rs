@@ -11,7 +11,18 @@
 use std::collections::BTreeMap;
 
 use crate::meta::{AbortedTxn, PartitionMeta, forget_aborted_before};
+use crate::protocol::batch::BatchHeader;
 use crate::protocol::control::Outcome;
+
+/// Whether `header`'s batch belongs to one of the `aborted` transactions
+/// (read_committed readers skip it).
+pub fn is_aborted(header: &BatchHeader, aborted: &[AbortedTxn]) -> bool {
+    header.is_transactional()
+        && aborted.iter().any(|a| {
+            a.producer_id == header.producer_id
+                && (a.first_offset..a.last_offset).contains(&header.base_offset)
+        })
+}
 
 /// A transaction whose marker is appended.
 #[derive(Debug, Clone, Copy)]

@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    AclStore, CommitOutcome, CommittedOffset, CredentialStore, Extent, GroupMeta, GroupStore,
-    PartitionCommit, PartitionMeta, PartitionStore, ProducerStore, QuotaStore, ScramCredential,
-    ScramMechanism, TopicMeta, TopicStore, TransactionStore, TxnMeta, TxnOffsets,
+    AclStore, CommitOutcome, CommittedOffset, CredentialStore, ExportProgress, Extent, GroupMeta,
+    GroupStore, PartitionCommit, PartitionMeta, PartitionStore, ProducerStore, QuotaStore,
+    ScramCredential, ScramMechanism, TopicMeta, TopicStore, TransactionStore, TxnMeta, TxnOffsets,
     check_replacement, run_position,
 };
 use crate::acl::Acl;
@@ -98,6 +98,11 @@ enum Change {
         topic: Uuid,
         partition: i32,
         offset: i64,
+    },
+    CommitExport {
+        topic: Uuid,
+        partition: i32,
+        progress: ExportProgress,
     },
     ReplaceExtents {
         topic: Uuid,
@@ -430,6 +435,19 @@ impl State {
                     let _ = p.advance_log_start(*offset);
                 }
             }
+            Change::CommitExport {
+                topic,
+                partition,
+                progress,
+            } => {
+                if let Some(p) = self
+                    .partitions
+                    .get_mut(topic)
+                    .and_then(|parts| parts.get_mut(*partition as usize))
+                {
+                    p.export = progress.clone();
+                }
+            }
             Change::ReplaceExtents {
                 topic,
                 partition,
@@ -755,6 +773,32 @@ impl PartitionStore for EmbeddedStore {
         .await
     }
 
+    async fn commit_export(
+        &self,
+        topic: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+        expected: ExportProgress,
+        progress: ExportProgress,
+    ) -> Result<CommitOutcome> {
+        self.with_inner(move |inner| {
+            let stored = match inner.state.led_partition(topic, partition, leader_epoch) {
+                Ok(stored) => stored,
+                Err(outcome) => return Ok(outcome),
+            };
+            if stored.export != expected {
+                return Ok(CommitOutcome::Failed);
+            }
+            inner.record(Change::CommitExport {
+                topic,
+                partition,
+                progress,
+            })?;
+            Ok(CommitOutcome::Committed)
+        })
+        .await
+    }
+
     async fn assign_leader(&self, topic: Uuid, partition: i32, _broker: i32) -> Result<i32> {
         self.change(Change::BumpLeaderEpoch { topic, partition }, move |state| {
             state.partitions[&topic][partition as usize].leader_epoch
@@ -991,6 +1035,7 @@ mod tests {
         conformance::leader_epoch_bumps_fence_the_old_leader(&store(&dir.path().join("g"))).await;
         conformance::log_start_moves_forward_under_the_epoch(&store(&dir.path().join("i"))).await;
         conformance::extents_are_replaced_only_as_stored(&store(&dir.path().join("j"))).await;
+        conformance::export_progress_moves_under_the_epoch(&store(&dir.path().join("o"))).await;
         conformance::partitions_beyond_the_count_do_not_exist(&store(&dir.path().join("h"))).await;
         conformance::broker_configs_round_trip(&store(&dir.path().join("d"))).await;
         conformance::groups_and_offsets(&store(&dir.path().join("e"))).await;

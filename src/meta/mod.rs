@@ -42,6 +42,32 @@ pub struct PartitionMeta {
     /// Aborted transactions ending in the committed log, by marker offset.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aborted: Vec<AbortedTxn>,
+    /// How far the partition is exported (topics with export on).
+    #[serde(default, skip_serializing_if = "ExportProgress::is_none")]
+    pub export: ExportProgress,
+}
+
+/// How far a partition is exported to Parquet (`crate::export`): every
+/// committed record before `offset` is in the export files, and none
+/// after it. Committed, fenced by the leader epoch, once the file that
+/// ends at `offset` is written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportProgress {
+    /// The offset the next export file starts at.
+    pub offset: i64,
+    /// Files, rows and file bytes exported so far.
+    pub files: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    /// When the last file was committed (ms since the epoch; 0: none yet).
+    pub committed_ms: i64,
+}
+
+impl ExportProgress {
+    /// Whether nothing was exported yet.
+    pub fn is_none(&self) -> bool {
+        *self == ExportProgress::default()
+    }
 }
 
 impl PartitionMeta {
@@ -491,6 +517,17 @@ pub trait PartitionStore: Send + Sync + 'static {
         old: Vec<Extent>,
         new: Vec<Extent>,
     ) -> Result<CommitOutcome>;
+    /// Records the partition's export progress, if the partition still has
+    /// `leader_epoch` and its progress is still `expected` (one exporter
+    /// at a time moves it).
+    async fn commit_export(
+        &self,
+        topic: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+        expected: ExportProgress,
+        progress: ExportProgress,
+    ) -> Result<CommitOutcome>;
     /// Makes `broker` the partition's leader: raises its leader epoch by
     /// one and returns the new epoch; from then on commits at the old epoch
     /// are fenced. In etcd only the controller may, and the leader is
@@ -788,6 +825,63 @@ pub(crate) mod conformance {
         );
         let state = store.partition(t.id, 0).await.unwrap();
         assert_eq!((state.log_start_offset, state.committed_end()), (30, 40));
+    }
+
+    pub async fn export_progress_moves_under_the_epoch(store: &dyn MetaStore) {
+        let t = topic("exported", 1);
+        store.create_topic(t.clone()).await.unwrap();
+        let none = ExportProgress::default();
+        let first = ExportProgress {
+            offset: 100,
+            files: 1,
+            rows: 100,
+            bytes: 4096,
+            committed_ms: 1_700_000_000_000,
+        };
+        let commit = |epoch, expected: &ExportProgress, progress: &ExportProgress| {
+            store.commit_export(t.id, 0, epoch, expected.clone(), progress.clone())
+        };
+        assert_eq!(
+            commit(1, &none, &first).await.unwrap(),
+            CommitOutcome::Fenced
+        );
+        assert_eq!(
+            commit(0, &none, &first).await.unwrap(),
+            CommitOutcome::Committed
+        );
+        assert_eq!(store.partition(t.id, 0).await.unwrap().export, first);
+        // Another exporter's view of the progress is stale: nothing moves.
+        let second = ExportProgress {
+            offset: 200,
+            files: 2,
+            ..first.clone()
+        };
+        assert_eq!(
+            commit(0, &none, &second).await.unwrap(),
+            CommitOutcome::Failed
+        );
+        assert_eq!(
+            commit(0, &first, &second).await.unwrap(),
+            CommitOutcome::Committed
+        );
+        // Data commits keep it.
+        let data = PartitionCommit {
+            topic: t.id,
+            partition: 0,
+            leader_epoch: 0,
+            extents: vec![extent(0, 9)],
+            producers: BTreeMap::new(),
+            aborted: Vec::new(),
+        };
+        store.commit(vec![data]).await.unwrap();
+        assert_eq!(store.partition(t.id, 0).await.unwrap().export, second);
+        assert_eq!(
+            store
+                .commit_export(Uuid::new_v4(), 0, 0, none.clone(), first.clone())
+                .await
+                .unwrap(),
+            CommitOutcome::Gone
+        );
     }
 
     pub async fn extents_are_replaced_only_as_stored(store: &dyn MetaStore) {

@@ -213,6 +213,8 @@ pub struct RecordView {
     pub key: Option<Range<usize>>,
     /// Where the value is (`None`: a null value, a tombstone).
     pub value: Option<Range<usize>>,
+    /// The headers' count and headers, as [`headers`] reads them.
+    pub headers: Range<usize>,
     /// The whole record, its length prefix included.
     pub bytes: Range<usize>,
 }
@@ -259,8 +261,36 @@ fn read_record(records: &[u8], start: usize) -> Result<RecordView, RecordsError>
         timestamp_delta,
         key,
         value,
+        headers: reader.pos..end,
         bytes: start..end,
     })
+}
+
+/// Where a record header's key and value are (`None`: a null value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderView {
+    pub key: Range<usize>,
+    pub value: Option<Range<usize>>,
+}
+
+/// A record's headers (`records[headers]`, from its [`RecordView`]).
+pub fn headers(records: &[u8], headers: Range<usize>) -> Result<Vec<HeaderView>, RecordsError> {
+    let mut reader = Reader {
+        data: &records[..headers.end],
+        pos: headers.start,
+    };
+    let count = reader.varint()?;
+    let mut found = Vec::new();
+    for _ in 0..count.max(0) {
+        let key = reader
+            .bytes()?
+            .ok_or(RecordsError::Malformed("a header without a key"))?;
+        found.push(HeaderView {
+            key,
+            value: reader.bytes()?,
+        });
+    }
+    Ok(found)
 }
 
 /// A cursor over record bytes.
@@ -394,6 +424,10 @@ mod tests {
             assert_eq!(views[4].offset_delta, 4);
             assert_eq!(views[4].timestamp_delta, 4);
             assert_eq!(&records.bytes[views[4].key.clone().unwrap()], b"key-4");
+            let headers = headers(&records.bytes, views[4].headers.clone()).unwrap();
+            assert_eq!(headers.len(), 1);
+            assert_eq!(&records.bytes[headers[0].key.clone()], b"h");
+            assert_eq!(&records.bytes[headers[0].value.clone().unwrap()], b"v");
             assert_eq!(views[3].key, None);
             assert_eq!(views[2].value, None);
             // Keep records 1 and 4, in every codec.

@@ -517,6 +517,7 @@ mod tests {
         conformance::leader_epoch_bumps_fence_the_old_leader(&store().await).await;
         conformance::log_start_moves_forward_under_the_epoch(&store().await).await;
         conformance::extents_are_replaced_only_as_stored(&store().await).await;
+        conformance::export_progress_moves_under_the_epoch(&store().await).await;
         conformance::partitions_beyond_the_count_do_not_exist(&store().await).await;
         conformance::broker_configs_round_trip(&store().await).await;
         conformance::groups_and_offsets(&store().await).await;

@@ -13,8 +13,9 @@ use uuid::Uuid;
 use super::{EtcdStore, Read, decode, encode, meta_error};
 use crate::error::{Error, Result};
 use crate::meta::{
-    AbortedTxn, CommitOutcome, Extent, PartitionCommit, PartitionLeader, PartitionMeta,
-    PartitionStore, ProducerSnapshot, ProducerStore, check_replacement, forget_aborted_before,
+    AbortedTxn, CommitOutcome, ExportProgress, Extent, PartitionCommit, PartitionLeader,
+    PartitionMeta, PartitionStore, ProducerSnapshot, ProducerStore, check_replacement,
+    forget_aborted_before,
 };
 
 /// Partition commits of one flush in flight at once.
@@ -42,6 +43,8 @@ struct PartitionState {
     producers: BTreeMap<i64, ProducerSnapshot>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     aborted: Vec<AbortedTxn>,
+    #[serde(default, skip_serializing_if = "ExportProgress::is_none")]
+    export: ExportProgress,
 }
 
 impl EtcdStore {
@@ -184,6 +187,7 @@ impl PartitionStore for EtcdStore {
             extents,
             producers: state.producers,
             aborted: state.aborted,
+            export: state.export,
         })
     }
 
@@ -242,6 +246,32 @@ impl PartitionStore for EtcdStore {
                 Some(forget),
             )];
             if let Some(outcome) = self.write_led(topic, partition, &read, &state, ops).await? {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    async fn commit_export(
+        &self,
+        topic: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+        expected: ExportProgress,
+        progress: ExportProgress,
+    ) -> Result<CommitOutcome> {
+        loop {
+            let (read, mut state) = match self.read_led(topic, partition, leader_epoch).await? {
+                Ok(led) => led,
+                Err(outcome) => return Ok(outcome),
+            };
+            if state.export != expected {
+                return Ok(CommitOutcome::Failed);
+            }
+            state.export = progress.clone();
+            if let Some(outcome) = self
+                .write_led(topic, partition, &read, &state, Vec::new())
+                .await?
+            {
                 return Ok(outcome);
             }
         }
