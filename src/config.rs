@@ -29,6 +29,9 @@ const MIN_DISK_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// acknowledgements.
 const MAX_OBJECT_BYTES: u64 = 1 << 30;
 
+/// The largest export file (`export.file_bytes`): it is built in memory.
+const MAX_EXPORT_FILE_BYTES: u64 = 1 << 30;
+
 /// Every broker setting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -43,6 +46,7 @@ pub struct Config {
     pub limits: Limits,
     pub groups: GroupConfig,
     pub transactions: TransactionConfig,
+    pub export: ExportConfig,
     /// Kafka listeners; when present they replace `broker.listen` and
     /// `broker.advertised_listener`, the first being the one other brokers
     /// and the console reach.
@@ -459,6 +463,30 @@ impl Default for TransactionConfig {
     }
 }
 
+/// Parquet export of the topics that ask for it (`silt.export.format`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportConfig {
+    /// How often the leader of each exported partition looks for a file
+    /// to write.
+    pub interval_ms: u64,
+    /// A file is written once this much data waits (tens to hundreds of
+    /// MiB suit analytics engines; the file is built in memory) ...
+    pub file_bytes: u64,
+    /// ... or once this long passed since the partition's last file.
+    pub max_delay_ms: u64,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        ExportConfig {
+            interval_ms: 1_000,
+            file_bytes: 128 * 1024 * 1024,
+            max_delay_ms: 15_000,
+        }
+    }
+}
+
 /// Bounds that keep memory finite under any load.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -506,6 +534,7 @@ impl Default for Config {
             limits: Limits::default(),
             groups: GroupConfig::default(),
             transactions: TransactionConfig::default(),
+            export: ExportConfig::default(),
             listeners: Vec::new(),
             security: SecurityConfig::default(),
             admin: AdminConfig::default(),
@@ -783,6 +812,14 @@ impl Config {
         }
         if self.storage.lifecycle_interval_ms == 0 {
             return invalid("storage.lifecycle_interval_ms", "must be positive");
+        }
+        if self.export.interval_ms == 0
+            || !(1..=MAX_EXPORT_FILE_BYTES).contains(&self.export.file_bytes)
+        {
+            return invalid(
+                "export",
+                "interval_ms must be positive and file_bytes 1 to 1073741824",
+            );
         }
         if self.storage.gc_interval_ms == 0 || self.storage.gc_grace_ms < 60_000 {
             return invalid(

@@ -20,6 +20,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod failpoint;
 pub mod group;
 pub mod handlers;

@@ -471,6 +471,16 @@ enum TopicCommand {
         #[arg(long = "config")]
         configs: Vec<String>,
     },
+    /// Set or remove a topic's configs (IncrementalAlterConfigs).
+    Alter {
+        name: String,
+        /// A config to set, KEY=VALUE (repeatable).
+        #[arg(long = "config")]
+        configs: Vec<String>,
+        /// A config to remove, back to its default (repeatable).
+        #[arg(long = "delete-config")]
+        deleted: Vec<String>,
+    },
     /// List topic names.
     List,
     /// Show a topic's partitions, leaders and offsets.
@@ -567,6 +577,11 @@ fn run() -> anyhow::Result<()> {
                         partitions,
                         configs,
                     } => cli::topic::create(&mut cluster, &name, partitions, &configs).await,
+                    TopicCommand::Alter {
+                        name,
+                        configs,
+                        deleted,
+                    } => cli::topic::alter(&mut cluster, &name, &configs, &deleted).await,
                     TopicCommand::List => cli::topic::list(&mut cluster).await,
                     TopicCommand::Describe { name } => {
                         cli::topic::describe(&mut cluster, &name).await

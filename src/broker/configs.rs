@@ -233,6 +233,15 @@ pub fn compaction(
     })
 }
 
+/// Whether a topic is exported to Parquet (`silt.export.format`).
+pub fn exported(
+    config: &Config,
+    dynamic_broker: &BTreeMap<String, String>,
+    topic: &BTreeMap<String, String>,
+) -> bool {
+    effective(config, dynamic_broker, topic, "silt.export.format") == "parquet"
+}
+
 /// The size of a topic's merged sections: its `segment.bytes`, at most
 /// [`MAX_MERGED_SECTION_BYTES`].
 pub fn merged_section_bytes(

@@ -117,11 +117,28 @@ impl Broker {
             let Some(retention) = configs::retention(&self.config, &dynamic, &topic.configs) else {
                 continue;
             };
+            let exported = configs::exported(&self.config, &dynamic, &topic.configs);
             for partition in &topic.partitions {
                 if partition.leadership().is_none() {
                     continue;
                 }
-                match self.log.expire(partition, retention, now_ms).await {
+                // Retention never deletes what export has not written yet.
+                let kept_from = if exported {
+                    match self.meta.partition(topic.id, partition.index).await {
+                        Ok(stored) => Some(stored.export.offset),
+                        Err(e) => {
+                            tracing::warn!(topic = %topic.name, partition = partition.index, error = %e, "cannot read the export progress; retention waits");
+                            continue;
+                        }
+                    }
+                } else {
+                    None
+                };
+                match self
+                    .log
+                    .expire(partition, retention, now_ms, kept_from)
+                    .await
+                {
                     Ok(Some(log_start)) => tracing::info!(
                         topic = %topic.name,
                         partition = partition.index,

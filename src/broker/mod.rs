@@ -11,6 +11,7 @@
 
 mod cluster;
 pub mod configs;
+mod export;
 mod id;
 mod lag;
 mod lifecycle;
@@ -105,6 +106,8 @@ pub struct Broker {
     pub quotas: Arc<quotas::Quotas>,
     clock: Clock,
     meta: Arc<dyn MetaStore>,
+    /// The object store, for export files (the log has its own handle).
+    bucket: Bucket,
     topics: RwLock<Topics>,
     dynamic_configs: RwLock<BTreeMap<String, String>>,
     /// Serializes admin changes so check-then-act on topics is atomic.
@@ -234,6 +237,7 @@ impl Broker {
             txns: txns.clone(),
             clock,
             meta,
+            bucket: bucket.clone(),
             topics: RwLock::new(topics),
             dynamic_configs: RwLock::new(dynamic_configs),
             admin: tokio::sync::Mutex::new(()),
@@ -262,6 +266,9 @@ impl Broker {
         broker
             .tasks
             .spawn(broker.clone().run_lifecycle(broker.stop_tasks.clone()));
+        broker
+            .tasks
+            .spawn(broker.clone().run_export(broker.stop_tasks.clone()));
         // In a cluster the controller collects.
         let is_collector: crate::log::gc::IsCollector = match &cluster {
             Some(cluster) => {

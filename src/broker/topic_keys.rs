@@ -58,6 +58,20 @@ const NO_FOLLOWERS: &str =
 /// Every topic config, by name.
 pub const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
+        topic: "silt.export.format",
+        broker: "silt.export.format",
+        kind: Kind::OneOf(&["none", "parquet"]),
+        default: |_| "none".into(),
+        documentation: "Silt: parquet exports the topic's committed records as Parquet files under <prefix>/export/<topic>/ ([export] in the broker config)",
+    },
+    TopicKey {
+        topic: "silt.export.value",
+        broker: "silt.export.value",
+        kind: Kind::OneOf(&["bytes"]),
+        default: |_| "bytes".into(),
+        documentation: "Silt: how exported values are written; bytes: as produced",
+    },
+    TopicKey {
         topic: "cleanup.policy",
         broker: "log.cleanup.policy",
         kind: Kind::CleanupPolicy,

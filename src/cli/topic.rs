@@ -9,10 +9,13 @@ use kafka_protocol::messages::delete_records_request::{
 };
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
     CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-    ListOffsetsRequest, TopicName,
+    IncrementalAlterConfigsRequest, ListOffsetsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -25,6 +28,59 @@ const TOPIC_OVERRIDE: i8 = 1;
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// Sets `configs` (`key=value` strings) of a topic and removes `deleted`.
+pub async fn alter(
+    cluster: &mut Cluster,
+    topic: &str,
+    configs: &[String],
+    deleted: &[String],
+) -> anyhow::Result<()> {
+    if configs.is_empty() && deleted.is_empty() {
+        bail!("nothing to alter: give --config KEY=VALUE or --delete-config KEY");
+    }
+    let mut changes = Vec::new();
+    for kv in configs {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--config {kv}: expected KEY=VALUE"))?;
+        changes.push(
+            AlterableConfig::default()
+                .with_name(StrBytes::from_string(k.to_string()))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_string(v.to_string()))),
+        );
+    }
+    for k in deleted {
+        changes.push(
+            AlterableConfig::default()
+                .with_name(StrBytes::from_string(k.to_string()))
+                .with_config_operation(1),
+        );
+    }
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configs(changes),
+    ]);
+    let response = cluster.any().call(request, 1).await?;
+    let result = response
+        .responses
+        .first()
+        .context("empty IncrementalAlterConfigs response")?;
+    if result.error_code != 0 {
+        let message = result
+            .error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default();
+        check(result.error_code, &format!("cannot alter topic '{topic}'"))
+            .with_context(|| message)?;
+    }
+    println!("Altered topic {topic}.");
+    Ok(())
 }
 
 /// Creates a topic; `configs` are `key=value` strings.

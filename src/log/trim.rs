@@ -44,18 +44,23 @@ impl Log {
     }
 
     /// Applies `retention` to `partition` (which this broker leads) at
-    /// `now_ms`: moves its log start past the extents that expired.
-    /// Returns the new log start if it moved.
+    /// `now_ms`: moves its log start past the extents that expired, but
+    /// never past `kept_from` (records not exported yet stay). Returns the
+    /// new log start if it moved.
     pub async fn expire(
         &self,
         partition: &Partition,
         retention: Retention,
         now_ms: i64,
+        kept_from: Option<i64>,
     ) -> Result<Option<i64>> {
         self.check_registration()?;
         let epoch = partition.leadership().ok_or(Error::NotLeaderOrFollower)?;
         let (extents, tail_bytes) = partition.retained();
-        match retention::expired_before(&extents, tail_bytes, retention, now_ms) {
+        let expired = retention::expired_before(&extents, tail_bytes, retention, now_ms)
+            .map(|offset| kept_from.map_or(offset, |kept| offset.min(kept)))
+            .filter(|offset| *offset > self.offsets(partition).log_start);
+        match expired {
             Some(offset) => Ok(Some(self.commit_log_start(partition, epoch, offset).await?)),
             None => Ok(None),
         }

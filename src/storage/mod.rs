@@ -51,6 +51,18 @@ struct S3Admin {
     region: String,
 }
 
+/// Names an export file: the one of a topic's partition that starts at
+/// offset `start`. The topic's id (its first 8 hex digits) is in the name,
+/// so a topic deleted and created again never takes over the files of
+/// the one before.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportKey<'a> {
+    pub topic: &'a str,
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub start: i64,
+}
+
 /// Why the object store cannot be used, named so the operator can act.
 #[derive(Debug, thiserror::Error)]
 pub enum BucketError {
@@ -410,6 +422,41 @@ impl Bucket {
     /// apart are coalesced into one request.
     pub async fn read_data_ranges(&self, id: Uuid, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         Ok(self.store.get_ranges(&self.data_path(id), ranges).await?)
+    }
+
+    /// `<prefix>/export/<topic>/partition=<p>/<start>-<id>.parquet`:
+    /// hive-style partition folders, files in offset order.
+    fn export_path(&self, file: &ExportKey) -> ObjectPath {
+        self.prefix
+            .clone()
+            .join("export")
+            .join(file.topic)
+            .join(format!("partition={}", file.partition))
+            .join(format!(
+                "{:020}-{}.parquet",
+                file.start,
+                &file.topic_id.simple().to_string()[..8]
+            ))
+    }
+
+    /// Writes an export file, create-only: `false` if it exists already.
+    pub async fn put_export_file(&self, file: &ExportKey<'_>, bytes: Bytes) -> Result<bool> {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let location = self.export_path(file);
+        match self.store.put_opts(&location, bytes.into(), options).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// An export file's bytes.
+    pub async fn read_export_file(&self, file: &ExportKey<'_>) -> Result<Bytes> {
+        let location = self.export_path(file);
+        Ok(self.store.get(&location).await?.bytes().await?)
     }
 }
 

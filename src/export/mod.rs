@@ -1,0 +1,373 @@
+//! Parquet export files (DESIGN section 9): a run of a partition's
+//! committed records as one Parquet file, zstd-compressed, with the columns
+//! analytics engines read (`offset`, `timestamp`, `timestamp_type`, `key`,
+//! `value`, `headers`), sorted by offset. The partition is the file's
+//! hive-style folder (`partition=N`), as Hive and Spark lay tables out:
+//! pyarrow, DuckDB, Spark, Trino and Athena read it from there as the
+//! `partition` column (a column of the same name in the file would clash
+//! with it), and Iceberg from its manifests. Records
+//! of aborted transactions and transaction markers are left out; batches
+//! in every codec are decoded. The file records the offsets it covers in
+//! its key-value metadata (`silt.start_offset`, `silt.end_offset`), so an
+//! exporter that finds a file already written (by a predecessor that
+//! crashed before committing it) can take it over as it is.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    ArrayBuilder, BinaryBuilder, Int64Builder, ListBuilder, StringBuilder, StructBuilder,
+    TimestampMillisecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use crate::log::transactions::is_aborted;
+use crate::meta::AbortedTxn;
+use crate::protocol::batch::iter_batches;
+use crate::protocol::records::{self, RecordsError};
+
+/// Why an export file could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("cannot write the Parquet file: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("cannot build the export columns: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    #[error("export file lacks its {0} metadata")]
+    NoOffsets(&'static str),
+}
+
+/// The metadata key of the first offset a file covers.
+const START_KEY: &str = "silt.start_offset";
+/// The metadata key of the offset after the last one it covers.
+const END_KEY: &str = "silt.end_offset";
+
+/// A written export file.
+#[derive(Debug)]
+pub struct ExportFile {
+    pub bytes: Bytes,
+    pub rows: u64,
+    /// The offset after the last one the file covers.
+    pub end: i64,
+}
+
+/// The columns of an export file, in order.
+pub fn schema() -> Schema {
+    Schema::new(vec![
+        Field::new("offset", DataType::Int64, false),
+        Field::new(
+            "timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("timestamp_type", DataType::Utf8, false),
+        Field::new("key", DataType::Binary, true),
+        Field::new("value", DataType::Binary, true),
+        Field::new("headers", DataType::List(Arc::new(header_field())), false),
+    ])
+}
+
+/// One header: its key (text, as Kafka clients write it) and value.
+fn header_field() -> Field {
+    Field::new("item", DataType::Struct(header_fields()), false)
+}
+
+fn header_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", DataType::Binary, true),
+    ])
+}
+
+/// Builds one export file from a partition's batches, in offset order.
+pub struct FileBuilder {
+    partition: i32,
+    start: i64,
+    end: i64,
+    offsets: Int64Builder,
+    timestamps: TimestampMillisecondBuilder,
+    timestamp_types: StringBuilder,
+    keys: BinaryBuilder,
+    values: BinaryBuilder,
+    headers: ListBuilder<StructBuilder>,
+    /// Bytes of keys, values and headers taken in (the size estimate).
+    data_bytes: u64,
+}
+
+impl FileBuilder {
+    /// A file of `partition`'s records from offset `start`.
+    pub fn new(partition: i32, start: i64) -> FileBuilder {
+        let header = StructBuilder::new(
+            header_fields(),
+            vec![
+                Box::new(StringBuilder::new()),
+                Box::new(BinaryBuilder::new()),
+            ],
+        );
+        FileBuilder {
+            partition,
+            start,
+            end: start,
+            offsets: Int64Builder::new(),
+            timestamps: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            timestamp_types: StringBuilder::new(),
+            keys: BinaryBuilder::new(),
+            values: BinaryBuilder::new(),
+            headers: ListBuilder::new(header).with_field(Arc::new(header_field())),
+            data_bytes: 0,
+        }
+    }
+
+    /// The offset after the last batch added.
+    pub fn end(&self) -> i64 {
+        self.end
+    }
+
+    /// The bytes of keys, values and headers added so far.
+    pub fn data_bytes(&self) -> u64 {
+        self.data_bytes
+    }
+
+    /// Adds the records of `batches` (whole stored batches from
+    /// [`FileBuilder::end`] on) but those of `aborted` transactions and the
+    /// markers, each batch inflated within `limit` bytes. Returns the
+    /// batches that could not be read (left out, never blocking export).
+    pub fn add(&mut self, batches: &Bytes, aborted: &[AbortedTxn], limit: usize) -> u64 {
+        let mut unreadable = 0;
+        for (header, range) in iter_batches(batches) {
+            self.end = header.last_offset() + 1;
+            if header.is_control() || is_aborted(&header, aborted) {
+                continue;
+            }
+            let batch = batches.slice(range);
+            if let Err(e) = self.add_records(&batch, &header, limit) {
+                tracing::warn!(
+                    partition = self.partition,
+                    offset = header.base_offset,
+                    error = %e,
+                    "a batch cannot be exported; left out"
+                );
+                unreadable += 1;
+            }
+        }
+        unreadable
+    }
+
+    fn add_records(
+        &mut self,
+        batch: &Bytes,
+        header: &crate::protocol::batch::BatchHeader,
+        limit: usize,
+    ) -> Result<(), RecordsError> {
+        let records = records::records_of(batch, header, limit)?;
+        let bytes = &records.bytes;
+        // Checked whole before any row is added, so a bad batch adds none.
+        let views = records::walk(bytes).collect::<Result<Vec<_>, _>>()?;
+        let headers = views
+            .iter()
+            .map(|v| records::headers(bytes, v.headers.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let log_append = header.is_log_append_time();
+        let timestamp_type = if log_append {
+            "LogAppendTime"
+        } else {
+            "CreateTime"
+        };
+        for (view, record_headers) in views.iter().zip(headers) {
+            self.offsets
+                .append_value(header.base_offset + i64::from(view.offset_delta));
+            self.timestamps.append_value(if log_append {
+                header.max_timestamp
+            } else {
+                header.base_timestamp + view.timestamp_delta
+            });
+            self.timestamp_types.append_value(timestamp_type);
+            let field = |range: &Option<std::ops::Range<usize>>| range.clone().map(|r| &bytes[r]);
+            self.keys.append_option(field(&view.key));
+            self.values.append_option(field(&view.value));
+            let list = self.headers.values();
+            for h in &record_headers {
+                let key = String::from_utf8_lossy(&bytes[h.key.clone()]);
+                list.field_builder::<StringBuilder>(0)
+                    .expect("the key column")
+                    .append_value(key);
+                list.field_builder::<BinaryBuilder>(1)
+                    .expect("the value column")
+                    .append_option(field(&h.value));
+                list.append(true);
+            }
+            self.headers.append(true);
+            self.data_bytes += view.bytes.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// The Parquet file of the rows added, for `topic`.
+    pub fn finish(mut self, topic: &str) -> Result<ExportFile, ExportError> {
+        let rows = self.offsets.len();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.offsets.finish()),
+            Arc::new(self.timestamps.finish()),
+            Arc::new(self.timestamp_types.finish()),
+            Arc::new(self.keys.finish()),
+            Arc::new(self.values.finish()),
+            Arc::new(self.headers.finish()),
+        ];
+        let schema = Arc::new(schema());
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        let metadata = [
+            ("silt.topic", topic.to_string()),
+            ("silt.partition", self.partition.to_string()),
+            (START_KEY, self.start.to_string()),
+            (END_KEY, self.end.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| KeyValue::new(k.to_string(), v))
+        .collect();
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+            .set_key_value_metadata(Some(metadata))
+            .build();
+        let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(properties))?;
+        writer.write(&batch)?;
+        let bytes = writer.into_inner()?;
+        Ok(ExportFile {
+            bytes: Bytes::from(bytes),
+            rows: rows as u64,
+            end: self.end,
+        })
+    }
+}
+
+/// What an export file written before says it covers: its rows and the
+/// offset after its last.
+pub fn covered(file: Bytes) -> Result<ExportFile, ExportError> {
+    let reader = SerializedFileReader::new(file.clone())?;
+    let metadata = reader.metadata().file_metadata();
+    let end = metadata
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|k| k.key == END_KEY))
+        .and_then(|k| k.value.as_deref()?.parse::<i64>().ok())
+        .ok_or(ExportError::NoOffsets(END_KEY))?;
+    Ok(ExportFile {
+        rows: metadata.num_rows().max(0) as u64,
+        end,
+        bytes: file,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int64Type, TimestampMillisecondType};
+    use bytes::BytesMut;
+    use indexmap::IndexMap;
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{
+        Compression as Codec, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    /// A batch of `values` at `offset` (producer 7), transactional or not.
+    fn batch(offset: i64, values: &[Option<&str>], transactional: bool, codec: Codec) -> Bytes {
+        let records: Vec<Record> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Record {
+                transactional,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: 7,
+                producer_epoch: 0,
+                timestamp_type: TimestampType::Creation,
+                offset: offset + i as i64,
+                sequence: i as i32,
+                timestamp: 1_700_000_000_000 + i as i64,
+                key: Some(Bytes::from(format!("k{}", offset + i as i64))),
+                value: v.map(|v| Bytes::from(v.to_string())),
+                headers: IndexMap::from([(
+                    StrBytes::from_static_str("h"),
+                    Some(Bytes::from_static(b"hv")),
+                )]),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: codec,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+        buf.freeze()
+    }
+
+    fn read(file: &ExportFile) -> RecordBatch {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file.bytes.clone())
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+        assert_eq!(batches.len(), 1, "one record batch");
+        batches.remove(0)
+    }
+
+    #[test]
+    fn rows_in_offset_order_without_aborted_records() {
+        let aborted_batch = batch(3, &[Some("aborted")], true, Codec::None);
+        let batches: Bytes = [
+            batch(0, &[Some("a"), None, Some("")], false, Codec::Zstd),
+            aborted_batch,
+            batch(4, &[Some("b")], false, Codec::Lz4),
+        ]
+        .concat()
+        .into();
+        let aborted = [AbortedTxn {
+            producer_id: 7,
+            first_offset: 3,
+            last_offset: 4,
+        }];
+        let mut builder = FileBuilder::new(2, 0);
+        assert_eq!(builder.add(&batches, &aborted, 1 << 20), 0);
+        assert_eq!(builder.end(), 5);
+        let file = builder.finish("t").unwrap();
+        assert_eq!((file.rows, file.end), (4, 5));
+        let rows = read(&file);
+        let offsets: Vec<i64> = rows.column(0).as_primitive::<Int64Type>().values().to_vec();
+        assert_eq!(offsets, vec![0, 1, 2, 4]);
+        let values = rows.column(4).as_binary::<i32>();
+        assert_eq!(values.value(0), b"a");
+        assert!(values.is_null(1), "a null value stays null");
+        assert_eq!(values.value(2), b"", "an empty value stays empty");
+        let timestamps = rows.column(1).as_primitive::<TimestampMillisecondType>();
+        assert_eq!(timestamps.value(1), 1_700_000_000_001);
+        let headers = rows.column(5).as_list::<i32>().value(3);
+        let header = headers.as_struct();
+        assert_eq!(header.column(0).as_string::<i32>().value(0), "h");
+        assert_eq!(header.column(1).as_binary::<i32>().value(0), b"hv");
+        let again = covered(file.bytes.clone()).unwrap();
+        assert_eq!((again.rows, again.end), (4, 5));
+    }
+
+    #[test]
+    fn an_unreadable_batch_is_left_out_and_counted() {
+        let good = batch(0, &[Some("a")], false, Codec::None);
+        let big = batch(1, &[Some(&"x".repeat(10_000))], false, Codec::Gzip);
+        let batches: Bytes = [good, big].concat().into();
+        let mut builder = FileBuilder::new(0, 0);
+        assert_eq!(
+            builder.add(&batches, &[], 1_000),
+            1,
+            "over the inflate limit"
+        );
+        assert_eq!(builder.end(), 2, "its offsets are passed all the same");
+        assert_eq!(builder.finish("t").unwrap().rows, 1);
+    }
+}

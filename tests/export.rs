@@ -1,0 +1,252 @@
+//! Parquet export (DESIGN section 9), read as analysts read it: pyarrow
+//! and DuckDB over the files in the bucket (tests/python/read_export.py),
+//! checked against what librdkafka producers had acknowledged.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::transactions::transactional;
+use common::*;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer};
+use serde_json::Value;
+
+/// Files as soon as there is data: a pass every 100 ms, a file at most
+/// 200 ms after the last.
+const QUICK: [(&str, &str); 2] = [
+    ("SILT_EXPORT__INTERVAL_MS", "100"),
+    ("SILT_EXPORT__MAX_DELAY_MS", "200"),
+];
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A row of an export file.
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    partition: i32,
+    offset: i64,
+    timestamp_type: String,
+    key: Option<String>,
+    value: Option<String>,
+    headers: Vec<(String, Option<String>)>,
+}
+
+/// The rows of `topic`'s export files (pyarrow), in partition and offset
+/// order, and DuckDB's count of rows and of distinct positions.
+fn exported(broker: &Broker, topic: &str) -> (Vec<Row>, (u64, u64)) {
+    let dir = broker.data_dir.join("objects/export").join(topic);
+    let lines = run_python("read_export.py", &[dir.to_str().unwrap()]);
+    let mut rows = Vec::new();
+    let mut duckdb = (0, 0);
+    for line in lines {
+        let v: Value = serde_json::from_str(&line).expect("a JSON line");
+        if let Some(counted) = v.get("duckdb") {
+            duckdb = (
+                counted["rows"].as_u64().unwrap(),
+                counted["distinct"].as_u64().unwrap(),
+            );
+            continue;
+        }
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        rows.push(Row {
+            partition: v["partition"].as_i64().unwrap() as i32,
+            offset: v["offset"].as_i64().unwrap(),
+            timestamp_type: v["timestamp_type"].as_str().unwrap().to_string(),
+            key: text(&v["key"]),
+            value: text(&v["value"]),
+            headers: v["headers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| (h[0].as_str().unwrap().to_string(), text(&h[1])))
+                .collect(),
+        });
+    }
+    (rows, duckdb)
+}
+
+/// Waits until `topic`'s export holds `count` rows; returns them.
+fn wait_exported(broker: &Broker, topic: &str, count: usize) -> (Vec<Row>, (u64, u64)) {
+    let mut last = (Vec::new(), (0, 0));
+    wait_until(&format!("{count} rows exported"), DEADLINE, || {
+        last = exported(broker, topic);
+        last.0.len() >= count
+    });
+    last
+}
+
+/// What the i-th record of `codec` carries: a null value every tenth, an
+/// empty one the next, headers (one with a null value every seventh).
+fn value_of(i: usize, codec: &str) -> Option<String> {
+    match i % 10 {
+        0 => None,
+        1 => Some(String::new()),
+        _ => Some(format!("{codec} value {i}")),
+    }
+}
+
+fn headers_of(i: usize, codec: &str) -> Vec<(String, Option<String>)> {
+    let mut headers = vec![
+        ("codec".to_string(), Some(codec.to_string())),
+        ("i".to_string(), Some(i.to_string())),
+    ];
+    if i.is_multiple_of(7) {
+        headers.push(("empty".to_string(), None));
+    }
+    headers
+}
+
+/// Produces 100 records in `codec` to `topic`; their acknowledgements.
+fn produce(addr: &str, topic: &str, codec: &str) -> BTreeMap<String, Ack> {
+    let deliveries = Deliveries::default();
+    let producer = producer_with(addr, &deliveries, &[("compression.codec", codec)]);
+    for i in 0..100 {
+        let key = format!("{codec}-{i}");
+        let value = value_of(i, codec);
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in headers_of(i, codec) {
+            headers = headers.insert(Header {
+                key: &k,
+                value: v.as_deref(),
+            });
+        }
+        let mut record = BaseRecord::to(topic).key(&key).headers(headers);
+        if let Some(value) = &value {
+            record = record.payload(value);
+        }
+        producer.send(record).map_err(|(e, _)| e).expect("send");
+    }
+    producer.flush(DEADLINE).expect("flush");
+    assert!(deliveries.failed.lock().unwrap().is_empty());
+    let acked = deliveries.acked.lock().unwrap().clone();
+    assert_eq!(acked.len(), 100);
+    acked
+}
+
+/// Every record acknowledged is exported once, at its partition and
+/// offset, with its key, value (null and empty kept apart), headers and
+/// timestamp type, in all five codecs; the records of an aborted
+/// transaction are not, those of a committed one are; DuckDB counts the
+/// same rows, each position once.
+#[test]
+fn committed_records_are_exported_once_with_every_field() {
+    let broker = Broker::start_with_env(&[], &QUICK);
+    let (ok, _, err) = silt(&[
+        "topic",
+        "create",
+        "orders",
+        "--partitions",
+        "3",
+        "--config",
+        "silt.export.format=parquet",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    let mut acked = BTreeMap::new();
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        acked.extend(produce(&broker.addr, "orders", codec));
+    }
+    let txn = Deliveries::default();
+    let producer = transactional(&broker.addr, "exporter-test", &txn, &[]);
+    for (outcome, prefix) in [("abort", "aborted"), ("commit", "committed")] {
+        producer.begin_transaction().unwrap();
+        for i in 0..20 {
+            let key = format!("{prefix}-{i}");
+            producer
+                .send(BaseRecord::to("orders").key(&key).payload("txn"))
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+        if outcome == "abort" {
+            producer.abort_transaction(DEADLINE).unwrap();
+        } else {
+            producer.commit_transaction(DEADLINE).unwrap();
+        }
+    }
+    let committed: BTreeMap<String, Ack> = txn
+        .acked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("committed-"))
+        .map(|(k, a)| (k.clone(), *a))
+        .collect();
+    assert_eq!(committed.len(), 20);
+
+    let (rows, duckdb) = wait_exported(&broker, "orders", 520);
+    assert_eq!(
+        rows.len(),
+        520,
+        "nothing more: no aborted record, no marker"
+    );
+    assert_eq!(duckdb, (520, 520), "DuckDB reads each position once");
+    let by_key: BTreeMap<&str, &Row> = rows
+        .iter()
+        .map(|r| (r.key.as_deref().expect("keyed"), r))
+        .collect();
+    assert_eq!(by_key.len(), 520, "each record once");
+    for (key, ack) in acked.iter().chain(&committed) {
+        let row = by_key
+            .get(key.as_str())
+            .unwrap_or_else(|| panic!("{key} exported"));
+        assert_eq!(
+            (row.partition, row.offset),
+            (ack.partition, ack.offset),
+            "{key}"
+        );
+        assert_eq!(row.timestamp_type, "CreateTime");
+        if let Some((codec, i)) = key.split_once('-').filter(|(c, _)| *c != "committed") {
+            let i: usize = i.parse().unwrap();
+            assert_eq!(row.value, value_of(i, codec), "{key}");
+            assert_eq!(row.headers, headers_of(i, codec), "{key}");
+        } else {
+            assert_eq!(row.value.as_deref(), Some("txn"));
+        }
+    }
+    let positions: BTreeSet<(i32, i64)> = rows.iter().map(|r| (r.partition, r.offset)).collect();
+    assert_eq!(positions.len(), rows.len());
+}
+
+/// A broker killed (-9) after writing an export file and before
+/// committing it: restarted, it takes the file over, and the export ends
+/// with every record exactly once. Export is turned on (`silt topic
+/// alter`) once the first records are acknowledged, so the crash comes
+/// after them.
+#[test]
+fn a_crash_between_writing_and_committing_a_file_loses_and_repeats_nothing() {
+    let mut env = QUICK.to_vec();
+    env.push(("FAILPOINTS", "export.after_write"));
+    let mut broker = Broker::start_with_env(&[], &env);
+    create_topic(&broker, "crashy", 2);
+    let mut acked = produce(&broker.addr, "crashy", "lz4");
+    let (ok, out, err) = silt(&[
+        "topic",
+        "alter",
+        "crashy",
+        "--config",
+        "silt.export.format=parquet",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok && out.contains("Altered topic crashy."), "{err}");
+    broker.wait_exit(DEADLINE);
+    let (written, _) = exported(&broker, "crashy");
+    assert!(!written.is_empty(), "a file was written before the crash");
+    broker.unset_env("FAILPOINTS");
+    broker.restart();
+    acked.extend(produce(&broker.addr, "crashy", "zstd"));
+    let (rows, duckdb) = wait_exported(&broker, "crashy", 200);
+    assert_eq!(rows.len(), 200);
+    assert_eq!(duckdb, (200, 200));
+    let exported: BTreeMap<String, (i32, i64)> = rows
+        .iter()
+        .map(|r| (r.key.clone().unwrap(), (r.partition, r.offset)))
+        .collect();
+    let expected: BTreeMap<String, (i32, i64)> = acked
+        .iter()
+        .map(|(k, a)| (k.clone(), (a.partition, a.offset)))
+        .collect();
+    assert_eq!(exported, expected);
+}
