@@ -33,10 +33,23 @@ struct Row {
 }
 
 /// The rows of `topic`'s export files (pyarrow), in partition and offset
-/// order, and DuckDB's count of rows and of distinct positions.
+/// order, and DuckDB's count of rows and of distinct positions: in the
+/// broker's local bucket, or under `s3` (`s3://BUCKET/PREFIX`).
 fn exported(broker: &Broker, topic: &str) -> (Vec<Row>, (u64, u64)) {
-    let dir = broker.data_dir.join("objects/export").join(topic);
-    let lines = run_python("read_export.py", &[dir.to_str().unwrap()]);
+    exported_from(broker, topic, None)
+}
+
+fn exported_from(broker: &Broker, topic: &str, s3: Option<&str>) -> (Vec<Row>, (u64, u64)) {
+    let lines = match s3 {
+        None => {
+            let dir = broker.data_dir.join("objects/export").join(topic);
+            run_python("read_export.py", &[dir.to_str().unwrap()])
+        }
+        Some(url) => {
+            let root = format!("{url}/export/{topic}");
+            run_python("read_export.py", &[&root, &common::s3::endpoint()])
+        }
+    };
     let mut rows = Vec::new();
     let mut duckdb = (0, 0);
     for line in lines {
@@ -68,12 +81,35 @@ fn exported(broker: &Broker, topic: &str) -> (Vec<Row>, (u64, u64)) {
 
 /// Waits until `topic`'s export holds `count` rows; returns them.
 fn wait_exported(broker: &Broker, topic: &str, count: usize) -> (Vec<Row>, (u64, u64)) {
+    wait_exported_from(broker, topic, None, count)
+}
+
+fn wait_exported_from(
+    broker: &Broker,
+    topic: &str,
+    s3: Option<&str>,
+    count: usize,
+) -> (Vec<Row>, (u64, u64)) {
     let mut last = (Vec::new(), (0, 0));
     wait_until(&format!("{count} rows exported"), DEADLINE, || {
-        last = exported(broker, topic);
+        last = exported_from(broker, topic, s3);
         last.0.len() >= count
     });
     last
+}
+
+/// Every row once, at the position its record was acknowledged at.
+fn assert_exactly_once(rows: &[Row], acked: &BTreeMap<String, Ack>) {
+    let exported: BTreeMap<String, (i32, i64)> = rows
+        .iter()
+        .map(|r| (r.key.clone().unwrap(), (r.partition, r.offset)))
+        .collect();
+    assert_eq!(exported.len(), rows.len(), "each key once");
+    let expected: BTreeMap<String, (i32, i64)> = acked
+        .iter()
+        .map(|(k, a)| (k.clone(), (a.partition, a.offset)))
+        .collect();
+    assert_eq!(exported, expected);
 }
 
 /// What the i-th record of `codec` carries: a null value every tenth, an
@@ -240,13 +276,31 @@ fn a_crash_between_writing_and_committing_a_file_loses_and_repeats_nothing() {
     let (rows, duckdb) = wait_exported(&broker, "crashy", 200);
     assert_eq!(rows.len(), 200);
     assert_eq!(duckdb, (200, 200));
-    let exported: BTreeMap<String, (i32, i64)> = rows
-        .iter()
-        .map(|r| (r.key.clone().unwrap(), (r.partition, r.offset)))
-        .collect();
-    let expected: BTreeMap<String, (i32, i64)> = acked
-        .iter()
-        .map(|(k, a)| (k.clone(), (a.partition, a.offset)))
-        .collect();
-    assert_eq!(exported, expected);
+    assert_exactly_once(&rows, &acked);
+}
+
+/// On S3 (the real server): the files are in the bucket, read from there
+/// by pyarrow, exactly once.
+#[test]
+fn exports_to_an_s3_bucket() {
+    let url = common::s3::bucket_url();
+    let broker = common::s3::start(&common::s3::endpoint(), &url, &[], &QUICK);
+    let (ok, _, err) = silt(&[
+        "topic",
+        "create",
+        "in-s3",
+        "--partitions",
+        "2",
+        "--config",
+        "silt.export.format=parquet",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    let mut acked = produce(&broker.addr, "in-s3", "zstd");
+    acked.extend(produce(&broker.addr, "in-s3", "snappy"));
+    let (rows, duckdb) = wait_exported_from(&broker, "in-s3", Some(&url), 200);
+    assert_eq!(rows.len(), 200);
+    assert_eq!(duckdb, (200, 200));
+    assert_exactly_once(&rows, &acked);
 }

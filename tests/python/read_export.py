@@ -1,10 +1,13 @@
-"""Reads a topic's Parquet export as an analyst would: the directory DIR
-(`<prefix>/export/<topic>`, hive-style `partition=N` folders) as a pyarrow
-dataset, one JSON line per row sorted by partition and offset, then the
-same files through DuckDB's read_parquet as a last line
-{"duckdb": {"rows": N, "distinct": M}}.
+"""Reads a topic's Parquet export as an analyst would: the directory
+(`<prefix>/export/<topic>`, hive-style `partition=N` folders) in a local
+path or an S3 bucket as a pyarrow dataset, one JSON line per row sorted by
+partition and offset; then DuckDB counts them, as a last line
+{"duckdb": {"rows": N, "distinct": M}}: with read_parquet over local
+files, over the dataset for S3 (DuckDB's S3 support is an extension this
+machine cannot download).
 
 usage: read_export.py DIR
+       read_export.py s3://BUCKET/PREFIX/export/TOPIC ENDPOINT   (test credentials)
 """
 import glob
 import json
@@ -12,41 +15,54 @@ import sys
 
 import duckdb
 import pyarrow.dataset as ds
+from pyarrow import fs
 
 
 def text(value):
     return None if value is None else value.decode()
 
 
+def files_of(root):
+    """The export files under `root` (not files being written: a local
+    store stages them under other names), the filesystem, the base dir."""
+    if not root.startswith("s3://"):
+        return glob.glob(f"{root}/partition=*/*.parquet"), None, root
+    endpoint = sys.argv[2].split("://", 1)
+    s3 = fs.S3FileSystem(endpoint_override=endpoint[1], scheme=endpoint[0], access_key="test",
+                         secret_key="test", region="us-east-1")
+    base = root[len("s3://"):]
+    found = s3.get_file_info(fs.FileSelector(base, recursive=True, allow_not_found=True))
+    return [f.path for f in found if f.path.endswith(".parquet")], s3, base
+
+
 def main():
     root = sys.argv[1]
-    files = glob.glob(f"{root}/partition=*/*.parquet")
+    files, filesystem, base = files_of(root)
+    counted = {"rows": 0, "distinct": 0}
+    if not files:
+        print(json.dumps({"duckdb": counted}))
+        return
+    dataset = ds.dataset(files, filesystem=filesystem, format="parquet", partitioning="hive",
+                         partition_base_dir=base)
+    exported = dataset.to_table()
     rows = []
-    if files:
-        # The files, not the directory: a file being written is not one
-        # yet (a local store stages it under another name).
-        dataset = ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=root)
-        for row in dataset.to_table().to_pylist():
-            rows.append({
-                "partition": row["partition"],
-                "offset": row["offset"],
-                "timestamp": int(row["timestamp"].timestamp() * 1000),
-                "timestamp_type": row["timestamp_type"],
-                "key": text(row["key"]),
-                "value": text(row["value"]),
-                "headers": [[h["key"], text(h["value"])] for h in row["headers"]],
-            })
+    for row in exported.to_pylist():
+        rows.append({
+            "partition": row["partition"],
+            "offset": row["offset"],
+            "timestamp": int(row["timestamp"].timestamp() * 1000),
+            "timestamp_type": row["timestamp_type"],
+            "key": text(row["key"]),
+            "value": text(row["value"]),
+            "headers": [[h["key"], text(h["value"])] for h in row["headers"]],
+        })
     rows.sort(key=lambda r: (r["partition"], r["offset"]))
     for row in rows:
         print(json.dumps(row))
-    counted = {"rows": 0, "distinct": 0}
-    if files:
-        rows_n, distinct = duckdb.sql(
-            f"SELECT count(*), count(DISTINCT (partition, \"offset\")) "
-            f"FROM read_parquet('{root}/*/*.parquet', hive_partitioning = true)"
-        ).fetchone()
-        counted = {"rows": rows_n, "distinct": distinct}
-    print(json.dumps({"duckdb": counted}))
+    source = "exported" if filesystem else f"read_parquet('{root}/*/*.parquet', hive_partitioning = true)"
+    rows_n, distinct = duckdb.sql(
+        f"SELECT count(*), count(DISTINCT (partition, \"offset\")) FROM {source}").fetchone()
+    print(json.dumps({"duckdb": {"rows": rows_n, "distinct": distinct}}))
 
 
 main()
