@@ -473,7 +473,7 @@ pub struct ExportConfig {
     /// A file is written once this much data waits (tens to hundreds of
     /// MiB suit analytics engines; the file is built in memory) ...
     pub file_bytes: u64,
-    /// ... or once this long passed since the partition's last file.
+    /// ... or once the oldest data waiting is this old.
     pub max_delay_ms: u64,
 }
 

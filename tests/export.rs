@@ -304,3 +304,82 @@ fn exports_to_an_s3_bucket() {
     assert_eq!(duckdb, (200, 200));
     assert_exactly_once(&rows, &acked);
 }
+
+/// The low watermark of `topic`'s partition 0.
+fn log_start(addr: &str, topic: &str) -> i64 {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .create()
+        .expect("consumer");
+    consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .expect("watermarks")
+        .0
+}
+
+/// Retention never deletes records export has not written: with a file
+/// not due yet, an exported topic keeps everything while a plain one with
+/// the same retention loses its old records; once the file is written,
+/// retention moves on, and every record it deleted is in the export.
+#[test]
+fn retention_waits_for_export() {
+    let broker = Broker::start_with_env(
+        &[],
+        &[
+            ("SILT_STORAGE__LIFECYCLE_INTERVAL_MS", "200"),
+            ("SILT_EXPORT__INTERVAL_MS", "100"),
+            ("SILT_EXPORT__MAX_DELAY_MS", "3600000"),
+            ("SILT_EXPORT__FILE_BYTES", "200000"),
+        ],
+    );
+    for (topic, export) in [("kept", "parquet"), ("plain", "none")] {
+        let format = format!("silt.export.format={export}");
+        let (ok, _, err) = silt(&[
+            "topic",
+            "create",
+            topic,
+            "--config",
+            "retention.ms=1000",
+            "--config",
+            &format,
+            "--bootstrap-server",
+            &broker.addr,
+        ]);
+        assert!(ok, "{err}");
+    }
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(&broker.addr, &deliveries);
+    let send = |topic: &str, range: std::ops::Range<usize>, size: usize| {
+        for i in range {
+            let key = format!("{topic}-{i}");
+            let value = "v".repeat(size);
+            producer
+                .send(BaseRecord::to(topic).key(&key).payload(&value))
+                .map_err(|(e, _)| e)
+                .expect("send");
+        }
+        producer.flush(DEADLINE).expect("flush");
+    };
+    send("kept", 0..100, 10);
+    send("plain", 0..100, 10);
+    wait_until("the plain topic's records expire", DEADLINE, || {
+        log_start(&broker.addr, "plain") > 0
+    });
+    assert_eq!(log_start(&broker.addr, "kept"), 0, "nothing exported yet");
+    assert!(exported(&broker, "kept").0.is_empty());
+
+    send("kept", 100..400, 1000);
+    wait_until("retention moves on once export did", DEADLINE, || {
+        log_start(&broker.addr, "kept") > 0
+    });
+    let start = log_start(&broker.addr, "kept");
+    let (rows, _) = exported(&broker, "kept");
+    let offsets: BTreeSet<i64> = rows.iter().map(|r| r.offset).collect();
+    assert!(
+        (0..start).all(|o| offsets.contains(&o)),
+        "every deleted record was exported (log start {start}, {} rows)",
+        rows.len()
+    );
+}

@@ -1,7 +1,7 @@
 //! The broker's export task: every `export.interval_ms` the leader of each
 //! partition of an exported topic (`silt.export.format = parquet`) writes
 //! the next Parquet file ([`crate::export`]) once `export.file_bytes` of
-//! committed data wait or `export.max_delay_ms` passed since its last one,
+//! committed data wait or the oldest has waited `export.max_delay_ms`,
 //! then commits the offset the file ends at with the partition's export
 //! progress, under its leader epoch.
 //!
@@ -104,15 +104,14 @@ impl Broker {
         if lag == 0 {
             return Ok(());
         }
-        let waiting: u64 = partition
-            .extents_from(start, self.config.export.file_bytes)
-            .iter()
-            .map(|e| e.length)
-            .sum();
+        // Due once a file's worth waits, or the oldest data waiting (the
+        // newest record of its first extent) is `max_delay_ms` old.
+        let waiting = partition.extents_from(start, self.config.export.file_bytes);
+        let bytes: u64 = waiting.iter().map(|e| e.length).sum();
+        let oldest_ms = waiting.first().map_or(i64::MAX, |e| e.max_timestamp);
         let now_ms = self.clock.now_ms();
-        let since_last = now_ms.saturating_sub(progress.committed_ms);
-        if waiting < self.config.export.file_bytes
-            && since_last < self.config.export.max_delay_ms as i64
+        if bytes < self.config.export.file_bytes
+            && now_ms.saturating_sub(oldest_ms) < self.config.export.max_delay_ms as i64
         {
             return Ok(());
         }
