@@ -82,6 +82,18 @@ enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Parquet export status, from a broker's admin port.
+    Export {
+        /// The broker's admin address (its --admin-listen): HOST:PORT, or
+        /// an https:// URL when the admin port has TLS.
+        #[arg(long, global = true, env = "SILT_ADMIN_ADDRESS")]
+        admin: Option<String>,
+        /// The admin port's bearer token, when it asks for one.
+        #[arg(long, global = true, env = "SILT_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Send stdin lines as messages to a topic.
     Produce {
         #[command(flatten)]
@@ -185,6 +197,14 @@ enum GroupCommand {
     },
     /// Delete a group without members, with its offsets.
     Delete { group: String },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Per partition of the exported topics (or of TOPIC): the offset
+    /// exported to, the lag in records and seconds, files, rows, bytes and
+    /// the last error.
+    Status { topic: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -642,6 +662,16 @@ fn run() -> anyhow::Result<()> {
                         cli::group::delete(&mut cluster, &group).await
                     }
                 }
+            }
+            Command::Export {
+                admin,
+                admin_token,
+                command: ExportCommand::Status { topic },
+            } => {
+                let admin = admin.context(
+                    "give the broker's admin address: --admin HOST:PORT (its --admin-listen) or SILT_ADMIN_ADDRESS",
+                )?;
+                cli::export::status(&admin, admin_token.as_deref(), topic.as_deref()).await
             }
             Command::Txn { server, command } => {
                 let mut cluster = server.connect().await?;

@@ -30,6 +30,8 @@ struct Row {
     key: Option<String>,
     value: Option<String>,
     headers: Vec<(String, Option<String>)>,
+    /// Every column, as JSON.
+    columns: Value,
 }
 
 /// The rows of `topic`'s export files (pyarrow), in partition and offset
@@ -67,13 +69,14 @@ fn exported_from(broker: &Broker, topic: &str, s3: Option<&str>) -> (Vec<Row>, (
             offset: v["offset"].as_i64().unwrap(),
             timestamp_type: v["timestamp_type"].as_str().unwrap().to_string(),
             key: text(&v["key"]),
-            value: text(&v["value"]),
+            value: v.get("value").and_then(|v| v.as_str()).map(str::to_string),
             headers: v["headers"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|h| (h[0].as_str().unwrap().to_string(), text(&h[1])))
                 .collect(),
+            columns: v,
         });
     }
     (rows, duckdb)
@@ -167,7 +170,7 @@ fn produce(addr: &str, topic: &str, codec: &str) -> BTreeMap<String, Ack> {
 /// same rows, each position once.
 #[test]
 fn committed_records_are_exported_once_with_every_field() {
-    let broker = Broker::start_with_env(&[], &QUICK);
+    let broker = Broker::start_with_env(&["--admin-listen", "127.0.0.1:0"], &QUICK);
     let (ok, _, err) = silt(&[
         "topic",
         "create",
@@ -243,6 +246,42 @@ fn committed_records_are_exported_once_with_every_field() {
     }
     let positions: BTreeSet<(i32, i64)> = rows.iter().map(|r| (r.partition, r.offset)).collect();
     assert_eq!(positions.len(), rows.len());
+
+    // `silt export status`: every partition catches up (the last markers
+    // too), the rows counted.
+    let admin = broker.admin.clone().unwrap();
+    let status = |topic: &str| silt(&["export", "status", topic, "--admin", &admin]);
+    let caught_up = |out: &str| {
+        out.lines()
+            .skip(1)
+            .all(|l| l.split_whitespace().nth(4) == Some("0"))
+    };
+    let mut out = String::new();
+    wait_until("export status shows no lag", DEADLINE, || {
+        let (ok, text, err) = status("orders");
+        assert!(ok, "{err}");
+        out = text;
+        caught_up(&out)
+    });
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let mut rows_counted = 0;
+    for (p, line) in lines.iter().enumerate() {
+        assert_eq!(line[..2], ["orders", p.to_string().as_str()], "{out}");
+        assert_eq!(line[2], line[3], "exported to the end: {out}");
+        assert_eq!((line[4], line[9]), ("0", "-"), "no lag, no error: {out}");
+        rows_counted += line[7].parse::<usize>().unwrap();
+    }
+    assert_eq!(rows_counted, 520, "{out}");
+    let (ok, _, err) = status("nothing");
+    assert!(!ok && err.contains("no such topic"), "{err}");
+    create_topic(&broker, "plain", 1);
+    let (ok, _, err) = status("plain");
+    assert!(!ok && err.contains("'plain' is not exported"), "{err}");
 }
 
 /// A broker killed (-9) after writing an export file and before
@@ -381,5 +420,83 @@ fn retention_waits_for_export() {
         (0..start).all(|o| offsets.contains(&o)),
         "every deleted record was exported (log start {start}, {} rows)",
         rows.len()
+    );
+}
+
+/// `silt.export.value=json`: the fields of JSON objects become typed
+/// columns, added as they appear (null before); a value that is not an
+/// object or whose field has another type stays raw and is counted; every
+/// row is there, and export never stops.
+#[test]
+fn json_values_become_columns_that_grow() {
+    let broker = Broker::start_with_env(&["--admin-listen", "127.0.0.1:0"], &QUICK);
+    let (ok, _, err) = silt(&[
+        "topic",
+        "create",
+        "events",
+        "--config",
+        "silt.export.format=parquet",
+        "--config",
+        "silt.export.value=json",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    let values: [Option<&str>; 6] = [
+        Some(r#"{"id": 1, "name": "a"}"#),
+        Some(r#"{"id": 2, "name": "b", "price": 1.5, "tags": ["x"]}"#),
+        Some(r#"{"id": "three"}"#),
+        Some("not json"),
+        Some(r#"{"id": 4, "price": 2}"#),
+        None,
+    ];
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(&broker.addr, &deliveries);
+    for (i, value) in values.iter().enumerate() {
+        let key = format!("e{i}");
+        let mut record = BaseRecord::to("events").key(&key);
+        if let Some(value) = value {
+            record = record.payload(*value);
+        }
+        producer.send(record).map_err(|(e, _)| e).expect("send");
+        // One at a time: the first type a field has is its column's.
+        producer.flush(DEADLINE).expect("flush");
+    }
+    let (rows, duckdb) = wait_exported(&broker, "events", 6);
+    assert_eq!(duckdb, (6, 6));
+    let column = |row: usize, name: &str| rows[row].columns[name].clone();
+    let ids: Vec<Value> = (0..6).map(|r| column(r, "id")).collect();
+    assert_eq!(
+        ids,
+        [
+            1.into(),
+            2.into(),
+            Value::Null,
+            Value::Null,
+            4.into(),
+            Value::Null
+        ]
+    );
+    assert_eq!(
+        column(0, "price"),
+        Value::Null,
+        "a column added later is null before"
+    );
+    assert_eq!(
+        (column(1, "price"), column(4, "price")),
+        (1.5.into(), 2.0.into())
+    );
+    assert_eq!(column(1, "tags"), r#"["x"]"#);
+    assert_eq!(column(2, "value_raw"), r#"{"id": "three"}"#);
+    assert_eq!(column(3, "value_raw"), "not json");
+    assert_eq!(
+        column(5, "value_raw"),
+        Value::Null,
+        "a null value is no conflict"
+    );
+    assert!(rows.iter().all(|r| r.columns.get("value").is_none()));
+    assert_eq!(
+        broker.metric("silt_export_json_conflicts_total", r#"topic="events""#),
+        2.0
     );
 }

@@ -1,4 +1,5 @@
-//! The admin HTTP port: Prometheus metrics at `/metrics` and `/health`,
+//! The admin HTTP port: Prometheus metrics at `/metrics`, the JSON API
+//! under `/api/v1` ([`api`]) and `/health`,
 //! over HTTPS with `[admin] tls_cert`, and behind a bearer token or basic
 //! authentication with `[admin] token` / `basic_auth` (`/health` stays
 //! open for load balancers).
@@ -8,6 +9,7 @@
 //! (buffered bytes, and [`scrape`]'s families), and serves it.
 
 mod access;
+mod api;
 mod scrape;
 
 pub use scrape::cpu_seconds;
@@ -64,6 +66,7 @@ pub async fn serve(
     let access = access::Access::new(&broker.config.admin);
     let guarded = Router::new()
         .route("/metrics", get(render_metrics))
+        .merge(api::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::new(access),
             access::check,

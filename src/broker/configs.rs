@@ -242,6 +242,16 @@ pub fn exported(
     effective(config, dynamic_broker, topic, "silt.export.format") == "parquet"
 }
 
+/// Whether a topic's exported values are JSON objects written as typed
+/// columns (`silt.export.value = json`).
+pub fn exports_json(
+    config: &Config,
+    dynamic_broker: &BTreeMap<String, String>,
+    topic: &BTreeMap<String, String>,
+) -> bool {
+    effective(config, dynamic_broker, topic, "silt.export.value") == "json"
+}
+
 /// The size of a topic's merged sections: its `segment.bytes`, at most
 /// [`MAX_MERGED_SECTION_BYTES`].
 pub fn merged_section_bytes(

@@ -16,20 +16,68 @@
 //! tail a `local` WAL alone holds) below the last stable offset, without
 //! aborted transactions and markers.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use tokio_util::sync::CancellationToken;
 
 use super::{Broker, Topic, configs};
 use crate::error::{Error, Result};
-use crate::export::{ExportFile, FileBuilder, covered};
+use crate::export::{ExportFile, FileBuilder, Values, covered};
 use crate::log::partition::{Isolation, Partition, ReadLimit};
 use crate::meta::{CommitOutcome, ExportProgress};
 use crate::storage::ExportKey;
 
 /// Bytes read from the log at a time while building a file.
 const READ_BYTES: usize = 8 * 1024 * 1024;
+
+/// The last export error of each partition this broker leads (cleared by
+/// a pass that succeeds), for the export status.
+#[derive(Default)]
+pub struct ExportErrors(Mutex<HashMap<(Uuid, i32), String>>);
+
+impl ExportErrors {
+    fn set(&self, topic: Uuid, partition: i32, error: Option<String>) {
+        let mut errors = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match error {
+            Some(error) => errors.insert((topic, partition), error),
+            None => errors.remove(&(topic, partition)),
+        };
+    }
+
+    fn get(&self, topic: Uuid, partition: i32) -> Option<String> {
+        let errors = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        errors.get(&(topic, partition)).cloned()
+    }
+}
+
+/// How far one partition is exported (`GET /api/v1/export`,
+/// `silt export status`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartitionExport {
+    pub topic: String,
+    pub partition: i32,
+    /// Every committed record before it is exported.
+    pub exported_offset: i64,
+    /// The end of what may be exported: committed, below the last stable
+    /// offset.
+    pub end_offset: i64,
+    pub lag_records: i64,
+    /// How old the oldest record not exported is (by the newest record
+    /// of its upload); 0 without lag.
+    pub lag_seconds: f64,
+    pub files: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    /// When the last file was committed (ms since the epoch; 0: none).
+    pub last_export_ms: i64,
+    /// The last pass's error, when this broker leads the partition.
+    pub last_error: Option<String>,
+}
 
 impl Broker {
     /// Exports every `export.interval_ms` until `shutdown`.
@@ -54,7 +102,8 @@ impl Broker {
                 continue;
             }
             for partition in &topic.partitions {
-                if let Err(e) = self.export_partition(&topic, partition).await {
+                let exported = self.export_partition(&topic, partition).await;
+                if let Err(e) = &exported {
                     metrics::counter!("silt_export_errors_total", "topic" => topic.name.clone())
                         .increment(1);
                     tracing::warn!(
@@ -64,8 +113,67 @@ impl Broker {
                         "export failed; trying again at the next pass"
                     );
                 }
+                let error = exported.err().map(|e| e.to_string());
+                self.export_errors.set(topic.id, partition.index, error);
             }
         }
+    }
+
+    /// The export status of every partition of the exported topics, or of
+    /// `topic` alone; `UnknownTopicOrPartition` for a topic that does not
+    /// exist or is not exported.
+    pub async fn export_status(&self, topic: Option<&str>) -> Result<Vec<PartitionExport>> {
+        let dynamic = self.dynamic_configs();
+        let topics: Vec<Arc<Topic>> = match topic {
+            Some(name) => vec![self.topic(name).ok_or(Error::UnknownTopicOrPartition)?],
+            None => self.topics(),
+        };
+        let now_ms = self.clock.now_ms();
+        let mut status = Vec::new();
+        for topic in topics {
+            if !configs::exported(&self.config, &dynamic, &topic.configs) {
+                continue;
+            }
+            for partition in &topic.partitions {
+                let stored = self.meta.partition(topic.id, partition.index).await?;
+                let exported_offset = stored.export.offset.max(stored.log_start_offset);
+                let end_offset = stored
+                    .committed_end()
+                    .min(self.log.offsets(partition).last_stable)
+                    .max(exported_offset);
+                let oldest_ms = stored
+                    .extents
+                    .iter()
+                    .find(|e| e.last_offset >= exported_offset)
+                    .map(|e| e.max_timestamp);
+                let lag_records = end_offset - exported_offset;
+                let lag_seconds = match oldest_ms {
+                    Some(ms) if lag_records > 0 => now_ms.saturating_sub(ms).max(0) as f64 / 1000.0,
+                    _ => 0.0,
+                };
+                status.push(PartitionExport {
+                    topic: topic.name.clone(),
+                    partition: partition.index,
+                    exported_offset,
+                    end_offset,
+                    lag_records,
+                    lag_seconds,
+                    files: stored.export.files,
+                    rows: stored.export.rows,
+                    bytes: stored.export.bytes,
+                    last_export_ms: stored.export.committed_ms,
+                    last_error: self.export_errors.get(topic.id, partition.index),
+                });
+            }
+        }
+        if let Some(name) = topic
+            && status.is_empty()
+        {
+            return Err(Error::InvalidConfig(format!(
+                "topic '{name}' is not exported (silt.export.format is none)"
+            )));
+        }
+        Ok(status)
     }
 
     /// Writes and commits the partition's next file if one is due.
@@ -121,9 +229,15 @@ impl Broker {
             partition: partition.index,
             start,
         };
+        let values = if configs::exports_json(&self.config, &self.dynamic_configs(), &topic.configs)
+        {
+            Values::Json(progress.json_fields.clone())
+        } else {
+            Values::Bytes
+        };
         let file = match self.written_file(&key).await? {
             Some(written) => written,
-            None => self.write_file(topic, partition, &key, end).await?,
+            None => self.write_file(topic, partition, &key, end, values).await?,
         };
         crate::failpoint::hit("export.after_write");
         let next = ExportProgress {
@@ -132,6 +246,7 @@ impl Broker {
             rows: progress.rows + file.rows,
             bytes: progress.bytes + file.bytes.len() as u64,
             committed_ms: now_ms,
+            json_fields: file.json_fields.clone(),
         };
         let outcome = self
             .meta
@@ -143,8 +258,10 @@ impl Broker {
                 metrics::counter!("silt_export_files_total", "topic" => name.clone()).increment(1);
                 metrics::counter!("silt_export_rows_total", "topic" => name.clone())
                     .increment(file.rows);
-                metrics::counter!("silt_export_bytes_total", "topic" => name)
+                metrics::counter!("silt_export_bytes_total", "topic" => name.clone())
                     .increment(file.bytes.len() as u64);
+                metrics::counter!("silt_export_json_conflicts_total", "topic" => name)
+                    .increment(file.json_conflicts);
                 tracing::info!(
                     topic = %topic.name,
                     partition = partition.index,
@@ -172,8 +289,9 @@ impl Broker {
         partition: &Arc<Partition>,
         key: &ExportKey<'_>,
         end: i64,
+        values: Values,
     ) -> Result<ExportFile> {
-        let mut builder = FileBuilder::new(partition.index, key.start);
+        let mut builder = FileBuilder::new(partition.index, key.start, values);
         let limit = ReadLimit {
             max_bytes: READ_BYTES,
             at_least_one: true,

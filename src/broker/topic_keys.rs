@@ -67,9 +67,9 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         topic: "silt.export.value",
         broker: "silt.export.value",
-        kind: Kind::OneOf(&["bytes"]),
+        kind: Kind::OneOf(&["bytes", "json"]),
         default: |_| "bytes".into(),
-        documentation: "Silt: how exported values are written; bytes: as produced",
+        documentation: "Silt: how exported values are written; bytes: as produced; json: the fields of JSON objects as typed columns, growing with new fields, values that do not fit kept raw",
     },
     TopicKey {
         topic: "cleanup.policy",

@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod cluster;
 pub mod consume;
+pub mod export;
 pub mod group;
 pub mod produce;
 pub mod quota;

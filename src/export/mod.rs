@@ -28,7 +28,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
 use crate::log::transactions::is_aborted;
-use crate::meta::AbortedTxn;
+use crate::meta::{AbortedTxn, JsonField};
 use crate::protocol::batch::iter_batches;
 use crate::protocol::records::{self, RecordsError};
 
@@ -43,10 +43,16 @@ pub enum ExportError {
     NoOffsets(&'static str),
 }
 
+pub mod json;
+
+use json::JsonColumns;
+
 /// The metadata key of the first offset a file covers.
 const START_KEY: &str = "silt.start_offset";
 /// The metadata key of the offset after the last one it covers.
 const END_KEY: &str = "silt.end_offset";
+/// The metadata key of the JSON fields with a column as of the file.
+const JSON_FIELDS_KEY: &str = "silt.json_fields";
 
 /// A written export file.
 #[derive(Debug)]
@@ -55,11 +61,26 @@ pub struct ExportFile {
     pub rows: u64,
     /// The offset after the last one the file covers.
     pub end: i64,
+    /// With JSON values: the fields with a column as of this file, and the
+    /// values that did not fit (kept raw).
+    pub json_fields: Vec<JsonField>,
+    pub json_conflicts: u64,
 }
 
-/// The columns of an export file, in order.
-pub fn schema() -> Schema {
-    Schema::new(vec![
+/// How values are written.
+#[derive(Debug, Clone)]
+pub enum Values {
+    /// As produced, in the `value` column.
+    Bytes,
+    /// JSON objects as typed columns ([`json`]), starting from these
+    /// fields.
+    Json(Vec<JsonField>),
+}
+
+/// The columns every export file starts with, in order; the value's
+/// column (or, with JSON values, columns) follow.
+fn fixed_fields() -> Vec<Field> {
+    vec![
         Field::new("offset", DataType::Int64, false),
         Field::new(
             "timestamp",
@@ -68,9 +89,14 @@ pub fn schema() -> Schema {
         ),
         Field::new("timestamp_type", DataType::Utf8, false),
         Field::new("key", DataType::Binary, true),
-        Field::new("value", DataType::Binary, true),
         Field::new("headers", DataType::List(Arc::new(header_field())), false),
-    ])
+    ]
+}
+
+/// The column or columns of the values.
+enum ValueColumns {
+    Bytes(BinaryBuilder),
+    Json(JsonColumns),
 }
 
 /// One header: its key (text, as Kafka clients write it) and value.
@@ -94,7 +120,7 @@ pub struct FileBuilder {
     timestamps: TimestampMillisecondBuilder,
     timestamp_types: StringBuilder,
     keys: BinaryBuilder,
-    values: BinaryBuilder,
+    values: ValueColumns,
     headers: ListBuilder<StructBuilder>,
     /// Bytes of keys, values and headers taken in (the size estimate).
     data_bytes: u64,
@@ -102,7 +128,7 @@ pub struct FileBuilder {
 
 impl FileBuilder {
     /// A file of `partition`'s records from offset `start`.
-    pub fn new(partition: i32, start: i64) -> FileBuilder {
+    pub fn new(partition: i32, start: i64, values: Values) -> FileBuilder {
         let header = StructBuilder::new(
             header_fields(),
             vec![
@@ -118,7 +144,10 @@ impl FileBuilder {
             timestamps: TimestampMillisecondBuilder::new().with_timezone("UTC"),
             timestamp_types: StringBuilder::new(),
             keys: BinaryBuilder::new(),
-            values: BinaryBuilder::new(),
+            values: match values {
+                Values::Bytes => ValueColumns::Bytes(BinaryBuilder::new()),
+                Values::Json(fields) => ValueColumns::Json(JsonColumns::new(fields)),
+            },
             headers: ListBuilder::new(header).with_field(Arc::new(header_field())),
             data_bytes: 0,
         }
@@ -190,7 +219,10 @@ impl FileBuilder {
             self.timestamp_types.append_value(timestamp_type);
             let field = |range: &Option<std::ops::Range<usize>>| range.clone().map(|r| &bytes[r]);
             self.keys.append_option(field(&view.key));
-            self.values.append_option(field(&view.value));
+            match &mut self.values {
+                ValueColumns::Bytes(values) => values.append_option(field(&view.value)),
+                ValueColumns::Json(columns) => columns.push(field(&view.value)),
+            }
             let list = self.headers.values();
             for h in &record_headers {
                 let key = String::from_utf8_lossy(&bytes[h.key.clone()]);
@@ -211,17 +243,32 @@ impl FileBuilder {
     /// The Parquet file of the rows added, for `topic`.
     pub fn finish(mut self, topic: &str) -> Result<ExportFile, ExportError> {
         let rows = self.offsets.len();
-        let columns: Vec<ArrayRef> = vec![
+        let mut fields = fixed_fields();
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.offsets.finish()),
             Arc::new(self.timestamps.finish()),
             Arc::new(self.timestamp_types.finish()),
             Arc::new(self.keys.finish()),
-            Arc::new(self.values.finish()),
             Arc::new(self.headers.finish()),
         ];
-        let schema = Arc::new(schema());
+        let (mut json_fields, mut json_conflicts) = (Vec::new(), 0);
+        match self.values {
+            ValueColumns::Bytes(mut values) => {
+                fields.push(Field::new("value", DataType::Binary, true));
+                columns.push(Arc::new(values.finish()));
+            }
+            ValueColumns::Json(values) => {
+                json_fields = values.fields().to_vec();
+                json_conflicts = values.conflicts();
+                for (field, column) in values.finish() {
+                    fields.push(field);
+                    columns.push(column);
+                }
+            }
+        }
+        let schema = Arc::new(Schema::new(fields));
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
-        let metadata = [
+        let mut metadata: Vec<KeyValue> = [
             ("silt.topic", topic.to_string()),
             ("silt.partition", self.partition.to_string()),
             (START_KEY, self.start.to_string()),
@@ -230,6 +277,10 @@ impl FileBuilder {
         .into_iter()
         .map(|(k, v)| KeyValue::new(k.to_string(), v))
         .collect();
+        if !json_fields.is_empty() {
+            let text = serde_json::to_string(&json_fields).unwrap_or_default();
+            metadata.push(KeyValue::new(JSON_FIELDS_KEY.to_string(), text));
+        }
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
             .set_key_value_metadata(Some(metadata))
@@ -241,6 +292,8 @@ impl FileBuilder {
             bytes: Bytes::from(bytes),
             rows: rows as u64,
             end: self.end,
+            json_fields,
+            json_conflicts,
         })
     }
 }
@@ -250,15 +303,24 @@ impl FileBuilder {
 pub fn covered(file: Bytes) -> Result<ExportFile, ExportError> {
     let reader = SerializedFileReader::new(file.clone())?;
     let metadata = reader.metadata().file_metadata();
-    let end = metadata
-        .key_value_metadata()
-        .and_then(|kv| kv.iter().find(|k| k.key == END_KEY))
-        .and_then(|k| k.value.as_deref()?.parse::<i64>().ok())
+    let value = |key: &str| {
+        metadata
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|k| k.key == key))
+            .and_then(|k| k.value.clone())
+    };
+    let end = value(END_KEY)
+        .and_then(|v| v.parse::<i64>().ok())
         .ok_or(ExportError::NoOffsets(END_KEY))?;
+    let json_fields = value(JSON_FIELDS_KEY)
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default();
     Ok(ExportFile {
         rows: metadata.num_rows().max(0) as u64,
         end,
         bytes: file,
+        json_fields,
+        json_conflicts: 0,
     })
 }
 
@@ -334,7 +396,7 @@ mod tests {
             first_offset: 3,
             last_offset: 4,
         }];
-        let mut builder = FileBuilder::new(2, 0);
+        let mut builder = FileBuilder::new(2, 0, Values::Bytes);
         assert_eq!(builder.add(&batches, &aborted, 1 << 20), 0);
         assert_eq!(builder.end(), 5);
         let file = builder.finish("t").unwrap();
@@ -342,13 +404,13 @@ mod tests {
         let rows = read(&file);
         let offsets: Vec<i64> = rows.column(0).as_primitive::<Int64Type>().values().to_vec();
         assert_eq!(offsets, vec![0, 1, 2, 4]);
-        let values = rows.column(4).as_binary::<i32>();
+        let values = rows.column(5).as_binary::<i32>();
         assert_eq!(values.value(0), b"a");
         assert!(values.is_null(1), "a null value stays null");
         assert_eq!(values.value(2), b"", "an empty value stays empty");
         let timestamps = rows.column(1).as_primitive::<TimestampMillisecondType>();
         assert_eq!(timestamps.value(1), 1_700_000_000_001);
-        let headers = rows.column(5).as_list::<i32>().value(3);
+        let headers = rows.column(4).as_list::<i32>().value(3);
         let header = headers.as_struct();
         assert_eq!(header.column(0).as_string::<i32>().value(0), "h");
         assert_eq!(header.column(1).as_binary::<i32>().value(0), b"hv");
@@ -361,7 +423,7 @@ mod tests {
         let good = batch(0, &[Some("a")], false, Codec::None);
         let big = batch(1, &[Some(&"x".repeat(10_000))], false, Codec::Gzip);
         let batches: Bytes = [good, big].concat().into();
-        let mut builder = FileBuilder::new(0, 0);
+        let mut builder = FileBuilder::new(0, 0, Values::Bytes);
         assert_eq!(
             builder.add(&batches, &[], 1_000),
             1,

@@ -61,6 +61,28 @@ pub struct ExportProgress {
     pub bytes: u64,
     /// When the last file was committed (ms since the epoch; 0: none yet).
     pub committed_ms: i64,
+    /// With `silt.export.value = json`: the value fields with a column so
+    /// far, in column order (the schema only grows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub json_fields: Vec<JsonField>,
+}
+
+/// The type of an exported JSON field's column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JsonKind {
+    Bool,
+    Int,
+    Float,
+    Text,
+}
+
+/// A field of exported JSON values and the type of its column
+/// (`crate::export::json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JsonField {
+    pub name: String,
+    pub kind: JsonKind,
 }
 
 impl ExportProgress {
@@ -837,6 +859,7 @@ pub(crate) mod conformance {
             rows: 100,
             bytes: 4096,
             committed_ms: 1_700_000_000_000,
+            json_fields: Vec::new(),
         };
         let commit = |epoch, expected: &ExportProgress, progress: &ExportProgress| {
             store.commit_export(t.id, 0, epoch, expected.clone(), progress.clone())

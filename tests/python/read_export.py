@@ -14,7 +14,9 @@ import json
 import sys
 
 import duckdb
+import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from pyarrow import fs
 
 
@@ -42,24 +44,24 @@ def main():
     if not files:
         print(json.dumps({"duckdb": counted}))
         return
-    dataset = ds.dataset(files, filesystem=filesystem, format="parquet", partitioning="hive",
-                         partition_base_dir=base)
+    # Files of JSON values gain columns as fields appear: the union of
+    # their schemas, as analysts read an evolving table.
+    schema = pa.unify_schemas([pq.read_schema(f, filesystem=filesystem) for f in files])
+    schema = schema.append(pa.field("partition", pa.int32()))
+    partitioning = ds.partitioning(pa.schema([("partition", pa.int32())]), flavor="hive")
+    dataset = ds.dataset(files, schema=schema, filesystem=filesystem, format="parquet",
+                         partitioning=partitioning, partition_base_dir=base)
     exported = dataset.to_table()
     rows = []
     for row in exported.to_pylist():
-        rows.append({
-            "partition": row["partition"],
-            "offset": row["offset"],
-            "timestamp": int(row["timestamp"].timestamp() * 1000),
-            "timestamp_type": row["timestamp_type"],
-            "key": text(row["key"]),
-            "value": text(row["value"]),
-            "headers": [[h["key"], text(h["value"])] for h in row["headers"]],
-        })
+        row["timestamp"] = int(row["timestamp"].timestamp() * 1000)
+        row["headers"] = [[h["key"], text(h["value"])] for h in row["headers"]]
+        rows.append({k: text(v) if isinstance(v, bytes) else v for k, v in row.items()})
     rows.sort(key=lambda r: (r["partition"], r["offset"]))
     for row in rows:
         print(json.dumps(row))
-    source = "exported" if filesystem else f"read_parquet('{root}/*/*.parquet', hive_partitioning = true)"
+    source = "exported" if filesystem else \
+        f"read_parquet('{root}/*/*.parquet', hive_partitioning = true, union_by_name = true)"
     rows_n, distinct = duckdb.sql(
         f"SELECT count(*), count(DISTINCT (partition, \"offset\")) FROM {source}").fetchone()
     print(json.dumps({"duckdb": {"rows": rows_n, "distinct": distinct}}))
