@@ -57,15 +57,6 @@ java_consume() {
     /^[0-9][0-9][0-9][0-9]-/ { mb = $4 }
     END { printf "{\"mb_per_s\":%.1f}\n", mb * 1.048576 }'
 }
-# java_median N ARGS...: as lib.sh's median, for java_produce.
-java_median() {
-  local n=$1; shift
-  for _ in $(seq "$n"); do java_produce "$@"; done |
-    awk '{ match($0, /"mb_per_s":[0-9.]+/); print substr($0, RSTART + 11, RLENGTH - 11) "\t" $0 }' |
-    sort -n > "$work/runs"
-  sed -n "$(((n + 1) / 2))p" "$work/runs" | cut -f2- |
-    sed "s/}\$/,\"mb_per_s_min\":$(head -1 "$work/runs" | cut -f1),\"mb_per_s_max\":$(tail -1 "$work/runs" | cut -f1)}/"
-}
 per_gb() { awk -v a="$1" -v b="$2" -v n="$3" -v r="$runs" 'BEGIN { printf "%.2f", (b - a) / (r * n / 1e9) }'; }
 
 # measure NAME PID: both clients' three scenarios against the broker at
@@ -75,7 +66,7 @@ measure() {
   for t in java java50 rdkafka rdkafka50; do topic "$t" 8; done
 
   before=$(cpu_s "$pid")
-  produce=$(java_median "$runs" --topic java --num-records "$messages" --throughput -1)
+  produce=$(median_of "$runs" java_produce --topic java --num-records "$messages" --throughput -1)
   row "J1. $name, Java: produce" "$(throughput "$produce") (p99 $(field "$produce" p99_ms) ms; CPU s per GB: client $(field "$produce" client_cpu_s_per_gb), broker $(per_gb "$before" "$(cpu_s "$pid")" "$(field "$produce" bytes)"))"
   lat=$(java_produce --topic java50 --num-records $((rate_records * 10)) --throughput "$rate_records")
   row "J2. $name, Java, 50 MB/s: produce p50 / p99" "$(field "$lat" p50_ms) / $(field "$lat" p99_ms) ms (achieved $(field "$lat" mb_per_s) MB/s)"

@@ -41,12 +41,15 @@ topic() { "$silt" topic create "$1" --partitions "$2" --bootstrap-server "$addr"
 # (Without an admin address, as for Apache Kafka, no broker figures.)
 run() { local kind=$1; shift; "$loadgen" "$kind" --bootstrap "$addr" ${admin:+--admin "$admin"} "$@" | tail -1; }
 field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<< "$1"; }
-# median N KIND ARGS...: N runs (this machine's throughput varies from run
-# to run); the median run's JSON line, with the slowest and fastest MB/s
-# added as mb_per_s_min and mb_per_s_max.
-median() {
-  local n=$1; shift
-  for _ in $(seq "$n"); do run "$@"; done |
+# median N KIND ARGS...: N loadgen runs (this machine's throughput varies
+# from run to run); the median run's JSON line, with the slowest and
+# fastest MB/s added as mb_per_s_min and mb_per_s_max.
+median() { local n=$1; shift; median_of "$n" run "$@"; }
+# median_of N COMMAND ARGS...: the same for any COMMAND printing a JSON
+# line with mb_per_s.
+median_of() {
+  local n=$1 command=$2; shift 2
+  for _ in $(seq "$n"); do "$command" "$@"; done |
     awk '{ match($0, /"mb_per_s":[0-9.]+/); print substr($0, RSTART + 11, RLENGTH - 11) "\t" $0 }' |
     sort -n > "$work/runs"
   sed -n "$(((n + 1) / 2))p" "$work/runs" | cut -f2- |

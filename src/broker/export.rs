@@ -34,24 +34,59 @@ use crate::storage::ExportKey;
 
 /// Bytes read from the log at a time while building a file.
 const READ_BYTES: usize = 8 * 1024 * 1024;
+/// The most files one pass writes for a partition.
+const FILES_PER_PASS: usize = 8;
 
-/// The last export error of each partition this broker leads (cleared by
-/// a pass that succeeds), for the export status.
+/// What a pass over one partition did.
+struct Pass {
+    /// The progress committed as of the pass, at its epoch (`None` where
+    /// this broker does not lead, or must read it again).
+    committed: Option<(i32, ExportProgress)>,
+    /// Whether it wrote a file and more records wait.
+    more: bool,
+}
+
+/// What the exporter keeps between passes for each partition: the
+/// progress it committed last at a leader epoch (while it leads, it alone
+/// moves it, so the metadata store is read once per leadership, not every
+/// pass), and the last pass's error for the export status.
 #[derive(Default)]
-pub struct ExportErrors(Mutex<HashMap<(Uuid, i32), String>>);
+pub struct ExportState(Mutex<HashMap<(Uuid, i32), Known>>);
 
-impl ExportErrors {
-    fn set(&self, topic: Uuid, partition: i32, error: Option<String>) {
-        let mut errors = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match error {
-            Some(error) => errors.insert((topic, partition), error),
-            None => errors.remove(&(topic, partition)),
-        };
+#[derive(Default)]
+struct Known {
+    committed: Option<(i32, ExportProgress)>,
+    error: Option<String>,
+}
+
+impl ExportState {
+    fn with<T>(&self, topic: Uuid, partition: i32, f: impl FnOnce(&mut Known) -> T) -> T {
+        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(known.entry((topic, partition)).or_default())
     }
 
-    fn get(&self, topic: Uuid, partition: i32) -> Option<String> {
-        let errors = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        errors.get(&(topic, partition)).cloned()
+    /// The progress committed at `epoch`, if this exporter knows it.
+    fn progress(&self, topic: Uuid, partition: i32, epoch: i32) -> Option<ExportProgress> {
+        self.with(topic, partition, |k| match &k.committed {
+            Some((at, progress)) if *at == epoch => Some(progress.clone()),
+            _ => None,
+        })
+    }
+
+    /// Records the progress committed at `epoch` (`None`: not known, read
+    /// it again), and the pass's error.
+    fn record(
+        &self,
+        topic: Uuid,
+        partition: i32,
+        committed: Option<(i32, ExportProgress)>,
+        error: Option<String>,
+    ) {
+        self.with(topic, partition, |k| *k = Known { committed, error });
+    }
+
+    fn error(&self, topic: Uuid, partition: i32) -> Option<String> {
+        self.with(topic, partition, |k| k.error.clone())
     }
 }
 
@@ -102,19 +137,31 @@ impl Broker {
                 continue;
             }
             for partition in &topic.partitions {
-                let exported = self.export_partition(&topic, partition).await;
-                if let Err(e) = &exported {
-                    metrics::counter!("silt_export_errors_total", "topic" => topic.name.clone())
-                        .increment(1);
-                    tracing::warn!(
-                        topic = %topic.name,
-                        partition = partition.index,
-                        error = %e,
-                        "export failed; trying again at the next pass"
-                    );
+                // While whole files wait (catching up), a few in a row.
+                for _ in 0..FILES_PER_PASS {
+                    match self.export_partition(&topic, partition).await {
+                        Ok(pass) => {
+                            self.exports
+                                .record(topic.id, partition.index, pass.committed, None);
+                            if !pass.more {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            metrics::counter!("silt_export_errors_total", "topic" => topic.name.clone())
+                            .increment(1);
+                            tracing::warn!(
+                                topic = %topic.name,
+                                partition = partition.index,
+                                error = %e,
+                                "export failed; trying again at the next pass"
+                            );
+                            let error = Some(e.to_string());
+                            self.exports.record(topic.id, partition.index, None, error);
+                            break;
+                        }
+                    }
                 }
-                let error = exported.err().map(|e| e.to_string());
-                self.export_errors.set(topic.id, partition.index, error);
             }
         }
     }
@@ -162,7 +209,7 @@ impl Broker {
                     rows: stored.export.rows,
                     bytes: stored.export.bytes,
                     last_export_ms: stored.export.committed_ms,
-                    last_error: self.export_errors.get(topic.id, partition.index),
+                    last_error: self.exports.error(topic.id, partition.index),
                 });
             }
         }
@@ -177,31 +224,36 @@ impl Broker {
     }
 
     /// Writes and commits the partition's next file if one is due.
-    async fn export_partition(&self, topic: &Topic, partition: &Arc<Partition>) -> Result<()> {
+    async fn export_partition(&self, topic: &Topic, partition: &Arc<Partition>) -> Result<Pass> {
         let Some(epoch) = partition.leadership() else {
-            return Ok(());
+            return Ok(Pass {
+                committed: None,
+                more: false,
+            });
         };
-        let stored = self.meta.partition(topic.id, partition.index).await?;
-        let progress = stored.export.clone();
+        let progress = match self.exports.progress(topic.id, partition.index, epoch) {
+            Some(known) => known,
+            None => self.meta.partition(topic.id, partition.index).await?.export,
+        };
+        let offsets = self.log.offsets(partition);
+        let log_start = offsets.log_start;
         let mut start = progress.offset;
-        if start < stored.log_start_offset {
+        if start < log_start {
             // Records deleted before they were exported (DeleteRecords,
             // or retention before export was turned on): counted, never
             // waited for.
             metrics::counter!("silt_export_skipped_records_total", "topic" => topic.name.clone())
-                .increment((stored.log_start_offset - start) as u64);
+                .increment((log_start - start) as u64);
             tracing::warn!(
                 topic = %topic.name,
                 partition = partition.index,
                 from = start,
-                to = stored.log_start_offset,
+                to = log_start,
                 "records deleted before export; export goes on from the log start"
             );
-            start = stored.log_start_offset;
+            start = log_start;
         }
-        let end = stored
-            .committed_end()
-            .min(self.log.offsets(partition).last_stable);
+        let end = partition.committed_end().min(offsets.last_stable);
         let lag = (end - start).max(0);
         metrics::gauge!(
             "silt_export_lag_records",
@@ -209,8 +261,12 @@ impl Broker {
             "partition" => partition.index.to_string()
         )
         .set(lag as f64);
+        let unchanged = Pass {
+            committed: Some((epoch, progress.clone())),
+            more: false,
+        };
         if lag == 0 {
-            return Ok(());
+            return Ok(unchanged);
         }
         // Due once a file's worth waits, or the oldest data waiting (the
         // newest record of its first extent) is `max_delay_ms` old.
@@ -221,7 +277,7 @@ impl Broker {
         if bytes < self.config.export.file_bytes
             && now_ms.saturating_sub(oldest_ms) < self.config.export.max_delay_ms as i64
         {
-            return Ok(());
+            return Ok(unchanged);
         }
         let key = ExportKey {
             topic: &topic.name,
@@ -250,7 +306,7 @@ impl Broker {
         };
         let outcome = self
             .meta
-            .commit_export(topic.id, partition.index, epoch, progress, next)
+            .commit_export(topic.id, partition.index, epoch, progress, next.clone())
             .await?;
         match outcome {
             CommitOutcome::Committed => {
@@ -271,9 +327,15 @@ impl Broker {
                     bytes = file.bytes.len(),
                     "exported"
                 );
-                Ok(())
+                Ok(Pass {
+                    more: file.end < end,
+                    committed: Some((epoch, next)),
+                })
             }
-            CommitOutcome::Gone | CommitOutcome::Fenced => Ok(()),
+            CommitOutcome::Gone | CommitOutcome::Fenced => Ok(Pass {
+                committed: None,
+                more: false,
+            }),
             CommitOutcome::Failed => Err(Error::Meta(
                 "the export progress moved under this exporter".into(),
             )),
@@ -281,8 +343,10 @@ impl Broker {
     }
 
     /// Builds the file of the partition's committed records from `start`
-    /// (before `end`, at most about `export.file_bytes`) and writes it
+    /// (before `end`, about `export.file_bytes` at most) and writes it
     /// create-only; the file already there if another got there first.
+    /// The batches are read here; decoding and encoding them run on a
+    /// thread of lower priority ([`in_background`]).
     async fn write_file(
         &self,
         topic: &Topic,
@@ -291,36 +355,41 @@ impl Broker {
         end: i64,
         values: Values,
     ) -> Result<ExportFile> {
-        let mut builder = FileBuilder::new(partition.index, key.start, values);
         let limit = ReadLimit {
             max_bytes: READ_BYTES,
             at_least_one: true,
         };
-        let inflate_limit = self.config.limits.max_inflated_batch_bytes;
-        while builder.end() < end && builder.data_bytes() < self.config.export.file_bytes {
+        let (mut next, mut bytes, mut parts) = (key.start, 0, Vec::new());
+        while next < end && bytes < self.config.export.file_bytes {
             let read = self
                 .log
-                .read(partition, builder.end(), limit, Isolation::ReadCommitted)
+                .read(partition, next, limit, Isolation::ReadCommitted)
                 .await?;
             let Some(records) = read.records else { break };
-            let within = before(&records, end);
-            if within.is_empty() {
+            let Some((within, after)) = before(&records, end) else {
                 break;
-            }
-            let aborted = partition.aborted_within(builder.end(), end);
-            let unreadable = builder.add(&within, &aborted, inflate_limit);
-            if unreadable > 0 {
-                metrics::counter!("silt_export_unreadable_batches_total", "topic" => topic.name.clone())
-                    .increment(unreadable);
-            }
+            };
+            bytes += within.len() as u64;
+            next = after;
+            parts.push(within);
         }
-        let file = tokio::task::spawn_blocking({
-            let name = topic.name.clone();
-            move || builder.finish(&name)
+        let aborted = partition.aborted_within(key.start, next);
+        let inflate_limit = self.config.limits.max_inflated_batch_bytes;
+        let (index, start, name) = (partition.index, key.start, topic.name.clone());
+        let (file, unreadable) = in_background(move || {
+            let mut builder = FileBuilder::new(index, start, values);
+            let unreadable: u64 = parts
+                .iter()
+                .map(|part| builder.add(part, &aborted, inflate_limit))
+                .sum();
+            builder.finish(&name).map(|file| (file, unreadable))
         })
-        .await
-        .map_err(|e| Error::Meta(format!("export task failed: {e}")))?
+        .await?
         .map_err(|e| Error::Meta(e.to_string()))?;
+        if unreadable > 0 {
+            metrics::counter!("silt_export_unreadable_batches_total", "topic" => topic.name.clone())
+                .increment(unreadable);
+        }
         if self.bucket.put_export_file(key, file.bytes.clone()).await? {
             return Ok(file);
         }
@@ -342,11 +411,30 @@ impl Broker {
     }
 }
 
-/// The whole batches of `records` that start before `end`.
-fn before(records: &bytes::Bytes, end: i64) -> bytes::Bytes {
-    let cut = crate::protocol::batch::iter_batches(records)
+/// The whole batches of `records` that start before `end`, and the offset
+/// after them; `None` if there are none.
+fn before(records: &bytes::Bytes, end: i64) -> Option<(bytes::Bytes, i64)> {
+    let (last, range) = crate::protocol::batch::iter_batches(records)
         .take_while(|(header, _)| header.base_offset < end)
-        .last()
-        .map_or(0, |(_, range)| range.end);
-    records.slice(..cut)
+        .last()?;
+    Some((records.slice(..range.end), last.last_offset() + 1))
+}
+
+/// Runs `f` on a thread of its own at a lower CPU priority (nice 10), so
+/// that building export files yields the cores to serving clients.
+async fn in_background<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("silt-export".into())
+        .spawn(move || {
+            // SAFETY: setpriority only reads its arguments; on Linux a
+            // thread id names that thread alone.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+            }
+            let _ = sender.send(f());
+        })?;
+    receiver
+        .await
+        .map_err(|_| Error::Meta("the export thread failed".into()))
 }

@@ -109,8 +109,8 @@ pub struct Broker {
     meta: Arc<dyn MetaStore>,
     /// The object store, for export files (the log has its own handle).
     bucket: Bucket,
-    /// The last export error of each partition led here.
-    export_errors: export::ExportErrors,
+    /// The exporter's memory of the partitions it leads.
+    exports: export::ExportState,
     topics: RwLock<Topics>,
     dynamic_configs: RwLock<BTreeMap<String, String>>,
     /// Serializes admin changes so check-then-act on topics is atomic.
@@ -241,7 +241,7 @@ impl Broker {
             clock,
             meta,
             bucket: bucket.clone(),
-            export_errors: Default::default(),
+            exports: Default::default(),
             topics: RwLock::new(topics),
             dynamic_configs: RwLock::new(dynamic_configs),
             admin: tokio::sync::Mutex::new(()),

@@ -190,6 +190,12 @@ pub fn check(code: i16, what: &str) -> anyhow::Result<()> {
     }
 }
 
+/// As [`check`], with the broker's error message (if any) as context.
+pub fn check_with_message(code: i16, message: Option<&StrBytes>, what: &str) -> anyhow::Result<()> {
+    let message = message.map(|m| m.to_string()).unwrap_or_default();
+    check(code, what).with_context(|| message)
+}
+
 /// A short explanation for the errors users meet most.
 fn describe(error: ResponseError) -> String {
     match error {

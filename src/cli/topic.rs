@@ -19,7 +19,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Cluster, check};
+use super::{Cluster, check, check_with_message};
 
 const EARLIEST: i64 = -2;
 const LATEST: i64 = -1;
@@ -70,15 +70,11 @@ pub async fn alter(
         .responses
         .first()
         .context("empty IncrementalAlterConfigs response")?;
-    if result.error_code != 0 {
-        let message = result
-            .error_message
-            .as_ref()
-            .map(|m| m.to_string())
-            .unwrap_or_default();
-        check(result.error_code, &format!("cannot alter topic '{topic}'"))
-            .with_context(|| message)?;
-    }
+    check_with_message(
+        result.error_code,
+        result.error_message.as_ref(),
+        &format!("cannot alter topic '{topic}'"),
+    )?;
     println!("Altered topic {topic}.");
     Ok(())
 }
@@ -115,15 +111,11 @@ pub async fn create(
         .topics
         .first()
         .context("empty CreateTopics response")?;
-    if result.error_code != 0 {
-        let message = result
-            .error_message
-            .as_ref()
-            .map(|m| m.to_string())
-            .unwrap_or_default();
-        check(result.error_code, &format!("cannot create topic '{topic}'"))
-            .with_context(|| message)?;
-    }
+    check_with_message(
+        result.error_code,
+        result.error_message.as_ref(),
+        &format!("cannot create topic '{topic}'"),
+    )?;
     println!("Created topic {topic}.");
     Ok(())
 }

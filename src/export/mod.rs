@@ -26,6 +26,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::schema::types::ColumnPath;
 
 use crate::log::transactions::is_aborted;
 use crate::meta::{AbortedTxn, JsonField};
@@ -122,8 +123,6 @@ pub struct FileBuilder {
     keys: BinaryBuilder,
     values: ValueColumns,
     headers: ListBuilder<StructBuilder>,
-    /// Bytes of keys, values and headers taken in (the size estimate).
-    data_bytes: u64,
 }
 
 impl FileBuilder {
@@ -149,18 +148,12 @@ impl FileBuilder {
                 Values::Json(fields) => ValueColumns::Json(JsonColumns::new(fields)),
             },
             headers: ListBuilder::new(header).with_field(Arc::new(header_field())),
-            data_bytes: 0,
         }
     }
 
     /// The offset after the last batch added.
     pub fn end(&self) -> i64 {
         self.end
-    }
-
-    /// The bytes of keys, values and headers added so far.
-    pub fn data_bytes(&self) -> u64 {
-        self.data_bytes
     }
 
     /// Adds the records of `batches` (whole stored batches from
@@ -235,7 +228,6 @@ impl FileBuilder {
                 list.append(true);
             }
             self.headers.append(true);
-            self.data_bytes += view.bytes.len() as u64;
         }
         Ok(())
     }
@@ -281,7 +273,14 @@ impl FileBuilder {
             let text = serde_json::to_string(&json_fields).unwrap_or_default();
             metadata.push(KeyValue::new(JSON_FIELDS_KEY.to_string(), text));
         }
-        let properties = WriterProperties::builder()
+        // Keys and values are mostly distinct: a dictionary would only be
+        // tried and dropped.
+        let no_dictionary = ["key", "value", json::RAW_COLUMN].map(ColumnPath::from);
+        let properties = no_dictionary
+            .into_iter()
+            .fold(WriterProperties::builder(), |builder, column| {
+                builder.set_column_dictionary_enabled(column, false)
+            })
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
             .set_key_value_metadata(Some(metadata))
             .build();
