@@ -361,6 +361,11 @@ impl Broker {
         };
         let (mut next, mut bytes, mut parts) = (key.start, 0, Vec::new());
         while next < end && bytes < self.config.export.file_bytes {
+            // As a catching-up consumer: the sections ahead are loaded
+            // together, in the background, while these are decoded.
+            self.log
+                .prefetch(std::iter::once((partition.as_ref(), next)))
+                .await;
             let read = self
                 .log
                 .read(partition, next, limit, Isolation::ReadCommitted)
