@@ -359,6 +359,7 @@ impl Broker {
             max_bytes: READ_BYTES,
             at_least_one: true,
         };
+        let started = std::time::Instant::now();
         let (mut next, mut bytes, mut parts) = (key.start, 0, Vec::new());
         while next < end && bytes < self.config.export.file_bytes {
             // As a catching-up consumer: the sections ahead are loaded
@@ -378,6 +379,7 @@ impl Broker {
             next = after;
             parts.push(within);
         }
+        let read = started.elapsed();
         let aborted = partition.aborted_within(key.start, next);
         let inflate_limit = self.config.limits.max_inflated_batch_bytes;
         let (index, start, name) = (partition.index, key.start, topic.name.clone());
@@ -391,11 +393,21 @@ impl Broker {
         })
         .await?
         .map_err(|e| Error::Meta(e.to_string()))?;
+        let built = started.elapsed() - read;
         if unreadable > 0 {
             metrics::counter!("silt_export_unreadable_batches_total", "topic" => topic.name.clone())
                 .increment(unreadable);
         }
-        if self.bucket.put_export_file(key, file.bytes.clone()).await? {
+        let put = self.bucket.put_export_file(key, file.bytes.clone()).await?;
+        tracing::debug!(
+            topic = %topic.name,
+            partition = partition.index,
+            read_ms = read.as_millis() as u64,
+            build_ms = built.as_millis() as u64,
+            put_ms = (started.elapsed() - read - built).as_millis() as u64,
+            "export file written"
+        );
+        if put {
             return Ok(file);
         }
         self.written_file(key)
