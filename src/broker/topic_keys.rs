@@ -378,16 +378,23 @@ mod tests {
         "unclean.leader.election.enable",
     ];
 
+    /// Silt's own topic configs.
+    const SILT_TOPIC_CONFIGS: &[&str] = &["silt.export.format", "silt.export.value"];
+
     #[test]
     fn every_kafka_topic_config_is_known_and_its_default_valid() {
         let config = Config::default();
-        for name in KAFKA_TOPIC_CONFIGS {
+        for name in KAFKA_TOPIC_CONFIGS.iter().chain(SILT_TOPIC_CONFIGS) {
             let key = by_topic_name(name).unwrap_or_else(|| panic!("{name} is not known"));
             let default = (key.default)(&config);
             assert_eq!(validate(name, key, &default).unwrap(), default, "{name}");
             assert_eq!(by_broker_name(key.broker).map(|k| k.topic), Some(key.topic));
         }
-        assert_eq!(TOPIC_KEYS.len(), KAFKA_TOPIC_CONFIGS.len());
+        assert_eq!(
+            TOPIC_KEYS.len(),
+            KAFKA_TOPIC_CONFIGS.len() + SILT_TOPIC_CONFIGS.len(),
+            "every config is Kafka's or Silt's own (silt.*)"
+        );
     }
 
     #[test]
