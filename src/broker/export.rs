@@ -291,10 +291,7 @@ impl Broker {
         } else {
             Values::Bytes
         };
-        let file = match self.written_file(&key).await? {
-            Some(written) => written,
-            None => self.write_file(topic, partition, &key, end, values).await?,
-        };
+        let file = self.write_file(topic, partition, &key, end, values).await?;
         crate::failpoint::hit("export.after_write");
         let next = ExportProgress {
             offset: file.end,
@@ -378,6 +375,12 @@ impl Broker {
             bytes += within.len() as u64;
             next = after;
             parts.push(within);
+        }
+        if next == key.start {
+            return Err(Error::Meta(format!(
+                "no committed records to export at offset {}",
+                key.start
+            )));
         }
         let read = started.elapsed();
         let aborted = partition.aborted_within(key.start, next);
