@@ -47,7 +47,8 @@ fn export_response(status: Result<Vec<PartitionExport>>) -> Response {
     }
 }
 
-fn json(status: StatusCode, body: &impl Serialize) -> Response {
+/// `body` as JSON with `status`.
+pub(super) fn json(status: StatusCode, body: &impl Serialize) -> Response {
     match serde_json::to_string(body) {
         Ok(text) => (status, [(CONTENT_TYPE, "application/json")], text).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),

@@ -1,5 +1,6 @@
 //! The admin HTTP port: Prometheus metrics at `/metrics`, the JSON API
-//! under `/api/v1` ([`api`]) and `/health`,
+//! under `/api/v1` ([`api`]), the Iceberg REST catalog under `/iceberg`
+//! ([`catalog`]) and `/health`,
 //! over HTTPS with `[admin] tls_cert`, and behind a bearer token or basic
 //! authentication with `[admin] token` / `basic_auth` (`/health` stays
 //! open for load balancers).
@@ -10,6 +11,7 @@
 
 mod access;
 mod api;
+mod catalog;
 mod scrape;
 
 pub use scrape::cpu_seconds;
@@ -67,6 +69,7 @@ pub async fn serve(
     let guarded = Router::new()
         .route("/metrics", get(render_metrics))
         .merge(api::routes())
+        .merge(catalog::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::new(access),
             access::check,

@@ -233,13 +233,40 @@ pub fn compaction(
     })
 }
 
-/// Whether a topic is exported to Parquet (`silt.export.format`).
+/// Whether a topic is exported to Parquet (`silt.export.format`: parquet,
+/// or iceberg).
 pub fn exported(
     config: &Config,
     dynamic_broker: &BTreeMap<String, String>,
     topic: &BTreeMap<String, String>,
 ) -> bool {
-    effective(config, dynamic_broker, topic, "silt.export.format") == "parquet"
+    effective(config, dynamic_broker, topic, "silt.export.format") != "none"
+}
+
+/// Whether a topic's export files are committed as an Iceberg table
+/// (`silt.export.format = iceberg`).
+pub fn exported_to_iceberg(
+    config: &Config,
+    dynamic_broker: &BTreeMap<String, String>,
+    topic: &BTreeMap<String, String>,
+) -> bool {
+    effective(config, dynamic_broker, topic, "silt.export.format") == "iceberg"
+}
+
+/// How long a topic's Iceberg snapshots are kept
+/// (`silt.export.snapshot.retention.ms`).
+pub fn snapshot_retention_ms(
+    config: &Config,
+    dynamic_broker: &BTreeMap<String, String>,
+    topic: &BTreeMap<String, String>,
+) -> i64 {
+    let value = effective(
+        config,
+        dynamic_broker,
+        topic,
+        "silt.export.snapshot.retention.ms",
+    );
+    value.parse().unwrap_or(432_000_000)
 }
 
 /// Whether a topic's exported values are JSON objects written as typed

@@ -1,9 +1,11 @@
 //! The broker's export task: every `export.interval_ms` the leader of each
-//! partition of an exported topic (`silt.export.format = parquet`) writes
+//! partition of an exported topic (`silt.export.format = parquet` or
+//! `iceberg`) writes
 //! the next Parquet file ([`crate::export`]) once `export.file_bytes` of
 //! committed data wait or the oldest has waited `export.max_delay_ms`,
 //! then commits the offset the file ends at with the partition's export
-//! progress, under its leader epoch.
+//! progress, under its leader epoch; for `iceberg`, then also to the
+//! topic's table ([`super::iceberg`]).
 //!
 //! Exactly once: a file is named by the offset it starts at, which is the
 //! committed progress, and written create-only. An exporter that finds
@@ -27,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Broker, Topic, configs};
 use crate::error::{Error, Result};
+use crate::export::iceberg::DataFile;
 use crate::export::{ExportFile, FileBuilder, Values, covered};
 use crate::log::partition::{Isolation, Partition, ReadLimit};
 use crate::meta::{CommitOutcome, ExportProgress};
@@ -44,6 +47,8 @@ struct Pass {
     committed: Option<(i32, ExportProgress)>,
     /// Whether it wrote a file and more records wait.
     more: bool,
+    /// What the export status should show though the pass went on.
+    warning: Option<String>,
 }
 
 /// What the exporter keeps between passes for each partition: the
@@ -57,6 +62,9 @@ pub struct ExportState(Mutex<HashMap<(Uuid, i32), Known>>);
 struct Known {
     committed: Option<(i32, ExportProgress)>,
     error: Option<String>,
+    /// The offset the topic's Iceberg table is known to reach in the
+    /// partition.
+    table: i64,
 }
 
 impl ExportState {
@@ -82,7 +90,18 @@ impl ExportState {
         committed: Option<(i32, ExportProgress)>,
         error: Option<String>,
     ) {
-        self.with(topic, partition, |k| *k = Known { committed, error });
+        self.with(topic, partition, |k| {
+            k.committed = committed;
+            k.error = error;
+        });
+    }
+
+    fn table(&self, topic: Uuid, partition: i32) -> i64 {
+        self.with(topic, partition, |k| k.table)
+    }
+
+    fn set_table(&self, topic: Uuid, partition: i32, offset: i64) {
+        self.with(topic, partition, |k| k.table = k.table.max(offset));
     }
 
     fn error(&self, topic: Uuid, partition: i32) -> Option<String> {
@@ -141,8 +160,12 @@ impl Broker {
                 for _ in 0..FILES_PER_PASS {
                     match self.export_partition(&topic, partition).await {
                         Ok(pass) => {
-                            self.exports
-                                .record(topic.id, partition.index, pass.committed, None);
+                            self.exports.record(
+                                topic.id,
+                                partition.index,
+                                pass.committed,
+                                pass.warning,
+                            );
                             if !pass.more {
                                 break;
                             }
@@ -229,12 +252,30 @@ impl Broker {
             return Ok(Pass {
                 committed: None,
                 more: false,
+                warning: None,
             });
         };
         let progress = match self.exports.progress(topic.id, partition.index, epoch) {
             Some(known) => known,
             None => self.meta.partition(topic.id, partition.index).await?.export,
         };
+        let dynamic = self.dynamic_configs();
+        let json = configs::exports_json(&self.config, &dynamic, &topic.configs);
+        let iceberg = configs::exported_to_iceberg(&self.config, &dynamic, &topic.configs);
+        let (to_table, warning) = match (iceberg, json) {
+            (true, true) => (
+                false,
+                Some("silt.export.value=json is not committed to Iceberg tables yet: the Parquet files are written, the table is not".to_string()),
+            ),
+            _ => (iceberg, None),
+        };
+        // The files committed before go into the table before the next.
+        if to_table && self.exports.table(topic.id, partition.index) < progress.offset {
+            self.sync_table(topic, partition.index, progress.offset, None)
+                .await?;
+            self.exports
+                .set_table(topic.id, partition.index, progress.offset);
+        }
         let offsets = self.log.offsets(partition);
         let log_start = offsets.log_start;
         let mut start = progress.offset;
@@ -244,6 +285,15 @@ impl Broker {
             // waited for.
             metrics::counter!("silt_export_skipped_records_total", "topic" => topic.name.clone())
                 .increment((log_start - start) as u64);
+            // A file written at the progress was never committed: gone,
+            // so that the partition's folder holds committed files alone.
+            let orphan = ExportKey {
+                topic: &topic.name,
+                topic_id: topic.id,
+                partition: partition.index,
+                start,
+            };
+            self.bucket.delete_export_file(&orphan).await?;
             tracing::warn!(
                 topic = %topic.name,
                 partition = partition.index,
@@ -264,6 +314,7 @@ impl Broker {
         let unchanged = Pass {
             committed: Some((epoch, progress.clone())),
             more: false,
+            warning: warning.clone(),
         };
         if lag == 0 {
             return Ok(unchanged);
@@ -285,8 +336,7 @@ impl Broker {
             partition: partition.index,
             start,
         };
-        let values = if configs::exports_json(&self.config, &self.dynamic_configs(), &topic.configs)
-        {
+        let values = if json {
             Values::Json(progress.json_fields.clone())
         } else {
             Values::Bytes
@@ -324,14 +374,30 @@ impl Broker {
                     bytes = file.bytes.len(),
                     "exported"
                 );
+                crate::failpoint::hit("export.after_progress");
+                if to_table {
+                    let fresh = DataFile {
+                        path: self.bucket.export_file_uri(&key),
+                        partition: partition.index,
+                        rows: file.rows,
+                        bytes: file.bytes.len() as u64,
+                        start,
+                        end: file.end,
+                    };
+                    self.sync_table(topic, partition.index, file.end, Some(&fresh))
+                        .await?;
+                    self.exports.set_table(topic.id, partition.index, file.end);
+                }
                 Ok(Pass {
                     more: file.end < end,
                     committed: Some((epoch, next)),
+                    warning,
                 })
             }
             CommitOutcome::Gone | CommitOutcome::Fenced => Ok(Pass {
                 committed: None,
                 more: false,
+                warning,
             }),
             CommitOutcome::Failed => Err(Error::Meta(
                 "the export progress moved under this exporter".into(),

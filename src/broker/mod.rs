@@ -12,6 +12,7 @@
 mod cluster;
 pub mod configs;
 mod export;
+mod iceberg;
 mod id;
 mod lag;
 mod lifecycle;

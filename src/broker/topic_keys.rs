@@ -60,9 +60,16 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         topic: "silt.export.format",
         broker: "silt.export.format",
-        kind: Kind::OneOf(&["none", "parquet"]),
+        kind: Kind::OneOf(&["none", "parquet", "iceberg"]),
         default: |_| "none".into(),
-        documentation: "Silt: parquet exports the topic's committed records as Parquet files under <prefix>/export/<topic>/ ([export] in the broker config)",
+        documentation: "Silt: parquet exports the topic's committed records as Parquet files under <prefix>/export/<topic>/ ([export] in the broker config); iceberg also commits them as an Iceberg table there, served by the admin port's catalog at /iceberg",
+    },
+    TopicKey {
+        topic: "silt.export.snapshot.retention.ms",
+        broker: "silt.export.snapshot.retention.ms",
+        kind: Kind::Long { min: 0 },
+        default: |_| "432000000".into(),
+        documentation: "Silt: how long the Iceberg table's snapshots are kept (the current one always); older ones expire with the manifests only they list, never data files",
     },
     TopicKey {
         topic: "silt.export.value",
@@ -379,7 +386,11 @@ mod tests {
     ];
 
     /// Silt's own topic configs.
-    const SILT_TOPIC_CONFIGS: &[&str] = &["silt.export.format", "silt.export.value"];
+    const SILT_TOPIC_CONFIGS: &[&str] = &[
+        "silt.export.format",
+        "silt.export.snapshot.retention.ms",
+        "silt.export.value",
+    ];
 
     #[test]
     fn every_kafka_topic_config_is_known_and_its_default_valid() {

@@ -12,6 +12,7 @@
 //! exporter that finds a file already written (by a predecessor that
 //! crashed before committing it) can take it over as it is.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -21,7 +22,7 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
 use bytes::Bytes;
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::{ArrowWriter, PARQUET_FIELD_ID_META_KEY};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
@@ -44,6 +45,8 @@ pub enum ExportError {
     NoOffsets(&'static str),
 }
 
+pub mod avro;
+pub mod iceberg;
 pub mod json;
 
 use json::JsonColumns;
@@ -78,20 +81,46 @@ pub enum Values {
     Json(Vec<JsonField>),
 }
 
+/// `field` with its Iceberg field id (in the Parquet schema); the table's
+/// `partition` column, which the files leave to their folder, is id 1
+/// ([`iceberg`]).
+fn with_id(field: Field, id: i32) -> Field {
+    let id = HashMap::from([(PARQUET_FIELD_ID_META_KEY.to_string(), id.to_string())]);
+    field.with_metadata(id)
+}
+
 /// The columns every export file starts with, in order; the value's
 /// column (or, with JSON values, columns) follow.
 fn fixed_fields() -> Vec<Field> {
     vec![
-        Field::new("offset", DataType::Int64, false),
-        Field::new(
-            "timestamp",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
+        with_id(Field::new("offset", DataType::Int64, false), 2),
+        with_id(
+            Field::new(
+                "timestamp",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                false,
+            ),
+            3,
         ),
-        Field::new("timestamp_type", DataType::Utf8, false),
-        Field::new("key", DataType::Binary, true),
-        Field::new("headers", DataType::List(Arc::new(header_field())), false),
+        with_id(Field::new("timestamp_type", DataType::Utf8, false), 4),
+        with_id(Field::new("key", DataType::Binary, true), 5),
+        with_id(
+            Field::new("headers", DataType::List(Arc::new(header_field())), false),
+            6,
+        ),
     ]
+}
+
+/// The value's column when values are written as produced.
+fn value_field() -> Field {
+    with_id(Field::new("value", DataType::Binary, true), 10)
+}
+
+/// The columns of a file of values written as produced, in order.
+pub fn bytes_columns() -> Vec<Field> {
+    let mut fields = fixed_fields();
+    fields.push(value_field());
+    fields
 }
 
 /// The column or columns of the values.
@@ -102,13 +131,16 @@ enum ValueColumns {
 
 /// One header: its key (text, as Kafka clients write it) and value.
 fn header_field() -> Field {
-    Field::new("item", DataType::Struct(header_fields()), false)
+    with_id(
+        Field::new("item", DataType::Struct(header_fields()), false),
+        7,
+    )
 }
 
 fn header_fields() -> Fields {
     Fields::from(vec![
-        Field::new("key", DataType::Utf8, false),
-        Field::new("value", DataType::Binary, true),
+        with_id(Field::new("key", DataType::Utf8, false), 8),
+        with_id(Field::new("value", DataType::Binary, true), 9),
     ])
 }
 
@@ -246,7 +278,7 @@ impl FileBuilder {
         let (mut json_fields, mut json_conflicts) = (Vec::new(), 0);
         match self.values {
             ValueColumns::Bytes(mut values) => {
-                fields.push(Field::new("value", DataType::Binary, true));
+                fields.push(value_field());
                 columns.push(Arc::new(values.finish()));
             }
             ValueColumns::Json(values) => {

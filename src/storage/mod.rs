@@ -49,6 +49,8 @@ pub struct Bucket {
 struct S3Admin {
     client: AmazonS3,
     region: String,
+    /// A custom endpoint (LocalStack, MinIO), when one is set.
+    endpoint: Option<String>,
 }
 
 /// Names an export file: the one of a topic's partition that starts at
@@ -151,7 +153,11 @@ impl Bucket {
             prefix: ObjectPath::from(prefix),
             dir: None,
             name: bucket.to_string(),
-            s3: Some(S3Admin { client, region }),
+            s3: Some(S3Admin {
+                client,
+                region,
+                endpoint: (!endpoint.is_empty()).then_some(endpoint),
+            }),
         })
     }
 
@@ -164,7 +170,7 @@ impl Bucket {
     /// `object_store` has no bucket API, so this sends S3's CreateBucket
     /// through a URL presigned with the store's own credentials.
     pub async fn create(&self) -> std::result::Result<(), BucketError> {
-        let Some(S3Admin { client, region }) = &self.s3 else {
+        let Some(S3Admin { client, region, .. }) = &self.s3 else {
             return Ok(());
         };
         let failed = |reason: String| BucketError::CreateFailed {
@@ -424,29 +430,79 @@ impl Bucket {
         Ok(self.store.get_ranges(&self.data_path(id), ranges).await?)
     }
 
-    /// `<prefix>/export/<topic>/partition=<p>/<start>-<id>.parquet`:
-    /// hive-style partition folders, files in offset order.
+    /// `<prefix>/export/<topic>`: a topic's export, an Iceberg table's
+    /// location.
+    fn export_root(&self, topic: &str) -> ObjectPath {
+        self.prefix.clone().join("export").join(topic)
+    }
+
+    /// `<prefix>/export/<topic>/partition=<p>`: hive-style partition
+    /// folders.
+    fn export_folder(&self, topic: &str, partition: i32) -> ObjectPath {
+        self.export_root(topic)
+            .join(format!("partition={partition}"))
+    }
+
+    /// `<folder>/<start>-<id>.parquet`: files in offset order.
     fn export_path(&self, file: &ExportKey) -> ObjectPath {
-        self.prefix
-            .clone()
-            .join("export")
-            .join(file.topic)
-            .join(format!("partition={}", file.partition))
-            .join(format!(
-                "{:020}-{}.parquet",
-                file.start,
-                &file.topic_id.simple().to_string()[..8]
-            ))
+        self.export_folder(file.topic, file.partition).join(format!(
+            "{:020}{}",
+            file.start,
+            export_suffix(file.topic_id)
+        ))
+    }
+
+    /// `<prefix>/export/<topic>/metadata/<name>`: an Iceberg table's
+    /// metadata files, manifest lists and manifests.
+    fn table_path(&self, topic: &str, name: &str) -> ObjectPath {
+        self.export_root(topic).join("metadata").join(name)
+    }
+
+    /// The URI engines name an object by: `s3://BUCKET/KEY`,
+    /// `file:///DIR/KEY`.
+    fn uri(&self, path: &ObjectPath) -> String {
+        match (&self.dir, &self.s3) {
+            (Some(dir), _) => format!("file://{}/{path}", dir.display()),
+            (None, Some(_)) => format!("s3://{}/{path}", self.name),
+            (None, None) => format!("memory:///{path}"),
+        }
+    }
+
+    /// The URI of a topic's export, where its Iceberg table lives.
+    pub fn export_uri(&self, topic: &str) -> String {
+        self.uri(&self.export_root(topic))
+    }
+
+    /// The URI of an export file.
+    pub fn export_file_uri(&self, file: &ExportKey<'_>) -> String {
+        self.uri(&self.export_path(file))
+    }
+
+    /// The S3 endpoint and region engines reach the bucket at, when set.
+    pub fn s3_settings(&self) -> Vec<(&'static str, String)> {
+        let Some(s3) = &self.s3 else {
+            return Vec::new();
+        };
+        let mut settings = vec![("s3.region", s3.region.clone())];
+        if let Some(endpoint) = &s3.endpoint {
+            settings.push(("s3.endpoint", endpoint.clone()));
+        }
+        settings
     }
 
     /// Writes an export file, create-only: `false` if it exists already.
     pub async fn put_export_file(&self, file: &ExportKey<'_>, bytes: Bytes) -> Result<bool> {
+        self.put_create(&self.export_path(file), bytes).await
+    }
+
+    /// Writes `bytes` to `location` unless something is there: `false` if
+    /// it is.
+    async fn put_create(&self, location: &ObjectPath, bytes: Bytes) -> Result<bool> {
         let options = PutOptions {
             mode: PutMode::Create,
             ..PutOptions::default()
         };
-        let location = self.export_path(file);
-        match self.store.put_opts(&location, bytes.into(), options).await {
+        match self.store.put_opts(location, bytes.into(), options).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(e.into()),
@@ -458,6 +514,87 @@ impl Bucket {
         let location = self.export_path(file);
         Ok(self.store.get(&location).await?.bytes().await?)
     }
+
+    /// Deletes an export file (one never committed); gone already is fine.
+    pub async fn delete_export_file(&self, file: &ExportKey<'_>) -> Result<()> {
+        self.delete_if_there(&self.export_path(file)).await
+    }
+
+    async fn delete_if_there(&self, location: &ObjectPath) -> Result<()> {
+        match self.store.delete(location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The export files of `file`'s topic and partition: the offset each
+    /// starts at and its size, in offset order.
+    pub async fn list_export_files(&self, file: &ExportKey<'_>) -> Result<Vec<(i64, u64)>> {
+        use futures::TryStreamExt;
+        let folder = self.export_folder(file.topic, file.partition);
+        let suffix = export_suffix(file.topic_id);
+        let listed: Vec<object_store::ObjectMeta> =
+            self.store.list(Some(&folder)).try_collect().await?;
+        let mut files: Vec<(i64, u64)> = listed
+            .iter()
+            .filter_map(|o| {
+                let start = o.location.filename()?.strip_suffix(&suffix)?;
+                Some((start.parse().ok()?, o.size))
+            })
+            .collect();
+        files.sort_unstable();
+        Ok(files)
+    }
+
+    /// Writes a file of `topic`'s Iceberg table; `create_only`: unless it
+    /// exists (`false` then).
+    pub async fn put_table_file(
+        &self,
+        topic: &str,
+        name: &str,
+        bytes: Bytes,
+        create_only: bool,
+    ) -> Result<bool> {
+        let location = self.table_path(topic, name);
+        if create_only {
+            return self.put_create(&location, bytes).await;
+        }
+        self.store.put(&location, bytes.into()).await?;
+        Ok(true)
+    }
+
+    /// A file of `topic`'s Iceberg table, `None` if there is none.
+    pub async fn read_table_file(&self, topic: &str, name: &str) -> Result<Option<Bytes>> {
+        match self.store.get(&self.table_path(topic, name)).await {
+            Ok(got) => Ok(Some(got.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The names of the files of `topic`'s Iceberg table.
+    pub async fn list_table_files(&self, topic: &str) -> Result<Vec<String>> {
+        use futures::TryStreamExt;
+        let folder = self.export_root(topic).join("metadata");
+        let listed: Vec<object_store::ObjectMeta> =
+            self.store.list(Some(&folder)).try_collect().await?;
+        Ok(listed
+            .iter()
+            .filter_map(|o| o.location.filename().map(str::to_string))
+            .collect())
+    }
+
+    /// Deletes files of `topic`'s Iceberg table; gone already is fine.
+    pub async fn delete_table_file(&self, topic: &str, name: &str) -> Result<()> {
+        self.delete_if_there(&self.table_path(topic, name)).await
+    }
+}
+
+/// The end of a topic's export file names: its id's first 8 hex digits,
+/// so a topic deleted and created again never takes over the files of
+/// the one before.
+fn export_suffix(topic_id: Uuid) -> String {
+    format!("-{}.parquet", &topic_id.simple().to_string()[..8])
 }
 
 #[cfg(test)]

@@ -1,0 +1,325 @@
+//! Iceberg commits (`silt.export.format = iceberg`): once the leader of a
+//! partition has committed export files, it appends those the topic's
+//! table lacks as one snapshot ([`crate::export::iceberg`]), before it
+//! writes the partition's next file. Each snapshot records how far it
+//! reaches in every partition, so a leader that crashed between the two
+//! commits, or its successor, appends exactly the files missing.
+//!
+//! The table's metadata files are versioned (`v<N>.metadata.json`) and
+//! written create-only: of two brokers committing at once one wins, the
+//! other reads the new version and tries again. `version-hint.text` names
+//! the newest for readers of the folder. After each commit the snapshots
+//! older than `silt.export.snapshot.retention.ms` expire: their manifest
+//! lists, the manifests no kept snapshot lists, and metadata files beyond
+//! the last [`PREVIOUS_VERSIONS`](crate::export::iceberg::PREVIOUS_VERSIONS)
+//! are deleted. Data files stay: they are
+//! the export.
+
+use std::collections::{BTreeSet, HashMap};
+
+use bytes::Bytes;
+
+use super::{Broker, Topic, configs};
+use crate::error::{Error, Result};
+use crate::export::iceberg::{
+    DataFile, Entry, IcebergError, MERGE_MANIFESTS, ManifestFile, Snapshot, TableMetadata,
+    read_manifest, read_manifest_list,
+};
+use crate::export::{bytes_columns, covered};
+use crate::storage::ExportKey;
+
+/// The file naming the newest metadata version.
+const VERSION_HINT: &str = "version-hint.text";
+/// Commits tried before giving up until the next pass.
+const TRIES: usize = 8;
+
+/// A metadata file's name.
+fn metadata_name(version: u64) -> String {
+    format!("v{version}.metadata.json")
+}
+
+/// A metadata file's version, from its name.
+fn version_of(name: &str) -> Option<u64> {
+    name.strip_prefix('v')?
+        .strip_suffix(".metadata.json")?
+        .parse()
+        .ok()
+}
+
+/// A file of the table's metadata folder, by its URI.
+fn name_of(uri: &str) -> &str {
+    uri.rsplit('/').next().unwrap_or(uri)
+}
+
+fn iceberg_error(e: IcebergError) -> Error {
+    Error::Meta(e.to_string())
+}
+
+impl Broker {
+    /// The topics whose export is committed to an Iceberg table.
+    pub fn iceberg_topics(&self) -> Vec<String> {
+        let dynamic = self.dynamic_configs();
+        self.topics()
+            .into_iter()
+            .filter(|t| configs::exported_to_iceberg(&self.config, &dynamic, &t.configs))
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    /// What engines need to read the tables' files besides their own
+    /// credentials: the bucket's S3 endpoint and region, in Iceberg's
+    /// FileIO property names.
+    pub fn table_io_settings(&self) -> Vec<(&'static str, String)> {
+        self.bucket.s3_settings()
+    }
+
+    /// The newest version of `topic`'s table, its metadata and the
+    /// metadata file's URI; `None` before its first commit.
+    pub async fn iceberg_table(&self, topic: &str) -> Result<Option<(u64, TableMetadata, String)>> {
+        let hint = self.bucket.read_table_file(topic, VERSION_HINT).await?;
+        let hinted = hint.and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse::<u64>().ok());
+        let mut newest = match hinted {
+            Some(version) => self
+                .bucket
+                .read_table_file(topic, &metadata_name(version))
+                .await?
+                .map(|bytes| (version, bytes)),
+            None => None,
+        };
+        if newest.is_none() {
+            // No hint yet, or a stale one: the newest file listed.
+            let listed = self.bucket.list_table_files(topic).await?;
+            if let Some(version) = listed.iter().filter_map(|n| version_of(n)).max() {
+                let bytes = self
+                    .bucket
+                    .read_table_file(topic, &metadata_name(version))
+                    .await?;
+                newest = bytes.map(|bytes| (version, bytes));
+            }
+        }
+        let Some((mut version, mut bytes)) = newest else {
+            return Ok(None);
+        };
+        // The hint may lag: newer versions follow it.
+        while let Some(next) = self
+            .bucket
+            .read_table_file(topic, &metadata_name(version + 1))
+            .await?
+        {
+            (version, bytes) = (version + 1, next);
+        }
+        let metadata = TableMetadata::from_json(&bytes).map_err(iceberg_error)?;
+        let uri = format!("{}/metadata/{}", metadata.location, metadata_name(version));
+        Ok(Some((version, metadata, uri)))
+    }
+
+    /// Appends to `topic`'s table the export files of `partition` it lacks
+    /// below `through` (the partition's committed export progress);
+    /// `fresh` is the file just committed, when known.
+    pub(super) async fn sync_table(
+        &self,
+        topic: &Topic,
+        partition: i32,
+        through: i64,
+        fresh: Option<&DataFile>,
+    ) -> Result<()> {
+        let dynamic = self.dynamic_configs();
+        let age = configs::snapshot_retention_ms(&self.config, &dynamic, &topic.configs);
+        for _ in 0..TRIES {
+            let now_ms = self.clock.now_ms();
+            let loaded = self.iceberg_table(&topic.name).await?;
+            let (version, previous) = match &loaded {
+                Some((version, _, uri)) => (*version, Some(uri.clone())),
+                None => (0, None),
+            };
+            let base = match loaded {
+                Some((_, table, _)) if table.exports(topic.id) => table,
+                // None yet, or the table of a topic of the same name
+                // deleted before: a new table replaces it.
+                _ => TableMetadata::new(
+                    self.bucket.export_uri(&topic.name),
+                    topic.id,
+                    &bytes_columns(),
+                    age,
+                    now_ms,
+                ),
+            };
+            let from = base.offset(partition);
+            if from >= through {
+                return Ok(());
+            }
+            let files = match fresh {
+                Some(file) if file.start == from && file.end == through => vec![file.clone()],
+                _ => {
+                    self.committed_files(topic, partition, from, through)
+                        .await?
+                }
+            };
+            let manifests = match base.current_snapshot() {
+                Some(snapshot) => {
+                    let list = self
+                        .table_file(&topic.name, &snapshot.manifest_list)
+                        .await?;
+                    read_manifest_list(&list).map_err(iceberg_error)?
+                }
+                None => Vec::new(),
+            };
+            let mut read = HashMap::new();
+            if manifests.len() >= MERGE_MANIFESTS {
+                for manifest in &manifests {
+                    let bytes = self.table_file(&topic.name, &manifest.path).await?;
+                    read.insert(manifest.path.clone(), bytes);
+                }
+            }
+            let read_manifest =
+                |m: &ManifestFile| -> std::result::Result<Vec<Entry>, IcebergError> {
+                    read_manifest(&read[&m.path], m)
+                };
+            let append = base
+                .append(manifests, read_manifest, &files, previous, now_ms)
+                .map_err(iceberg_error)?;
+            let mut metadata = append.metadata;
+            metadata.set_snapshot_age(age);
+            let (expired, old_metadata) = metadata.expire(now_ms);
+            for (name, bytes) in append.files {
+                self.bucket
+                    .put_table_file(&topic.name, &name, Bytes::from(bytes), false)
+                    .await?;
+            }
+            let name = metadata_name(version + 1);
+            let json = Bytes::from(metadata.to_json());
+            if !self
+                .bucket
+                .put_table_file(&topic.name, &name, json, true)
+                .await?
+            {
+                // Another broker committed this version first.
+                continue;
+            }
+            crate::failpoint::hit("export.after_table_commit");
+            let hint = Bytes::from((version + 1).to_string());
+            self.bucket
+                .put_table_file(&topic.name, VERSION_HINT, hint, false)
+                .await?;
+            let rows: u64 = files.iter().map(|f| f.rows).sum();
+            tracing::info!(
+                topic = %topic.name,
+                partition,
+                version = version + 1,
+                files = files.len(),
+                rows,
+                "Iceberg snapshot committed"
+            );
+            if let Err(e) = self
+                .delete_expired(&topic.name, &metadata, &expired, &old_metadata)
+                .await
+            {
+                // Left behind, never read: tried again by no one, as
+                // Iceberg's own writers leave what a failure orphans.
+                tracing::warn!(topic = %topic.name, error = %e, "expired Iceberg files not deleted");
+            }
+            return Ok(());
+        }
+        Err(Error::Meta(format!(
+            "the Iceberg table of '{}' kept changing under this exporter",
+            topic.name
+        )))
+    }
+
+    /// A file of `topic`'s table metadata folder, by its URI.
+    async fn table_file(&self, topic: &str, uri: &str) -> Result<Bytes> {
+        self.bucket
+            .read_table_file(topic, name_of(uri))
+            .await?
+            .ok_or_else(|| Error::Meta(format!("the Iceberg table of '{topic}' lacks {uri}")))
+    }
+
+    /// The committed export files of `partition` from offset `from` to
+    /// `through`, as the table lists them. The partition's folder holds
+    /// only committed files below the progress (the exporter deletes a
+    /// file it gives up on), so each listed there is one.
+    async fn committed_files(
+        &self,
+        topic: &Topic,
+        partition: i32,
+        from: i64,
+        through: i64,
+    ) -> Result<Vec<DataFile>> {
+        let mut key = ExportKey {
+            topic: &topic.name,
+            topic_id: topic.id,
+            partition,
+            start: from,
+        };
+        let mut files = Vec::new();
+        for (start, bytes) in self.bucket.list_export_files(&key).await? {
+            if start < from || start >= through {
+                continue;
+            }
+            key.start = start;
+            let file = self.bucket.read_export_file(&key).await?;
+            let covered = covered(file).map_err(|e| Error::Meta(e.to_string()))?;
+            files.push(DataFile {
+                path: self.bucket.export_file_uri(&key),
+                partition,
+                rows: covered.rows,
+                bytes,
+                start,
+                end: covered.end,
+            });
+        }
+        Ok(files)
+    }
+
+    /// Deletes what expired with a commit: the manifest lists of the
+    /// `expired` snapshots, the manifests they list that the oldest kept
+    /// snapshot (and so every later one) no longer does, and the metadata
+    /// files dropped from the log.
+    async fn delete_expired(
+        &self,
+        topic: &str,
+        metadata: &TableMetadata,
+        expired: &[Snapshot],
+        old_metadata: &[String],
+    ) -> Result<()> {
+        if !expired.is_empty() {
+            let kept: BTreeSet<String> = match metadata.snapshots.first() {
+                Some(oldest) => {
+                    let list = self.table_file(topic, &oldest.manifest_list).await?;
+                    read_manifest_list(&list)
+                        .map_err(iceberg_error)?
+                        .into_iter()
+                        .map(|m| m.path)
+                        .collect()
+                }
+                None => BTreeSet::new(),
+            };
+            let mut unlisted = BTreeSet::new();
+            for snapshot in expired {
+                if let Some(list) = self
+                    .bucket
+                    .read_table_file(topic, name_of(&snapshot.manifest_list))
+                    .await?
+                {
+                    for manifest in read_manifest_list(&list).map_err(iceberg_error)? {
+                        if !kept.contains(&manifest.path) {
+                            unlisted.insert(manifest.path);
+                        }
+                    }
+                }
+                self.bucket
+                    .delete_table_file(topic, name_of(&snapshot.manifest_list))
+                    .await?;
+            }
+            for manifest in unlisted {
+                self.bucket
+                    .delete_table_file(topic, name_of(&manifest))
+                    .await?;
+            }
+        }
+        for file in old_metadata {
+            self.bucket.delete_table_file(topic, name_of(file)).await?;
+        }
+        Ok(())
+    }
+}

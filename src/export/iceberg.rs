@@ -1,0 +1,890 @@
+//! Apache Iceberg (format v2) tables of exported topics
+//! (`silt.export.format = iceberg`): the export files of every partition
+//! listed in manifests (Avro, [`avro`](super::avro)), the manifests in a
+//! manifest list per snapshot, and the snapshots in the table's metadata
+//! JSON, all under `<prefix>/export/<topic>/metadata/`. The table is
+//! partitioned by `partition` (identity), which the files leave to their
+//! folder: readers take it from the manifests. The files carry Iceberg's
+//! field ids; a name mapping covers files written without them.
+//!
+//! Each snapshot's summary carries, per partition, the offset its files
+//! reach (`silt.offsets.<p>`), so an exporter knows which committed files
+//! the table still lacks. This module builds and reads the table's files;
+//! the broker writes them ([`crate::broker`]'s Iceberg commits).
+
+use std::collections::BTreeMap;
+
+use arrow_schema::{DataType, Field};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::avro::{self, AvroError, Decoder, Encoder};
+
+/// The catalog namespace of exported tables.
+pub const NAMESPACE: &str = "silt";
+/// The field id of the table's `partition` column (not in the files).
+const PARTITION_ID: i32 = 1;
+/// The field id of the partition spec's field.
+const PARTITION_SPEC_FIELD_ID: i32 = 1000;
+/// The field id of the files' `offset` column (bounds in the manifests).
+const OFFSET_ID: i32 = 2;
+/// Manifests in a snapshot after which they are merged into one.
+pub const MERGE_MANIFESTS: usize = 32;
+/// Earlier metadata files the metadata log keeps (older ones are deleted).
+pub const PREVIOUS_VERSIONS: usize = 20;
+/// The summary key of a partition's offset.
+const OFFSETS_KEY: &str = "silt.offsets.";
+/// The table property naming the topic (its id) the table exports.
+const TOPIC_ID_PROPERTY: &str = "silt.topic-id";
+
+/// Why a table's file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum IcebergError {
+    #[error("cannot read an Iceberg manifest: {0}")]
+    Avro(#[from] AvroError),
+    #[error("cannot read the Iceberg table metadata: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// An export file as the table lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataFile {
+    /// Its URI (`s3://...`, `file:///...`).
+    pub path: String,
+    pub partition: i32,
+    pub rows: u64,
+    pub bytes: u64,
+    /// The offsets it covers: `start..end`.
+    pub start: i64,
+    pub end: i64,
+}
+
+/// A manifest's entry: a file, added by a snapshot at a sequence number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub snapshot_id: i64,
+    pub sequence_number: i64,
+    pub file: DataFile,
+}
+
+/// A manifest list's entry: one manifest and what it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestFile {
+    pub path: String,
+    pub length: i64,
+    pub sequence_number: i64,
+    pub min_sequence_number: i64,
+    pub added_snapshot_id: i64,
+    /// Files and rows the snapshot that wrote it added; the others it
+    /// carries over (a merged manifest).
+    pub added_files: i32,
+    pub existing_files: i32,
+    pub added_rows: i64,
+    pub existing_rows: i64,
+    /// The lowest and highest partition it holds files of.
+    pub partitions: (i32, i32),
+}
+
+/// A table's metadata file (the fields of the Iceberg v2 spec).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TableMetadata {
+    pub format_version: u8,
+    pub table_uuid: uuid::Uuid,
+    pub location: String,
+    pub last_sequence_number: i64,
+    pub last_updated_ms: i64,
+    pub last_column_id: i32,
+    pub current_schema_id: i32,
+    pub schemas: Vec<Value>,
+    pub default_spec_id: i32,
+    pub partition_specs: Vec<Value>,
+    pub last_partition_id: i32,
+    pub default_sort_order_id: i32,
+    pub sort_orders: Vec<Value>,
+    pub properties: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_snapshot_id: Option<i64>,
+    #[serde(default)]
+    pub refs: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub snapshots: Vec<Snapshot>,
+    #[serde(default)]
+    pub snapshot_log: Vec<LogEntry>,
+    #[serde(default)]
+    pub metadata_log: Vec<MetadataLogEntry>,
+}
+
+/// A snapshot of the table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Snapshot {
+    pub snapshot_id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_snapshot_id: Option<i64>,
+    pub sequence_number: i64,
+    pub timestamp_ms: i64,
+    pub manifest_list: String,
+    pub summary: BTreeMap<String, String>,
+    pub schema_id: i32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LogEntry {
+    pub timestamp_ms: i64,
+    pub snapshot_id: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct MetadataLogEntry {
+    pub timestamp_ms: i64,
+    pub metadata_file: String,
+}
+
+/// The new snapshot's files, to be written before its metadata.
+pub struct Append {
+    pub metadata: TableMetadata,
+    /// `(name, bytes)` in the metadata folder: the new manifests, then the
+    /// manifest list.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl TableMetadata {
+    /// A table at `location` for the topic `topic_id`, with no snapshot,
+    /// of files with the Arrow `columns` (field ids in their metadata);
+    /// its snapshots expire after `snapshot_age_ms`.
+    pub fn new(
+        location: String,
+        topic_id: uuid::Uuid,
+        columns: &[Field],
+        snapshot_age_ms: i64,
+        now_ms: i64,
+    ) -> TableMetadata {
+        // Optional for readers, which fill it from the manifests: no file
+        // has the column.
+        let mut fields = vec![json!({
+            "id": PARTITION_ID, "name": "partition", "required": false, "type": "int"
+        })];
+        let mut mapping = vec![json!({"field-id": PARTITION_ID, "names": ["partition"]})];
+        let mut last_column_id = PARTITION_ID;
+        for column in columns {
+            let (field, names) = field_json(column, &mut last_column_id);
+            fields.push(field);
+            mapping.push(names);
+        }
+        let properties = BTreeMap::from([
+            (TOPIC_ID_PROPERTY.to_string(), topic_id.to_string()),
+            (
+                "schema.name-mapping.default".to_string(),
+                Value::Array(mapping).to_string(),
+            ),
+            (
+                "history.expire.max-snapshot-age-ms".to_string(),
+                snapshot_age_ms.to_string(),
+            ),
+            (
+                "write.metadata.previous-versions-max".to_string(),
+                PREVIOUS_VERSIONS.to_string(),
+            ),
+            (
+                "write.metadata.delete-after-commit.enabled".to_string(),
+                "true".to_string(),
+            ),
+        ]);
+        TableMetadata {
+            format_version: 2,
+            table_uuid: uuid::Uuid::new_v4(),
+            location,
+            last_sequence_number: 0,
+            last_updated_ms: now_ms,
+            last_column_id,
+            current_schema_id: 0,
+            schemas: vec![json!({"type": "struct", "schema-id": 0, "fields": fields})],
+            default_spec_id: 0,
+            partition_specs: vec![json!({"spec-id": 0, "fields": [{
+                "name": "partition", "transform": "identity",
+                "source-id": PARTITION_ID, "field-id": PARTITION_SPEC_FIELD_ID
+            }]})],
+            last_partition_id: PARTITION_SPEC_FIELD_ID,
+            default_sort_order_id: 0,
+            sort_orders: vec![json!({"order-id": 0, "fields": []})],
+            properties,
+            current_snapshot_id: None,
+            refs: BTreeMap::new(),
+            snapshots: Vec::new(),
+            snapshot_log: Vec::new(),
+            metadata_log: Vec::new(),
+        }
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<TableMetadata, IcebergError> {
+        Ok(serde_json::from_slice(bytes)?)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("table metadata serializes")
+    }
+
+    /// Whether the table exports the topic `topic_id` (not one of the same
+    /// name deleted before).
+    pub fn exports(&self, topic_id: uuid::Uuid) -> bool {
+        self.properties.get(TOPIC_ID_PROPERTY) == Some(&topic_id.to_string())
+    }
+
+    /// Sets how long snapshots are kept.
+    pub fn set_snapshot_age(&mut self, snapshot_age_ms: i64) {
+        self.properties.insert(
+            "history.expire.max-snapshot-age-ms".into(),
+            snapshot_age_ms.to_string(),
+        );
+    }
+
+    pub fn current_snapshot(&self) -> Option<&Snapshot> {
+        let id = self.current_snapshot_id?;
+        self.snapshots.iter().find(|s| s.snapshot_id == id)
+    }
+
+    /// The offset the table's files of `partition` reach (0: none yet).
+    pub fn offset(&self, partition: i32) -> i64 {
+        self.current_snapshot()
+            .and_then(|s| s.summary.get(&format!("{OFFSETS_KEY}{partition}")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// A snapshot that adds `files` to the current one's `manifests`
+    /// (the current snapshot's manifest list), merging them into one
+    /// manifest once there are many ([`MERGE_MANIFESTS`]; `read_manifest`
+    /// reads one for that). `previous` is the metadata file this one
+    /// follows.
+    pub fn append(
+        &self,
+        manifests: Vec<ManifestFile>,
+        mut read_manifest: impl FnMut(&ManifestFile) -> Result<Vec<Entry>, IcebergError>,
+        files: &[DataFile],
+        previous: Option<String>,
+        now_ms: i64,
+    ) -> Result<Append, IcebergError> {
+        let snapshot_id = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64;
+        let sequence_number = self.last_sequence_number + 1;
+        let metadata_uri = |name: &str| format!("{}/metadata/{name}", self.location);
+        let mut out = Vec::new();
+        let mut list = if manifests.len() >= MERGE_MANIFESTS {
+            let mut existing = Vec::new();
+            for manifest in &manifests {
+                existing.extend(read_manifest(manifest)?);
+            }
+            let name = format!("{}-m1.avro", uuid::Uuid::new_v4());
+            let (bytes, merged) = self.write_manifest(
+                &metadata_uri(&name),
+                &existing,
+                snapshot_id,
+                sequence_number,
+            );
+            out.push((name, bytes));
+            vec![merged]
+        } else {
+            manifests
+        };
+        let added: Vec<Entry> = files
+            .iter()
+            .map(|file| Entry {
+                snapshot_id,
+                sequence_number,
+                file: file.clone(),
+            })
+            .collect();
+        let name = format!("{}-m0.avro", uuid::Uuid::new_v4());
+        let (bytes, manifest) =
+            self.write_manifest(&metadata_uri(&name), &added, snapshot_id, sequence_number);
+        out.push((name, bytes));
+        list.insert(0, manifest);
+        let parent = self.current_snapshot();
+        let list_name = format!("snap-{snapshot_id}-1-{}.avro", uuid::Uuid::new_v4());
+        out.push((
+            list_name.clone(),
+            manifest_list(
+                &list,
+                snapshot_id,
+                parent.map(|p| p.snapshot_id),
+                sequence_number,
+            ),
+        ));
+
+        let mut summary: BTreeMap<String, String> = parent
+            .map(|p| {
+                p.summary
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(OFFSETS_KEY))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let total = |key: &str| {
+            parent
+                .and_then(|p| p.summary.get(key))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let rows: u64 = files.iter().map(|f| f.rows).sum();
+        let bytes: u64 = files.iter().map(|f| f.bytes).sum();
+        for (key, value) in [
+            ("operation", "append".to_string()),
+            ("added-data-files", files.len().to_string()),
+            ("added-records", rows.to_string()),
+            ("added-files-size", bytes.to_string()),
+            (
+                "total-data-files",
+                (total("total-data-files") + files.len() as u64).to_string(),
+            ),
+            ("total-records", (total("total-records") + rows).to_string()),
+            (
+                "total-files-size",
+                (total("total-files-size") + bytes).to_string(),
+            ),
+            ("total-delete-files", "0".into()),
+            ("total-position-deletes", "0".into()),
+            ("total-equality-deletes", "0".into()),
+        ] {
+            summary.insert(key.to_string(), value);
+        }
+        for file in files {
+            summary.insert(
+                format!("{OFFSETS_KEY}{}", file.partition),
+                file.end.to_string(),
+            );
+        }
+
+        let mut metadata = self.clone();
+        metadata.last_sequence_number = sequence_number;
+        metadata.last_updated_ms = now_ms;
+        metadata.current_snapshot_id = Some(snapshot_id);
+        metadata.refs = BTreeMap::from([(
+            "main".to_string(),
+            json!({"snapshot-id": snapshot_id, "type": "branch"}),
+        )]);
+        metadata.snapshots.push(Snapshot {
+            snapshot_id,
+            parent_snapshot_id: parent.map(|p| p.snapshot_id),
+            sequence_number,
+            timestamp_ms: now_ms,
+            manifest_list: metadata_uri(&list_name),
+            summary,
+            schema_id: self.current_schema_id,
+        });
+        metadata.snapshot_log.push(LogEntry {
+            timestamp_ms: now_ms,
+            snapshot_id,
+        });
+        if let Some(previous) = previous {
+            metadata.metadata_log.push(MetadataLogEntry {
+                timestamp_ms: self.last_updated_ms,
+                metadata_file: previous,
+            });
+        }
+        Ok(Append {
+            metadata,
+            files: out,
+        })
+    }
+
+    /// Drops the snapshots older than the table's snapshot age (never the
+    /// current one) and the metadata log beyond [`PREVIOUS_VERSIONS`];
+    /// returns the snapshots dropped, oldest first, and the metadata files.
+    pub fn expire(&mut self, now_ms: i64) -> (Vec<Snapshot>, Vec<String>) {
+        let max_age = self
+            .properties
+            .get("history.expire.max-snapshot-age-ms")
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(i64::MAX);
+        let current = self.current_snapshot_id;
+        let (expired, kept): (Vec<Snapshot>, Vec<Snapshot>) = std::mem::take(&mut self.snapshots)
+            .into_iter()
+            .partition(|s| {
+                Some(s.snapshot_id) != current && now_ms.saturating_sub(s.timestamp_ms) > max_age
+            });
+        self.snapshots = kept;
+        let live: Vec<i64> = self.snapshots.iter().map(|s| s.snapshot_id).collect();
+        self.snapshot_log.retain(|l| live.contains(&l.snapshot_id));
+        if let Some(oldest) = self.snapshots.first_mut() {
+            oldest.parent_snapshot_id.take_if(|p| !live.contains(p));
+        }
+        let over = self.metadata_log.len().saturating_sub(PREVIOUS_VERSIONS);
+        let dropped = self
+            .metadata_log
+            .drain(..over)
+            .map(|m| m.metadata_file)
+            .collect();
+        (expired, dropped)
+    }
+
+    fn partition_type(&self) -> Value {
+        json!({"type": "record", "name": "r102", "fields": [{
+            "name": "partition", "type": ["null", "int"], "default": null,
+            "field-id": PARTITION_SPEC_FIELD_ID
+        }]})
+    }
+
+    /// A manifest of `entries` (those of `snapshot_id` added, the others
+    /// carried over), and its manifest list entry.
+    fn write_manifest(
+        &self,
+        uri: &str,
+        entries: &[Entry],
+        snapshot_id: i64,
+        sequence_number: i64,
+    ) -> (Vec<u8>, ManifestFile) {
+        let mut encoder = Encoder::default();
+        for entry in entries {
+            let added = entry.snapshot_id == snapshot_id;
+            encoder.int(if added { 1 } else { 0 });
+            encoder.optional(Some(entry.snapshot_id), Encoder::long);
+            // Added entries inherit the manifest's sequence number.
+            let sequence = (!added).then_some(entry.sequence_number);
+            encoder.optional(sequence, Encoder::long);
+            encoder.optional(sequence, Encoder::long);
+            let file = &entry.file;
+            encoder.int(0);
+            encoder.string(&file.path);
+            encoder.string("PARQUET");
+            encoder.optional(Some(file.partition), Encoder::int);
+            encoder.long(file.rows as i64);
+            encoder.long(file.bytes as i64);
+            for bound in [file.start, file.end - 1] {
+                encoder.optional(Some(bound), |e, bound| {
+                    e.array(&[bound], |e, bound| {
+                        e.int(OFFSET_ID);
+                        e.bytes(&bound.to_le_bytes());
+                    })
+                });
+            }
+        }
+        let spec = &self.partition_specs[0]["fields"];
+        let metadata = [
+            ("schema", self.schemas[0].to_string()),
+            ("schema-id", self.current_schema_id.to_string()),
+            ("partition-spec", spec.to_string()),
+            ("partition-spec-id", "0".to_string()),
+            ("format-version", "2".to_string()),
+            ("content", "data".to_string()),
+        ];
+        let bytes = avro::write_file(
+            &manifest_entry_schema(self.partition_type()),
+            &metadata,
+            entries.len(),
+            encoder,
+        );
+        let count = |added: bool| {
+            let of: Vec<&Entry> = entries
+                .iter()
+                .filter(|e| (e.snapshot_id == snapshot_id) == added)
+                .collect();
+            (of.len() as i32, of.iter().map(|e| e.file.rows as i64).sum())
+        };
+        let ((added_files, added_rows), (existing_files, existing_rows)) =
+            (count(true), count(false));
+        let partitions = entries.iter().map(|e| e.file.partition);
+        let manifest = ManifestFile {
+            path: uri.to_string(),
+            length: bytes.len() as i64,
+            sequence_number,
+            min_sequence_number: entries
+                .iter()
+                .map(|e| e.sequence_number)
+                .min()
+                .unwrap_or(sequence_number),
+            added_snapshot_id: snapshot_id,
+            added_files,
+            existing_files,
+            added_rows,
+            existing_rows,
+            partitions: (
+                partitions.clone().min().unwrap_or(0),
+                partitions.max().unwrap_or(0),
+            ),
+        };
+        (bytes, manifest)
+    }
+}
+
+/// The entries of a manifest written by [`TableMetadata::append`]; added
+/// ones take the sequence number of `manifest`.
+pub fn read_manifest(bytes: &[u8], manifest: &ManifestFile) -> Result<Vec<Entry>, IcebergError> {
+    let (_, records) = avro::read_file(bytes)?;
+    let mut d = Decoder::new(&records);
+    let mut entries = Vec::new();
+    while !d.is_empty() {
+        d.int()?;
+        let snapshot_id = d
+            .optional(Decoder::long)?
+            .unwrap_or(manifest.added_snapshot_id);
+        let sequence_number = d
+            .optional(Decoder::long)?
+            .unwrap_or(manifest.sequence_number);
+        d.optional(Decoder::long)?;
+        d.int()?;
+        let path = d.string()?;
+        d.string()?;
+        let partition = d.optional(Decoder::int)?.unwrap_or(0);
+        let rows = d.long()? as u64;
+        let bytes = d.long()? as u64;
+        let mut bound = || -> Result<i64, IcebergError> {
+            let pairs = d
+                .optional(|d| d.array(|d| Ok((d.int()?, d.bytes()?.to_vec()))))?
+                .unwrap_or_default();
+            let value = pairs
+                .into_iter()
+                .find(|(id, _)| *id == OFFSET_ID)
+                .and_then(|(_, v)| <[u8; 8]>::try_from(v).ok())
+                .ok_or(AvroError::Bad("a file without its offset bounds"))?;
+            Ok(i64::from_le_bytes(value))
+        };
+        let start = bound()?;
+        let end = bound()? + 1;
+        entries.push(Entry {
+            snapshot_id,
+            sequence_number,
+            file: DataFile {
+                path,
+                partition,
+                rows,
+                bytes,
+                start,
+                end,
+            },
+        });
+    }
+    Ok(entries)
+}
+
+/// A manifest list of `manifests`.
+fn manifest_list(
+    manifests: &[ManifestFile],
+    snapshot_id: i64,
+    parent: Option<i64>,
+    sequence_number: i64,
+) -> Vec<u8> {
+    let mut e = Encoder::default();
+    for m in manifests {
+        e.string(&m.path);
+        e.long(m.length);
+        e.int(0);
+        e.int(0);
+        e.long(m.sequence_number);
+        e.long(m.min_sequence_number);
+        e.long(m.added_snapshot_id);
+        e.int(m.added_files);
+        e.int(m.existing_files);
+        e.int(0);
+        e.long(m.added_rows);
+        e.long(m.existing_rows);
+        e.long(0);
+        e.optional(Some(m.partitions), |e, (low, high)| {
+            e.array(&[(low, high)], |e, (low, high)| {
+                e.boolean(false);
+                e.optional(Some(low.to_le_bytes()), |e, b| e.bytes(&b));
+                e.optional(Some(high.to_le_bytes()), |e, b| e.bytes(&b));
+            })
+        });
+    }
+    let mut metadata = vec![
+        ("snapshot-id", snapshot_id.to_string()),
+        ("sequence-number", sequence_number.to_string()),
+        ("format-version", "2".to_string()),
+    ];
+    if let Some(parent) = parent {
+        metadata.push(("parent-snapshot-id", parent.to_string()));
+    }
+    avro::write_file(&manifest_list_schema(), &metadata, manifests.len(), e)
+}
+
+/// The manifests of a manifest list written by [`manifest_list`].
+pub fn read_manifest_list(bytes: &[u8]) -> Result<Vec<ManifestFile>, IcebergError> {
+    let (_, records) = avro::read_file(bytes)?;
+    let mut d = Decoder::new(&records);
+    let mut manifests = Vec::new();
+    while !d.is_empty() {
+        let path = d.string()?;
+        let length = d.long()?;
+        d.int()?;
+        d.int()?;
+        let sequence_number = d.long()?;
+        let min_sequence_number = d.long()?;
+        let added_snapshot_id = d.long()?;
+        let added_files = d.int()?;
+        let existing_files = d.int()?;
+        d.int()?;
+        let added_rows = d.long()?;
+        let existing_rows = d.long()?;
+        d.long()?;
+        let summaries = d
+            .optional(|d| {
+                d.array(|d| {
+                    d.boolean()?;
+                    let mut bound = || -> Result<i32, AvroError> {
+                        let bytes = d.optional(|d| d.bytes().map(<[u8]>::to_vec))?;
+                        let bytes = bytes.and_then(|b| <[u8; 4]>::try_from(b).ok());
+                        Ok(bytes.map_or(0, i32::from_le_bytes))
+                    };
+                    Ok((bound()?, bound()?))
+                })
+            })?
+            .unwrap_or_default();
+        manifests.push(ManifestFile {
+            path,
+            length,
+            sequence_number,
+            min_sequence_number,
+            added_snapshot_id,
+            added_files,
+            existing_files,
+            added_rows,
+            existing_rows,
+            partitions: summaries.first().copied().unwrap_or((0, 0)),
+        });
+    }
+    Ok(manifests)
+}
+
+/// An Iceberg schema field for an Arrow column (its field id in its
+/// metadata, nested ones numbered on from `last_id` where they have
+/// none), and its name mapping.
+fn field_json(column: &Field, last_id: &mut i32) -> (Value, Value) {
+    let id = field_id(column, last_id);
+    let (kind, nested) = type_json(column.data_type(), last_id);
+    let mut names = json!({"field-id": id, "names": [column.name()]});
+    if let Some(nested) = nested {
+        names["fields"] = nested;
+    }
+    let field = json!({
+        "id": id, "name": column.name(), "required": !column.is_nullable(), "type": kind
+    });
+    (field, names)
+}
+
+fn field_id(column: &Field, last_id: &mut i32) -> i32 {
+    let id = column
+        .metadata()
+        .get(parquet::arrow::PARQUET_FIELD_ID_META_KEY)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(*last_id + 1);
+    *last_id = (*last_id).max(id);
+    id
+}
+
+/// An Arrow type as an Iceberg type, and the name mapping of its nested
+/// fields.
+fn type_json(data_type: &DataType, last_id: &mut i32) -> (Value, Option<Value>) {
+    let primitive = |name: &str| (json!(name), None);
+    match data_type {
+        DataType::Boolean => primitive("boolean"),
+        DataType::Int32 => primitive("int"),
+        DataType::Int64 => primitive("long"),
+        DataType::Float64 => primitive("double"),
+        DataType::Timestamp(_, Some(_)) => primitive("timestamptz"),
+        DataType::Timestamp(_, None) => primitive("timestamp"),
+        DataType::Binary | DataType::LargeBinary => primitive("binary"),
+        DataType::List(element) => {
+            let id = field_id(element, last_id);
+            let (kind, nested) = type_json(element.data_type(), last_id);
+            let mut names = json!({"field-id": id, "names": ["element"]});
+            if let Some(nested) = nested {
+                names["fields"] = nested;
+            }
+            let list = json!({
+                "type": "list", "element-id": id,
+                "element-required": !element.is_nullable(), "element": kind
+            });
+            (list, Some(json!([names])))
+        }
+        DataType::Struct(fields) => {
+            let (fields, names): (Vec<Value>, Vec<Value>) =
+                fields.iter().map(|f| field_json(f, last_id)).unzip();
+            (
+                json!({"type": "struct", "fields": fields}),
+                Some(Value::Array(names)),
+            )
+        }
+        _ => primitive("string"),
+    }
+}
+
+/// The Avro schema of manifest entries (Iceberg v2, with field ids).
+fn manifest_entry_schema(partition: Value) -> Value {
+    let optional = |name: &str, kind: Value, id: i32| json!({"name": name, "type": ["null", kind], "default": null, "field-id": id});
+    let required =
+        |name: &str, kind: Value, id: i32| json!({"name": name, "type": kind, "field-id": id});
+    let bounds = |name: &str, id: i32, key: i32, value: i32| {
+        optional(
+            name,
+            json!({"type": "array", "logicalType": "map", "items": {
+                "type": "record", "name": format!("k{key}_v{value}"), "fields": [
+                    required("key", json!("int"), key),
+                    required("value", json!("bytes"), value),
+                ]
+            }}),
+            id,
+        )
+    };
+    json!({"type": "record", "name": "manifest_entry", "fields": [
+        required("status", json!("int"), 0),
+        optional("snapshot_id", json!("long"), 1),
+        optional("sequence_number", json!("long"), 3),
+        optional("file_sequence_number", json!("long"), 4),
+        required("data_file", json!({"type": "record", "name": "r2", "fields": [
+            required("content", json!("int"), 134),
+            required("file_path", json!("string"), 100),
+            required("file_format", json!("string"), 101),
+            required("partition", partition, 102),
+            required("record_count", json!("long"), 103),
+            required("file_size_in_bytes", json!("long"), 104),
+            bounds("lower_bounds", 125, 126, 127),
+            bounds("upper_bounds", 128, 129, 130),
+        ]}), 2),
+    ]})
+}
+
+/// The Avro schema of manifest lists (Iceberg v2, with field ids).
+fn manifest_list_schema() -> Value {
+    let field =
+        |name: &str, kind: &str, id: i32| json!({"name": name, "type": kind, "field-id": id});
+    let optional_bytes = |name: &str, id: i32| json!({"name": name, "type": ["null", "bytes"], "default": null, "field-id": id});
+    json!({"type": "record", "name": "manifest_file", "fields": [
+        field("manifest_path", "string", 500),
+        field("manifest_length", "long", 501),
+        field("partition_spec_id", "int", 502),
+        field("content", "int", 517),
+        field("sequence_number", "long", 515),
+        field("min_sequence_number", "long", 516),
+        field("added_snapshot_id", "long", 503),
+        field("added_files_count", "int", 504),
+        field("existing_files_count", "int", 505),
+        field("deleted_files_count", "int", 506),
+        field("added_rows_count", "long", 512),
+        field("existing_rows_count", "long", 513),
+        field("deleted_rows_count", "long", 514),
+        {"name": "partitions", "default": null, "field-id": 507, "type": ["null", {
+            "type": "array", "element-id": 508, "items": {
+                "type": "record", "name": "r508", "fields": [
+                    field("contains_null", "boolean", 509),
+                    optional_bytes("lower_bound", 510),
+                    optional_bytes("upper_bound", 511),
+                ]
+            }
+        }]},
+    ]})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(partition: i32, start: i64, end: i64) -> DataFile {
+        DataFile {
+            path: format!("file:///t/partition={partition}/{start:020}.parquet"),
+            partition,
+            rows: (end - start) as u64,
+            bytes: 100,
+            start,
+            end,
+        }
+    }
+
+    fn table() -> TableMetadata {
+        let columns = crate::export::bytes_columns();
+        TableMetadata::new("file:///t".into(), uuid::Uuid::nil(), &columns, 1000, 0)
+    }
+
+    /// Appends `files` to `table` as the broker does, keeping the written
+    /// files in `store`.
+    fn append(
+        table: &TableMetadata,
+        store: &mut BTreeMap<String, Vec<u8>>,
+        files: &[DataFile],
+        now_ms: i64,
+    ) -> TableMetadata {
+        let manifests = match table.current_snapshot() {
+            Some(s) => read_manifest_list(&store[&s.manifest_list]).unwrap(),
+            None => Vec::new(),
+        };
+        let read = |m: &ManifestFile| read_manifest(&store[&m.path], m);
+        let append = table.append(manifests, read, files, None, now_ms).unwrap();
+        for (name, bytes) in append.files {
+            store.insert(format!("file:///t/metadata/{name}"), bytes);
+        }
+        append.metadata
+    }
+
+    /// The files of the current snapshot.
+    fn files_of(table: &TableMetadata, store: &BTreeMap<String, Vec<u8>>) -> Vec<DataFile> {
+        let list = &store[&table.current_snapshot().unwrap().manifest_list];
+        let mut files: Vec<DataFile> = read_manifest_list(list)
+            .unwrap()
+            .iter()
+            .flat_map(|m| read_manifest(&store[&m.path], m).unwrap())
+            .map(|e| e.file)
+            .collect();
+        files.sort_by_key(|f| (f.partition, f.start));
+        files
+    }
+
+    #[test]
+    fn appends_keep_every_file_once_and_merge_manifests() {
+        let mut store = BTreeMap::new();
+        let mut table = table();
+        assert_eq!(table.offset(0), 0);
+        let mut expected = Vec::new();
+        for i in 0..(MERGE_MANIFESTS as i64 + 3) {
+            let files = [file(0, i * 10, i * 10 + 10), file(1, i * 5, i * 5 + 5)];
+            table = append(&table, &mut store, &files, i);
+            expected.extend(files);
+        }
+        expected.sort_by_key(|f| (f.partition, f.start));
+        assert_eq!(files_of(&table, &store), expected);
+        let n = MERGE_MANIFESTS as i64 + 3;
+        assert_eq!((table.offset(0), table.offset(1)), (n * 10, n * 5));
+        let summary = &table.current_snapshot().unwrap().summary;
+        assert_eq!(summary["total-data-files"], (2 * n).to_string());
+        let list = &store[&table.current_snapshot().unwrap().manifest_list];
+        assert!(read_manifest_list(list).unwrap().len() < MERGE_MANIFESTS);
+        assert_eq!(table.snapshots.len() as i64, n);
+        assert_eq!(table.last_sequence_number, n);
+        let again = TableMetadata::from_json(&table.to_json()).unwrap();
+        assert_eq!(again.offset(0), n * 10);
+    }
+
+    #[test]
+    fn expiry_keeps_the_current_snapshot_and_recent_ones() {
+        let mut store = BTreeMap::new();
+        let mut table = table();
+        for (i, now) in [0, 500, 1800, 2000].into_iter().enumerate() {
+            table = append(&table, &mut store, &[file(0, i as i64, i as i64 + 1)], now);
+        }
+        let (expired, _) = table.expire(2000);
+        let times: Vec<i64> = expired.iter().map(|s| s.timestamp_ms).collect();
+        assert_eq!(times, vec![0, 500], "older than 1000 ms");
+        assert_eq!(table.snapshots.len(), 2);
+        assert_eq!(table.snapshots[0].parent_snapshot_id, None);
+        let (expired, _) = table.expire(1_000_000);
+        assert_eq!(expired.len(), 1);
+        assert_eq!(table.snapshots.len(), 1, "the current one stays");
+        assert_eq!(files_of(&table, &store).len(), 4, "its files all stay");
+    }
+
+    #[test]
+    fn the_schema_carries_the_files_field_ids() {
+        let table = table();
+        let fields = table.schemas[0]["fields"].as_array().unwrap();
+        let named = |name: &str| fields.iter().find(|f| f["name"] == name).unwrap();
+        assert_eq!(named("partition")["id"], 1);
+        assert_eq!(named("offset")["id"], OFFSET_ID);
+        assert_eq!(named("timestamp")["type"], "timestamptz");
+        let headers = &named("headers")["type"];
+        assert_eq!(headers["element-id"], 7);
+        assert_eq!(headers["element"]["fields"][1]["id"], 9);
+        assert_eq!(named("value")["id"], 10);
+        assert_eq!(table.last_column_id, 10);
+    }
+}
