@@ -52,15 +52,20 @@ fn exported_from(broker: &Broker, topic: &str, s3: Option<&str>) -> (Vec<Row>, (
             run_python("read_export.py", &[&root, &common::s3::endpoint()])
         }
     };
+    let (rows, counted) = rows_of(&lines, "duckdb");
+    let count = |key: &str| counted[key].as_u64().unwrap();
+    (rows, (count("rows"), count("distinct")))
+}
+
+/// The rows a reader script printed, and its summary line's
+/// `{"<summary>": {...}}` object.
+fn rows_of(lines: &[String], summary: &str) -> (Vec<Row>, Value) {
     let mut rows = Vec::new();
-    let mut duckdb = (0, 0);
+    let mut summarized = Value::Null;
     for line in lines {
-        let v: Value = serde_json::from_str(&line).expect("a JSON line");
-        if let Some(counted) = v.get("duckdb") {
-            duckdb = (
-                counted["rows"].as_u64().unwrap(),
-                counted["distinct"].as_u64().unwrap(),
-            );
+        let v: Value = serde_json::from_str(line).expect("a JSON line");
+        if let Some(found) = v.get(summary) {
+            summarized = found.clone();
             continue;
         }
         let text = |v: &Value| v.as_str().map(str::to_string);
@@ -79,7 +84,8 @@ fn exported_from(broker: &Broker, topic: &str, s3: Option<&str>) -> (Vec<Row>, (
             columns: v,
         });
     }
-    (rows, duckdb)
+    assert!(!summarized.is_null(), "the reader printed its {summary} line");
+    (rows, summarized)
 }
 
 /// Waits until `topic`'s export holds `count` rows; returns them.
@@ -498,5 +504,214 @@ fn json_values_become_columns_that_grow() {
     assert_eq!(
         broker.metric("silt_export_json_conflicts_total", r#"topic="events""#),
         2.0
+    );
+}
+
+/// What pyiceberg reads of `topic`'s table through the broker's catalog
+/// (tests/python/read_iceberg.py): its rows and summary; `None` while
+/// there is no table yet. `s3`: the table is in the test S3 server.
+fn table(broker: &Broker, topic: &str, s3: bool) -> Option<(Vec<Row>, Value)> {
+    let admin = broker.admin.as_ref().expect("an admin port");
+    let catalog = format!("http://{admin}/iceberg");
+    let endpoint = common::s3::endpoint();
+    let mut args = vec![catalog.as_str(), topic];
+    if s3 {
+        args.push(&endpoint);
+    }
+    let lines = try_python("read_iceberg.py", &args).ok()?;
+    Some(rows_of(&lines, "iceberg"))
+}
+
+/// Waits until `topic`'s table holds `count` rows; returns them and the
+/// table's summary.
+fn wait_table(broker: &Broker, topic: &str, s3: bool, count: usize) -> (Vec<Row>, Value) {
+    let mut last = None;
+    wait_until(
+        &format!("{count} rows in the Iceberg table"),
+        DEADLINE,
+        || {
+            last = table(broker, topic, s3);
+            last.as_ref().is_some_and(|(rows, _)| rows.len() >= count)
+        },
+    );
+    last.unwrap()
+}
+
+/// Every acknowledged record once in the table, read through the catalog
+/// and from the metadata file alone; a scan of partition 1 finds its rows
+/// by the manifests' partition values.
+fn assert_table_exactly_once(rows: &[Row], summary: &Value, acked: &BTreeMap<String, Ack>) {
+    assert_exactly_once(rows, acked);
+    assert_eq!(summary["static_rows"], rows.len(), "{summary}");
+    assert_eq!(summary["static_distinct"], rows.len(), "{summary}");
+    let in_1 = rows.iter().filter(|r| r.partition == 1).count();
+    assert!(in_1 > 0);
+    assert_eq!(summary["partition_1_rows"], in_1, "{summary}");
+}
+
+/// `silt.export.format = iceberg`: pyiceberg attaches to the broker's REST
+/// catalog and reads the table, and loads it from its metadata file: the
+/// same rows as the Parquet files hold, every field, every codec, each
+/// record once. The catalog answers unknown names with the REST
+/// specification's errors.
+#[test]
+fn iceberg_tables_read_through_the_catalog_and_their_metadata_file() {
+    let broker = Broker::start_with_env(&["--admin-listen", "127.0.0.1:0"], &QUICK);
+    let (ok, _, err) = silt(&[
+        "topic",
+        "create",
+        "lake",
+        "--partitions",
+        "2",
+        "--config",
+        "silt.export.format=iceberg",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    let mut acked = BTreeMap::new();
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        acked.extend(produce(&broker.addr, "lake", codec));
+    }
+    let (rows, summary) = wait_table(&broker, "lake", false, 500);
+    assert_eq!(rows.len(), 500);
+    assert_table_exactly_once(&rows, &summary, &acked);
+    let (files, _) = exported(&broker, "lake");
+    assert_eq!(rows, files, "the table's rows are the files' rows");
+    for row in &rows {
+        let (codec, i) = row.key.as_deref().unwrap().split_once('-').unwrap();
+        let i: usize = i.parse().unwrap();
+        assert_eq!(row.value, value_of(i, codec));
+        assert_eq!(row.headers, headers_of(i, codec));
+    }
+    let location = summary["metadata_location"].as_str().unwrap();
+    let metadata = broker.data_dir.join("objects/export/lake/metadata");
+    assert!(
+        location.starts_with(&format!("file://{}/v", metadata.display())),
+        "{location}"
+    );
+
+    let admin = broker.admin.clone().unwrap();
+    let missing = http_get(&admin, "/iceberg/v1/namespaces/silt/tables/nothing");
+    let missing: Value = serde_json::from_str(&missing).unwrap();
+    assert_eq!(missing["error"]["type"], "NoSuchTableException");
+    assert_eq!(missing["error"]["code"], 404);
+    let other = http_get(&admin, "/iceberg/v1/namespaces/other/tables");
+    assert!(other.contains("NoSuchNamespaceException"), "{other}");
+}
+
+/// A broker killed (-9) after committing an export file's progress and
+/// before committing it to the table: restarted, it appends the file the
+/// table lacks, and the table ends with every record exactly once.
+#[test]
+fn a_crash_between_the_progress_and_the_table_commit_loses_and_repeats_nothing() {
+    let mut env = QUICK.to_vec();
+    env.push(("FAILPOINTS", "export.after_progress"));
+    let mut broker = Broker::start_with_env(&["--admin-listen", "127.0.0.1:0"], &env);
+    create_topic(&broker, "tidal", 2);
+    let mut acked = produce(&broker.addr, "tidal", "snappy");
+    let (ok, _, err) = silt(&[
+        "topic",
+        "alter",
+        "tidal",
+        "--config",
+        "silt.export.format=iceberg",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    broker.wait_exit(DEADLINE);
+    let metadata = broker.data_dir.join("objects/export/tidal/metadata");
+    assert!(!metadata.exists(), "no table commit before the crash");
+    broker.unset_env("FAILPOINTS");
+    broker.restart();
+    acked.extend(produce(&broker.addr, "tidal", "gzip"));
+    let (rows, summary) = wait_table(&broker, "tidal", false, 200);
+    assert_eq!(rows.len(), 200);
+    assert_table_exactly_once(&rows, &summary, &acked);
+}
+
+/// On S3 (the real server): the table's files are in the bucket; pyiceberg
+/// reaches them with the endpoint the catalog names and its own
+/// credentials.
+#[test]
+fn iceberg_tables_in_an_s3_bucket() {
+    let url = common::s3::bucket_url();
+    let broker = common::s3::start(&common::s3::endpoint(), &url, &[], &QUICK);
+    let (ok, _, err) = silt(&[
+        "topic",
+        "create",
+        "s3-lake",
+        "--partitions",
+        "2",
+        "--config",
+        "silt.export.format=iceberg",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    let mut acked = produce(&broker.addr, "s3-lake", "lz4");
+    acked.extend(produce(&broker.addr, "s3-lake", "zstd"));
+    let (rows, summary) = wait_table(&broker, "s3-lake", true, 200);
+    assert_eq!(rows.len(), 200);
+    assert_table_exactly_once(&rows, &summary, &acked);
+    let location = summary["metadata_location"].as_str().unwrap();
+    assert!(
+        location.starts_with(&format!("{url}/export/s3-lake/metadata/v")),
+        "{location}"
+    );
+}
+
+/// Snapshots older than `silt.export.snapshot.retention.ms` expire with
+/// the metadata only they need: one manifest list per snapshot kept,
+/// every data file still there and in the table, every row still read.
+#[test]
+fn snapshot_expiry_removes_old_metadata_only() {
+    let broker = Broker::start_with_env(&["--admin-listen", "127.0.0.1:0"], &QUICK);
+    let (ok, _, err) = silt(&[
+        "topic",
+        "create",
+        "brief",
+        "--partitions",
+        "2",
+        "--config",
+        "silt.export.format=iceberg",
+        "--config",
+        "silt.export.snapshot.retention.ms=0",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    let mut acked = BTreeMap::new();
+    // A file, and so a snapshot, per partition per round.
+    for (round, codec) in ["none", "zstd", "lz4"].into_iter().enumerate() {
+        acked.extend(produce(&broker.addr, "brief", codec));
+        wait_table(&broker, "brief", false, 100 * (round + 1));
+    }
+    let (rows, summary) = wait_table(&broker, "brief", false, 300);
+    assert_table_exactly_once(&rows, &summary, &acked);
+    let root = broker.data_dir.join("objects/export/brief");
+    let count = |dir: &std::path::Path, prefix: &str, suffix: &str| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(prefix) && n.ends_with(suffix))
+            .count()
+    };
+    let files: usize = (0..2)
+        .map(|p| count(&root.join(format!("partition={p}")), "", ".parquet"))
+        .sum();
+    assert!(files >= 6, "a file per partition per round: {files}");
+    assert_eq!(summary["files"], files, "every data file is in the table");
+    assert_eq!(summary["snapshots"], 1, "older snapshots expired");
+    let metadata = root.join("metadata");
+    assert_eq!(
+        count(&metadata, "snap-", ".avro"),
+        1,
+        "the expired snapshots' manifest lists are deleted"
+    );
+    assert!(
+        count(&metadata, "v", ".metadata.json") >= 6,
+        "earlier metadata files stay within the log's length"
     );
 }

@@ -311,6 +311,12 @@ pub fn python() -> PathBuf {
 
 /// Runs `tests/python/<script>` with `args`; returns its stdout lines.
 pub fn run_python(script: &str, args: &[&str]) -> Vec<String> {
+    try_python(script, args).unwrap_or_else(|e| panic!("{script} failed: {e}"))
+}
+
+/// Runs a script of `tests/python`: its stdout lines, or its stderr if it
+/// fails.
+pub fn try_python(script: &str, args: &[&str]) -> Result<Vec<String>, String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/python")
         .join(script);
@@ -319,15 +325,13 @@ pub fn run_python(script: &str, args: &[&str]) -> Vec<String> {
         .args(args)
         .output()
         .expect("run python");
-    assert!(
-        out.status.success(),
-        "{script} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_string)
-        .collect()
+        .collect())
 }
 
 /// Where the broker acknowledged one message.
