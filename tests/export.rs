@@ -84,7 +84,10 @@ fn rows_of(lines: &[String], summary: &str) -> (Vec<Row>, Value) {
             columns: v,
         });
     }
-    assert!(!summarized.is_null(), "the reader printed its {summary} line");
+    assert!(
+        !summarized.is_null(),
+        "the reader printed its {summary} line"
+    );
     (rows, summarized)
 }
 
@@ -713,5 +716,73 @@ fn snapshot_expiry_removes_old_metadata_only() {
     assert!(
         count(&metadata, "v", ".metadata.json") >= 6,
         "earlier metadata files stay within the log's length"
+    );
+}
+
+/// `silt.export.value=json` into an Iceberg table: the table's schema
+/// grows with each new field, and a field has one type across partitions.
+/// Here `x` comes first as an integer in partition 0 and as text in
+/// partition 1: whichever file reaches the table second is built again
+/// with the table's type, its value kept raw. Every row is read once.
+#[test]
+fn json_values_grow_the_iceberg_schema_with_one_type_per_field() {
+    let broker = Broker::start_with_env(&["--admin-listen", "127.0.0.1:0"], &QUICK);
+    let (ok, _, err) = silt(&[
+        "topic",
+        "create",
+        "events-ice",
+        "--partitions",
+        "2",
+        "--config",
+        "silt.export.format=iceberg",
+        "--config",
+        "silt.export.value=json",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    let values: [(i32, &str); 7] = [
+        (0, r#"{"id": 1, "name": "a"}"#),
+        (1, r#"{"id": 10, "kind": "k"}"#),
+        (0, r#"{"id": 2, "price": 1.5}"#),
+        (1, r#"{"id": "eleven"}"#),
+        (1, "not json"),
+        (0, r#"{"x": 1}"#),
+        (1, r#"{"x": "one"}"#),
+    ];
+    let deliveries = Deliveries::default();
+    let producer = idempotent_producer(&broker.addr, &deliveries);
+    for (i, (partition, value)) in values.iter().enumerate() {
+        let key = format!("e{i}");
+        let record = BaseRecord::to("events-ice")
+            .key(&key)
+            .payload(*value)
+            .partition(*partition);
+        producer.send(record).map_err(|(e, _)| e).expect("send");
+    }
+    producer.flush(DEADLINE).expect("flush");
+    let acked = deliveries.acked.lock().unwrap().clone();
+    let (rows, summary) = wait_table(&broker, "events-ice", false, 7);
+    assert_eq!(rows.len(), 7);
+    assert_table_exactly_once(&rows, &summary, &acked);
+    let column = |key: &str, name: &str| {
+        let row = rows.iter().find(|r| r.key.as_deref() == Some(key)).unwrap();
+        row.columns[name].clone()
+    };
+    assert_eq!(column("e0", "id"), 1);
+    assert_eq!(column("e1", "id"), 10);
+    assert_eq!(column("e0", "name"), "a");
+    assert_eq!(column("e1", "kind"), "k");
+    assert_eq!(column("e2", "price"), 1.5);
+    assert_eq!(column("e0", "price"), Value::Null, "null before the field");
+    assert_eq!(column("e3", "id"), Value::Null);
+    assert_eq!(column("e3", "value_raw"), r#"{"id": "eleven"}"#);
+    assert_eq!(column("e4", "value_raw"), "not json");
+    let x = (column("e5", "x"), column("e6", "x"));
+    let raw = (column("e5", "value_raw"), column("e6", "value_raw"));
+    assert!(
+        (x == (1.into(), Value::Null) && raw == (Value::Null, r#"{"x": "one"}"#.into()))
+            || (x == (Value::Null, "one".into()) && raw == (r#"{"x": 1}"#.into(), Value::Null)),
+        "one type for x: {x:?} {raw:?}"
     );
 }

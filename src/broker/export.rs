@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::export::iceberg::DataFile;
 use crate::export::{ExportFile, FileBuilder, Values, covered};
 use crate::log::partition::{Isolation, Partition, ReadLimit};
-use crate::meta::{CommitOutcome, ExportProgress};
+use crate::meta::{CommitOutcome, ExportProgress, JsonField};
 use crate::storage::ExportKey;
 
 /// Bytes read from the log at a time while building a file.
@@ -47,8 +47,6 @@ struct Pass {
     committed: Option<(i32, ExportProgress)>,
     /// Whether it wrote a file and more records wait.
     more: bool,
-    /// What the export status should show though the pass went on.
-    warning: Option<String>,
 }
 
 /// What the exporter keeps between passes for each partition: the
@@ -160,12 +158,8 @@ impl Broker {
                 for _ in 0..FILES_PER_PASS {
                     match self.export_partition(&topic, partition).await {
                         Ok(pass) => {
-                            self.exports.record(
-                                topic.id,
-                                partition.index,
-                                pass.committed,
-                                pass.warning,
-                            );
+                            self.exports
+                                .record(topic.id, partition.index, pass.committed, None);
                             if !pass.more {
                                 break;
                             }
@@ -252,7 +246,6 @@ impl Broker {
             return Ok(Pass {
                 committed: None,
                 more: false,
-                warning: None,
             });
         };
         let progress = match self.exports.progress(topic.id, partition.index, epoch) {
@@ -262,15 +255,8 @@ impl Broker {
         let dynamic = self.dynamic_configs();
         let json = configs::exports_json(&self.config, &dynamic, &topic.configs);
         let iceberg = configs::exported_to_iceberg(&self.config, &dynamic, &topic.configs);
-        let (to_table, warning) = match (iceberg, json) {
-            (true, true) => (
-                false,
-                Some("silt.export.value=json is not committed to Iceberg tables yet: the Parquet files are written, the table is not".to_string()),
-            ),
-            _ => (iceberg, None),
-        };
         // The files committed before go into the table before the next.
-        if to_table && self.exports.table(topic.id, partition.index) < progress.offset {
+        if iceberg && self.exports.table(topic.id, partition.index) < progress.offset {
             self.sync_table(topic, partition.index, progress.offset, None)
                 .await?;
             self.exports
@@ -314,7 +300,6 @@ impl Broker {
         let unchanged = Pass {
             committed: Some((epoch, progress.clone())),
             more: false,
-            warning: warning.clone(),
         };
         if lag == 0 {
             return Ok(unchanged);
@@ -341,7 +326,33 @@ impl Broker {
         } else {
             Values::Bytes
         };
-        let file = self.write_file(topic, partition, &key, end, values).await?;
+        let mut file = self.build_file(topic, partition, &key, end, values).await?;
+        if iceberg && json {
+            // The table gets the file's columns before the file is
+            // written, so that each JSON field has one type in the files
+            // of every partition: a field another partition added first
+            // with another type makes this file be built again with the
+            // table's.
+            if let Err(table_fields) = self.add_table_columns(topic, &file.columns).await? {
+                tracing::info!(
+                    topic = %topic.name,
+                    partition = partition.index,
+                    "a JSON field has another type in the Iceberg table: the file is built again with the table's"
+                );
+                let fields = seeded(table_fields, &progress.json_fields);
+                file = self
+                    .build_file(topic, partition, &key, end, Values::Json(fields))
+                    .await?;
+                if let Err(fields) = self.add_table_columns(topic, &file.columns).await? {
+                    return Err(Error::Meta(format!(
+                        "the JSON fields of the Iceberg table of '{}' changed while a file was built ({} fields); trying again",
+                        topic.name,
+                        fields.len()
+                    )));
+                }
+            }
+        }
+        let file = self.put_file(&key, file).await?;
         crate::failpoint::hit("export.after_write");
         let next = ExportProgress {
             offset: file.end,
@@ -375,7 +386,7 @@ impl Broker {
                     "exported"
                 );
                 crate::failpoint::hit("export.after_progress");
-                if to_table {
+                if iceberg {
                     let fresh = DataFile {
                         path: self.bucket.export_file_uri(&key),
                         partition: partition.index,
@@ -384,20 +395,19 @@ impl Broker {
                         start,
                         end: file.end,
                     };
-                    self.sync_table(topic, partition.index, file.end, Some(&fresh))
+                    let fresh = (&fresh, file.columns.as_slice());
+                    self.sync_table(topic, partition.index, file.end, Some(fresh))
                         .await?;
                     self.exports.set_table(topic.id, partition.index, file.end);
                 }
                 Ok(Pass {
                     more: file.end < end,
                     committed: Some((epoch, next)),
-                    warning,
                 })
             }
             CommitOutcome::Gone | CommitOutcome::Fenced => Ok(Pass {
                 committed: None,
                 more: false,
-                warning,
             }),
             CommitOutcome::Failed => Err(Error::Meta(
                 "the export progress moved under this exporter".into(),
@@ -406,11 +416,10 @@ impl Broker {
     }
 
     /// Builds the file of the partition's committed records from `start`
-    /// (before `end`, about `export.file_bytes` at most) and writes it
-    /// create-only; the file already there if another got there first.
-    /// The batches are read here; decoding and encoding them run on a
-    /// thread of lower priority ([`in_background`]).
-    async fn write_file(
+    /// (before `end`, about `export.file_bytes` at most). The batches are
+    /// read here; decoding and encoding them run on a thread of lower
+    /// priority ([`in_background`]).
+    async fn build_file(
         &self,
         topic: &Topic,
         partition: &Arc<Partition>,
@@ -467,16 +476,20 @@ impl Broker {
             metrics::counter!("silt_export_unreadable_batches_total", "topic" => topic.name.clone())
                 .increment(unreadable);
         }
-        let put = self.bucket.put_export_file(key, file.bytes.clone()).await?;
         tracing::debug!(
             topic = %topic.name,
             partition = partition.index,
             read_ms = read.as_millis() as u64,
             build_ms = built.as_millis() as u64,
-            put_ms = (started.elapsed() - read - built).as_millis() as u64,
-            "export file written"
+            "export file built"
         );
-        if put {
+        Ok(file)
+    }
+
+    /// Writes `file` create-only; the file already there if another got
+    /// there first.
+    async fn put_file(&self, key: &ExportKey<'_>, file: ExportFile) -> Result<ExportFile> {
+        if self.bucket.put_export_file(key, file.bytes.clone()).await? {
             return Ok(file);
         }
         self.written_file(key)
@@ -495,6 +508,18 @@ impl Broker {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The JSON fields to build a file with: the table's, then the
+/// partition's own that the table lacks.
+fn seeded(table: Vec<JsonField>, partition: &[JsonField]) -> Vec<JsonField> {
+    let mut fields = table;
+    for field in partition {
+        if !fields.iter().any(|f| f.name == field.name) {
+            fields.push(field.clone());
+        }
+    }
+    fields
 }
 
 /// The whole batches of `records` that start before `end`, and the offset

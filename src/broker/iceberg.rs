@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use arrow_schema::Field;
 use bytes::Bytes;
 
 use super::{Broker, Topic, configs};
@@ -25,7 +26,8 @@ use crate::export::iceberg::{
     DataFile, Entry, IcebergError, MERGE_MANIFESTS, ManifestFile, Snapshot, TableMetadata,
     read_manifest, read_manifest_list,
 };
-use crate::export::{bytes_columns, covered};
+use crate::export::{covered, json};
+use crate::meta::JsonField;
 use crate::storage::ExportKey;
 
 /// The file naming the newest metadata version.
@@ -115,46 +117,47 @@ impl Broker {
 
     /// Appends to `topic`'s table the export files of `partition` it lacks
     /// below `through` (the partition's committed export progress);
-    /// `fresh` is the file just committed, when known.
+    /// `fresh` is the file just committed and its columns, when known.
     pub(super) async fn sync_table(
         &self,
         topic: &Topic,
         partition: i32,
         through: i64,
-        fresh: Option<&DataFile>,
+        fresh: Option<(&DataFile, &[Field])>,
     ) -> Result<()> {
         let dynamic = self.dynamic_configs();
         let age = configs::snapshot_retention_ms(&self.config, &dynamic, &topic.configs);
         for _ in 0..TRIES {
             let now_ms = self.clock.now_ms();
-            let loaded = self.iceberg_table(&topic.name).await?;
-            let (version, previous) = match &loaded {
-                Some((version, _, uri)) => (*version, Some(uri.clone())),
-                None => (0, None),
-            };
-            let base = match loaded {
-                Some((_, table, _)) if table.exports(topic.id) => table,
-                // None yet, or the table of a topic of the same name
-                // deleted before: a new table replaces it.
-                _ => TableMetadata::new(
-                    self.bucket.export_uri(&topic.name),
-                    topic.id,
-                    &bytes_columns(),
-                    age,
-                    now_ms,
-                ),
-            };
-            let from = base.offset(partition);
+            let (version, previous, table) = self.own_table(topic).await?;
+            let from = table.as_ref().map_or(0, |t| t.offset(partition));
             if from >= through {
                 return Ok(());
             }
             let files = match fresh {
-                Some(file) if file.start == from && file.end == through => vec![file.clone()],
+                Some((file, columns)) if file.start == from && file.end == through => {
+                    vec![(file.clone(), columns.to_vec())]
+                }
                 _ => {
                     self.committed_files(topic, partition, from, through)
                         .await?
                 }
             };
+            let Some((_, first_columns)) = files.first() else {
+                return Ok(());
+            };
+            let mut base = table.unwrap_or_else(|| {
+                let location = self.bucket.export_uri(&topic.name);
+                TableMetadata::new(location, topic.id, first_columns, age, now_ms)
+            });
+            for (_, columns) in &files {
+                base.add_columns(columns).map_err(|names| {
+                    Error::Meta(format!(
+                        "export files of '{}' have columns {names:?} of another type than its Iceberg table's",
+                        topic.name
+                    ))
+                })?;
+            }
             let manifests = match base.current_snapshot() {
                 Some(snapshot) => {
                     let list = self
@@ -175,8 +178,9 @@ impl Broker {
                 |m: &ManifestFile| -> std::result::Result<Vec<Entry>, IcebergError> {
                     read_manifest(&read[&m.path], m)
                 };
+            let data_files: Vec<DataFile> = files.into_iter().map(|(file, _)| file).collect();
             let append = base
-                .append(manifests, read_manifest, &files, previous, now_ms)
+                .append(manifests, read_manifest, &data_files, previous, now_ms)
                 .map_err(iceberg_error)?;
             let mut metadata = append.metadata;
             metadata.set_snapshot_age(age);
@@ -186,27 +190,15 @@ impl Broker {
                     .put_table_file(&topic.name, &name, Bytes::from(bytes), false)
                     .await?;
             }
-            let name = metadata_name(version + 1);
-            let json = Bytes::from(metadata.to_json());
-            if !self
-                .bucket
-                .put_table_file(&topic.name, &name, json, true)
-                .await?
-            {
-                // Another broker committed this version first.
+            if !self.commit_metadata(topic, version, &metadata).await? {
                 continue;
             }
-            crate::failpoint::hit("export.after_table_commit");
-            let hint = Bytes::from((version + 1).to_string());
-            self.bucket
-                .put_table_file(&topic.name, VERSION_HINT, hint, false)
-                .await?;
-            let rows: u64 = files.iter().map(|f| f.rows).sum();
+            let rows: u64 = data_files.iter().map(|f| f.rows).sum();
             tracing::info!(
                 topic = %topic.name,
                 partition,
                 version = version + 1,
-                files = files.len(),
+                files = data_files.len(),
                 rows,
                 "Iceberg snapshot committed"
             );
@@ -214,8 +206,8 @@ impl Broker {
                 .delete_expired(&topic.name, &metadata, &expired, &old_metadata)
                 .await
             {
-                // Left behind, never read: tried again by no one, as
-                // Iceberg's own writers leave what a failure orphans.
+                // Left behind, never read, as Iceberg's own writers leave
+                // what a failure orphans.
                 tracing::warn!(topic = %topic.name, error = %e, "expired Iceberg files not deleted");
             }
             return Ok(());
@@ -224,6 +216,83 @@ impl Broker {
             "the Iceberg table of '{}' kept changing under this exporter",
             topic.name
         )))
+    }
+
+    /// Gives `topic`'s table the `columns` of a file before it is written
+    /// (a new schema when some are new): `Ok(())` once it has them, or
+    /// the table's JSON fields when one of them has another type there
+    /// (another partition's file added it first), to build the file with.
+    pub(super) async fn add_table_columns(
+        &self,
+        topic: &Topic,
+        columns: &[Field],
+    ) -> Result<std::result::Result<(), Vec<JsonField>>> {
+        let dynamic = self.dynamic_configs();
+        let age = configs::snapshot_retention_ms(&self.config, &dynamic, &topic.configs);
+        for _ in 0..TRIES {
+            let now_ms = self.clock.now_ms();
+            let (version, previous, table) = self.own_table(topic).await?;
+            let mut next = match &table {
+                Some(table) => table.next_version(previous, now_ms),
+                None => {
+                    let location = self.bucket.export_uri(&topic.name);
+                    TableMetadata::new(location, topic.id, columns, age, now_ms)
+                }
+            };
+            match next.add_columns(columns) {
+                Err(_) => return Ok(Err(json::fields_of(&next.columns()))),
+                Ok(false) if table.is_some() => return Ok(Ok(())),
+                Ok(_) => {}
+            }
+            if self.commit_metadata(topic, version, &next).await? {
+                tracing::info!(topic = %topic.name, version = version + 1, "Iceberg schema grew");
+                return Ok(Ok(()));
+            }
+        }
+        Err(Error::Meta(format!(
+            "the Iceberg table of '{}' kept changing under this exporter",
+            topic.name
+        )))
+    }
+
+    /// The newest version of `topic`'s table (0: none), its metadata
+    /// file's URI, and the table unless there is none or it is of a topic
+    /// of the same name deleted before (a new table replaces that one).
+    async fn own_table(
+        &self,
+        topic: &Topic,
+    ) -> Result<(u64, Option<String>, Option<TableMetadata>)> {
+        Ok(match self.iceberg_table(&topic.name).await? {
+            Some((version, table, uri)) => {
+                (version, Some(uri), table.exports(topic.id).then_some(table))
+            }
+            None => (0, None, None),
+        })
+    }
+
+    /// Writes `metadata` as the version after `version`, create-only:
+    /// `false` if another broker wrote that version first.
+    async fn commit_metadata(
+        &self,
+        topic: &Topic,
+        version: u64,
+        metadata: &TableMetadata,
+    ) -> Result<bool> {
+        let name = metadata_name(version + 1);
+        let json = Bytes::from(metadata.to_json());
+        if !self
+            .bucket
+            .put_table_file(&topic.name, &name, json, true)
+            .await?
+        {
+            return Ok(false);
+        }
+        crate::failpoint::hit("export.after_table_commit");
+        let hint = Bytes::from((version + 1).to_string());
+        self.bucket
+            .put_table_file(&topic.name, VERSION_HINT, hint, false)
+            .await?;
+        Ok(true)
     }
 
     /// A file of `topic`'s table metadata folder, by its URI.
@@ -244,7 +313,7 @@ impl Broker {
         partition: i32,
         from: i64,
         through: i64,
-    ) -> Result<Vec<DataFile>> {
+    ) -> Result<Vec<(DataFile, Vec<Field>)>> {
         let mut key = ExportKey {
             topic: &topic.name,
             topic_id: topic.id,
@@ -259,14 +328,15 @@ impl Broker {
             key.start = start;
             let file = self.bucket.read_export_file(&key).await?;
             let covered = covered(file).map_err(|e| Error::Meta(e.to_string()))?;
-            files.push(DataFile {
+            let file = DataFile {
                 path: self.bucket.export_file_uri(&key),
                 partition,
                 rows: covered.rows,
                 bytes,
                 start,
                 end: covered.end,
-            });
+            };
+            files.push((file, covered.columns));
         }
         Ok(files)
     }

@@ -164,16 +164,14 @@ impl TableMetadata {
     ) -> TableMetadata {
         // Optional for readers, which fill it from the manifests: no file
         // has the column.
-        let mut fields = vec![json!({
+        let partition = json!({
             "id": PARTITION_ID, "name": "partition", "required": false, "type": "int"
-        })];
-        let mut mapping = vec![json!({"field-id": PARTITION_ID, "names": ["partition"]})];
-        let mut last_column_id = PARTITION_ID;
-        for column in columns {
-            let (field, names) = field_json(column, &mut last_column_id);
-            fields.push(field);
-            mapping.push(names);
-        }
+        });
+        let mut ids = Ids::default();
+        ids.take(Some(PARTITION_ID));
+        let (mut fields, mut mapping) = columns_json(columns, &mut ids);
+        fields.insert(0, partition);
+        mapping.insert(0, json!({"field-id": PARTITION_ID, "names": ["partition"]}));
         let properties = BTreeMap::from([
             (TOPIC_ID_PROPERTY.to_string(), topic_id.to_string()),
             (
@@ -199,7 +197,7 @@ impl TableMetadata {
             location,
             last_sequence_number: 0,
             last_updated_ms: now_ms,
-            last_column_id,
+            last_column_id: ids.last,
             current_schema_id: 0,
             schemas: vec![json!({"type": "struct", "schema-id": 0, "fields": fields})],
             default_spec_id: 0,
@@ -239,6 +237,102 @@ impl TableMetadata {
             "history.expire.max-snapshot-age-ms".into(),
             snapshot_age_ms.to_string(),
         );
+    }
+
+    fn current_schema(&self) -> &Value {
+        let id = self.current_schema_id;
+        self.schemas
+            .iter()
+            .find(|s| s["schema-id"] == id)
+            .unwrap_or(&self.schemas[0])
+    }
+
+    /// The current schema's columns: name and type (`nested` for lists
+    /// and structs).
+    pub fn columns(&self) -> Vec<(String, String)> {
+        let fields = self.current_schema()["fields"].as_array();
+        fields
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                let name = f["name"].as_str().unwrap_or_default().to_string();
+                (name, f["type"].as_str().unwrap_or("nested").to_string())
+            })
+            .collect()
+    }
+
+    /// Adds the Arrow `columns` the current schema lacks (by name) as
+    /// optional columns of a new current schema, with the field ids they
+    /// carry where no column has them (else new ones), and to the name
+    /// mapping. Returns whether any was added; `Err` names those whose
+    /// type differs from the table's column of the same name.
+    pub fn add_columns(&mut self, columns: &[Field]) -> Result<bool, Vec<String>> {
+        let schema = self.current_schema().clone();
+        let fields = schema["fields"].as_array().cloned().unwrap_or_default();
+        let mut ids = Ids::default();
+        for field in &fields {
+            ids.collect(field);
+        }
+        ids.last = ids.last.max(self.last_column_id);
+        let mut conflicts = Vec::new();
+        let mut new = Vec::new();
+        for column in columns {
+            match fields.iter().find(|f| f["name"] == column.name().as_str()) {
+                Some(field) => {
+                    let (kind, _) = type_json(column.data_type(), &mut Ids::default());
+                    if without_ids(&field["type"]) != without_ids(&kind) {
+                        conflicts.push(column.name().clone());
+                    }
+                }
+                None => new.push(column.clone()),
+            }
+        }
+        if !conflicts.is_empty() {
+            return Err(conflicts);
+        }
+        if new.is_empty() {
+            return Ok(false);
+        }
+        let (mut added, mapping) = columns_json(&new, &mut ids);
+        for field in &mut added {
+            field["required"] = json!(false);
+        }
+        let schema_id = self
+            .schemas
+            .iter()
+            .filter_map(|s| s["schema-id"].as_i64())
+            .max()
+            .unwrap_or(0) as i32
+            + 1;
+        let all: Vec<Value> = fields.into_iter().chain(added).collect();
+        self.schemas
+            .push(json!({"type": "struct", "schema-id": schema_id, "fields": all}));
+        self.current_schema_id = schema_id;
+        self.last_column_id = ids.last;
+        let key = "schema.name-mapping.default";
+        let mut names: Vec<Value> = self
+            .properties
+            .get(key)
+            .and_then(|m| serde_json::from_str(m).ok())
+            .unwrap_or_default();
+        names.extend(mapping);
+        self.properties
+            .insert(key.to_string(), Value::Array(names).to_string());
+        Ok(true)
+    }
+
+    /// The next version of this metadata, written at `now_ms`, which
+    /// follows the file `previous` (none for the first).
+    pub fn next_version(&self, previous: Option<String>, now_ms: i64) -> TableMetadata {
+        let mut next = self.clone();
+        next.last_updated_ms = now_ms;
+        if let Some(previous) = previous {
+            next.metadata_log.push(MetadataLogEntry {
+                timestamp_ms: self.last_updated_ms,
+                metadata_file: previous,
+            });
+        }
+        next
     }
 
     pub fn current_snapshot(&self) -> Option<&Snapshot> {
@@ -357,9 +451,8 @@ impl TableMetadata {
             );
         }
 
-        let mut metadata = self.clone();
+        let mut metadata = self.next_version(previous, now_ms);
         metadata.last_sequence_number = sequence_number;
-        metadata.last_updated_ms = now_ms;
         metadata.current_snapshot_id = Some(snapshot_id);
         metadata.refs = BTreeMap::from([(
             "main".to_string(),
@@ -378,12 +471,6 @@ impl TableMetadata {
             timestamp_ms: now_ms,
             snapshot_id,
         });
-        if let Some(previous) = previous {
-            metadata.metadata_log.push(MetadataLogEntry {
-                timestamp_ms: self.last_updated_ms,
-                metadata_file: previous,
-            });
-        }
         Ok(Append {
             metadata,
             files: out,
@@ -463,7 +550,7 @@ impl TableMetadata {
         }
         let spec = &self.partition_specs[0]["fields"];
         let metadata = [
-            ("schema", self.schemas[0].to_string()),
+            ("schema", self.current_schema().to_string()),
             ("schema-id", self.current_schema_id.to_string()),
             ("partition-spec", spec.to_string()),
             ("partition-spec-id", "0".to_string()),
@@ -648,12 +735,66 @@ pub fn read_manifest_list(bytes: &[u8]) -> Result<Vec<ManifestFile>, IcebergErro
     Ok(manifests)
 }
 
-/// An Iceberg schema field for an Arrow column (its field id in its
-/// metadata, nested ones numbered on from `last_id` where they have
-/// none), and its name mapping.
-fn field_json(column: &Field, last_id: &mut i32) -> (Value, Value) {
-    let id = field_id(column, last_id);
-    let (kind, nested) = type_json(column.data_type(), last_id);
+/// Field ids given out: the highest, and all in use.
+#[derive(Default)]
+struct Ids {
+    last: i32,
+    used: std::collections::BTreeSet<i32>,
+}
+
+impl Ids {
+    /// `wanted` if it is free, else the next id.
+    fn take(&mut self, wanted: Option<i32>) -> i32 {
+        let id = match wanted {
+            Some(id) if !self.used.contains(&id) => id,
+            _ => self.last + 1,
+        };
+        self.used.insert(id);
+        self.last = self.last.max(id);
+        id
+    }
+
+    /// Marks the ids of a schema field (and its nested ones) as used.
+    fn collect(&mut self, value: &Value) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    if let ("id" | "element-id", Some(id)) = (key.as_str(), v.as_i64()) {
+                        self.take(Some(id as i32));
+                    }
+                    self.collect(v);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| self.collect(v)),
+            _ => {}
+        }
+    }
+}
+
+/// A type with its field ids left out, to compare shapes.
+fn without_ids(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "id" | "element-id"))
+                .map(|(k, v)| (k.clone(), without_ids(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_ids).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Iceberg schema fields for Arrow columns, and their name mapping.
+fn columns_json(columns: &[Field], ids: &mut Ids) -> (Vec<Value>, Vec<Value>) {
+    columns.iter().map(|c| field_json(c, ids)).unzip()
+}
+
+/// An Iceberg schema field for an Arrow column (with the field id in its
+/// metadata where it is free, else the next), and its name mapping.
+fn field_json(column: &Field, ids: &mut Ids) -> (Value, Value) {
+    let id = ids.take(field_id(column));
+    let (kind, nested) = type_json(column.data_type(), ids);
     let mut names = json!({"field-id": id, "names": [column.name()]});
     if let Some(nested) = nested {
         names["fields"] = nested;
@@ -664,19 +805,17 @@ fn field_json(column: &Field, last_id: &mut i32) -> (Value, Value) {
     (field, names)
 }
 
-fn field_id(column: &Field, last_id: &mut i32) -> i32 {
-    let id = column
+/// The field id an Arrow column carries.
+fn field_id(column: &Field) -> Option<i32> {
+    column
         .metadata()
         .get(parquet::arrow::PARQUET_FIELD_ID_META_KEY)
         .and_then(|v| v.parse().ok())
-        .unwrap_or(*last_id + 1);
-    *last_id = (*last_id).max(id);
-    id
 }
 
 /// An Arrow type as an Iceberg type, and the name mapping of its nested
 /// fields.
-fn type_json(data_type: &DataType, last_id: &mut i32) -> (Value, Option<Value>) {
+fn type_json(data_type: &DataType, ids: &mut Ids) -> (Value, Option<Value>) {
     let primitive = |name: &str| (json!(name), None);
     match data_type {
         DataType::Boolean => primitive("boolean"),
@@ -687,8 +826,8 @@ fn type_json(data_type: &DataType, last_id: &mut i32) -> (Value, Option<Value>) 
         DataType::Timestamp(_, None) => primitive("timestamp"),
         DataType::Binary | DataType::LargeBinary => primitive("binary"),
         DataType::List(element) => {
-            let id = field_id(element, last_id);
-            let (kind, nested) = type_json(element.data_type(), last_id);
+            let id = ids.take(field_id(element));
+            let (kind, nested) = type_json(element.data_type(), ids);
             let mut names = json!({"field-id": id, "names": ["element"]});
             if let Some(nested) = nested {
                 names["fields"] = nested;
@@ -701,7 +840,7 @@ fn type_json(data_type: &DataType, last_id: &mut i32) -> (Value, Option<Value>) 
         }
         DataType::Struct(fields) => {
             let (fields, names): (Vec<Value>, Vec<Value>) =
-                fields.iter().map(|f| field_json(f, last_id)).unzip();
+                fields.iter().map(|f| field_json(f, ids)).unzip();
             (
                 json!({"type": "struct", "fields": fields}),
                 Some(Value::Array(names)),
@@ -871,6 +1010,31 @@ mod tests {
         assert_eq!(expired.len(), 1);
         assert_eq!(table.snapshots.len(), 1, "the current one stays");
         assert_eq!(files_of(&table, &store).len(), 4, "its files all stay");
+    }
+
+    #[test]
+    fn new_columns_grow_the_schema_and_a_type_change_is_refused() {
+        let mut table = table();
+        let json = crate::export::json::fields_of;
+        assert!(json(&table.columns()).is_empty(), "no JSON field yet");
+        let raw = crate::export::with_id(Field::new("value_raw", DataType::Binary, true), 11);
+        let amount = Field::new("amount", DataType::Int64, true);
+        assert_eq!(table.add_columns(&[raw.clone(), amount.clone()]), Ok(true));
+        assert_eq!(table.add_columns(&[raw, amount]), Ok(false), "no change");
+        assert_eq!((table.current_schema_id, table.last_column_id), (1, 12));
+        let fields = json(&table.columns());
+        assert_eq!(fields.len(), 1);
+        assert_eq!(
+            (fields[0].name.as_str(), fields[0].kind),
+            ("amount", crate::meta::JsonKind::Int)
+        );
+        let text = Field::new("amount", DataType::Utf8, true);
+        assert_eq!(table.add_columns(&[text]), Err(vec!["amount".to_string()]));
+        let mapping = &table.properties["schema.name-mapping.default"];
+        assert!(
+            mapping.contains(r#"{"field-id":12,"names":["amount"]}"#),
+            "{mapping}"
+        );
     }
 
     #[test]

@@ -19,15 +19,18 @@ use crate::meta::{JsonField, JsonKind as Kind};
 /// The column of values that did not fit the schema.
 pub const RAW_COLUMN: &str = "value_raw";
 
-/// The names of the columns every export file has: a JSON field of the
-/// same name is written as `value.<name>`.
-const FIXED_COLUMNS: [&str; 7] = [
+/// The names of the columns export files have besides JSON fields' (and
+/// `value`, the column of values written as produced, which a topic's
+/// Iceberg table may have too): a JSON field of the same name is written
+/// as `value.<name>`.
+const FIXED_COLUMNS: [&str; 8] = [
     "partition",
     "offset",
     "timestamp",
     "timestamp_type",
     "key",
     "headers",
+    "value",
     RAW_COLUMN,
 ];
 
@@ -38,6 +41,32 @@ pub fn column(field: &JsonField) -> String {
     } else {
         field.name.clone()
     }
+}
+
+/// The JSON fields of the columns `(name, Iceberg type)` of a table:
+/// those not fixed, of a JSON field's type.
+pub fn fields_of(columns: &[(String, String)]) -> Vec<JsonField> {
+    columns
+        .iter()
+        .filter(|(name, _)| !FIXED_COLUMNS.contains(&name.as_str()))
+        .filter_map(|(name, kind)| {
+            let kind = match kind.as_str() {
+                "boolean" => Kind::Bool,
+                "long" => Kind::Int,
+                "double" => Kind::Float,
+                "string" => Kind::Text,
+                _ => return None,
+            };
+            let name = match name.strip_prefix("value.") {
+                Some(fixed) if FIXED_COLUMNS.contains(&fixed) => fixed,
+                _ => name,
+            };
+            Some(JsonField {
+                name: name.to_string(),
+                kind,
+            })
+        })
+        .collect()
 }
 
 /// One field's value.
@@ -213,7 +242,7 @@ impl JsonColumns {
             columns.push((Field::new(column(field), data_type, true), array));
         }
         columns.push((
-            Field::new(RAW_COLUMN, DataType::Binary, true),
+            super::with_id(Field::new(RAW_COLUMN, DataType::Binary, true), 11),
             Arc::new(self.raw.finish()),
         ));
         columns

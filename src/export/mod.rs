@@ -69,6 +69,8 @@ pub struct ExportFile {
     /// values that did not fit (kept raw).
     pub json_fields: Vec<JsonField>,
     pub json_conflicts: u64,
+    /// Its columns, as in its schema.
+    pub columns: Vec<Field>,
 }
 
 /// How values are written.
@@ -81,9 +83,11 @@ pub enum Values {
     Json(Vec<JsonField>),
 }
 
-/// `field` with its Iceberg field id (in the Parquet schema); the table's
-/// `partition` column, which the files leave to their folder, is id 1
-/// ([`iceberg`]).
+/// `field` with its Iceberg field id (in the Parquet schema): 2 to 10 for
+/// the columns of values written as produced, 11 for `value_raw`; the
+/// table's `partition` column, which the files leave to their folder, is
+/// id 1 ([`iceberg`]). JSON fields' columns have none: the table numbers
+/// them and maps them by name.
 fn with_id(field: Field, id: i32) -> Field {
     let id = HashMap::from([(PARQUET_FIELD_ID_META_KEY.to_string(), id.to_string())]);
     field.with_metadata(id)
@@ -117,6 +121,7 @@ fn value_field() -> Field {
 }
 
 /// The columns of a file of values written as produced, in order.
+#[cfg(test)]
 pub fn bytes_columns() -> Vec<Field> {
     let mut fields = fixed_fields();
     fields.push(value_field());
@@ -290,7 +295,7 @@ impl FileBuilder {
                 }
             }
         }
-        let schema = Arc::new(Schema::new(fields));
+        let schema = Arc::new(Schema::new(fields.clone()));
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
         let mut metadata: Vec<KeyValue> = [
             ("silt.topic", topic.to_string()),
@@ -325,6 +330,7 @@ impl FileBuilder {
             end: self.end,
             json_fields,
             json_conflicts,
+            columns: fields,
         })
     }
 }
@@ -346,12 +352,17 @@ pub fn covered(file: Bytes) -> Result<ExportFile, ExportError> {
     let json_fields = value(JSON_FIELDS_KEY)
         .and_then(|v| serde_json::from_str(&v).ok())
         .unwrap_or_default();
+    let schema = parquet::arrow::parquet_to_arrow_schema(
+        metadata.schema_descr(),
+        metadata.key_value_metadata(),
+    )?;
     Ok(ExportFile {
         rows: metadata.num_rows().max(0) as u64,
         end,
         bytes: file,
         json_fields,
         json_conflicts: 0,
+        columns: schema.fields().iter().map(|f| f.as_ref().clone()).collect(),
     })
 }
 
