@@ -73,35 +73,6 @@ pub fn validate_broker_config(name: &str, value: &str) -> Result<String> {
     topic_keys::validate(name, key, value)
 }
 
-/// Every topic config with its effective value and source.
-pub fn describe_topic(
-    config: &Config,
-    dynamic_broker: &BTreeMap<String, String>,
-    topic: &BTreeMap<String, String>,
-) -> Vec<ConfigEntry> {
-    let defaults = Config::default();
-    TOPIC_KEYS
-        .iter()
-        .map(|key| {
-            let (value, source) = if let Some(v) = topic.get(key.topic) {
-                (v.clone(), ConfigSource::DynamicTopic)
-            } else if let Some(v) = dynamic_broker.get(key.broker) {
-                (v.clone(), ConfigSource::DynamicDefaultBroker)
-            } else {
-                static_value(key, config, &defaults)
-            };
-            ConfigEntry {
-                name: key.topic.to_string(),
-                value,
-                source,
-                read_only: false,
-                config_type: key.kind.code(),
-                documentation: key.documentation,
-            }
-        })
-        .collect()
-}
-
 /// Every broker config of broker `id` with its effective value and source.
 pub fn describe_broker(
     id: i32,
@@ -156,20 +127,136 @@ pub fn describe_broker(
     entries
 }
 
-/// The effective value of the topic config `topic_key`: the topic's
-/// override, else the dynamic broker default, else the static one.
-fn effective(
-    config: &Config,
-    dynamic_broker: &BTreeMap<String, String>,
-    topic: &BTreeMap<String, String>,
-    topic_key: &str,
-) -> String {
-    let key = topic_keys::by_topic_name(topic_key).expect("a known topic config");
-    topic
-        .get(topic_key)
-        .or_else(|| dynamic_broker.get(key.broker))
-        .cloned()
-        .unwrap_or_else(|| (key.default)(config))
+/// A topic's configs as they resolve: its own, then the dynamic broker
+/// defaults, then the static configuration, then the built-in defaults.
+#[derive(Clone, Copy)]
+pub struct TopicConfigs<'a> {
+    pub config: &'a Config,
+    pub dynamic_broker: &'a BTreeMap<String, String>,
+    /// The topic's own configs.
+    pub topic: &'a BTreeMap<String, String>,
+}
+
+impl TopicConfigs<'_> {
+    /// The effective value of the topic config `topic_key`, and where it
+    /// comes from.
+    fn resolve(&self, topic_key: &str) -> (String, ConfigSource) {
+        let key = topic_keys::by_topic_name(topic_key).expect("a known topic config");
+        if let Some(v) = self.topic.get(key.topic) {
+            (v.clone(), ConfigSource::DynamicTopic)
+        } else if let Some(v) = self.dynamic_broker.get(key.broker) {
+            (v.clone(), ConfigSource::DynamicDefaultBroker)
+        } else {
+            static_value(key, self.config, &Config::default())
+        }
+    }
+
+    fn value(&self, topic_key: &str) -> String {
+        self.resolve(topic_key).0
+    }
+
+    /// Every topic config with its effective value and source.
+    pub fn describe(&self) -> Vec<ConfigEntry> {
+        TOPIC_KEYS
+            .iter()
+            .map(|key| {
+                let (value, source) = self.resolve(key.topic);
+                ConfigEntry {
+                    name: key.topic.to_string(),
+                    value,
+                    source,
+                    read_only: false,
+                    config_type: key.kind.code(),
+                    documentation: key.documentation,
+                }
+            })
+            .collect()
+    }
+
+    /// What the topic asks of the batches produced to it.
+    pub fn produce_policy(&self) -> ProducePolicy {
+        ProducePolicy {
+            max_message_bytes: self
+                .value("max.message.bytes")
+                .parse()
+                .unwrap_or(self.config.topics.max_message_bytes as usize),
+            timestamps: match self.value("message.timestamp.type").as_str() {
+                "LogAppendTime" => TimestampType::LogAppendTime,
+                _ => TimestampType::CreateTime,
+            },
+            keys_required: is_compacted(&self.value("cleanup.policy")),
+            codec: Codec::for_topic(&self.value("compression.type")),
+        }
+    }
+
+    /// The compaction settings: `None` unless `cleanup.policy` includes
+    /// `compact`.
+    pub fn compaction(&self) -> Option<Compaction> {
+        if !is_compacted(&self.value("cleanup.policy")) {
+            return None;
+        }
+        // Validated values; the defaults are Kafka's.
+        let ms = |key, default| self.value(key).parse::<i64>().unwrap_or(default);
+        Some(Compaction {
+            min_dirty_ratio: self
+                .value("min.cleanable.dirty.ratio")
+                .parse()
+                .unwrap_or(0.5),
+            min_lag_ms: ms("min.compaction.lag.ms", 0),
+            max_lag_ms: ms("max.compaction.lag.ms", i64::MAX),
+            delete_retention_ms: ms("delete.retention.ms", 86_400_000),
+        })
+    }
+
+    /// Whether the topic is exported to Parquet (`silt.export.format`:
+    /// parquet, or iceberg).
+    pub fn exported(&self) -> bool {
+        self.value("silt.export.format") != "none"
+    }
+
+    /// Whether the export files are committed as an Iceberg table
+    /// (`silt.export.format = iceberg`).
+    pub fn exported_to_iceberg(&self) -> bool {
+        self.value("silt.export.format") == "iceberg"
+    }
+
+    /// How long the Iceberg table's snapshots are kept
+    /// (`silt.export.snapshot.retention.ms`).
+    pub fn snapshot_retention_ms(&self) -> i64 {
+        let value = self.value("silt.export.snapshot.retention.ms");
+        value.parse().unwrap_or(432_000_000)
+    }
+
+    /// Whether exported values are JSON objects written as typed columns
+    /// (`silt.export.value = json`).
+    pub fn exports_json(&self) -> bool {
+        self.value("silt.export.value") == "json"
+    }
+
+    /// The size of the merged sections: `segment.bytes`, at most
+    /// [`MAX_MERGED_SECTION_BYTES`].
+    pub fn merged_section_bytes(&self) -> u64 {
+        self.value("segment.bytes")
+            .parse::<u64>()
+            .map_or(MAX_MERGED_SECTION_BYTES, |v| {
+                v.min(MAX_MERGED_SECTION_BYTES)
+            })
+    }
+
+    /// The retention the data is subject to: `None` unless `cleanup.policy`
+    /// includes `delete`.
+    pub fn retention(&self) -> Option<Retention> {
+        let policy = self.value("cleanup.policy");
+        if !policy.split(',').any(|p| p == "delete") {
+            return None;
+        }
+        // Validated values; -1 (or anything negative) means unlimited.
+        let limit = |key| self.value(key).parse::<i64>().ok().filter(|v| *v >= 0);
+        Some(Retention {
+            ms: limit("retention.ms"),
+            bytes: limit("retention.bytes").map(|b| b as u64),
+        })
+    }
 }
 
 /// What a topic asks of the batches produced to it.
@@ -187,130 +274,9 @@ pub struct ProducePolicy {
     pub codec: Option<Codec>,
 }
 
-/// The produce policy of a topic.
-pub fn produce_policy(
-    config: &Config,
-    dynamic_broker: &BTreeMap<String, String>,
-    topic: &BTreeMap<String, String>,
-) -> ProducePolicy {
-    let value = |key| effective(config, dynamic_broker, topic, key);
-    ProducePolicy {
-        max_message_bytes: value("max.message.bytes")
-            .parse()
-            .unwrap_or(config.topics.max_message_bytes as usize),
-        timestamps: match value("message.timestamp.type").as_str() {
-            "LogAppendTime" => TimestampType::LogAppendTime,
-            _ => TimestampType::CreateTime,
-        },
-        keys_required: is_compacted(&value("cleanup.policy")),
-        codec: Codec::for_topic(&value("compression.type")),
-    }
-}
-
 /// Whether a `cleanup.policy` value includes `compact`.
 fn is_compacted(policy: &str) -> bool {
     policy.split(',').any(|p| p == "compact")
-}
-
-/// A topic's compaction settings: `None` unless its `cleanup.policy`
-/// includes `compact`.
-pub fn compaction(
-    config: &Config,
-    dynamic_broker: &BTreeMap<String, String>,
-    topic: &BTreeMap<String, String>,
-) -> Option<Compaction> {
-    let value = |key| effective(config, dynamic_broker, topic, key);
-    if !is_compacted(&value("cleanup.policy")) {
-        return None;
-    }
-    // Validated values; the defaults are Kafka's.
-    let ms = |key, default| value(key).parse::<i64>().unwrap_or(default);
-    Some(Compaction {
-        min_dirty_ratio: value("min.cleanable.dirty.ratio").parse().unwrap_or(0.5),
-        min_lag_ms: ms("min.compaction.lag.ms", 0),
-        max_lag_ms: ms("max.compaction.lag.ms", i64::MAX),
-        delete_retention_ms: ms("delete.retention.ms", 86_400_000),
-    })
-}
-
-/// Whether a topic is exported to Parquet (`silt.export.format`: parquet,
-/// or iceberg).
-pub fn exported(
-    config: &Config,
-    dynamic_broker: &BTreeMap<String, String>,
-    topic: &BTreeMap<String, String>,
-) -> bool {
-    effective(config, dynamic_broker, topic, "silt.export.format") != "none"
-}
-
-/// Whether a topic's export files are committed as an Iceberg table
-/// (`silt.export.format = iceberg`).
-pub fn exported_to_iceberg(
-    config: &Config,
-    dynamic_broker: &BTreeMap<String, String>,
-    topic: &BTreeMap<String, String>,
-) -> bool {
-    effective(config, dynamic_broker, topic, "silt.export.format") == "iceberg"
-}
-
-/// How long a topic's Iceberg snapshots are kept
-/// (`silt.export.snapshot.retention.ms`).
-pub fn snapshot_retention_ms(
-    config: &Config,
-    dynamic_broker: &BTreeMap<String, String>,
-    topic: &BTreeMap<String, String>,
-) -> i64 {
-    let value = effective(
-        config,
-        dynamic_broker,
-        topic,
-        "silt.export.snapshot.retention.ms",
-    );
-    value.parse().unwrap_or(432_000_000)
-}
-
-/// Whether a topic's exported values are JSON objects written as typed
-/// columns (`silt.export.value = json`).
-pub fn exports_json(
-    config: &Config,
-    dynamic_broker: &BTreeMap<String, String>,
-    topic: &BTreeMap<String, String>,
-) -> bool {
-    effective(config, dynamic_broker, topic, "silt.export.value") == "json"
-}
-
-/// The size of a topic's merged sections: its `segment.bytes`, at most
-/// [`MAX_MERGED_SECTION_BYTES`].
-pub fn merged_section_bytes(
-    config: &Config,
-    dynamic_broker: &BTreeMap<String, String>,
-    topic: &BTreeMap<String, String>,
-) -> u64 {
-    effective(config, dynamic_broker, topic, "segment.bytes")
-        .parse::<u64>()
-        .map_or(MAX_MERGED_SECTION_BYTES, |v| {
-            v.min(MAX_MERGED_SECTION_BYTES)
-        })
-}
-
-/// The retention a topic's data is subject to: `None` unless its
-/// `cleanup.policy` includes `delete`.
-pub fn retention(
-    config: &Config,
-    dynamic_broker: &BTreeMap<String, String>,
-    topic: &BTreeMap<String, String>,
-) -> Option<Retention> {
-    let value = |key| effective(config, dynamic_broker, topic, key);
-    let policy = value("cleanup.policy");
-    if !policy.split(',').any(|p| p == "delete") {
-        return None;
-    }
-    // Validated values; -1 (or anything negative) means unlimited.
-    let limit = |key| value(key).parse::<i64>().ok().filter(|v| *v >= 0);
-    Some(Retention {
-        ms: limit("retention.ms"),
-        bytes: limit("retention.bytes").map(|b| b as u64),
-    })
 }
 
 #[cfg(test)]
@@ -343,7 +309,12 @@ mod tests {
         let config = Config::default();
         let dynamic = BTreeMap::from([("log.retention.ms".to_string(), "10".to_string())]);
         let topic = BTreeMap::from([("retention.bytes".to_string(), "20".to_string())]);
-        let entries = describe_topic(&config, &dynamic, &topic);
+        let of = |config, dynamic, topic| TopicConfigs {
+            config,
+            dynamic_broker: dynamic,
+            topic,
+        };
+        let entries = of(&config, &dynamic, &topic).describe();
         let find = |n: &str| entries.iter().find(|e| e.name == n).unwrap().clone();
         assert_eq!(find("retention.ms").value, "10");
         assert_eq!(
@@ -355,13 +326,14 @@ mod tests {
         assert_eq!(find("cleanup.policy").source, ConfigSource::Default);
         let mut configured = Config::default();
         configured.topics.retention_ms = 1000;
-        let entries = describe_topic(&configured, &BTreeMap::new(), &BTreeMap::new());
+        let none = BTreeMap::new();
+        let entries = of(&configured, &none, &none).describe();
         let entry = entries.iter().find(|e| e.name == "retention.ms").unwrap();
         assert_eq!(
             (entry.value.as_str(), entry.source),
             ("1000", ConfigSource::StaticBroker)
         );
-        let policy = produce_policy(&config, &dynamic, &topic);
+        let policy = of(&config, &dynamic, &topic).produce_policy();
         assert_eq!(policy.max_message_bytes, 1_048_588);
         assert_eq!(policy.timestamps, TimestampType::CreateTime);
         assert!(!policy.keys_required);
@@ -370,9 +342,9 @@ mod tests {
             ("cleanup.policy".to_string(), "compact,delete".to_string()),
             ("compression.type".to_string(), "zstd".to_string()),
         ]);
-        assert_eq!(compaction(&config, &dynamic, &topic), None);
+        assert_eq!(of(&config, &dynamic, &topic).compaction(), None);
         assert_eq!(
-            compaction(&config, &dynamic, &compacted_zstd),
+            of(&config, &dynamic, &compacted_zstd).compaction(),
             Some(Compaction {
                 min_dirty_ratio: 0.5,
                 min_lag_ms: 0,
@@ -380,27 +352,30 @@ mod tests {
                 delete_retention_ms: 86_400_000
             })
         );
-        let policy = produce_policy(&config, &dynamic, &compacted_zstd);
+        let policy = of(&config, &dynamic, &compacted_zstd).produce_policy();
         assert!(policy.keys_required);
         assert_eq!(policy.codec, Some(Codec::Zstd));
         assert_eq!(
-            merged_section_bytes(&config, &dynamic, &topic),
+            of(&config, &dynamic, &topic).merged_section_bytes(),
             MAX_MERGED_SECTION_BYTES
         );
         let small = BTreeMap::from([("segment.bytes".to_string(), "2097152".to_string())]);
-        assert_eq!(merged_section_bytes(&config, &dynamic, &small), 2_097_152);
         assert_eq!(
-            retention(&config, &dynamic, &topic),
+            of(&config, &dynamic, &small).merged_section_bytes(),
+            2_097_152
+        );
+        assert_eq!(
+            of(&config, &dynamic, &topic).retention(),
             Some(Retention {
                 ms: Some(10),
                 bytes: Some(20)
             })
         );
         let compacted = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
-        assert_eq!(retention(&config, &dynamic, &compacted), None);
+        assert_eq!(of(&config, &dynamic, &compacted).retention(), None);
         let unlimited = BTreeMap::from([("retention.ms".to_string(), "-1".to_string())]);
         assert_eq!(
-            retention(&config, &BTreeMap::new(), &unlimited),
+            of(&config, &none, &unlimited).retention(),
             Some(Retention::default())
         );
     }

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Broker, Topic, configs};
+use super::{Broker, Topic};
 use crate::error::{Error, Result};
 use crate::export::iceberg::DataFile;
 use crate::export::{ExportFile, FileBuilder, Values, covered};
@@ -150,7 +150,7 @@ impl Broker {
     async fn export_topics(&self) {
         let dynamic = self.dynamic_configs();
         for topic in self.topics() {
-            if !configs::exported(&self.config, &dynamic, &topic.configs) {
+            if !self.topic_configs(&dynamic, &topic.configs).exported() {
                 continue;
             }
             for partition in &topic.partitions {
@@ -195,7 +195,7 @@ impl Broker {
         let now_ms = self.clock.now_ms();
         let mut status = Vec::new();
         for topic in topics {
-            if !configs::exported(&self.config, &dynamic, &topic.configs) {
+            if !self.topic_configs(&dynamic, &topic.configs).exported() {
                 continue;
             }
             for partition in &topic.partitions {
@@ -253,8 +253,10 @@ impl Broker {
             None => self.meta.partition(topic.id, partition.index).await?.export,
         };
         let dynamic = self.dynamic_configs();
-        let json = configs::exports_json(&self.config, &dynamic, &topic.configs);
-        let iceberg = configs::exported_to_iceberg(&self.config, &dynamic, &topic.configs);
+        let json = self.topic_configs(&dynamic, &topic.configs).exports_json();
+        let iceberg = self
+            .topic_configs(&dynamic, &topic.configs)
+            .exported_to_iceberg();
         // The files committed before go into the table before the next.
         if iceberg && self.exports.table(topic.id, partition.index) < progress.offset {
             self.sync_table(topic, partition.index, progress.offset, None)

@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashMap};
 use arrow_schema::Field;
 use bytes::Bytes;
 
-use super::{Broker, Topic, configs};
+use super::{Broker, Topic};
 use crate::error::{Error, Result};
 use crate::export::iceberg::{
     DataFile, Entry, IcebergError, MERGE_MANIFESTS, ManifestFile, Snapshot, TableMetadata,
@@ -63,7 +63,10 @@ impl Broker {
         let dynamic = self.dynamic_configs();
         self.topics()
             .into_iter()
-            .filter(|t| configs::exported_to_iceberg(&self.config, &dynamic, &t.configs))
+            .filter(|t| {
+                self.topic_configs(&dynamic, &t.configs)
+                    .exported_to_iceberg()
+            })
             .map(|t| t.name.clone())
             .collect()
     }
@@ -126,7 +129,9 @@ impl Broker {
         fresh: Option<(&DataFile, &[Field])>,
     ) -> Result<()> {
         let dynamic = self.dynamic_configs();
-        let age = configs::snapshot_retention_ms(&self.config, &dynamic, &topic.configs);
+        let age = self
+            .topic_configs(&dynamic, &topic.configs)
+            .snapshot_retention_ms();
         for _ in 0..TRIES {
             let now_ms = self.clock.now_ms();
             let (version, previous, table) = self.own_table(topic).await?;
@@ -228,7 +233,9 @@ impl Broker {
         columns: &[Field],
     ) -> Result<std::result::Result<(), Vec<JsonField>>> {
         let dynamic = self.dynamic_configs();
-        let age = configs::snapshot_retention_ms(&self.config, &dynamic, &topic.configs);
+        let age = self
+            .topic_configs(&dynamic, &topic.configs)
+            .snapshot_retention_ms();
         for _ in 0..TRIES {
             let now_ms = self.clock.now_ms();
             let (version, previous, table) = self.own_table(topic).await?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Broker, configs};
+use super::Broker;
 use crate::log::merge::{MERGE_HORIZON_MS, MergeCandidate};
 
 impl Broker {
@@ -40,12 +40,12 @@ impl Broker {
         let now_ms = self.clock.now_ms();
         let dynamic = self.dynamic_configs();
         for topic in self.topics() {
-            let Some(compaction) = configs::compaction(&self.config, &dynamic, &topic.configs)
-            else {
+            let Some(compaction) = self.topic_configs(&dynamic, &topic.configs).compaction() else {
                 continue;
             };
-            let section_bytes =
-                configs::merged_section_bytes(&self.config, &dynamic, &topic.configs);
+            let section_bytes = self
+                .topic_configs(&dynamic, &topic.configs)
+                .merged_section_bytes();
             for partition in &topic.partitions {
                 if partition.leadership().is_none() {
                     continue;
@@ -85,9 +85,10 @@ impl Broker {
         let topics = self.topics();
         let mut candidates = Vec::new();
         for topic in &topics {
-            let section_bytes =
-                configs::merged_section_bytes(&self.config, &dynamic, &topic.configs);
-            let retention = configs::retention(&self.config, &dynamic, &topic.configs);
+            let section_bytes = self
+                .topic_configs(&dynamic, &topic.configs)
+                .merged_section_bytes();
+            let retention = self.topic_configs(&dynamic, &topic.configs).retention();
             let expiring_before_ms = match retention.and_then(|r| r.ms) {
                 Some(ms) => now_ms.saturating_sub(ms).saturating_add(MERGE_HORIZON_MS),
                 None => i64::MIN,
@@ -114,10 +115,10 @@ impl Broker {
         let now_ms = self.clock.now_ms();
         let dynamic = self.dynamic_configs();
         for topic in self.topics() {
-            let Some(retention) = configs::retention(&self.config, &dynamic, &topic.configs) else {
+            let Some(retention) = self.topic_configs(&dynamic, &topic.configs).retention() else {
                 continue;
             };
-            let exported = configs::exported(&self.config, &dynamic, &topic.configs);
+            let exported = self.topic_configs(&dynamic, &topic.configs).exported();
             for partition in &topic.partitions {
                 if partition.leadership().is_none() {
                     continue;

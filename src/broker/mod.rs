@@ -424,6 +424,20 @@ impl Broker {
     }
 
     /// Dynamic broker config overrides.
+    /// How the configs `topic` has resolve here, with the dynamic broker
+    /// defaults `dynamic`.
+    pub fn topic_configs<'a>(
+        &'a self,
+        dynamic: &'a BTreeMap<String, String>,
+        topic: &'a BTreeMap<String, String>,
+    ) -> configs::TopicConfigs<'a> {
+        configs::TopicConfigs {
+            config: &self.config,
+            dynamic_broker: dynamic,
+            topic,
+        }
+    }
+
     pub fn dynamic_configs(&self) -> BTreeMap<String, String> {
         self.dynamic_configs
             .read()
@@ -434,7 +448,8 @@ impl Broker {
     /// What `topic` asks of the batches produced to it.
     pub fn produce_policy(&self, topic: &Topic) -> configs::ProducePolicy {
         let dynamic = self.dynamic_configs.read().expect("config lock poisoned");
-        configs::produce_policy(&self.config, &dynamic, &topic.configs)
+        self.topic_configs(&dynamic, &topic.configs)
+            .produce_policy()
     }
 
     /// Creates a topic (or only checks that it could be, if `validate_only`).

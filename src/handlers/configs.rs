@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
 };
 
 use super::str_bytes;
-use crate::broker::configs::{ConfigEntry, describe_broker, describe_topic};
+use crate::broker::configs::{ConfigEntry, describe_broker};
 use crate::broker::{Broker, ConfigChange};
 use crate::error::{Error, Result};
 
@@ -79,11 +79,8 @@ fn entries(broker: &Broker, resource_type: i8, name: &str) -> Result<Vec<ConfigE
     match resource_type {
         TOPIC => {
             let topic = broker.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
-            Ok(describe_topic(
-                &broker.config,
-                &broker.dynamic_configs(),
-                &topic.configs,
-            ))
+            let dynamic = broker.dynamic_configs();
+            Ok(broker.topic_configs(&dynamic, &topic.configs).describe())
         }
         BROKER => {
             check_broker_name(broker, name)?;

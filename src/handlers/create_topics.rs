@@ -14,7 +14,6 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::broker::configs::describe_topic;
 use crate::error::{Error, Result};
 
 pub async fn handle(
@@ -64,8 +63,8 @@ pub async fn handle(
                     result.topic_id = id;
                 }
                 if version >= 5 {
-                    let entries =
-                        describe_topic(&broker.config, &broker.dynamic_configs(), &configs);
+                    let dynamic = broker.dynamic_configs();
+                    let entries = broker.topic_configs(&dynamic, &configs).describe();
                     result.num_partitions = partitions;
                     result.replication_factor = 1;
                     result.configs = Some(
