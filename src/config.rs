@@ -390,6 +390,69 @@ pub struct TopicDefaults {
     pub segment_bytes: i32,
     /// `segment.ms`: accepted and reported.
     pub segment_ms: i64,
+    /// Topic configs for the topics whose names match a pattern, ahead of
+    /// the broker-wide defaults (a topic's own configs still win; the
+    /// first entry that matches and sets a config decides it).
+    pub by_name: Vec<TopicsByName>,
+}
+
+/// Topic configs for the topics whose names match `pattern`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsByName {
+    pub pattern: NamePattern,
+    /// Topic configs by their topic-level names (`retention.ms`,
+    /// `silt.export.format`, ...).
+    pub configs: std::collections::BTreeMap<String, String>,
+}
+
+/// A regular expression a whole topic name matches.
+#[derive(Debug, Clone)]
+pub struct NamePattern {
+    text: String,
+    regex: regex::Regex,
+}
+
+impl NamePattern {
+    pub fn new(text: &str) -> Result<NamePattern, regex::Error> {
+        Ok(NamePattern {
+            text: text.to_string(),
+            regex: regex::Regex::new(&format!("^(?:{text})$"))?,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        self.regex.is_match(name)
+    }
+}
+
+impl PartialEq for NamePattern {
+    fn eq(&self, other: &NamePattern) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Serialize for NamePattern {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for NamePattern {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        NamePattern::new(&text).map_err(|e| {
+            // The regex crate's message spans lines; its last names the
+            // problem.
+            let why = e.to_string();
+            let why = why.lines().last().unwrap_or_default().trim().to_string();
+            serde::de::Error::custom(format!("topic name pattern {text:?}: {why}"))
+        })
+    }
 }
 
 /// When the uploader seals buffered data into an object.
@@ -567,6 +630,7 @@ impl Default for TopicDefaults {
             cleanup_policy: "delete".into(),
             segment_bytes: 1 << 30,
             segment_ms: 7 * 24 * 3600 * 1000,
+            by_name: Vec::new(),
         }
     }
 }

@@ -874,6 +874,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let file = args.check_config.as_deref().or(args.config.as_deref());
     let mut config = Config::load(file, std::env::vars(), overrides)?;
+    silt::broker::configs::validate_topics_by_name(&mut config)?;
     if let Some(file) = &args.check_config {
         for listener in config.listeners() {
             tls_of(&listener)?;

@@ -228,6 +228,18 @@ fn check_config_validates_a_file_and_exits() {
                 .to_string(),
             "/nonexistent/cert.pem",
         ),
+        (
+            "pattern.toml",
+            "[[topics.by_name]]\npattern = \"orders(\"\nconfigs = {}\n".to_string(),
+            "topic name pattern \"orders(\": error: unclosed group",
+        ),
+        (
+            "by_name.toml",
+            "[[topics.by_name]]\npattern = \"orders.*\"\n\
+             configs = { \"silt.export.format\" = \"csv\" }\n"
+                .to_string(),
+            "topics.by_name[0] (\"orders.*\"): silt.export.format=csv",
+        ),
     ];
     for (name, text, needle) in refused {
         let (ok, _, err) = check(&write(name, text));

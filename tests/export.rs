@@ -786,3 +786,48 @@ fn json_values_grow_the_iceberg_schema_with_one_type_per_field() {
         "one type for x: {x:?} {raw:?}"
     );
 }
+
+/// `[[topics.by_name]]` in the broker's configuration exports the topics
+/// whose names match its pattern without a config of their own: a topic
+/// created plain becomes an Iceberg table; one of another name is not
+/// exported, and one that says `silt.export.format=none` is not either.
+#[test]
+fn topics_matching_a_name_pattern_are_exported_without_a_config_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("silt.toml");
+    std::fs::write(
+        &file,
+        "[[topics.by_name]]\npattern = \"lake-.*\"\n\
+         configs = { \"silt.export.format\" = \"iceberg\" }\n",
+    )
+    .unwrap();
+    let args = [
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--config",
+        file.to_str().unwrap(),
+    ];
+    let broker = Broker::start_with_env(&args, &QUICK);
+    create_topic(&broker, "lake-plain", 2);
+    create_topic(&broker, "pond", 1);
+    let (ok, _, err) = silt(&[
+        "topic",
+        "create",
+        "lake-opted-out",
+        "--config",
+        "silt.export.format=none",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    let mut acked = produce(&broker.addr, "lake-plain", "zstd");
+    acked.extend(produce(&broker.addr, "lake-plain", "none"));
+    let (rows, summary) = wait_table(&broker, "lake-plain", false, 200);
+    assert_table_exactly_once(&rows, &summary, &acked);
+    let admin = broker.admin.clone().unwrap();
+    let status = |topic: &str| silt(&["export", "status", topic, "--admin", &admin]);
+    for topic in ["pond", "lake-opted-out"] {
+        let (ok, _, err) = status(topic);
+        assert!(!ok && err.contains("is not exported"), "{topic}: {err}");
+    }
+}

@@ -1,6 +1,8 @@
 //! Topic and broker configs: the keys Silt knows, their validation, and how a
-//! topic's effective value is resolved: topic override, then dynamic broker
-//! config, then the static config file, then the built-in default.
+//! topic's effective value is resolved: topic override, then the first
+//! `[[topics.by_name]]` entry matching the topic's name that sets it, then
+//! dynamic broker config, then the static config file, then the built-in
+//! default.
 
 use std::collections::BTreeMap;
 
@@ -61,6 +63,23 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<String> {
     let key = topic_keys::by_topic_name(name)
         .ok_or_else(|| Error::InvalidConfig(format!("unknown topic config '{name}'")))?;
     topic_keys::validate(name, key, value)
+}
+
+/// Checks the configs of `[[topics.by_name]]` and stores them as topics
+/// store theirs.
+pub fn validate_topics_by_name(config: &mut Config) -> Result<()> {
+    for (i, entry) in config.topics.by_name.iter_mut().enumerate() {
+        for (name, value) in entry.configs.iter_mut() {
+            *value = validate_topic_config(name, value).map_err(|e| match e {
+                Error::InvalidConfig(why) => Error::InvalidConfig(format!(
+                    "topics.by_name[{i}] ({:?}): {why}",
+                    entry.pattern.as_str()
+                )),
+                other => other,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks a dynamic broker config; only the topic defaults can change at runtime.
@@ -127,12 +146,14 @@ pub fn describe_broker(
     entries
 }
 
-/// A topic's configs as they resolve: its own, then the dynamic broker
-/// defaults, then the static configuration, then the built-in defaults.
+/// A topic's configs as they resolve: its own, then those for its name
+/// (`[[topics.by_name]]`), then the dynamic broker defaults, then the
+/// static configuration, then the built-in defaults.
 #[derive(Clone, Copy)]
 pub struct TopicConfigs<'a> {
     pub config: &'a Config,
     pub dynamic_broker: &'a BTreeMap<String, String>,
+    pub name: &'a str,
     /// The topic's own configs.
     pub topic: &'a BTreeMap<String, String>,
 }
@@ -142,8 +163,16 @@ impl TopicConfigs<'_> {
     /// comes from.
     fn resolve(&self, topic_key: &str) -> (String, ConfigSource) {
         let key = topic_keys::by_topic_name(topic_key).expect("a known topic config");
+        let by_name = || {
+            let entries = self.config.topics.by_name.iter();
+            entries
+                .filter(|e| e.pattern.matches(self.name))
+                .find_map(|e| e.configs.get(key.topic))
+        };
         if let Some(v) = self.topic.get(key.topic) {
             (v.clone(), ConfigSource::DynamicTopic)
+        } else if let Some(v) = by_name() {
+            (v.clone(), ConfigSource::StaticBroker)
         } else if let Some(v) = self.dynamic_broker.get(key.broker) {
             (v.clone(), ConfigSource::DynamicDefaultBroker)
         } else {
@@ -284,6 +313,67 @@ mod tests {
     use super::*;
 
     #[test]
+    fn topics_by_name_come_after_the_topics_own_and_before_broker_defaults() {
+        let mut config = Config::default();
+        let entry = |pattern: &str, configs: &[(&str, &str)]| crate::config::TopicsByName {
+            pattern: crate::config::NamePattern::new(pattern).unwrap(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        config.topics.by_name = vec![
+            entry("orders\\..*", &[("silt.export.format", "iceberg")]),
+            entry(
+                "orders.*|audit",
+                &[("silt.export.format", "parquet"), ("retention.ms", " 5")],
+            ),
+        ];
+        validate_topics_by_name(&mut config).unwrap();
+        assert_eq!(config.topics.by_name[1].configs["retention.ms"], "5");
+        let dynamic = BTreeMap::from([("log.retention.ms".to_string(), "10".to_string())]);
+        let own = BTreeMap::new();
+        let of = |name| TopicConfigs {
+            config: &config,
+            dynamic_broker: &dynamic,
+            name,
+            topic: &own,
+        };
+        assert!(
+            of("orders.eu").exported_to_iceberg(),
+            "the first entry decides"
+        );
+        assert!(of("orders").exported() && !of("orders").exported_to_iceberg());
+        assert!(of("audit").exported());
+        assert!(!of("audit-log").exported(), "the whole name matches");
+        assert!(!of("other").exported());
+        assert_eq!(of("audit").retention().unwrap().ms, Some(5));
+        assert_eq!(of("other").retention().unwrap().ms, Some(10));
+        let entries = of("audit").describe();
+        let format = entries
+            .iter()
+            .find(|e| e.name == "silt.export.format")
+            .unwrap();
+        assert_eq!(format.source, ConfigSource::StaticBroker);
+        let own = BTreeMap::from([("silt.export.format".to_string(), "none".to_string())]);
+        let mine = TopicConfigs {
+            topic: &own,
+            ..of("orders.eu")
+        };
+        assert!(!mine.exported(), "the topic's own config wins");
+        config.topics.by_name[0]
+            .configs
+            .insert("retention.ms".into(), "soon".into());
+        let e = validate_topics_by_name(&mut config)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("topics.by_name[0]") && e.contains("retention.ms=soon"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn values_are_validated_and_normalized() {
         assert_eq!(
             validate_topic_config("retention.ms", " 1000").unwrap(),
@@ -312,6 +402,7 @@ mod tests {
         let of = |config, dynamic, topic| TopicConfigs {
             config,
             dynamic_broker: dynamic,
+            name: "t",
             topic,
         };
         let entries = of(&config, &dynamic, &topic).describe();

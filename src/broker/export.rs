@@ -150,7 +150,7 @@ impl Broker {
     async fn export_topics(&self) {
         let dynamic = self.dynamic_configs();
         for topic in self.topics() {
-            if !self.topic_configs(&dynamic, &topic.configs).exported() {
+            if !self.configs_of(&dynamic, &topic).exported() {
                 continue;
             }
             for partition in &topic.partitions {
@@ -195,7 +195,7 @@ impl Broker {
         let now_ms = self.clock.now_ms();
         let mut status = Vec::new();
         for topic in topics {
-            if !self.topic_configs(&dynamic, &topic.configs).exported() {
+            if !self.configs_of(&dynamic, &topic).exported() {
                 continue;
             }
             for partition in &topic.partitions {
@@ -253,10 +253,8 @@ impl Broker {
             None => self.meta.partition(topic.id, partition.index).await?.export,
         };
         let dynamic = self.dynamic_configs();
-        let json = self.topic_configs(&dynamic, &topic.configs).exports_json();
-        let iceberg = self
-            .topic_configs(&dynamic, &topic.configs)
-            .exported_to_iceberg();
+        let json = self.configs_of(&dynamic, topic).exports_json();
+        let iceberg = self.configs_of(&dynamic, topic).exported_to_iceberg();
         // The files committed before go into the table before the next.
         if iceberg && self.exports.table(topic.id, partition.index) < progress.offset {
             self.sync_table(topic, partition.index, progress.offset, None)

@@ -63,10 +63,7 @@ impl Broker {
         let dynamic = self.dynamic_configs();
         self.topics()
             .into_iter()
-            .filter(|t| {
-                self.topic_configs(&dynamic, &t.configs)
-                    .exported_to_iceberg()
-            })
+            .filter(|t| self.configs_of(&dynamic, t).exported_to_iceberg())
             .map(|t| t.name.clone())
             .collect()
     }
@@ -129,9 +126,7 @@ impl Broker {
         fresh: Option<(&DataFile, &[Field])>,
     ) -> Result<()> {
         let dynamic = self.dynamic_configs();
-        let age = self
-            .topic_configs(&dynamic, &topic.configs)
-            .snapshot_retention_ms();
+        let age = self.configs_of(&dynamic, topic).snapshot_retention_ms();
         for _ in 0..TRIES {
             let now_ms = self.clock.now_ms();
             let (version, previous, table) = self.own_table(topic).await?;
@@ -233,9 +228,7 @@ impl Broker {
         columns: &[Field],
     ) -> Result<std::result::Result<(), Vec<JsonField>>> {
         let dynamic = self.dynamic_configs();
-        let age = self
-            .topic_configs(&dynamic, &topic.configs)
-            .snapshot_retention_ms();
+        let age = self.configs_of(&dynamic, topic).snapshot_retention_ms();
         for _ in 0..TRIES {
             let now_ms = self.clock.now_ms();
             let (version, previous, table) = self.own_table(topic).await?;

@@ -40,12 +40,10 @@ impl Broker {
         let now_ms = self.clock.now_ms();
         let dynamic = self.dynamic_configs();
         for topic in self.topics() {
-            let Some(compaction) = self.topic_configs(&dynamic, &topic.configs).compaction() else {
+            let Some(compaction) = self.configs_of(&dynamic, &topic).compaction() else {
                 continue;
             };
-            let section_bytes = self
-                .topic_configs(&dynamic, &topic.configs)
-                .merged_section_bytes();
+            let section_bytes = self.configs_of(&dynamic, &topic).merged_section_bytes();
             for partition in &topic.partitions {
                 if partition.leadership().is_none() {
                     continue;
@@ -85,10 +83,8 @@ impl Broker {
         let topics = self.topics();
         let mut candidates = Vec::new();
         for topic in &topics {
-            let section_bytes = self
-                .topic_configs(&dynamic, &topic.configs)
-                .merged_section_bytes();
-            let retention = self.topic_configs(&dynamic, &topic.configs).retention();
+            let section_bytes = self.configs_of(&dynamic, topic).merged_section_bytes();
+            let retention = self.configs_of(&dynamic, topic).retention();
             let expiring_before_ms = match retention.and_then(|r| r.ms) {
                 Some(ms) => now_ms.saturating_sub(ms).saturating_add(MERGE_HORIZON_MS),
                 None => i64::MIN,
@@ -115,10 +111,10 @@ impl Broker {
         let now_ms = self.clock.now_ms();
         let dynamic = self.dynamic_configs();
         for topic in self.topics() {
-            let Some(retention) = self.topic_configs(&dynamic, &topic.configs).retention() else {
+            let Some(retention) = self.configs_of(&dynamic, &topic).retention() else {
                 continue;
             };
-            let exported = self.topic_configs(&dynamic, &topic.configs).exported();
+            let exported = self.configs_of(&dynamic, &topic).exported();
             for partition in &topic.partitions {
                 if partition.leadership().is_none() {
                     continue;

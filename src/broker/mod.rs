@@ -424,16 +424,28 @@ impl Broker {
     }
 
     /// Dynamic broker config overrides.
-    /// How the configs `topic` has resolve here, with the dynamic broker
+    /// How `topic`'s configs resolve here, with the dynamic broker
     /// defaults `dynamic`.
+    pub fn configs_of<'a>(
+        &'a self,
+        dynamic: &'a BTreeMap<String, String>,
+        topic: &'a Topic,
+    ) -> configs::TopicConfigs<'a> {
+        self.topic_configs(dynamic, &topic.name, &topic.configs)
+    }
+
+    /// How the configs of the topic `name` resolve here, with its own
+    /// `topic` configs and the dynamic broker defaults `dynamic`.
     pub fn topic_configs<'a>(
         &'a self,
         dynamic: &'a BTreeMap<String, String>,
+        name: &'a str,
         topic: &'a BTreeMap<String, String>,
     ) -> configs::TopicConfigs<'a> {
         configs::TopicConfigs {
             config: &self.config,
             dynamic_broker: dynamic,
+            name,
             topic,
         }
     }
@@ -448,8 +460,7 @@ impl Broker {
     /// What `topic` asks of the batches produced to it.
     pub fn produce_policy(&self, topic: &Topic) -> configs::ProducePolicy {
         let dynamic = self.dynamic_configs.read().expect("config lock poisoned");
-        self.topic_configs(&dynamic, &topic.configs)
-            .produce_policy()
+        self.configs_of(&dynamic, topic).produce_policy()
     }
 
     /// Creates a topic (or only checks that it could be, if `validate_only`).

@@ -80,7 +80,7 @@ fn entries(broker: &Broker, resource_type: i8, name: &str) -> Result<Vec<ConfigE
         TOPIC => {
             let topic = broker.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
             let dynamic = broker.dynamic_configs();
-            Ok(broker.topic_configs(&dynamic, &topic.configs).describe())
+            Ok(broker.configs_of(&dynamic, &topic).describe())
         }
         BROKER => {
             check_broker_name(broker, name)?;

@@ -64,7 +64,7 @@ pub async fn handle(
                 }
                 if version >= 5 {
                     let dynamic = broker.dynamic_configs();
-                    let entries = broker.topic_configs(&dynamic, &configs).describe();
+                    let entries = broker.topic_configs(&dynamic, &name, &configs).describe();
                     result.num_partitions = partitions;
                     result.replication_factor = 1;
                     result.configs = Some(
