@@ -831,3 +831,76 @@ fn topics_matching_a_name_pattern_are_exported_without_a_config_of_their_own() {
         assert!(!ok && err.contains("is not exported"), "{topic}: {err}");
     }
 }
+
+/// `silt.export.retention.ms`: export files written longer ago leave the
+/// bucket; an Iceberg table's leave the table first, then the bucket once
+/// the snapshots listing them have expired. The topic's records stay, and
+/// files written once the retention is lifted stay too.
+#[test]
+fn exported_files_expire_with_their_own_retention() {
+    let mut env = QUICK.to_vec();
+    env.push(("SILT_STORAGE__LIFECYCLE_INTERVAL_MS", "200"));
+    let broker = Broker::start_with_env(&["--admin-listen", "127.0.0.1:0"], &env);
+    let create = |topic: &str, format: &str| {
+        let (ok, _, err) = silt(&[
+            "topic",
+            "create",
+            topic,
+            "--partitions",
+            "2",
+            "--config",
+            &format!("silt.export.format={format}"),
+            "--config",
+            "silt.export.retention.ms=10000",
+            "--config",
+            "silt.export.snapshot.retention.ms=0",
+            "--bootstrap-server",
+            &broker.addr,
+        ]);
+        assert!(ok, "{err}");
+    };
+    create("old-files", "parquet");
+    create("old-table", "iceberg");
+    produce(&broker.addr, "old-files", "lz4");
+    produce(&broker.addr, "old-table", "lz4");
+    wait_exported(&broker, "old-files", 100);
+    wait_table(&broker, "old-table", false, 100);
+
+    let parquet_files = |topic: &str| {
+        let root = broker.data_dir.join("objects/export").join(topic);
+        (0..2)
+            .filter_map(|p| std::fs::read_dir(root.join(format!("partition={p}"))).ok())
+            .flatten()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().ends_with(".parquet")
+            })
+            .count()
+    };
+    wait_until("the Parquet export expires", DEADLINE, || {
+        parquet_files("old-files") == 0
+    });
+    wait_until(
+        "the table's files leave the table, then the bucket",
+        DEADLINE,
+        || parquet_files("old-table") == 0,
+    );
+    let (rows, summary) = table(&broker, "old-table", false).expect("the table stays");
+    assert!(rows.is_empty(), "{rows:?}");
+    assert_eq!(summary["files"], 0);
+    assert_eq!(log_start(&broker.addr, "old-table"), 0, "the records stay");
+
+    let (ok, _, err) = silt(&[
+        "topic",
+        "alter",
+        "old-table",
+        "--config",
+        "silt.export.retention.ms=-1",
+        "--bootstrap-server",
+        &broker.addr,
+    ]);
+    assert!(ok, "{err}");
+    let acked = produce(&broker.addr, "old-table", "zstd");
+    let (rows, summary) = wait_table(&broker, "old-table", false, 100);
+    assert_table_exactly_once(&rows, &summary, &acked);
+}

@@ -256,6 +256,13 @@ impl TopicConfigs<'_> {
         value.parse().unwrap_or(432_000_000)
     }
 
+    /// How long export files are kept (`silt.export.retention.ms`; `None`:
+    /// forever).
+    pub fn export_retention_ms(&self) -> Option<i64> {
+        let value = self.value("silt.export.retention.ms");
+        value.parse::<i64>().ok().filter(|ms| *ms >= 0)
+    }
+
     /// Whether exported values are JSON objects written as typed columns
     /// (`silt.export.value = json`).
     pub fn exports_json(&self) -> bool {

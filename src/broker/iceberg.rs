@@ -23,8 +23,8 @@ use bytes::Bytes;
 use super::{Broker, Topic};
 use crate::error::{Error, Result};
 use crate::export::iceberg::{
-    DataFile, Entry, IcebergError, MERGE_MANIFESTS, ManifestFile, Snapshot, TableMetadata,
-    read_manifest, read_manifest_list,
+    Append, DataFile, Entry, IcebergError, MERGE_MANIFESTS, ManifestFile, Snapshot, Status,
+    TableMetadata, read_manifest, read_manifest_list,
 };
 use crate::export::{covered, json};
 use crate::meta::JsonField;
@@ -158,21 +158,10 @@ impl Broker {
                     ))
                 })?;
             }
-            let manifests = match base.current_snapshot() {
-                Some(snapshot) => {
-                    let list = self
-                        .table_file(&topic.name, &snapshot.manifest_list)
-                        .await?;
-                    read_manifest_list(&list).map_err(iceberg_error)?
-                }
-                None => Vec::new(),
-            };
+            let manifests = self.manifests(&topic.name, &base).await?;
             let mut read = HashMap::new();
             if manifests.len() >= MERGE_MANIFESTS {
-                for manifest in &manifests {
-                    let bytes = self.table_file(&topic.name, &manifest.path).await?;
-                    read.insert(manifest.path.clone(), bytes);
-                }
+                read = self.read_manifests(&topic.name, &manifests).await?;
             }
             let read_manifest =
                 |m: &ManifestFile| -> std::result::Result<Vec<Entry>, IcebergError> {
@@ -182,15 +171,7 @@ impl Broker {
             let append = base
                 .append(manifests, read_manifest, &data_files, previous, now_ms)
                 .map_err(iceberg_error)?;
-            let mut metadata = append.metadata;
-            metadata.set_snapshot_age(age);
-            let (expired, old_metadata) = metadata.expire(now_ms);
-            for (name, bytes) in append.files {
-                self.bucket
-                    .put_table_file(&topic.name, &name, Bytes::from(bytes), false)
-                    .await?;
-            }
-            if !self.commit_metadata(topic, version, &metadata).await? {
+            if !self.commit_snapshot(topic, version, append, now_ms).await? {
                 continue;
             }
             let rows: u64 = data_files.iter().map(|f| f.rows).sum();
@@ -202,20 +183,124 @@ impl Broker {
                 rows,
                 "Iceberg snapshot committed"
             );
-            if let Err(e) = self
-                .delete_expired(&topic.name, &metadata, &expired, &old_metadata)
-                .await
-            {
-                // Left behind, never read, as Iceberg's own writers leave
-                // what a failure orphans.
-                tracing::warn!(topic = %topic.name, error = %e, "expired Iceberg files not deleted");
-            }
             return Ok(());
         }
         Err(Error::Meta(format!(
             "the Iceberg table of '{}' kept changing under this exporter",
             topic.name
         )))
+    }
+
+    /// Removes the files `paths` from `topic`'s table, as one snapshot;
+    /// returns the paths the table listed before (those removed among
+    /// them).
+    pub(super) async fn remove_from_table(
+        &self,
+        topic: &Topic,
+        paths: &BTreeSet<String>,
+    ) -> Result<BTreeSet<String>> {
+        for _ in 0..TRIES {
+            let now_ms = self.clock.now_ms();
+            let (version, previous, Some(table)) = self.own_table(topic).await? else {
+                return Ok(BTreeSet::new());
+            };
+            let manifests = self.manifests(&topic.name, &table).await?;
+            let read = self.read_manifests(&topic.name, &manifests).await?;
+            let mut listed = BTreeSet::new();
+            for manifest in &manifests {
+                let entries =
+                    read_manifest(&read[&manifest.path], manifest).map_err(iceberg_error)?;
+                let live = entries.into_iter().filter(|e| e.status != Status::Deleted);
+                listed.extend(live.map(|e| e.file.path));
+            }
+            if listed.is_disjoint(paths) {
+                return Ok(listed);
+            }
+            let read_manifest =
+                |m: &ManifestFile| -> std::result::Result<Vec<Entry>, IcebergError> {
+                    read_manifest(&read[&m.path], m)
+                };
+            let removal = table
+                .remove(&manifests, read_manifest, paths, previous, now_ms)
+                .map_err(iceberg_error)?;
+            if self
+                .commit_snapshot(topic, version, removal, now_ms)
+                .await?
+            {
+                let removed = listed.intersection(paths).count();
+                tracing::info!(
+                    topic = %topic.name,
+                    version = version + 1,
+                    files = removed,
+                    "expired export files left the Iceberg table"
+                );
+                return Ok(listed);
+            }
+        }
+        Err(Error::Meta(format!(
+            "the Iceberg table of '{}' kept changing under this exporter",
+            topic.name
+        )))
+    }
+
+    /// The manifests of `table`'s current snapshot.
+    async fn manifests(&self, topic: &str, table: &TableMetadata) -> Result<Vec<ManifestFile>> {
+        match table.current_snapshot() {
+            Some(snapshot) => {
+                let list = self.table_file(topic, &snapshot.manifest_list).await?;
+                read_manifest_list(&list).map_err(iceberg_error)
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The bytes of `manifests`, by path.
+    async fn read_manifests(
+        &self,
+        topic: &str,
+        manifests: &[ManifestFile],
+    ) -> Result<HashMap<String, Bytes>> {
+        let mut read = HashMap::new();
+        for manifest in manifests {
+            let bytes = self.table_file(topic, &manifest.path).await?;
+            read.insert(manifest.path.clone(), bytes);
+        }
+        Ok(read)
+    }
+
+    /// Writes a new snapshot's files and commits its metadata (with the
+    /// snapshots it expires) as the version after `version`: `false` if
+    /// another broker wrote that version first. What expired is then
+    /// deleted.
+    async fn commit_snapshot(
+        &self,
+        topic: &Topic,
+        version: u64,
+        snapshot: Append,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let dynamic = self.dynamic_configs();
+        let age = self.configs_of(&dynamic, topic).snapshot_retention_ms();
+        let mut metadata = snapshot.metadata;
+        metadata.set_snapshot_age(age);
+        let (expired, old_metadata) = metadata.expire(now_ms);
+        for (name, bytes) in snapshot.files {
+            self.bucket
+                .put_table_file(&topic.name, &name, Bytes::from(bytes), false)
+                .await?;
+        }
+        if !self.commit_metadata(topic, version, &metadata).await? {
+            return Ok(false);
+        }
+        if let Err(e) = self
+            .delete_expired(&topic.name, &metadata, &expired, &old_metadata)
+            .await
+        {
+            // Left behind, never read, as Iceberg's own writers leave what
+            // a failure orphans.
+            tracing::warn!(topic = %topic.name, error = %e, "expired Iceberg files not deleted");
+        }
+        Ok(true)
     }
 
     /// Gives `topic`'s table the `columns` of a file before it is written
@@ -321,7 +406,8 @@ impl Broker {
             start: from,
         };
         let mut files = Vec::new();
-        for (start, bytes) in self.bucket.list_export_files(&key).await? {
+        for listed in self.bucket.list_export_files(&key).await? {
+            let (start, bytes) = (listed.start, listed.size);
             if start < from || start >= through {
                 continue;
             }

@@ -3,7 +3,8 @@
 //! expired data leaves the log, compacts those of compacted topics, then
 //! merges their runs of small extents into objects of their own (the
 //! objects no extent refers to any more are then deleted by garbage
-//! collection).
+//! collection). Export files expire on the same beat
+//! ([`super::export_retention`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ impl Broker {
             tokio::select! {
                 _ = ticker.tick() => {
                     self.apply_retention().await;
+                    self.expire_exports().await;
                     self.compact_logs().await;
                     self.merge_extents().await;
                 }

@@ -12,6 +12,7 @@
 mod cluster;
 pub mod configs;
 mod export;
+mod export_retention;
 mod iceberg;
 mod id;
 mod lag;

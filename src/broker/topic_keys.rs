@@ -65,6 +65,13 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         documentation: "Silt: parquet exports the topic's committed records as Parquet files under <prefix>/export/<topic>/ ([export] in the broker config); iceberg also commits them as an Iceberg table there, served by the admin port's catalog at /iceberg",
     },
     TopicKey {
+        topic: "silt.export.retention.ms",
+        broker: "silt.export.retention.ms",
+        kind: Kind::Long { min: -1 },
+        default: |_| "-1".into(),
+        documentation: "Silt: how long export files are kept after they are written (-1: forever); then they leave the Iceberg table, and the bucket once silt.export.snapshot.retention.ms more has passed",
+    },
+    TopicKey {
         topic: "silt.export.snapshot.retention.ms",
         broker: "silt.export.snapshot.retention.ms",
         kind: Kind::Long { min: 0 },
@@ -388,6 +395,7 @@ mod tests {
     /// Silt's own topic configs.
     const SILT_TOPIC_CONFIGS: &[&str] = &[
         "silt.export.format",
+        "silt.export.retention.ms",
         "silt.export.snapshot.retention.ms",
         "silt.export.value",
     ];

@@ -12,7 +12,7 @@
 //! the table still lacks. This module builds and reads the table's files;
 //! the broker writes them ([`crate::broker`]'s Iceberg commits).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use arrow_schema::{DataType, Field};
 use serde::{Deserialize, Serialize};
@@ -59,9 +59,22 @@ pub struct DataFile {
     pub end: i64,
 }
 
-/// A manifest's entry: a file, added by a snapshot at a sequence number.
+/// What a manifest entry says of its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Listed before this manifest's snapshot.
+    Existing = 0,
+    /// Added by this manifest's snapshot.
+    Added = 1,
+    /// Removed by this manifest's snapshot.
+    Deleted = 2,
+}
+
+/// A manifest's entry: a file, added by a snapshot at a sequence number
+/// (or removed by the snapshot `snapshot_id`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
+    pub status: Status,
     pub snapshot_id: i64,
     pub sequence_number: i64,
     pub file: DataFile,
@@ -75,12 +88,14 @@ pub struct ManifestFile {
     pub sequence_number: i64,
     pub min_sequence_number: i64,
     pub added_snapshot_id: i64,
-    /// Files and rows the snapshot that wrote it added; the others it
-    /// carries over (a merged manifest).
+    /// Files and rows the snapshot that wrote it added, those it carries
+    /// over (a merged manifest), and those it removed.
     pub added_files: i32,
     pub existing_files: i32,
+    pub deleted_files: i32,
     pub added_rows: i64,
     pub existing_rows: i64,
+    pub deleted_rows: i64,
     /// The lowest and highest partition it holds files of.
     pub partitions: (i32, i32),
 }
@@ -361,22 +376,14 @@ impl TableMetadata {
         previous: Option<String>,
         now_ms: i64,
     ) -> Result<Append, IcebergError> {
-        let snapshot_id = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64;
-        let sequence_number = self.last_sequence_number + 1;
-        let metadata_uri = |name: &str| format!("{}/metadata/{name}", self.location);
+        let next = self.next_snapshot();
         let mut out = Vec::new();
         let mut list = if manifests.len() >= MERGE_MANIFESTS {
             let mut existing = Vec::new();
             for manifest in &manifests {
-                existing.extend(read_manifest(manifest)?);
+                existing.extend(live(read_manifest(manifest)?));
             }
-            let name = format!("{}-m1.avro", uuid::Uuid::new_v4());
-            let (bytes, merged) = self.write_manifest(
-                &metadata_uri(&name),
-                &existing,
-                snapshot_id,
-                sequence_number,
-            );
+            let (name, bytes, merged) = self.write_manifest(&existing, next);
             out.push((name, bytes));
             vec![merged]
         } else {
@@ -385,28 +392,88 @@ impl TableMetadata {
         let added: Vec<Entry> = files
             .iter()
             .map(|file| Entry {
-                snapshot_id,
-                sequence_number,
+                status: Status::Added,
+                snapshot_id: next.0,
+                sequence_number: next.1,
                 file: file.clone(),
             })
             .collect();
-        let name = format!("{}-m0.avro", uuid::Uuid::new_v4());
-        let (bytes, manifest) =
-            self.write_manifest(&metadata_uri(&name), &added, snapshot_id, sequence_number);
+        let (name, bytes, manifest) = self.write_manifest(&added, next);
         out.push((name, bytes));
         list.insert(0, manifest);
+        let change = Change {
+            operation: "append",
+            files: files.len() as u64,
+            rows: files.iter().map(|f| f.rows).sum(),
+            bytes: files.iter().map(|f| f.bytes).sum(),
+        };
+        let offsets = files.iter().map(|f| (f.partition, f.end));
+        Ok(self.snapshot(next, list, out, change, offsets, previous, now_ms))
+    }
+
+    /// A snapshot that removes the files `paths` from the current one's
+    /// (`manifests`, each read by `read_manifest`): one manifest of the
+    /// files kept and those removed. The offsets the table reaches stay.
+    pub fn remove(
+        &self,
+        manifests: &[ManifestFile],
+        mut read_manifest: impl FnMut(&ManifestFile) -> Result<Vec<Entry>, IcebergError>,
+        paths: &BTreeSet<String>,
+        previous: Option<String>,
+        now_ms: i64,
+    ) -> Result<Append, IcebergError> {
+        let next = self.next_snapshot();
+        let mut entries = Vec::new();
+        for manifest in manifests {
+            entries.extend(live(read_manifest(manifest)?));
+        }
+        let (mut files, mut rows, mut bytes) = (0, 0, 0);
+        for entry in &mut entries {
+            if paths.contains(&entry.file.path) {
+                (entry.status, entry.snapshot_id) = (Status::Deleted, next.0);
+                (files, rows, bytes) =
+                    (files + 1, rows + entry.file.rows, bytes + entry.file.bytes);
+            }
+        }
+        let (name, bytes_written, manifest) = self.write_manifest(&entries, next);
+        let change = Change {
+            operation: "delete",
+            files,
+            rows,
+            bytes,
+        };
+        let out = vec![(name, bytes_written)];
+        let none = std::iter::empty();
+        Ok(self.snapshot(next, vec![manifest], out, change, none, previous, now_ms))
+    }
+
+    /// The id and sequence number of the next snapshot.
+    fn next_snapshot(&self) -> (i64, i64) {
+        let id = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64;
+        (id, self.last_sequence_number + 1)
+    }
+
+    /// The metadata with the snapshot `next` of the manifests `list` as
+    /// current, after the change it makes; `out` are the manifests
+    /// written for it, to which its manifest list is added.
+    #[allow(clippy::too_many_arguments)]
+    fn snapshot(
+        &self,
+        (snapshot_id, sequence_number): (i64, i64),
+        list: Vec<ManifestFile>,
+        mut out: Vec<(String, Vec<u8>)>,
+        change: Change,
+        offsets: impl Iterator<Item = (i32, i64)>,
+        previous: Option<String>,
+        now_ms: i64,
+    ) -> Append {
         let parent = self.current_snapshot();
         let list_name = format!("snap-{snapshot_id}-1-{}.avro", uuid::Uuid::new_v4());
+        let parent_id = parent.map(|p| p.snapshot_id);
         out.push((
             list_name.clone(),
-            manifest_list(
-                &list,
-                snapshot_id,
-                parent.map(|p| p.snapshot_id),
-                sequence_number,
-            ),
+            manifest_list(&list, snapshot_id, parent_id, sequence_number),
         ));
-
         let mut summary: BTreeMap<String, String> = parent
             .map(|p| {
                 p.summary
@@ -416,41 +483,43 @@ impl TableMetadata {
                     .collect()
             })
             .unwrap_or_default();
-        let total = |key: &str| {
-            parent
+        let total = |key: &str, delta: u64| {
+            let before = parent
                 .and_then(|p| p.summary.get(key))
                 .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
+                .unwrap_or(0);
+            let after = if change.operation == "delete" {
+                before.saturating_sub(delta)
+            } else {
+                before + delta
+            };
+            after.to_string()
         };
-        let rows: u64 = files.iter().map(|f| f.rows).sum();
-        let bytes: u64 = files.iter().map(|f| f.bytes).sum();
+        let (files, rows, bytes) = match change.operation {
+            "delete" => (
+                "deleted-data-files",
+                "deleted-records",
+                "removed-files-size",
+            ),
+            _ => ("added-data-files", "added-records", "added-files-size"),
+        };
         for (key, value) in [
-            ("operation", "append".to_string()),
-            ("added-data-files", files.len().to_string()),
-            ("added-records", rows.to_string()),
-            ("added-files-size", bytes.to_string()),
-            (
-                "total-data-files",
-                (total("total-data-files") + files.len() as u64).to_string(),
-            ),
-            ("total-records", (total("total-records") + rows).to_string()),
-            (
-                "total-files-size",
-                (total("total-files-size") + bytes).to_string(),
-            ),
+            ("operation", change.operation.to_string()),
+            (files, change.files.to_string()),
+            (rows, change.rows.to_string()),
+            (bytes, change.bytes.to_string()),
+            ("total-data-files", total("total-data-files", change.files)),
+            ("total-records", total("total-records", change.rows)),
+            ("total-files-size", total("total-files-size", change.bytes)),
             ("total-delete-files", "0".into()),
             ("total-position-deletes", "0".into()),
             ("total-equality-deletes", "0".into()),
         ] {
             summary.insert(key.to_string(), value);
         }
-        for file in files {
-            summary.insert(
-                format!("{OFFSETS_KEY}{}", file.partition),
-                file.end.to_string(),
-            );
+        for (partition, end) in offsets {
+            summary.insert(format!("{OFFSETS_KEY}{partition}"), end.to_string());
         }
-
         let mut metadata = self.next_version(previous, now_ms);
         metadata.last_sequence_number = sequence_number;
         metadata.current_snapshot_id = Some(snapshot_id);
@@ -460,10 +529,10 @@ impl TableMetadata {
         )]);
         metadata.snapshots.push(Snapshot {
             snapshot_id,
-            parent_snapshot_id: parent.map(|p| p.snapshot_id),
+            parent_snapshot_id: parent_id,
             sequence_number,
             timestamp_ms: now_ms,
-            manifest_list: metadata_uri(&list_name),
+            manifest_list: format!("{}/metadata/{list_name}", self.location),
             summary,
             schema_id: self.current_schema_id,
         });
@@ -471,10 +540,10 @@ impl TableMetadata {
             timestamp_ms: now_ms,
             snapshot_id,
         });
-        Ok(Append {
+        Append {
             metadata,
             files: out,
-        })
+        }
     }
 
     /// Drops the snapshots older than the table's snapshot age (never the
@@ -514,22 +583,20 @@ impl TableMetadata {
         }]})
     }
 
-    /// A manifest of `entries` (those of `snapshot_id` added, the others
-    /// carried over), and its manifest list entry.
+    /// A manifest of `entries` for the snapshot `next`, its name and its
+    /// manifest list entry.
     fn write_manifest(
         &self,
-        uri: &str,
         entries: &[Entry],
-        snapshot_id: i64,
-        sequence_number: i64,
-    ) -> (Vec<u8>, ManifestFile) {
+        (snapshot_id, sequence_number): (i64, i64),
+    ) -> (String, Vec<u8>, ManifestFile) {
+        let name = format!("{}-m0.avro", uuid::Uuid::new_v4());
         let mut encoder = Encoder::default();
         for entry in entries {
-            let added = entry.snapshot_id == snapshot_id;
-            encoder.int(if added { 1 } else { 0 });
+            encoder.int(entry.status as i32);
             encoder.optional(Some(entry.snapshot_id), Encoder::long);
             // Added entries inherit the manifest's sequence number.
-            let sequence = (!added).then_some(entry.sequence_number);
+            let sequence = (entry.status != Status::Added).then_some(entry.sequence_number);
             encoder.optional(sequence, Encoder::long);
             encoder.optional(sequence, Encoder::long);
             let file = &entry.file;
@@ -563,18 +630,16 @@ impl TableMetadata {
             entries.len(),
             encoder,
         );
-        let count = |added: bool| {
-            let of: Vec<&Entry> = entries
-                .iter()
-                .filter(|e| (e.snapshot_id == snapshot_id) == added)
-                .collect();
+        let count = |status: Status| {
+            let of: Vec<&Entry> = entries.iter().filter(|e| e.status == status).collect();
             (of.len() as i32, of.iter().map(|e| e.file.rows as i64).sum())
         };
-        let ((added_files, added_rows), (existing_files, existing_rows)) =
-            (count(true), count(false));
+        let (added_files, added_rows) = count(Status::Added);
+        let (existing_files, existing_rows) = count(Status::Existing);
+        let (deleted_files, deleted_rows) = count(Status::Deleted);
         let partitions = entries.iter().map(|e| e.file.partition);
         let manifest = ManifestFile {
-            path: uri.to_string(),
+            path: format!("{}/metadata/{name}", self.location),
             length: bytes.len() as i64,
             sequence_number,
             min_sequence_number: entries
@@ -585,15 +650,37 @@ impl TableMetadata {
             added_snapshot_id: snapshot_id,
             added_files,
             existing_files,
+            deleted_files,
             added_rows,
             existing_rows,
+            deleted_rows,
             partitions: (
                 partitions.clone().min().unwrap_or(0),
                 partitions.max().unwrap_or(0),
             ),
         };
-        (bytes, manifest)
+        (name, bytes, manifest)
     }
+}
+
+/// What a snapshot changes: files, rows and bytes added (or removed).
+struct Change {
+    operation: &'static str,
+    files: u64,
+    rows: u64,
+    bytes: u64,
+}
+
+/// The entries of files a snapshot lists (not those removed), carried
+/// over as existing.
+fn live(entries: Vec<Entry>) -> impl Iterator<Item = Entry> {
+    entries
+        .into_iter()
+        .filter(|e| e.status != Status::Deleted)
+        .map(|e| Entry {
+            status: Status::Existing,
+            ..e
+        })
 }
 
 /// The entries of a manifest written by [`TableMetadata::append`]; added
@@ -603,7 +690,12 @@ pub fn read_manifest(bytes: &[u8], manifest: &ManifestFile) -> Result<Vec<Entry>
     let mut d = Decoder::new(&records);
     let mut entries = Vec::new();
     while !d.is_empty() {
-        d.int()?;
+        let status = match d.int()? {
+            0 => Status::Existing,
+            1 => Status::Added,
+            2 => Status::Deleted,
+            _ => return Err(AvroError::Bad("an entry status other than 0, 1 or 2").into()),
+        };
         let snapshot_id = d
             .optional(Decoder::long)?
             .unwrap_or(manifest.added_snapshot_id);
@@ -631,6 +723,7 @@ pub fn read_manifest(bytes: &[u8], manifest: &ManifestFile) -> Result<Vec<Entry>
         let start = bound()?;
         let end = bound()? + 1;
         entries.push(Entry {
+            status,
             snapshot_id,
             sequence_number,
             file: DataFile {
@@ -664,10 +757,10 @@ fn manifest_list(
         e.long(m.added_snapshot_id);
         e.int(m.added_files);
         e.int(m.existing_files);
-        e.int(0);
+        e.int(m.deleted_files);
         e.long(m.added_rows);
         e.long(m.existing_rows);
-        e.long(0);
+        e.long(m.deleted_rows);
         e.optional(Some(m.partitions), |e, (low, high)| {
             e.array(&[(low, high)], |e, (low, high)| {
                 e.boolean(false);
@@ -702,10 +795,10 @@ pub fn read_manifest_list(bytes: &[u8]) -> Result<Vec<ManifestFile>, IcebergErro
         let added_snapshot_id = d.long()?;
         let added_files = d.int()?;
         let existing_files = d.int()?;
-        d.int()?;
+        let deleted_files = d.int()?;
         let added_rows = d.long()?;
         let existing_rows = d.long()?;
-        d.long()?;
+        let deleted_rows = d.long()?;
         let summaries = d
             .optional(|d| {
                 d.array(|d| {
@@ -727,8 +820,10 @@ pub fn read_manifest_list(bytes: &[u8]) -> Result<Vec<ManifestFile>, IcebergErro
             added_snapshot_id,
             added_files,
             existing_files,
+            deleted_files,
             added_rows,
             existing_rows,
+            deleted_rows,
             partitions: summaries.first().copied().unwrap_or((0, 0)),
         });
     }
@@ -963,6 +1058,7 @@ mod tests {
             .unwrap()
             .iter()
             .flat_map(|m| read_manifest(&store[&m.path], m).unwrap())
+            .filter(|e| e.status != Status::Deleted)
             .map(|e| e.file)
             .collect();
         files.sort_by_key(|f| (f.partition, f.start));
@@ -992,6 +1088,39 @@ mod tests {
         assert_eq!(table.last_sequence_number, n);
         let again = TableMetadata::from_json(&table.to_json()).unwrap();
         assert_eq!(again.offset(0), n * 10);
+    }
+
+    #[test]
+    fn removed_files_leave_the_table_and_the_offsets_stay() {
+        let mut store = BTreeMap::new();
+        let mut table = table();
+        let files = [file(0, 0, 10), file(0, 10, 20), file(1, 0, 5)];
+        for f in &files {
+            table = append(&table, &mut store, std::slice::from_ref(f), 0);
+        }
+        let list = &store[&table.current_snapshot().unwrap().manifest_list];
+        let manifests = read_manifest_list(list).unwrap();
+        let read = |m: &ManifestFile| read_manifest(&store[&m.path], m);
+        let gone = BTreeSet::from([files[0].path.clone(), files[2].path.clone()]);
+        let removal = table.remove(&manifests, read, &gone, None, 5).unwrap();
+        for (name, bytes) in removal.files {
+            store.insert(format!("file:///t/metadata/{name}"), bytes);
+        }
+        let table = removal.metadata;
+        assert_eq!(files_of(&table, &store), vec![files[1].clone()]);
+        let summary = &table.current_snapshot().unwrap().summary;
+        assert_eq!(summary["operation"], "delete");
+        assert_eq!(summary["deleted-data-files"], "2");
+        assert_eq!(summary["total-data-files"], "1");
+        assert_eq!(summary["total-records"], "10");
+        assert_eq!((table.offset(0), table.offset(1)), (20, 5));
+        let list = &store[&table.current_snapshot().unwrap().manifest_list];
+        let manifests = read_manifest_list(list).unwrap();
+        assert_eq!(manifests.len(), 1);
+        assert_eq!(
+            (manifests[0].deleted_files, manifests[0].existing_files),
+            (2, 1)
+        );
     }
 
     #[test]

@@ -65,6 +65,16 @@ pub struct ExportKey<'a> {
     pub start: i64,
 }
 
+/// An export file as the bucket lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportObject {
+    /// The offset it starts at.
+    pub start: i64,
+    pub size: u64,
+    /// When it was written (ms since the epoch).
+    pub written_ms: i64,
+}
+
 /// Why the object store cannot be used, named so the operator can act.
 #[derive(Debug, thiserror::Error)]
 pub enum BucketError {
@@ -527,22 +537,25 @@ impl Bucket {
         }
     }
 
-    /// The export files of `file`'s topic and partition: the offset each
-    /// starts at and its size, in offset order.
-    pub async fn list_export_files(&self, file: &ExportKey<'_>) -> Result<Vec<(i64, u64)>> {
+    /// The export files of `file`'s topic and partition, in offset order.
+    pub async fn list_export_files(&self, file: &ExportKey<'_>) -> Result<Vec<ExportObject>> {
         use futures::TryStreamExt;
         let folder = self.export_folder(file.topic, file.partition);
         let suffix = export_suffix(file.topic_id);
         let listed: Vec<object_store::ObjectMeta> =
             self.store.list(Some(&folder)).try_collect().await?;
-        let mut files: Vec<(i64, u64)> = listed
+        let mut files: Vec<ExportObject> = listed
             .iter()
             .filter_map(|o| {
                 let start = o.location.filename()?.strip_suffix(&suffix)?;
-                Some((start.parse().ok()?, o.size))
+                Some(ExportObject {
+                    start: start.parse().ok()?,
+                    size: o.size,
+                    written_ms: o.last_modified.timestamp_millis(),
+                })
             })
             .collect();
-        files.sort_unstable();
+        files.sort_unstable_by_key(|f| f.start);
         Ok(files)
     }
 
