@@ -286,6 +286,13 @@ fn committed_records_are_exported_once_with_every_field() {
         rows_counted += line[7].parse::<usize>().unwrap();
     }
     assert_eq!(rows_counted, 520, "{out}");
+    let metrics = http_get(&admin, "/metrics");
+    let lags: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("silt_export_lag_records{") && l.contains(r#"topic="orders""#))
+        .collect();
+    assert_eq!(lags.len(), 3, "a lag per partition led: {lags:?}");
+    assert!(lags.iter().all(|l| l.ends_with(" 0")), "{lags:?}");
     let (ok, _, err) = status("nothing");
     assert!(!ok && err.contains("no such topic"), "{err}");
     create_topic(&broker, "plain", 1);

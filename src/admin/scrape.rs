@@ -1,8 +1,8 @@
 //! What `/metrics` computes on each scrape, from the broker's in-memory
 //! state (never a metadata store round trip): build and process figures,
-//! the cluster as this broker sees it, and consumer lag. Rendered here
-//! rather than through the recorder, so a series disappears with its
-//! subject (a deleted group's lag, say).
+//! the cluster as this broker sees it, consumer lag and export lag.
+//! Rendered here rather than through the recorder, so a series disappears
+//! with its subject (a deleted group's lag, a partition led elsewhere now).
 
 use std::fmt::Write;
 
@@ -92,6 +92,16 @@ pub async fn render(broker: &Broker) -> String {
             ];
             out.sample("silt_consumer_lag", &labels, lag.lag as f64);
         }
+    }
+    out.family(
+        "silt_export_lag_records",
+        "gauge",
+        "Committed records of a partition this broker leads not exported yet.",
+    );
+    for (topic, partition, lag) in broker.export_lags() {
+        let partition = partition.to_string();
+        let labels = [("topic", topic.as_str()), ("partition", &partition)];
+        out.sample("silt_export_lag_records", &labels, lag as f64);
     }
     out.text
 }

@@ -183,6 +183,31 @@ impl Broker {
         }
     }
 
+    /// The export lag in records of each exported partition this broker
+    /// leads and knows the progress of, from memory (for `/metrics`).
+    pub fn export_lags(&self) -> Vec<(String, i32, i64)> {
+        let dynamic = self.dynamic_configs();
+        let mut lags = Vec::new();
+        for topic in self.topics() {
+            if !self.configs_of(&dynamic, &topic).exported() {
+                continue;
+            }
+            for partition in &topic.partitions {
+                let Some(epoch) = partition.leadership() else {
+                    continue;
+                };
+                let Some(progress) = self.exports.progress(topic.id, partition.index, epoch) else {
+                    continue;
+                };
+                let offsets = self.log.offsets(partition);
+                let end = partition.committed_end().min(offsets.last_stable);
+                let lag = end - progress.offset.max(offsets.log_start);
+                lags.push((topic.name.clone(), partition.index, lag.max(0)));
+            }
+        }
+        lags
+    }
+
     /// The export status of every partition of the exported topics, or of
     /// `topic` alone; `UnknownTopicOrPartition` for a topic that does not
     /// exist or is not exported.
@@ -291,12 +316,6 @@ impl Broker {
         }
         let end = partition.committed_end().min(offsets.last_stable);
         let lag = (end - start).max(0);
-        metrics::gauge!(
-            "silt_export_lag_records",
-            "topic" => topic.name.clone(),
-            "partition" => partition.index.to_string()
-        )
-        .set(lag as f64);
         let unchanged = Pass {
             committed: Some((epoch, progress.clone())),
             more: false,
