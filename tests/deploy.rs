@@ -54,6 +54,20 @@ impl Drop for Stop<'_> {
     }
 }
 
+/// A free port for etcd's clients whose peer port (10 higher, as
+/// scripts/etcd-start.sh takes it) is free too, and is not `taken`.
+fn etcd_port(taken: u16) -> u16 {
+    loop {
+        let port = free_port();
+        let Some(peer) = port.checked_add(10) else {
+            continue;
+        };
+        if peer != taken && std::net::TcpListener::bind(("127.0.0.1", peer)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// The README's local flow: three brokers come up with ids 1000-1002 and
 /// `silt cluster health` green; librdkafka produces through one broker and
 /// reads every acknowledged message exactly once through another; `stop`
@@ -63,14 +77,15 @@ fn the_local_cluster_flow_runs_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let script = root().join("scripts/local-cluster.sh");
     let _stop = Stop(dir.path());
+    let localstack = free_port();
     let out = succeeds(
         Command::new(&script)
             .arg("start")
             .arg(dir.path())
             .env("SILT", env!("CARGO_BIN_EXE_silt"))
             .env("BROKER_PORT", "0")
-            .env("LOCALSTACK_PORT", free_port().to_string())
-            .env("ETCD_PORT", free_port().to_string()),
+            .env("LOCALSTACK_PORT", localstack.to_string())
+            .env("ETCD_PORT", etcd_port(localstack).to_string()),
     );
     let out = String::from_utf8_lossy(&out.stdout);
     assert!(

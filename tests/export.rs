@@ -110,6 +110,19 @@ fn wait_exported_from(
     last
 }
 
+/// Creates `topic` with `partitions` and the topic `configs`
+/// (`NAME=VALUE`) through `silt topic create`.
+fn create_exported(broker: &Broker, topic: &str, partitions: u32, configs: &[&str]) {
+    let partitions = partitions.to_string();
+    let mut args = vec!["topic", "create", topic, "--partitions", &partitions];
+    for config in configs {
+        args.extend(["--config", config]);
+    }
+    args.extend(["--bootstrap-server", &broker.addr]);
+    let (ok, _, err) = silt(&args);
+    assert!(ok, "{err}");
+}
+
 /// Every row once, at the position its record was acknowledged at.
 fn assert_exactly_once(rows: &[Row], acked: &BTreeMap<String, Ack>) {
     let exported: BTreeMap<String, (i32, i64)> = rows
@@ -180,18 +193,7 @@ fn produce(addr: &str, topic: &str, codec: &str) -> BTreeMap<String, Ack> {
 #[test]
 fn committed_records_are_exported_once_with_every_field() {
     let broker = Broker::start_with_env(&["--admin-listen", "127.0.0.1:0"], &QUICK);
-    let (ok, _, err) = silt(&[
-        "topic",
-        "create",
-        "orders",
-        "--partitions",
-        "3",
-        "--config",
-        "silt.export.format=parquet",
-        "--bootstrap-server",
-        &broker.addr,
-    ]);
-    assert!(ok, "{err}");
+    create_exported(&broker, "orders", 3, &["silt.export.format=parquet"]);
     let mut acked = BTreeMap::new();
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         acked.extend(produce(&broker.addr, "orders", codec));
@@ -340,18 +342,7 @@ fn a_crash_between_writing_and_committing_a_file_loses_and_repeats_nothing() {
 fn exports_to_an_s3_bucket() {
     let url = common::s3::bucket_url();
     let broker = common::s3::start(&common::s3::endpoint(), &url, &[], &QUICK);
-    let (ok, _, err) = silt(&[
-        "topic",
-        "create",
-        "in-s3",
-        "--partitions",
-        "2",
-        "--config",
-        "silt.export.format=parquet",
-        "--bootstrap-server",
-        &broker.addr,
-    ]);
-    assert!(ok, "{err}");
+    create_exported(&broker, "in-s3", 2, &["silt.export.format=parquet"]);
     let mut acked = produce(&broker.addr, "in-s3", "zstd");
     acked.extend(produce(&broker.addr, "in-s3", "snappy"));
     let (rows, duckdb) = wait_exported_from(&broker, "in-s3", Some(&url), 200);
@@ -391,18 +382,7 @@ fn retention_waits_for_export() {
     );
     for (topic, export) in [("kept", "parquet"), ("plain", "none")] {
         let format = format!("silt.export.format={export}");
-        let (ok, _, err) = silt(&[
-            "topic",
-            "create",
-            topic,
-            "--config",
-            "retention.ms=1000",
-            "--config",
-            &format,
-            "--bootstrap-server",
-            &broker.addr,
-        ]);
-        assert!(ok, "{err}");
+        create_exported(&broker, topic, 1, &["retention.ms=1000", &format]);
     }
     let deliveries = Deliveries::default();
     let producer = idempotent_producer(&broker.addr, &deliveries);
@@ -446,18 +426,12 @@ fn retention_waits_for_export() {
 #[test]
 fn json_values_become_columns_that_grow() {
     let broker = Broker::start_with_env(&["--admin-listen", "127.0.0.1:0"], &QUICK);
-    let (ok, _, err) = silt(&[
-        "topic",
-        "create",
+    create_exported(
+        &broker,
         "events",
-        "--config",
-        "silt.export.format=parquet",
-        "--config",
-        "silt.export.value=json",
-        "--bootstrap-server",
-        &broker.addr,
-    ]);
-    assert!(ok, "{err}");
+        1,
+        &["silt.export.format=parquet", "silt.export.value=json"],
+    );
     let values: [Option<&str>; 6] = [
         Some(r#"{"id": 1, "name": "a"}"#),
         Some(r#"{"id": 2, "name": "b", "price": 1.5, "tags": ["x"]}"#),
@@ -567,18 +541,7 @@ fn assert_table_exactly_once(rows: &[Row], summary: &Value, acked: &BTreeMap<Str
 #[test]
 fn iceberg_tables_read_through_the_catalog_and_their_metadata_file() {
     let broker = Broker::start_with_env(&["--admin-listen", "127.0.0.1:0"], &QUICK);
-    let (ok, _, err) = silt(&[
-        "topic",
-        "create",
-        "lake",
-        "--partitions",
-        "2",
-        "--config",
-        "silt.export.format=iceberg",
-        "--bootstrap-server",
-        &broker.addr,
-    ]);
-    assert!(ok, "{err}");
+    create_exported(&broker, "lake", 2, &["silt.export.format=iceberg"]);
     let mut acked = BTreeMap::new();
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         acked.extend(produce(&broker.addr, "lake", codec));
@@ -648,18 +611,7 @@ fn a_crash_between_the_progress_and_the_table_commit_loses_and_repeats_nothing()
 fn iceberg_tables_in_an_s3_bucket() {
     let url = common::s3::bucket_url();
     let broker = common::s3::start(&common::s3::endpoint(), &url, &[], &QUICK);
-    let (ok, _, err) = silt(&[
-        "topic",
-        "create",
-        "s3-lake",
-        "--partitions",
-        "2",
-        "--config",
-        "silt.export.format=iceberg",
-        "--bootstrap-server",
-        &broker.addr,
-    ]);
-    assert!(ok, "{err}");
+    create_exported(&broker, "s3-lake", 2, &["silt.export.format=iceberg"]);
     let mut acked = produce(&broker.addr, "s3-lake", "lz4");
     acked.extend(produce(&broker.addr, "s3-lake", "zstd"));
     let (rows, summary) = wait_table(&broker, "s3-lake", true, 200);
@@ -678,20 +630,15 @@ fn iceberg_tables_in_an_s3_bucket() {
 #[test]
 fn snapshot_expiry_removes_old_metadata_only() {
     let broker = Broker::start_with_env(&["--admin-listen", "127.0.0.1:0"], &QUICK);
-    let (ok, _, err) = silt(&[
-        "topic",
-        "create",
+    create_exported(
+        &broker,
         "brief",
-        "--partitions",
-        "2",
-        "--config",
-        "silt.export.format=iceberg",
-        "--config",
-        "silt.export.snapshot.retention.ms=0",
-        "--bootstrap-server",
-        &broker.addr,
-    ]);
-    assert!(ok, "{err}");
+        2,
+        &[
+            "silt.export.format=iceberg",
+            "silt.export.snapshot.retention.ms=0",
+        ],
+    );
     let mut acked = BTreeMap::new();
     // A file, and so a snapshot, per partition per round.
     for (round, codec) in ["none", "zstd", "lz4"].into_iter().enumerate() {
@@ -734,20 +681,12 @@ fn snapshot_expiry_removes_old_metadata_only() {
 #[test]
 fn json_values_grow_the_iceberg_schema_with_one_type_per_field() {
     let broker = Broker::start_with_env(&["--admin-listen", "127.0.0.1:0"], &QUICK);
-    let (ok, _, err) = silt(&[
-        "topic",
-        "create",
+    create_exported(
+        &broker,
         "events-ice",
-        "--partitions",
-        "2",
-        "--config",
-        "silt.export.format=iceberg",
-        "--config",
-        "silt.export.value=json",
-        "--bootstrap-server",
-        &broker.addr,
-    ]);
-    assert!(ok, "{err}");
+        2,
+        &["silt.export.format=iceberg", "silt.export.value=json"],
+    );
     let values: [(i32, &str); 7] = [
         (0, r#"{"id": 1, "name": "a"}"#),
         (1, r#"{"id": 10, "kind": "k"}"#),
@@ -817,16 +756,7 @@ fn topics_matching_a_name_pattern_are_exported_without_a_config_of_their_own() {
     let broker = Broker::start_with_env(&args, &QUICK);
     create_topic(&broker, "lake-plain", 2);
     create_topic(&broker, "pond", 1);
-    let (ok, _, err) = silt(&[
-        "topic",
-        "create",
-        "lake-opted-out",
-        "--config",
-        "silt.export.format=none",
-        "--bootstrap-server",
-        &broker.addr,
-    ]);
-    assert!(ok, "{err}");
+    create_exported(&broker, "lake-opted-out", 1, &["silt.export.format=none"]);
     let mut acked = produce(&broker.addr, "lake-plain", "zstd");
     acked.extend(produce(&broker.addr, "lake-plain", "none"));
     let (rows, summary) = wait_table(&broker, "lake-plain", false, 200);
@@ -849,22 +779,12 @@ fn exported_files_expire_with_their_own_retention() {
     env.push(("SILT_STORAGE__LIFECYCLE_INTERVAL_MS", "200"));
     let broker = Broker::start_with_env(&["--admin-listen", "127.0.0.1:0"], &env);
     let create = |topic: &str, format: &str| {
-        let (ok, _, err) = silt(&[
-            "topic",
-            "create",
-            topic,
-            "--partitions",
-            "2",
-            "--config",
-            &format!("silt.export.format={format}"),
-            "--config",
+        let format = format!("silt.export.format={format}");
+        let retention = [
             "silt.export.retention.ms=10000",
-            "--config",
             "silt.export.snapshot.retention.ms=0",
-            "--bootstrap-server",
-            &broker.addr,
-        ]);
-        assert!(ok, "{err}");
+        ];
+        create_exported(&broker, topic, 2, &[&format, retention[0], retention[1]]);
     };
     create("old-files", "parquet");
     create("old-table", "iceberg");

@@ -577,10 +577,9 @@ impl TableMetadata {
     }
 
     fn partition_type(&self) -> Value {
-        json!({"type": "record", "name": "r102", "fields": [{
-            "name": "partition", "type": ["null", "int"], "default": null,
-            "field-id": PARTITION_SPEC_FIELD_ID
-        }]})
+        json!({"type": "record", "name": "r102", "fields": [
+            optional("partition", json!("int"), PARTITION_SPEC_FIELD_ID)
+        ]})
     }
 
     /// A manifest of `entries` for the snapshot `next`, its name and its
@@ -945,11 +944,18 @@ fn type_json(data_type: &DataType, ids: &mut Ids) -> (Value, Option<Value>) {
     }
 }
 
+/// An Avro record field with its Iceberg field id.
+fn required(name: &str, kind: Value, id: i32) -> Value {
+    json!({"name": name, "type": kind, "field-id": id})
+}
+
+/// A nullable Avro record field with its Iceberg field id.
+fn optional(name: &str, kind: Value, id: i32) -> Value {
+    json!({"name": name, "type": ["null", kind], "default": null, "field-id": id})
+}
+
 /// The Avro schema of manifest entries (Iceberg v2, with field ids).
 fn manifest_entry_schema(partition: Value) -> Value {
-    let optional = |name: &str, kind: Value, id: i32| json!({"name": name, "type": ["null", kind], "default": null, "field-id": id});
-    let required =
-        |name: &str, kind: Value, id: i32| json!({"name": name, "type": kind, "field-id": id});
     let bounds = |name: &str, id: i32, key: i32, value: i32| {
         optional(
             name,
@@ -982,9 +988,12 @@ fn manifest_entry_schema(partition: Value) -> Value {
 
 /// The Avro schema of manifest lists (Iceberg v2, with field ids).
 fn manifest_list_schema() -> Value {
-    let field =
-        |name: &str, kind: &str, id: i32| json!({"name": name, "type": kind, "field-id": id});
-    let optional_bytes = |name: &str, id: i32| json!({"name": name, "type": ["null", "bytes"], "default": null, "field-id": id});
+    let field = |name: &str, kind: &str, id: i32| required(name, json!(kind), id);
+    let summary = json!({"type": "record", "name": "r508", "fields": [
+        field("contains_null", "boolean", 509),
+        optional("lower_bound", json!("bytes"), 510),
+        optional("upper_bound", json!("bytes"), 511),
+    ]});
     json!({"type": "record", "name": "manifest_file", "fields": [
         field("manifest_path", "string", 500),
         field("manifest_length", "long", 501),
@@ -999,15 +1008,7 @@ fn manifest_list_schema() -> Value {
         field("added_rows_count", "long", 512),
         field("existing_rows_count", "long", 513),
         field("deleted_rows_count", "long", 514),
-        {"name": "partitions", "default": null, "field-id": 507, "type": ["null", {
-            "type": "array", "element-id": 508, "items": {
-                "type": "record", "name": "r508", "fields": [
-                    field("contains_null", "boolean", 509),
-                    optional_bytes("lower_bound", 510),
-                    optional_bytes("upper_bound", 511),
-                ]
-            }
-        }]},
+        optional("partitions", json!({"type": "array", "element-id": 508, "items": summary}), 507),
     ]})
 }
 

@@ -19,9 +19,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyarrow import fs
 
-
-def text(value):
-    return None if value is None else value.decode()
+from rows import print_rows
 
 
 def files_of(root):
@@ -52,14 +50,7 @@ def main():
     dataset = ds.dataset(files, schema=schema, filesystem=filesystem, format="parquet",
                          partitioning=partitioning, partition_base_dir=base)
     exported = dataset.to_table()
-    rows = []
-    for row in exported.to_pylist():
-        row["timestamp"] = int(row["timestamp"].timestamp() * 1000)
-        row["headers"] = [[h["key"], text(h["value"])] for h in row["headers"]]
-        rows.append({k: text(v) if isinstance(v, bytes) else v for k, v in row.items()})
-    rows.sort(key=lambda r: (r["partition"], r["offset"]))
-    for row in rows:
-        print(json.dumps(row))
+    print_rows(exported)
     source = "exported" if filesystem else \
         f"read_parquet('{root}/*/*.parquet', hive_partitioning = true, union_by_name = true)"
     rows_n, distinct = duckdb.sql(

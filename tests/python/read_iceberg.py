@@ -15,9 +15,7 @@ from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.expressions import EqualTo
 from pyiceberg.table import StaticTable
 
-
-def text(value):
-    return None if value is None else value.decode()
+from rows import print_rows
 
 
 def main():
@@ -29,14 +27,7 @@ def main():
     assert ("silt",) in catalog.list_namespaces()
     assert ("silt", topic) in catalog.list_tables("silt")
     table = catalog.load_table(f"silt.{topic}")
-    rows = []
-    for row in table.scan().to_arrow().to_pylist():
-        row["timestamp"] = int(row["timestamp"].timestamp() * 1000)
-        row["headers"] = [[h["key"], text(h["value"])] for h in row["headers"]]
-        rows.append({k: text(v) if isinstance(v, bytes) else v for k, v in row.items()})
-    rows.sort(key=lambda r: (r["partition"], r["offset"]))
-    for row in rows:
-        print(json.dumps(row))
+    print_rows(table.scan().to_arrow())
 
     static_properties = dict(credentials)
     if len(sys.argv) > 3:
