@@ -251,3 +251,60 @@ fn check_config_validates_a_file_and_exits() {
     let (ok, _, err) = check(&dir.path().join("missing.toml").display().to_string());
     assert!(!ok && err.contains("missing.toml"), "{err}");
 }
+
+/// `silt serve --log-format json`: every log line on stderr is one JSON
+/// object (level, target, fields); what happens while a request is served
+/// carries its span (API, version, correlation id, client id), and with
+/// `silt::server=debug` each request adds a line as it completes.
+#[test]
+fn json_logs_are_one_object_per_line_with_request_spans() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Command::new(env!("CARGO_BIN_EXE_silt"))
+        .args(["serve", "--log-format", "json", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "info,silt::server=debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(broker.stdout.take().unwrap());
+    let addr = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("silt: listening on ").map(str::to_string))
+        .expect("the broker serves");
+    let (ok, _, err) = silt(&["topic", "create", "logged", "--bootstrap-server", &addr]);
+    assert!(ok, "{err}");
+    broker.kill().unwrap();
+    broker.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut broker.stderr.take().unwrap(), &mut stderr).unwrap();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["level"] == "INFO"
+            && l["fields"]["message"] == "serving Kafka clients"
+            && l["fields"]["addr"] == addr.as_str()),
+        "{stderr}"
+    );
+    let in_request = |message: &str| {
+        lines
+            .iter()
+            .find(|l| {
+                l["span"]["name"] == "request"
+                    && l["span"]["api"] == "CreateTopics"
+                    && l["fields"]["message"] == message
+            })
+            .unwrap_or_else(|| panic!("{message:?} in the CreateTopics request: {stderr}"))
+    };
+    assert_eq!(in_request("created topic")["level"], "INFO");
+    let created = in_request("close");
+    assert_eq!(created["level"], "DEBUG");
+    assert!(created["span"]["correlation_id"].is_i64(), "{created}");
+    assert!(created["span"]["version"].is_i64(), "{created}");
+    assert!(created["span"]["client_id"].is_string(), "{created}");
+}

@@ -20,6 +20,7 @@ use kafka_protocol::messages::{ApiKey, RequestKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::throttle::{self, Timed};
 use crate::broker::Broker;
@@ -359,9 +360,18 @@ fn start(
         .admits(api_key)
         .map_err(|reason| DecodeError::NotAdmitted { api_key, reason })?;
     let client_id = header.client_id.clone();
+    let span = tracing::debug_span!(
+        "request",
+        api = ?api_key,
+        version,
+        correlation_id,
+        client_id = client_id.as_deref().unwrap_or_default()
+    );
     let produced = throttle::produced(&request.body);
     let started = std::time::Instant::now();
-    let reply = handle(broker, request, session).ok_or(DecodeError::NotServed(api_key))?;
+    let reply = span
+        .in_scope(|| handle(broker, request, session))
+        .ok_or(DecodeError::NotServed(api_key))?;
     let dispatched = started.elapsed();
     let (session, broker) = (session.clone(), broker.clone());
     Ok(async move {
@@ -400,5 +410,6 @@ fn start(
             }
         }
     }
+    .instrument(span)
     .boxed())
 }
