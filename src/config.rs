@@ -67,6 +67,9 @@ pub struct AdminConfig {
     /// PEM certificate chain and key: HTTPS instead of HTTP.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Whether `/metrics` has each led partition's log start and end
+    /// offsets (two series per partition: opt-in for many partitions).
+    pub partition_metrics: bool,
 }
 
 /// Authentication and authorization settings.

@@ -178,7 +178,10 @@ fn metrics_show_traffic_cluster_and_lag() {
     use rdkafka::config::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
     use rdkafka::{Offset, TopicPartitionList};
-    let broker = Broker::start(&["--admin-listen", "127.0.0.1:0"]);
+    let broker = Broker::start_with_env(
+        &["--admin-listen", "127.0.0.1:0"],
+        &[("SILT_ADMIN__PARTITION_METRICS", "true")],
+    );
     create_topic(&broker, "watched", 3);
     let deliveries = Deliveries::default();
     let producer = idempotent_producer(&broker.addr, &deliveries);
@@ -212,6 +215,26 @@ fn metrics_show_traffic_cluster_and_lag() {
     assert!(broker.metric("silt_controller_id", "") >= 0.0);
     assert_eq!(broker.metric("silt_leader_partitions", ""), 3.0);
     assert_eq!(broker.metric("silt_leaderless_partitions", ""), 0.0);
+    // Opted in: each partition's offsets; 300 messages in all.
+    assert_eq!(
+        broker.metric("silt_partition_log_end_offset", watched),
+        300.0
+    );
+    assert_eq!(
+        broker.metric("silt_partition_log_start_offset", watched),
+        0.0
+    );
+    let partitions = body
+        .lines()
+        .filter(|l| l.starts_with("silt_partition_log_end_offset{") && l.contains(watched))
+        .count();
+    assert_eq!(partitions, 3, "{body}");
+    for counter in ["silt_cache_hits_total", "silt_cache_misses_total"] {
+        assert!(
+            body.contains(&format!("# TYPE {counter} counter")),
+            "{counter}: {body}"
+        );
+    }
 
     // A group that committed 40 of partition 0's messages.
     let consumer: BaseConsumer = ClientConfig::new()

@@ -112,6 +112,8 @@ async fn render_metrics(State(broker): State<Arc<Broker>>) -> String {
     let handle = recorder();
     handle.run_upkeep();
     metrics::gauge!("silt_unflushed_bytes").set(broker.log.unflushed_bytes() as f64);
+    metrics::gauge!("silt_unflushed_bytes_limit")
+        .set(broker.config.limits.max_unflushed_bytes as f64);
     metrics::gauge!("silt_wal_bytes").set(broker.log.wal_bytes() as f64);
     let mut text = handle.render();
     text.push_str(&scrape::render(&broker).await);

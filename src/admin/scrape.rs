@@ -93,6 +93,9 @@ pub async fn render(broker: &Broker) -> String {
             out.sample("silt_consumer_lag", &labels, lag.lag as f64);
         }
     }
+    if broker.config.admin.partition_metrics {
+        partition_offsets(broker, &mut out);
+    }
     out.family(
         "silt_export_lag_records",
         "gauge",
@@ -104,6 +107,44 @@ pub async fn render(broker: &Broker) -> String {
         out.sample("silt_export_lag_records", &labels, lag as f64);
     }
     out.text
+}
+
+/// The log start and end offsets of the partitions this broker leads.
+fn partition_offsets(broker: &Broker, out: &mut Exposition) {
+    let mut samples = Vec::new();
+    for topic in broker.topics() {
+        for partition in &topic.partitions {
+            if partition.leadership().is_none() {
+                continue;
+            }
+            let offsets = broker.log.offsets(partition);
+            let index = partition.index.to_string();
+            samples.push((
+                topic.name.clone(),
+                index,
+                offsets.log_start,
+                offsets.high_watermark,
+            ));
+        }
+    }
+    for (name, help, end) in [
+        (
+            "silt_partition_log_start_offset",
+            "A led partition's first offset (its low watermark).",
+            false,
+        ),
+        (
+            "silt_partition_log_end_offset",
+            "A led partition's next offset (its high watermark).",
+            true,
+        ),
+    ] {
+        out.family(name, "gauge", help);
+        for (topic, partition, start, high) in &samples {
+            let labels = [("topic", topic.as_str()), ("partition", partition.as_str())];
+            out.sample(name, &labels, if end { *high } else { *start } as f64);
+        }
+    }
 }
 
 /// Prometheus' text exposition format, written line by line.

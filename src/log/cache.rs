@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -90,6 +91,9 @@ type Load = Shared<BoxFuture<'static, ()>>;
 impl SectionCache {
     /// Opens the cache; the disk tier lives in `dir` (unless disabled).
     pub async fn open(config: &CacheConfig, dir: &Path, bucket: Bucket) -> Result<Self> {
+        // Both series from the start, for dashboards' hit ratio.
+        metrics::counter!("silt_cache_hits_total").increment(0);
+        metrics::counter!("silt_cache_misses_total").increment(0);
         let storage = HybridCacheBuilder::new()
             .with_name("silt-sections")
             .with_policy(HybridCachePolicy::WriteOnEviction)
@@ -141,6 +145,7 @@ impl SectionCache {
     /// The section's bytes if they are in memory.
     pub fn get_in_memory(&self, extent: &Extent) -> Option<Bytes> {
         let entry = self.cache.memory().get(&SectionKey::of(extent))?;
+        metrics::counter!("silt_cache_hits_total").increment(1);
         Some(entry.value().clone())
     }
 
@@ -149,13 +154,21 @@ impl SectionCache {
     pub async fn get(&self, extent: &Extent) -> Result<Bytes> {
         let bucket = self.bucket.clone();
         let owned = extent.clone();
+        let fetched = Arc::new(AtomicBool::new(false));
+        let fetching = fetched.clone();
         let entry = self
             .cache
             .get_or_fetch(&SectionKey::of(extent), move || async move {
+                fetching.store(true, Ordering::Relaxed);
                 Ok::<_, Error>((read_section(&bucket, &owned).await?, read_through()))
             })
             .await
             .map_err(cache_error)?;
+        if fetched.load(Ordering::Relaxed) {
+            metrics::counter!("silt_cache_misses_total").increment(1);
+        } else {
+            metrics::counter!("silt_cache_hits_total").increment(1);
+        }
         Ok(entry.value().clone())
     }
 
@@ -193,6 +206,7 @@ impl SectionCache {
                 let (this, owned) = (self.clone(), extent.clone());
                 let read = async move {
                     if let Ok(bytes) = read_section(&this.bucket, &owned).await {
+                        metrics::counter!("silt_cache_misses_total").increment(1);
                         this.cache.insert_with_properties(
                             SectionKey::of(&owned),
                             bytes,
@@ -227,6 +241,7 @@ impl SectionCache {
                 // of a dense one (most of an object) share it.
                 let sparse = wanted * 2 < span;
                 if let Ok(bytes) = this.bucket.read_data_ranges(object, &ranges).await {
+                    metrics::counter!("silt_cache_misses_total").increment(sections.len() as u64);
                     // A damaged section stays out, for `get` to report.
                     let intact = sections
                         .iter()
