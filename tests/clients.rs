@@ -175,9 +175,6 @@ fn log_append_time_topics_stamp_the_brokers_time() {
 /// lag, whose series goes with its group.
 #[test]
 fn metrics_show_traffic_cluster_and_lag() {
-    use rdkafka::config::ClientConfig;
-    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-    use rdkafka::{Offset, TopicPartitionList};
     let broker = Broker::start_with_env(
         &["--admin-listen", "127.0.0.1:0"],
         &[("SILT_ADMIN__PARTITION_METRICS", "true")],
@@ -237,19 +234,7 @@ fn metrics_show_traffic_cluster_and_lag() {
     }
 
     // A group that committed 40 of partition 0's messages.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &broker.addr)
-        .set("group.id", "watchers")
-        .create()
-        .expect("consumer");
-    let mut committed = TopicPartitionList::new();
-    committed
-        .add_partition_offset("watched", 0, Offset::Offset(40))
-        .unwrap();
-    consumer
-        .commit(&committed, CommitMode::Sync)
-        .expect("commit");
-    drop(consumer);
+    commit_group_offset(&broker.addr, "watchers", "watched", 0, 40);
     let on_partition_0 = reads.iter().filter(|r| r.partition == 0).count() as f64;
     let lag = r#"group="watchers",topic="watched",partition="0""#;
     assert_eq!(

@@ -10,10 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::Producer;
-use rdkafka::{Offset, TopicPartitionList};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -138,18 +135,7 @@ fn the_dashboard_queries_metrics_a_broker_serves() {
     ]);
     assert!(ok, "{err}");
     // A group with a committed offset, for the lag panel.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &broker.addr)
-        .set("group.id", "dashboard")
-        .create()
-        .expect("consumer");
-    let mut committed = TopicPartitionList::new();
-    committed
-        .add_partition_offset("watched", 0, Offset::Offset(10))
-        .unwrap();
-    consumer
-        .commit(&committed, CommitMode::Sync)
-        .expect("commit");
+    commit_group_offset(&broker.addr, "dashboard", "watched", 0, 10);
     wait_until(
         "an upload and an export file",
         Duration::from_secs(60),

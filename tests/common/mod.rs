@@ -586,3 +586,21 @@ pub mod s3;
 pub mod scenarios;
 pub mod security;
 pub mod transactions;
+
+/// Commits `offset` for `group` on `topic`'s `partition` (librdkafka), as a
+/// consumer that read that far would.
+pub fn commit_group_offset(addr: &str, group: &str, topic: &str, partition: i32, offset: i64) {
+    use rdkafka::consumer::CommitMode;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut committed = TopicPartitionList::new();
+    committed
+        .add_partition_offset(topic, partition, Offset::Offset(offset))
+        .unwrap();
+    consumer
+        .commit(&committed, CommitMode::Sync)
+        .expect("commit");
+}
